@@ -1,0 +1,31 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_python_dash_m_help():
+    proc = subprocess.run([sys.executable, "-m", "videojepa", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for command in ("models", "masks", "flops"):
+        assert command in proc.stdout
+
+
+def test_models_lists_parameter_counts(cli):
+    code, out, _ = cli("models", "--json")
+    rows = {r["name"]: r for r in json.loads(out)["models"]}
+    assert code == 0 and rows["vit_large"]["params"] == pytest.approx(303e6, rel=0.01)
+    code, out, _ = cli("models")
+    assert "vit_micro" in out and "303.9M" in out
+
+
+@pytest.mark.skipif(not (ROOT / ".venv" / ".videojepa-installed").exists(), reason="not run through `make test`")
+def test_second_make_install_does_nothing():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    proc = subprocess.run(["make", "-n", "-C", str(ROOT), "install"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and "pip" not in proc.stdout, proc.stdout

@@ -1,0 +1,102 @@
+import json
+import math
+
+import pytest
+import torch
+
+from videojepa.masks import MaskCollator, MultiBlockMask, TubeMask, mask_statistics, masks_to_indices
+
+GRID = (8, 14, 14)  # 16 x 224 x 224 clips, tubelet 2, patch 16
+
+
+def expected_mask_ratio(gen: MultiBlockMask, points: int = 4000) -> float:
+    """Exact expected masking ratio of the multi-block sampler, ignoring redraws.
+
+    For a fixed box size (t, h, w) a token at (i, j, k) is covered by one box with probability
+    p = P_t(i) P_h(j) P_w(k), where e.g. P_h(j) = #{tops with top <= j < top + h} / (H - h + 1)
+    since the top is uniform. Boxes are independent given the size, so the token is masked
+    with probability 1 - (1 - p)^K. Average over tokens, then over the aspect ratio, which is
+    uniform on its range (midpoint rule; the box size is piecewise constant in it).
+    """
+    def cover(extent, span):
+        starts = extent - span + 1
+        return torch.tensor([sum(1 for s in range(starts) if s <= i < s + span) / starts for i in range(extent)],
+                            dtype=torch.float64)
+
+    lo, hi = gen.aspect_ratio
+    total = 0.0
+    for k in range(points):
+        t, h, w = gen.block_size(lo + (hi - lo) * (k + 0.5) / points)
+        p = cover(GRID[0], t)[:, None, None] * cover(GRID[1], h)[None, :, None] * cover(GRID[2], w)[None, None, :]
+        total += (1 - (1 - p) ** gen.num_blocks).mean().item()
+    return total / points
+
+
+@pytest.mark.parametrize("num_blocks, scale, temporal", [(8, 0.15, 1.0), (2, 0.7, 1.0), (4, 0.15, 0.5)])
+def test_mask_ratio_matches_the_derived_expectation(num_blocks, scale, temporal):
+    gen = MultiBlockMask(GRID, num_blocks, scale, temporal)
+    batches, batch_size = 200, 16
+    stats = mask_statistics([gen], batch_size, batches, seed=3)[0]
+    expected = expected_mask_ratio(gen)
+    # A fully covered sample (masking ratio 1) is redrawn. If a draw is full with probability
+    # q, then E = (1 - q) E_kept + q, so E_kept = (E - q) / (1 - q). The redraw counter r per
+    # sample estimates q / (1 - q) (geometric retries), so q = r / (1 + r).
+    redraws = stats["resampled_fraction"]
+    q = redraws / (1 + redraws)
+    expected_kept = (expected - q) / (1 - q)
+    # Tolerance: samples of one batch share a box size, so batch means are the independent
+    # draws: 4 standard errors of their mean (a 6e-5 chance of a false alarm), plus half the
+    # redraw correction in case q is estimated that badly.
+    tolerance = 4 * stats["mask_ratio_batch_std"] / math.sqrt(batches) + abs(expected - expected_kept) / 2
+    assert abs(stats["mask_ratio"] - expected_kept) < tolerance, (stats, expected_kept, tolerance)
+    assert tolerance < 0.015  # sharp enough to catch a wrong sampler
+
+
+def test_paper_masks_at_224_are_in_the_expected_range(cli):
+    code, out, _ = cli("masks", "vjepa/vitl16", "--json", "--batches", 30, "--batch-size", 16)
+    doc = json.loads(out)
+    assert code == 0 and doc["grid"] == [8, 14, 14]
+    short, long = doc["generators"]
+    assert short["tokens"] == 1568 and 0.55 < short["mask_ratio"] < 0.72 and 0.75 < long["mask_ratio"] < 0.9
+    for g in (short, long):
+        assert g["min_context_tokens"] > 0
+        assert g["context_tokens"] + g["target_tokens"] <= 1568
+
+
+@pytest.mark.parametrize("gen", [MultiBlockMask(GRID, 8, 0.15), MultiBlockMask(GRID, 2, 0.7), TubeMask(GRID, 0.9)])
+def test_context_and_target_are_disjoint_cover_and_stack(gen):
+    generator = torch.Generator().manual_seed(0)
+    masked = gen.sample(32, generator)
+    assert (~masked).flatten(1).any(dim=1).all()  # every context non-empty
+    single = masks_to_indices(masked[:1], generator)  # one sample: nothing is cut
+    ids = torch.cat([single.context[0], single.target[0]]).sort().values
+    assert torch.equal(ids, torch.arange(1568))  # disjoint and covering the grid
+    batch = masks_to_indices(masked, generator)  # a batch: equal lengths, still correct sides
+    flat = masked.flatten(1)
+    for b in range(32):
+        assert not flat[b, batch.context[b]].any() and flat[b, batch.target[b]].all()
+        assert len(set(batch.context[b].tolist()) & set(batch.target[b].tolist())) == 0
+        assert torch.all(batch.context[b][1:] > batch.context[b][:-1])  # ascending, unique
+    assert batch.context.shape[1] == int((~flat).sum(1).min())
+
+
+def test_tube_mask_masks_the_same_positions_in_every_frame():
+    masked = TubeMask(GRID, 0.9).sample(4, torch.Generator().manual_seed(0))
+    assert torch.equal(masked, masked[:, :1].expand_as(masked))
+    assert masked[:, 0].flatten(1).sum(1).eq(round(0.9 * 196)).all()
+
+
+def test_collator_is_seeded_by_sample_indices():
+    gens = [MultiBlockMask(GRID, 8, 0.15), MultiBlockMask(GRID, 2, 0.7)]
+    samples = [{"video": torch.zeros(1), "index": i} for i in (4, 9, 2)]
+    a, b = MaskCollator(gens, seed=1)(samples), MaskCollator(gens, seed=1)(samples)
+    c = MaskCollator(gens, seed=2)(samples)
+    for x, y in zip(a["masks"], b["masks"]):
+        assert torch.equal(x.context, y.context) and torch.equal(x.target, y.target)
+    assert not torch.equal(a["masks"][0].target, c["masks"][0].target)
+    assert a["video"].shape == (3, 1) and len(a["masks"]) == 2
+
+
+def test_masks_cli_draws_a_picture(cli, tmp_path):
+    code, out, _ = cli("masks", "vjepa/vitl16", "--out", tmp_path / "m.png", "--samples", 2)
+    assert code == 0 and (tmp_path / "m.png").stat().st_size > 1000

@@ -1,0 +1,39 @@
+"""`videojepa flops CONFIG`: training FLOPs per stage and in total."""
+from __future__ import annotations
+
+import json
+
+from videojepa.cli.common import add_config_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "flops", help="training FLOPs of a config (paper's 6ND/2ND rule, and with attention)",
+        description="Training FLOPs per stage and in total. `flops` follows the SALT paper's rule "
+                    "(6*N*D trained, 2*N*D frozen forward, masking ratio 0.9); `flops_with_attention` adds "
+                    "the attention matrix products. A plan config (top-level `stages:`, e.g. paper/salt_vitl) "
+                    "sums several pretraining stages.")
+    add_config_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the full JSON report")
+    p.add_argument("--measured-masks", action="store_true",
+                   help="use the context/target lengths the configured mask sampler really produces "
+                        "instead of the paper's 0.9 masking ratio")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from videojepa.config.loader import load_config
+    from videojepa.flops import flops_report
+
+    report = flops_report(load_config(args.config, args.overrides), measured_masks=args.measured_masks)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{'stage':<12}{'method':<14}{'steps':>10}{'FLOPs':>12}{'+attention':>12}")
+    for s in report["stages"]:
+        print(f"{s['name']:<12}{s['method']:<14}{s['steps']:>10}{s['flops']:>12.4g}{s['flops_with_attention']:>12.4g}")
+        for c in s["components"]:
+            kind = "trained" if c["trained"] else "frozen"
+            print(f"  {c['name']:<16} {c['params'] / 1e6:8.1f}M params  {c['tokens']:.4g} tokens/step  {kind}")
+    print(f"{'total':<36}{report['total_flops']:>12.4g}{report['total_flops_with_attention']:>12.4g}")
+    return 0

@@ -1,0 +1,230 @@
+"""Load a config: preset name or YAML path, merged over typed defaults, then `key=value` overrides.
+
+    cfg = load_config("demo/salt_student", ["train.steps=100", "masks.0.spatial_scale=0.2"])
+
+Every problem is reported as a `ConfigError` naming the dotted key, before any work starts.
+A YAML file may start from another one with `base: <preset or path>`.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from videojepa.config.schema import PlanConfig, PretrainConfig
+from videojepa.errors import ConfigError, UserError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+AnyConfig = Union[PretrainConfig, PlanConfig]
+
+
+def list_presets() -> list[str]:
+    return sorted(str(p.relative_to(PRESET_DIR).with_suffix("")) for p in PRESET_DIR.rglob("*.yaml"))
+
+
+def resolve_config_path(source: str, relative_to: Path | None = None) -> Path:
+    """A preset name (`demo/vjepa`) or a path to a YAML file."""
+    candidates = [Path(source)]
+    if relative_to is not None:
+        candidates.insert(0, relative_to / source)
+    candidates.append(PRESET_DIR / (source if source.endswith((".yaml", ".yml")) else source + ".yaml"))
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise UserError(f"no config file or preset named '{source}'; presets: {', '.join(list_presets())}")
+
+
+def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML config, resolving `base:` chains (later files win, dicts merge, lists replace)."""
+    if path in _seen:
+        raise UserError(f"config 'base:' chain loops back to {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config must be a mapping of sections, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    parent = read_yaml(resolve_config_path(str(base), relative_to=path.parent), _seen + (path,))
+    return deep_merge(parent, data)
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"override '{text}' is not of the form key=value (e.g. train.steps=100)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_override(data: dict, key: str, value: Any) -> None:
+    """Set a dotted key; integer parts index into lists (`masks.1.num_blocks=4`)."""
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, where)]
+        else:
+            if not isinstance(node.get(part, {}), (dict, list)):
+                raise ConfigError(where, f"is a value, not a section, so '{key}' does not exist")
+            node = node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    else:
+        node[last] = value
+
+
+def _list_index(node: list, part: str, where: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(where, f"index must be 0..{len(node) - 1} for a list of {len(node)} entries")
+    return int(part)
+
+
+def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, Any]] = ()) -> AnyConfig:
+    """Resolve a preset/path/dict plus overrides into a validated config."""
+    if isinstance(source, dict):
+        data = copy.deepcopy(source)
+    else:
+        data = read_yaml(resolve_config_path(str(source)))
+    if "stages" in data:
+        return load_plan(data, overrides)
+    # Start from the full defaults so overrides can reach into default lists (masks.0...).
+    data = deep_merge(PretrainConfig().model_dump(), data)
+    for item in overrides:  # "key=value" text, or (key, value) already parsed
+        apply_override(data, *(parse_override(item) if isinstance(item, str) else item))
+    cfg = validate(PretrainConfig, data)
+    check_consistency(cfg)
+    return cfg
+
+
+def load_plan(data: dict, overrides: Iterable[str]) -> PlanConfig:
+    """A plan's overrides go to every stage (`train.batch_size=64`), except `stages.N...` ones."""
+    per_stage = []
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.split(".")[0] == "stages":
+            apply_override(data, key, value)
+        else:
+            per_stage.append((key, value))
+    plan = validate(PlanConfig, data)
+    for stage in plan.stages:
+        stage.overrides.update(per_stage)
+        try:  # fail now, not halfway through a multi-stage job
+            stage_config(stage)
+        except ConfigError as err:
+            raise ConfigError("", f"stage '{stage.name}' ({stage.config}): {err}") from None
+    return plan
+
+
+def stage_config(stage) -> PretrainConfig:
+    return load_config(stage.config, list(stage.overrides.items()))
+
+
+def validate(schema: type[BaseModel], data: dict) -> BaseModel:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError("", "; ".join(_describe(e, schema) for e in err.errors())) from None
+
+
+def _describe(error: dict, schema: type[BaseModel]) -> str:
+    loc = [str(p) for p in error["loc"]]
+    key = ".".join(loc)
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        allowed = _keys_at(schema, loc[:-1])
+        hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+        guess = f"did you mean '{'.'.join(loc[:-1] + hint[:1])}'? " if hint else ""
+        return f"unknown key '{key}'; {guess}allowed keys here: {', '.join(allowed)}"
+    if kind == "literal_error":
+        return f"{key}: got {value!r}; allowed values: {error['ctx']['expected']}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {error['msg'].replace('Input should be', 'must be')} (got {value!r})"
+
+
+def _keys_at(schema: type[BaseModel], loc: list[str]) -> list[str]:
+    """Field names of the (sub)section at `loc`, for 'allowed keys' hints."""
+    model: Any = schema
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def check_consistency(cfg: PretrainConfig) -> None:
+    """Cross-key rules that single fields cannot express."""
+    from videojepa.models.registry import list_models
+
+    models = list_models()
+    if cfg.model.name not in models:
+        raise ConfigError("model.name", f"unknown model {cfg.model.name!r}; allowed values: {', '.join(models)}")
+    patch, tubelet = cfg.model.patch_size, cfg.model.tubelet_size
+    if cfg.data.crop_size % patch:
+        examples = ", ".join(str(patch * k) for k in range(max(1, cfg.data.crop_size // patch), cfg.data.crop_size // patch + 3))
+        raise ConfigError("data.crop_size", f"{cfg.data.crop_size} is not divisible by model.patch_size={patch}; "
+                          f"allowed: multiples of {patch} (e.g. {examples})")
+    if cfg.data.frames_per_clip % tubelet:
+        raise ConfigError("data.frames_per_clip", f"{cfg.data.frames_per_clip} is not divisible by "
+                          f"model.tubelet_size={tubelet}; allowed: multiples of {tubelet}")
+    if cfg.predictor.embed_dim % cfg.predictor.num_heads:
+        raise ConfigError("predictor.embed_dim", f"{cfg.predictor.embed_dim} is not divisible by "
+                          f"predictor.num_heads={cfg.predictor.num_heads}")
+    if cfg.train.batch_size % cfg.train.accum_steps:
+        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} is not divisible by "
+                          f"train.accum_steps={cfg.train.accum_steps}")
+    for key, (lo, hi) in {"data.random_resize_scale": cfg.data.random_resize_scale,
+                          "data.random_resize_aspect_ratio": cfg.data.random_resize_aspect_ratio,
+                          **{f"masks.{i}.aspect_ratio": m.aspect_ratio for i, m in enumerate(cfg.masks)}}.items():
+        if not 0 < lo <= hi:
+            raise ConfigError(key, f"({lo}, {hi}) must be an increasing pair of positive numbers")
+    for key, value in {"train.betas": cfg.train.betas, "train.ema": cfg.train.ema}.items():
+        if not all(0.0 <= v <= 1.0 for v in value):
+            raise ConfigError(key, f"{value} must lie in [0, 1]")
+    if not cfg.masks:
+        raise ConfigError("masks", "at least one mask generator is required")
+    if cfg.method.name == "salt_student" and not (cfg.method.teacher.checkpoint or cfg.method.teacher.model):
+        raise ConfigError("method.teacher.checkpoint", "salt_student needs a frozen teacher: set "
+                          "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)")
+    if cfg.method.teacher.model is not None and cfg.method.teacher.model not in models:
+        raise ConfigError("method.teacher.model", f"unknown model {cfg.method.teacher.model!r}; "
+                          f"allowed values: {', '.join(models)}")
+
+
+def to_dict(cfg: BaseModel) -> dict:
+    return cfg.model_dump(mode="json")
+
+
+def save_config(cfg: BaseModel, path: str | Path) -> None:
+    """Write the resolved config (what the run actually used) as YAML."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

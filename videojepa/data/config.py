@@ -1,0 +1,43 @@
+"""The `data` section of every config: where clips come from and how they are sampled."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from videojepa.config.base import Section
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class DataConfig(Section):
+    train: Optional[str] = Field(
+        None, description="training set: a CSV file (`path label` or headed `path,label[,start_frame,end_frame]`) or a folder")
+    val: Optional[str] = Field(None, description="validation set: a CSV file or a folder")
+    frames_per_clip: int = Field(16, ge=1, description="frames in one clip")
+    frame_step: int = Field(4, ge=1, description="take every k-th frame (ignored when fps is set)")
+    fps: Optional[float] = Field(None, gt=0, description="resample clips to this frame rate instead of frame_step")
+    num_clips: int = Field(1, ge=1, description="temporal segments per video, one clip from each")
+    num_views: int = Field(
+        1, ge=1, description="spatial views per clip: evenly spaced crops at evaluation (3 = V-JEPA multi-view), "
+        "independent random crops in training")
+    crop_size: int = Field(224, ge=1, description="side of the square crop fed to the model, in pixels")
+    random_resize_scale: tuple[float, float] = Field(
+        (0.3, 1.0), description="training: range of the crop's area as a fraction of the frame")
+    random_resize_aspect_ratio: tuple[float, float] = Field(
+        (0.75, 1.35), description="training: range of the crop's aspect ratio (width / height)")
+    horizontal_flip: bool = Field(True, description="training: flip each clip horizontally with probability 1/2")
+    eval_resize_ratio: float = Field(
+        256 / 224, ge=1.0, description="evaluation: resize the short side to crop_size * this, then crop")
+    mean: tuple[float, float, float] = Field(IMAGENET_MEAN, description="per-channel mean for normalisation (0..1 scale)")
+    std: tuple[float, float, float] = Field(IMAGENET_STD, description="per-channel std for normalisation (0..1 scale)")
+    short_video: Literal["loop", "repeat_last", "skip"] = Field(
+        "repeat_last", description="a video shorter than one clip: repeat its last frame, loop it, or skip it as bad input")
+    max_bad_fraction: float = Field(
+        0.05, ge=0.0, le=1.0, description="abort when more than this fraction of the files turn out unreadable")
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes (0 = load in the main process)")
+    decoder: str = Field("pyav", description="video decoding backend (see videojepa.data.readers.register_backend)")
+    decode_threads: int = Field(1, ge=0, description="FFmpeg threads per decoder (0 = automatic); workers already run in parallel")
+    worker_timeout: float = Field(
+        600.0, ge=0, description="seconds to wait for a batch from the workers before failing instead of hanging (0 = forever)")

@@ -1,0 +1,81 @@
+"""Position encodings for a (time, height, width) token grid.
+
+Tokens are numbered t * (H * W) + h * W + w, the order of `x.flatten(2)` after the tubelet
+Conv3d. Both encodings take token ids, so dropped (masked) tokens need no special case.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def token_coords(ids: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Token ids (...,) -> float coordinates (..., 3) as (t, h, w)."""
+    _, height, width = grid
+    t = ids // (height * width)
+    h = (ids % (height * width)) // width
+    w = ids % width
+    return torch.stack([t, h, w], dim=-1).float()
+
+
+def _sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
+    omega = torch.arange(dim // 2, dtype=torch.float64, device=pos.device) / (dim / 2.0)
+    omega = 1.0 / 10000**omega
+    angles = pos.double()[:, None] * omega[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def sincos_3d(embed_dim: int, grid: tuple[int, int, int]) -> torch.Tensor:
+    """Fixed 3D sin-cos table (T*H*W, embed_dim), as V-JEPA builds it.
+
+    Each axis gets an equal share of channels (rounded up to an even count, then the
+    concatenation [time, height, width] is cut to `embed_dim`).
+    """
+    per_axis = 2 * -(-embed_dim // 6)  # ceil(dim / 6) * 2
+    coords = token_coords(torch.arange(grid[0] * grid[1] * grid[2]), grid)
+    table = torch.cat([_sincos_1d(per_axis, coords[:, axis]) for axis in range(3)], dim=1)
+    return table[:, :embed_dim].float()
+
+
+class Rope3D:
+    """3D rotary embedding with V-JEPA 2's channel split.
+
+    The head dimension is split into three equal even parts rotated by the time, height and
+    width coordinate (2 * ((head_dim // 3) // 2) channels each); leftover channels are not
+    rotated. Channel pairs (2i, 2i+1) are rotated by angle pos * base^(-i / (part / 2)).
+
+    `vjepa2_layout=True` reproduces the released V-JEPA 2 code instead, whose angle table is
+    the half-size frequency list repeated twice rather than interleaved, so the two channels
+    of a pair see different angles (not a rotation, and not purely relative). Its checkpoints
+    were trained that way, so converted V-JEPA 2 weights need it to give the same features.
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0, vjepa2_layout: bool = False):
+        self.head_dim, self.vjepa2_layout = head_dim, vjepa2_layout
+        self.axis_dim = 2 * ((head_dim // 3) // 2)
+        if self.axis_dim == 0:
+            raise ValueError(f"RoPE needs a head dimension of at least 6, got {head_dim}")
+        half = self.axis_dim // 2
+        self.omega = 1.0 / base ** (torch.arange(half, dtype=torch.float64) / half)
+
+    def tables(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """coords (B, N, 3) -> cos, sin (B, 1, N, head_dim) in fp32, computed once per forward."""
+        omega = self.omega.to(coords.device)
+        parts = []
+        for axis in range(3):
+            angle = coords[..., axis, None].double() * omega
+            parts.append(torch.cat([angle, angle], dim=-1) if self.vjepa2_layout else angle.repeat_interleave(2, -1))
+        angles = torch.cat(parts, dim=-1)
+        pad = self.head_dim - angles.shape[-1]
+        cos, sin = angles.cos(), angles.sin()
+        if pad:  # unrotated channels: cos 1, sin 0
+            cos = torch.cat([cos, cos.new_ones(*cos.shape[:-1], pad)], dim=-1)
+            sin = torch.cat([sin, sin.new_zeros(*sin.shape[:-1], pad)], dim=-1)
+        return cos.unsqueeze(1).float(), sin.unsqueeze(1).float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs of x (B, heads, N, D): (a, b) -> (a cos - b sin, b cos + a sin)."""
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    pairs = x.unflatten(-1, (-1, 2))
+    rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
+    return x * cos + rotated * sin

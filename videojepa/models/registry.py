@@ -1,0 +1,49 @@
+"""Model registry: `create_model("vit_large", **overrides)` and parameter counts.
+
+Sizes follow V-JEPA / V-JEPA 2 (width / depth / heads); the `vit_pico`..`vit_micro`
+presets are sized for CPU demos and tests.
+"""
+from __future__ import annotations
+
+import torch
+
+from videojepa.models.vit import VisionTransformer
+
+ARCHITECTURES: dict[str, dict] = {
+    "vit_pico": dict(embed_dim=64, depth=2, num_heads=2),
+    "vit_nano": dict(embed_dim=96, depth=4, num_heads=3),
+    "vit_micro": dict(embed_dim=192, depth=6, num_heads=3),
+    "vit_tiny": dict(embed_dim=192, depth=12, num_heads=3),
+    "vit_small": dict(embed_dim=384, depth=12, num_heads=6),
+    "vit_base": dict(embed_dim=768, depth=12, num_heads=12),
+    "vit_large": dict(embed_dim=1024, depth=24, num_heads=16),
+    "vit_huge": dict(embed_dim=1280, depth=32, num_heads=16),
+    "vit_giant": dict(embed_dim=1408, depth=40, num_heads=16, mlp_hidden=1408 * 48 // 11),
+    "vit_gigantic": dict(embed_dim=1664, depth=48, num_heads=16, mlp_hidden=8192),
+}
+
+
+def list_models() -> list[str]:
+    return list(ARCHITECTURES)
+
+
+def create_model(name: str, **overrides) -> VisionTransformer:
+    """Build an encoder by name; keyword overrides (patch_size, pos_embed, ...) win."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(ARCHITECTURES)}")
+    model = VisionTransformer(**{**ARCHITECTURES[name], **overrides})
+    model.arch["name"] = name
+    return model
+
+
+def count_parameters(model_or_name: torch.nn.Module | str, non_embedding: bool = False, **overrides) -> int:
+    """Parameter count; a name is built on the meta device (no memory, no time).
+
+    non_embedding=True leaves out the tubelet (patch) embedding, the convention of the
+    6*N*D compute rule (Kaplan et al. 2020) that the FLOPs accountant follows.
+    """
+    if isinstance(model_or_name, str):
+        with torch.device("meta"):
+            model_or_name = create_model(model_or_name, **overrides)
+    return sum(p.numel() for name, p in model_or_name.named_parameters()
+               if not (non_embedding and name.startswith("patch_embed.")))

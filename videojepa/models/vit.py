@@ -1,0 +1,127 @@
+"""Video Vision Transformer: tubelet embedding, pre-norm blocks, masked forward.
+
+Input is a clip (B, C, T, H, W) or an image batch (B, C, H, W), which is treated as a still
+clip of `tubelet_size` repeated frames. Tokens are ordered (t, h, w); `keep` index tensors
+select tokens BEFORE the blocks, so masked tokens cost nothing.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from videojepa.models.blocks import LN_EPS, Block, init_weights, rescale_residual_init
+from videojepa.models.pos_embed import Rope3D, sincos_3d, token_coords
+
+
+# sincos: V-JEPA's fixed table; rope: 3D rotary; rope_vjepa2: rotary in V-JEPA 2's released layout.
+POS_EMBEDS = ("sincos", "rope", "rope_vjepa2")
+
+
+class PositionEncoding(nn.Module):
+    """Either a fixed sin-cos table added to tokens, or RoPE tables handed to attention."""
+
+    def __init__(self, kind: str, embed_dim: int, num_heads: int):
+        super().__init__()
+        if kind not in POS_EMBEDS:
+            raise ValueError(f"pos_embed must be one of {', '.join(POS_EMBEDS)}, got {kind!r}")
+        self.kind, self.embed_dim = kind, embed_dim
+        self.rope = None
+        if kind.startswith("rope"):
+            self.rope = Rope3D(embed_dim // num_heads, vjepa2_layout=kind == "rope_vjepa2")
+        self._tables: dict = {}
+
+    def sincos(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+        key = (grid, device)
+        if key not in self._tables:
+            self._tables[key] = sincos_3d(self.embed_dim, grid).to(device)
+        return self._tables[key]
+
+    def add_absolute(self, tokens: torch.Tensor, ids: torch.Tensor, grid) -> torch.Tensor:
+        """Add the sin-cos rows of `ids` (B, N) to tokens (B, N, D); identity for RoPE."""
+        if self.kind != "sincos":
+            return tokens
+        return tokens + self.sincos(grid, tokens.device)[ids].to(tokens.dtype)
+
+    def rotary(self, ids: torch.Tensor, grid):
+        return self.rope.tables(token_coords(ids, grid)) if self.rope is not None else None
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rope, use_checkpointing: bool, collect=()):
+    """Apply blocks in turn; returns the final tokens and those after the block indices in `collect`."""
+    saved = {}
+    for index, block in enumerate(blocks):
+        if use_checkpointing:
+            x = checkpoint(block, x, rope, use_reentrant=False)
+        else:
+            x = block(x, rope)
+        if index in collect:
+            saved[index] = x
+    return x, saved
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, mlp_hidden: int | None = None,
+                 patch_size: int = 16, tubelet_size: int = 2, in_chans: int = 3, pos_embed: str = "rope",
+                 drop_path: float = 0.0, qkv_bias: bool = True, activation_checkpointing: bool = False):
+        super().__init__()
+        mlp_hidden = mlp_hidden or 4 * embed_dim
+        self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
+        self.patch_size, self.tubelet_size, self.in_chans = patch_size, tubelet_size, in_chans
+        self.activation_checkpointing = activation_checkpointing
+        self.patch_embed = nn.Conv3d(in_chans, embed_dim, kernel_size=(tubelet_size, patch_size, patch_size),
+                                     stride=(tubelet_size, patch_size, patch_size))
+        self.pos = PositionEncoding(pos_embed, embed_dim, num_heads)
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_hidden, rates[i], qkv_bias) for i in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        self.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_hidden=mlp_hidden,
+                         patch_size=patch_size, tubelet_size=tubelet_size, in_chans=in_chans,
+                         pos_embed=pos_embed, qkv_bias=qkv_bias)
+        self.apply(init_weights)
+        rescale_residual_init(self.blocks)
+
+    def grid(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
+        """Token grid (T', H', W') of a clip; errors name the size that does not fit."""
+        for size, step, what in ((frames, self.tubelet_size, "frames"), (height, self.patch_size, "height"),
+                                 (width, self.patch_size, "width")):
+            if size % step:
+                raise ValueError(f"clip {what} {size} is not divisible by {'tubelet' if what == 'frames' else 'patch'} size {step}")
+        return frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
+
+    def as_clip(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:  # images: a still clip one tubelet long
+            return x.unsqueeze(2).expand(-1, -1, self.tubelet_size, -1, -1)
+        if x.ndim != 5:
+            raise ValueError(f"expected (B, C, T, H, W) clips or (B, C, H, W) images, got shape {tuple(x.shape)}")
+        return x
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None,
+                layers: Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
+        """Encode clips.
+
+        keep: (B, K) token ids to process (others are dropped before the blocks); None = all.
+        layers: block indices (negative counts from the end) whose normed outputs to return
+            as a list, in the given order; None returns the final normed tokens (B, K, D).
+        """
+        x = self.as_clip(x)
+        grid = self.grid(*x.shape[2:])
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        batch, num_tokens = tokens.shape[:2]
+        if keep is None:
+            ids = torch.arange(num_tokens, device=tokens.device).expand(batch, -1)
+        else:
+            ids = keep
+            tokens = tokens.gather(1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        tokens = self.pos.add_absolute(tokens, ids, grid)
+        rope = self.pos.rotary(ids, grid)
+        wanted = [self.depth + i if i < 0 else i for i in (layers or [])]
+        if any(not 0 <= i < self.depth for i in wanted):
+            raise ValueError(f"layers {list(layers)} out of range for a {self.depth}-block encoder")
+        use_ckpt = self.activation_checkpointing and self.training and torch.is_grad_enabled()
+        out, saved = run_blocks(self.blocks, tokens, rope, use_ckpt, set(wanted))
+        if layers is None:
+            return self.norm(out)
+        return [self.norm(saved[i]) for i in wanted]
