@@ -13,3 +13,27 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """A small synthetic dataset (16 frames, 32 px) shared by the training tests."""
+    from videojepa.data.synth import write_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    write_dataset(str(out), num_videos=16, frames=16, size=32, seed=0, workers=1)
+    return out
+
+
+def tiny_overrides(data_dir, run_dir, **extra):
+    """Overrides that shrink a demo preset to a few-second CPU run."""
+    settings = {
+        "run.dir": run_dir, "data.train": f"{data_dir}/motion/train.csv", "data.val": f"{data_dir}/motion/val.csv",
+        "data.crop_size": 32, "data.frames_per_clip": 8, "data.frame_step": 2, "data.num_workers": 0,
+        "model.name": "vit_pico", "model.patch_size": 8, "predictor.depth": 1, "predictor.embed_dim": 32,
+        "predictor.num_heads": 2, "train.batch_size": 4, "train.steps": 20, "train.warmup_steps": 2,
+        "train.lr": 2e-3, "train.start_lr": 2e-3, "train.log_every": 5, "train.checkpoint_every": 10,
+        "train.precision": "fp32",
+    }
+    settings.update(extra)
+    return [f"{k}={v}" for k, v in settings.items()]

@@ -11,8 +11,12 @@ from videojepa.errors import ConfigError, UserError
 
 @pytest.mark.parametrize("preset", list_presets())
 def test_every_preset_loads(preset):
-    cfg = load_config(preset)
-    assert isinstance(cfg, (PretrainConfig, PlanConfig))
+    from videojepa.config.loader import read_yaml, resolve_config_path
+    from videojepa.eval.config import ProbeConfig
+
+    is_probe = "probe" in read_yaml(resolve_config_path(preset))
+    cfg = load_config(preset, schema=ProbeConfig) if is_probe else load_config(preset)
+    assert isinstance(cfg, ProbeConfig if is_probe else (PretrainConfig, PlanConfig))
 
 
 def test_required_training_keys_exist():

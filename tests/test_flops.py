@@ -53,3 +53,22 @@ def test_student_of_a_different_width_counts_its_teacher():
     names = {c["name"]: c for c in flops_report(cfg)["stages"][0]["components"]}
     assert names["teacher"]["params"] == count_parameters("vit_huge", non_embedding=True)
     assert names["encoder"]["params"] == count_parameters("vit_base", non_embedding=True)
+
+
+def test_budget_planner_splits_salt_and_prices_vjepa(cli):
+    code, out, _ = cli("flops", "paper/salt_vitl", "--budget", "1.192e21", "--teacher-share", "0.2", "--json")
+    plan = json.loads(out)
+    teacher, student, vjepa = plan["stages"]
+    assert code == 0 and teacher["flops"] <= 0.2 * 1.192e21 and student["flops"] <= 0.8 * 1.192e21
+    assert teacher["flops"] == pytest.approx(0.2 * 1.192e21, rel=1e-4)
+    # the paper's 80k + 160k split spends 20% on the teacher: the planner gives back ~those steps
+    # the paper's 80k + 160k run spends ~20% on the teacher: the planner gives back about those steps
+    assert teacher["steps"] == int(0.2 * 1.192e21 // teacher["flops_per_step"]) == pytest.approx(80_000, rel=0.03)
+    assert student["steps"] == pytest.approx(160_000, rel=0.01)
+    assert vjepa["steps"] == pytest.approx(240_000 * 1.192e21 / 1.4247e21, rel=0.01)
+
+
+def test_budget_planner_errors(cli):
+    assert cli("flops", "vjepa/vitl16", "--budget", "1e20")[0] == 2
+    code, _, err = cli("flops", "paper/salt_vitl", "--budget", "1e20", "--teacher-share", "1.5")
+    assert code == 2 and "teacher-share" in err

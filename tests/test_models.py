@@ -140,3 +140,18 @@ def test_pixel_decoder_predicts_tubelet_pixels():
 
 def test_public_api():
     assert videojepa.create_model is create_model and "vit_micro" in videojepa.list_models()
+
+
+def test_tubelet_embedding_equals_the_conv3d():
+    model, x = tiny("rope"), torch.randn(CLIP)
+    conv = model.patch_embed(x).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(model.tubelet_embed(x), conv, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_attention_path_matches_sdpa():
+    from videojepa.models.blocks import attention
+
+    q, k, v = (torch.randn(2, 3, 50, 16) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    out = attention(q.bfloat16(), k.bfloat16(), v.bfloat16()).float()
+    assert (out - ref).abs().mean() < 5e-3

@@ -75,6 +75,12 @@ def teacher_model_name(cfg: PretrainConfig) -> str:
     teacher = cfg.method.teacher
     if teacher.model:
         return teacher.model
+    if teacher.checkpoint:
+        from videojepa.encoder_io import read_metadata
+
+        name = read_metadata(teacher.checkpoint)["arch"].get("name")
+        if name:
+            return name
     raise UserError("method.teacher.model: set the teacher architecture to count its FLOPs "
                     f"(teacher checkpoint {teacher.checkpoint!r} given without it)")
 
@@ -90,12 +96,17 @@ def mask_lengths(cfg: PretrainConfig, measured: bool, batches: int = 20, seed: i
     return [(s["context_tokens"], s["target_tokens"]) for s in stats]
 
 
-def step_components(cfg: PretrainConfig, measured_masks: bool = False) -> list[Component]:
-    """What one optimiser step of this pretraining config computes."""
+def step_components(cfg: PretrainConfig, measured_masks: bool = False,
+                    lengths: list[tuple[float, float]] | None = None) -> list[Component]:
+    """What one optimiser step of this pretraining config computes.
+
+    `lengths` gives (context, target) tokens per clip for each mask generator directly (e.g.
+    those of the batch being timed); otherwise they come from the paper's rule or the sampler.
+    """
     from videojepa.masks import token_grid
 
     batch, n = cfg.train.batch_size, math.prod(token_grid(cfg))
-    lengths = mask_lengths(cfg, measured_masks)
+    lengths = lengths or mask_lengths(cfg, measured_masks)
     enc_params, width, depth = _encoder_arch(cfg.model.name, cfg)
     p = cfg.predictor
     method = cfg.method.name
@@ -154,3 +165,35 @@ def flops_report(config: PretrainConfig | PlanConfig, measured_masks: bool = Fal
         "total_flops_with_attention": sum(s["flops_with_attention"] for s in stages),
         "mask_ratio": "measured" if measured_masks else PAPER_MASK_RATIO,
     }
+
+
+def allocate_budget(plan: PlanConfig, budget: float, teacher_share: float, measured_masks: bool = False) -> dict:
+    """Split a FLOPs budget between SALT's stages, and price V-JEPA at the same budget.
+
+    `plan` is a SALT plan (first stage the teacher, last the student, e.g. paper/salt_vitl).
+    The teacher gets `teacher_share` of the budget, the student the rest; V-JEPA (the student's
+    config with method vjepa, i.e. same encoder, predictor, masks and batch) gets all of it.
+    Steps are rounded down, so the spent FLOPs never exceed the budget.
+    """
+    from videojepa.config.loader import stage_config
+
+    if not 0.0 < teacher_share < 1.0:
+        raise UserError(f"--teacher-share must be between 0 and 1, got {teacher_share}")
+    if budget <= 0:
+        raise UserError(f"--budget must be positive, got {budget}")
+    teacher_cfg, student_cfg = stage_config(plan.stages[0]), stage_config(plan.stages[-1])
+    if (teacher_cfg.method.name, student_cfg.method.name) != ("salt_teacher", "salt_student"):
+        raise UserError("the budget planner needs a SALT plan whose first stage is salt_teacher and last "
+                        f"salt_student (got {teacher_cfg.method.name} ... {student_cfg.method.name})")
+    vjepa_cfg = student_cfg.model_copy(update={"method": student_cfg.method.model_copy(update={"name": "vjepa"})})
+    rows = []
+    for name, cfg, share in (("teacher", teacher_cfg, teacher_share), ("student", student_cfg, 1 - teacher_share),
+                             ("vjepa", vjepa_cfg, 1.0)):
+        per_step = stage_flops(cfg, name, measured_masks)["flops_per_step"]
+        steps = int(budget * share // per_step)
+        if steps < 1:
+            raise UserError(f"a budget of {budget:.3g} FLOPs buys no {name} step ({per_step:.3g} FLOPs each)")
+        rows.append({"name": name, "method": cfg.method.name, "share": share, "steps": steps,
+                     "flops_per_step": per_step, "flops": steps * per_step})
+    return {"budget": budget, "teacher_share": teacher_share, "stages": rows,
+            "salt_flops": rows[0]["flops"] + rows[1]["flops"], "vjepa_flops": rows[2]["flops"]}

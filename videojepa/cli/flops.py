@@ -18,14 +18,35 @@ def register(subparsers) -> None:
     p.add_argument("--measured-masks", action="store_true",
                    help="use the context/target lengths the configured mask sampler really produces "
                         "instead of the paper's 0.9 masking ratio")
+    p.add_argument("--budget", type=float, metavar="FLOPS",
+                   help="plan a SALT run within this many FLOPs (CONFIG: a teacher+student plan such as "
+                        "paper/salt_vitl): steps per stage, and V-JEPA's steps for the same budget")
+    p.add_argument("--teacher-share", type=float, default=0.2, metavar="F",
+                   help="fraction of --budget spent on the teacher (default 0.2)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from videojepa.config.loader import load_config
-    from videojepa.flops import flops_report
+    from videojepa.config.schema import PlanConfig
+    from videojepa.errors import UserError
+    from videojepa.flops import allocate_budget, flops_report
 
-    report = flops_report(load_config(args.config, args.overrides), measured_masks=args.measured_masks)
+    cfg = load_config(args.config, args.overrides)
+    if args.budget is not None:
+        if not isinstance(cfg, PlanConfig):
+            raise UserError(f"--budget needs a SALT plan config (teacher and student stages), e.g. paper/salt_vitl")
+        plan = allocate_budget(cfg, args.budget, args.teacher_share, args.measured_masks)
+        if args.json:
+            print(json.dumps(plan, indent=2))
+            return 0
+        print(f"budget {plan['budget']:.4g} FLOPs, teacher share {plan['teacher_share']:.0%}")
+        for s in plan["stages"]:
+            print(f"  {s['name']:<8} {s['method']:<13} {s['steps']:>9} steps  {s['flops']:.4g} FLOPs "
+                  f"({s['flops_per_step']:.4g} per step)")
+        print(f"  SALT total {plan['salt_flops']:.4g}; V-JEPA total {plan['vjepa_flops']:.4g}")
+        return 0
+    report = flops_report(cfg, measured_masks=args.measured_masks)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

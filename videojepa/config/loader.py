@@ -102,20 +102,28 @@ def _list_index(node: list, part: str, where: str) -> int:
     return int(part)
 
 
-def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, Any]] = ()) -> AnyConfig:
-    """Resolve a preset/path/dict plus overrides into a validated config."""
+def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, Any]] = (),
+                schema: type[BaseModel] = PretrainConfig) -> AnyConfig:
+    """Resolve a preset/path/dict plus overrides into a validated config.
+
+    `schema` is the typed defaults to merge over (pretraining by default; evaluation passes
+    its own). A schema may define `check()` for rules across keys; it raises ConfigError.
+    """
     if isinstance(source, dict):
         data = copy.deepcopy(source)
     else:
         data = read_yaml(resolve_config_path(str(source)))
-    if "stages" in data:
+    if schema is PretrainConfig and "stages" in data:
         return load_plan(data, overrides)
     # Start from the full defaults so overrides can reach into default lists (masks.0...).
-    data = deep_merge(PretrainConfig().model_dump(), data)
+    data = deep_merge(schema().model_dump(), data)
     for item in overrides:  # "key=value" text, or (key, value) already parsed
         apply_override(data, *(parse_override(item) if isinstance(item, str) else item))
-    cfg = validate(PretrainConfig, data)
-    check_consistency(cfg)
+    cfg = validate(schema, data)
+    if isinstance(cfg, PretrainConfig):
+        check_consistency(cfg)
+    elif hasattr(cfg, "check"):
+        cfg.check()
     return cfg
 
 

@@ -86,6 +86,8 @@ class TrainConfig(Section):
     compile: bool = False
     activation_checkpointing: bool = False
     max_nonfinite_steps: int = Field(20, ge=1, description="abort after this many non-finite steps in a row")
+    collapse_std: float = Field(0.02, ge=0.0, description="warn when feature/target per-channel std falls below")
+    collapse_rank: float = Field(2.0, ge=0.0, description="warn when the held-out effective rank (RankMe) falls below")
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(2, ge=1)

@@ -1,0 +1,22 @@
+"""Video data pipeline: decode (readers) → sample clip indices (sampling) → augment (transforms),
+wrapped as datasets (datasets) and resumable loaders (loader); plus synthetic data (synth) and
+dataset checks (check).
+
+    from videojepa.data import DataConfig, build_dataset, build_loader
+    ds = build_dataset("data/motion/train.csv", cfg, train=True)
+    loader = build_loader(ds, batch_size=8, data_cfg=cfg, seed=0)
+    batch = next(iter(loader))  # {"video": B×C×T×H×W, "label": B, "index": B}
+"""
+from videojepa.data.config import DataConfig
+from videojepa.data.datasets import (BadInputWarning, Entry, TooManyBadFilesError, VideoDataset, build_dataset,
+                                     read_entries)
+from videojepa.data.loader import ResumableLoader, ResumableSampler, build_loader
+from videojepa.data.readers import BadFileError, PyAVReader, VideoReader, open_video, read_image, register_backend
+from videojepa.data.sampling import clip_step, sample_clips
+from videojepa.data.transforms import ClipTransform
+
+__all__ = [
+    "BadFileError", "BadInputWarning", "ClipTransform", "DataConfig", "Entry", "PyAVReader", "ResumableLoader",
+    "ResumableSampler", "TooManyBadFilesError", "VideoDataset", "VideoReader", "build_dataset", "build_loader",
+    "clip_step", "open_video", "read_entries", "read_image", "register_backend", "sample_clips",
+]

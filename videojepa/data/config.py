@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field
-
-from videojepa.config.base import Section
+from pydantic import BaseModel, ConfigDict, Field
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class DataConfig(Section):
+class DataConfig(BaseModel):
+    # The rules of videojepa.config.base.Section (strict keys, validated on assignment), restated here
+    # because the videojepa.config package imports this module.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
     train: Optional[str] = Field(
         None, description="training set: a CSV file (`path label` or headed `path,label[,start_frame,end_frame]`) or a folder")
     val: Optional[str] = Field(None, description="validation set: a CSV file or a folder")

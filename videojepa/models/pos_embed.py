@@ -58,7 +58,7 @@ class Rope3D:
         self.omega = 1.0 / base ** (torch.arange(half, dtype=torch.float64) / half)
 
     def tables(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """coords (B, N, 3) -> cos, sin (B, 1, N, head_dim) in fp32, computed once per forward."""
+        """coords (B, N, 3) -> cos, signed sin (B, 1, N, head_dim) in fp32, once per forward."""
         omega = self.omega.to(coords.device)
         parts = []
         for axis in range(3):
@@ -70,12 +70,16 @@ class Rope3D:
         if pad:  # unrotated channels: cos 1, sin 0
             cos = torch.cat([cos, cos.new_ones(*cos.shape[:-1], pad)], dim=-1)
             sin = torch.cat([sin, sin.new_zeros(*sin.shape[:-1], pad)], dim=-1)
-        return cos.unsqueeze(1).float(), sin.unsqueeze(1).float()
+        # the sign of the rotation's sin term, folded in once here rather than in every layer
+        signed_sin = torch.stack([-sin[..., 0::2], sin[..., 1::2]], dim=-1).flatten(-2)
+        return cos.unsqueeze(1).float(), signed_sin.unsqueeze(1).float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (B, heads, N, D): (a, b) -> (a cos - b sin, b cos + a sin)."""
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-    pairs = x.unflatten(-1, (-1, 2))
-    rotated = torch.stack([-pairs[..., 1], pairs[..., 0]], dim=-1).flatten(-2)
-    return x * cos + rotated * sin
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs of x (B, heads, N, D): (a, b) -> (a cos - b sin, b cos + a sin).
+
+    With `Rope3D.tables`' signed sin (-sin, +sin per pair) this is x * cos + swap(x) * signed_sin:
+    one copy (the pair swap) and a fused multiply-add per call.
+    """
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    return torch.addcmul(x * cos.to(x.dtype), swapped, signed_sin.to(x.dtype))

@@ -1,0 +1,117 @@
+"""Training-step throughput and MFU per method (JSON on stdout, or --out FILE).
+
+For each method and precision: steps/s, clips/s, achieved model FLOP/s by the SALT paper's
+6*N*D / 2*N*D rule and with attention (both counted with the EXACT context/target lengths of the
+timed batch), and MFU = achieved / the matrix-multiply peak measured in the same run and dtype.
+Data loading is excluded (a fixed batch of random clips): this measures the model step.
+
+    python benchmarks/bench_train.py                       # reference config (ViT-S, 16x112x112, batch 4)
+    python benchmarks/bench_train.py --config tiny --methods vjepa --precisions bf16
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from videojepa.config import load_config
+from videojepa.flops import step_components
+from videojepa.masks import MaskCollator, build_mask_generators
+from videojepa.train.trainer import Trainer
+from videojepa.train.distributed import DistInfo
+
+CONFIGS = {
+    # the issue's reference: ViT-S, 16x112x112, tubelet 2, patch 16, batch 4, predictor 12 x 384
+    "reference": ["model.name=vit_small", "model.patch_size=16", "data.crop_size=112", "data.frames_per_clip=16",
+                  "train.batch_size=4", "predictor.depth=12", "predictor.embed_dim=384", "predictor.num_heads=12"],
+    "tiny": ["model.name=vit_micro", "model.patch_size=8", "data.crop_size=64", "data.frames_per_clip=16",
+             "train.batch_size=8", "predictor.depth=4", "predictor.embed_dim=96", "predictor.num_heads=4"],
+}
+PRESETS = {"vjepa": "demo/vjepa", "salt_teacher": "demo/salt_teacher", "salt_student": "demo/salt_student",
+           "videomae": "demo/videomae"}
+
+
+def matmul_peak(dtype: torch.dtype, seconds: float = 1.0) -> float:
+    """Best FLOP/s of torch.mm over a few shapes typical of these models."""
+    best = 0.0
+    for m, k, n in ((2048, 2048, 2048), (4096, 384, 1536), (4096, 1536, 384), (3136, 768, 768)):
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 4:
+            a @ b
+            reps += 1
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start))
+    return best
+
+
+def bench(method: str, config: str, precision: str, steps: int, warmup: int) -> dict:
+    overrides = CONFIGS[config] + [f"train.precision={precision}", "run.dir=/tmp/videojepa-bench", "train.grad_clip=1.0"]
+    if method == "salt_student":  # a same-size random frozen teacher: the cost is what matters here
+        overrides += ["method.teacher.checkpoint=null", f"method.teacher.model={CONFIGS[config][0].split('=')[1]}"]
+    cfg = load_config(PRESETS[method], overrides)
+    torch.manual_seed(0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = Trainer(cfg, dist_info=DistInfo())
+    batch = cfg.train.batch_size
+    video = torch.randn(batch, 3, cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
+    masks = MaskCollator(build_mask_generators(cfg), seed=0).sample(batch, seed=0)
+    lengths = [(m.context.shape[1], m.target.shape[1]) for m in masks]
+    parts = step_components(cfg, lengths=lengths)
+    flops = sum(c.flops for c in parts)
+    flops_attn = flops + sum(c.attention_flops for c in parts)
+    for _ in range(warmup):
+        trainer.train_step(video, masks)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        trainer.train_step(video, masks)
+        times.append(time.perf_counter() - start)
+    step_time = sorted(times)[len(times) // 2]  # median: robust to a stray slow step
+    return {"method": method, "config": config, "precision": precision, "batch_size": batch,
+            "mask_lengths": lengths, "step_time_s": step_time, "steps_per_s": 1 / step_time,
+            "clips_per_s": batch / step_time, "flops_per_step": flops, "flops_per_step_with_attention": flops_attn,
+            "achieved_flops_per_s": flops / step_time, "achieved_flops_per_s_with_attention": flops_attn / step_time}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", choices=list(CONFIGS), nargs="+", default=["reference"])
+    parser.add_argument("--methods", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    peaks = {p: matmul_peak(dtypes[p]) for p in args.precisions}
+    rows = []
+    for config in args.config:
+        for method in args.methods:
+            for precision in args.precisions:
+                row = bench(method, config, precision, args.steps, args.warmup)
+                row["matmul_peak_flops_per_s"] = peaks[precision]
+                row["mfu"] = row["achieved_flops_per_s"] / peaks[precision]
+                row["mfu_with_attention"] = row["achieved_flops_per_s_with_attention"] / peaks[precision]
+                rows.append(row)
+                print(f"{config:9} {method:13} {precision}: {row['step_time_s'] * 1e3:7.1f} ms/step "
+                      f"{row['clips_per_s']:6.2f} clips/s  MFU {row['mfu']:.1%} (with attention "
+                      f"{row['mfu_with_attention']:.1%})", flush=True, file=__import__("sys").stderr)
+    doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
+                       "threads": torch.get_num_threads(), "torch": torch.__version__},
+           "matmul_peak_flops_per_s": peaks, "results": rows}
+    text = json.dumps(doc, indent=2)
+    if args.out:
+        open(args.out, "w").write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""`videojepa pretrain CONFIG [key=value ...]`: train any method; resumes from its run directory."""
+from __future__ import annotations
+
+from videojepa.cli.common import add_config_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain", help="pretrain an encoder (vjepa, salt_teacher, salt_student, videomae)",
+        description="Pretrain an encoder with the config's method. The run directory (run.dir) receives the "
+                    "resolved config.yaml, metrics.jsonl, train.log, checkpoints/ and encoder.safetensors. "
+                    "Running again on an existing run directory resumes from its newest checkpoint; a config "
+                    "that conflicts with the saved one is refused. Launch with torchrun for several processes.")
+    add_config_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from videojepa.config.loader import load_config
+    from videojepa.config.schema import PretrainConfig
+    from videojepa.errors import UserError
+    from videojepa.train.trainer import Trainer
+
+    cfg = load_config(args.config, args.overrides)
+    if not isinstance(cfg, PretrainConfig):
+        raise UserError(f"{args.config} is a plan of several stages; pretrain each stage's config in turn")
+    last = Trainer(cfg).fit()
+    print(f"run directory: {cfg.run.dir} (step {last.get('step', '?')}, encoder at {cfg.run.dir}/encoder.safetensors)")
+    return 0

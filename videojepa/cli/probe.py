@@ -1,0 +1,31 @@
+"""`videojepa probe CONFIG [key=value ...]`: frozen evaluation of an encoder on classification tasks."""
+from __future__ import annotations
+
+from videojepa.cli.common import add_config_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "probe", help="frozen evaluation: attentive / linear / kNN probes, lr x wd grids, multi-clip",
+        description="Train probes on a frozen encoder and report validation top-1 per task. Key settings: "
+                    "probe.checkpoint (pretraining run directory, encoder file, or `none` for a random-init "
+                    "model.name), data.train and data.val (CSV or folder; or several `tasks:` in the config file), "
+                    "run.dir (gets results.json, results.md, config.yaml), probe.kind, optim.lr and "
+                    "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
+        epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo_vjepa run.dir=runs/probe")
+    add_config_arguments(p)
+    p.add_argument("--quiet", action="store_true", help="print only the final table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from videojepa.config.loader import load_config
+    from videojepa.eval.config import ProbeConfig
+    from videojepa.eval.report import markdown_table
+    from videojepa.eval.runner import run_probe
+
+    cfg = load_config(args.config, args.overrides, schema=ProbeConfig)
+    results = run_probe(cfg, log=None if args.quiet else print)
+    print(markdown_table(results), end="")
+    print(f"wrote {cfg.run.dir}/results.json and results.md")
+    return 0

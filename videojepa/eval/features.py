@@ -1,0 +1,162 @@
+"""Frozen-encoder features: forward passes, pooling, and a feature cache on disk.
+
+    tokens = encode(encoder, video, layers=[-1])           # (B, S, N, D) float32, no grad, eval mode
+    feats = extract_dataset(encoder, dataset, batch_size=16, passes=2, pooled=False)
+    feats.features.shape                                    # (passes, videos, S, N, D); S = clips x views
+    feats = load_or_extract(path, key, lambda: extract_dataset(...))   # reuse a matching cache file
+
+`video` is a clip batch (B, C, T, H, W) or a multi-clip/view batch (B, S, C, T, H, W) as the datasets
+give it. Several `layers` are concatenated along channels. Tokens are ordered (t, h, w).
+A cache file is a safetensors file holding `features` and `labels`, with the cache key in its metadata;
+the key hashes everything the features depend on (encoder, data list, protocol, layers, passes, seed),
+so a changed input never reuses a stale file.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+POOLINGS = ("none", "mean", "frame")
+
+
+def prepare_encoder(encoder: torch.nn.Module, precision: str = "fp32") -> torch.nn.Module:
+    """A frozen encoder for feature extraction: eval mode, no gradients, and for bf16 its weights
+    converted to bfloat16 (measured 5-15% faster on CPU than autocast around fp32 weights)."""
+    encoder.eval().requires_grad_(False)
+    return encoder.to(DTYPES[precision]) if precision != "fp32" else encoder
+
+
+def autocast(encoder: torch.nn.Module, precision: str):
+    """Autocast to `precision` for an encoder whose weights are still fp32; otherwise nothing."""
+    param = next(encoder.parameters())
+    if precision == "fp32" or param.dtype != torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(param.device.type, dtype=DTYPES[precision])
+
+
+@torch.no_grad()
+def encode(encoder: torch.nn.Module, video: torch.Tensor, layers: Sequence[int] = (-1,),
+           precision: str = "fp32") -> torch.Tensor:
+    """Tokens of every clip: (B, C, T, H, W) -> (B, N, D*L); (B, S, C, T, H, W) -> (B, S, N, D*L); float32.
+
+    A bf16 `precision` runs under autocast, or directly when the encoder's weights are already bf16
+    (`prepare_encoder`).
+    """
+    if video.ndim not in (5, 6):
+        raise ValueError(f"expected clips (B, C, T, H, W) or (B, S, C, T, H, W), got shape {tuple(video.shape)}")
+    lead = video.shape[:-4]
+    param = next(encoder.parameters())
+    clips = video.reshape(-1, *video.shape[-4:]).to(param.device, param.dtype, non_blocking=True)
+    encoder.eval()
+    with autocast(encoder, precision):
+        outs = encoder(clips, layers=list(layers))
+    tokens = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+    return tokens.float().reshape(*lead, *tokens.shape[1:])
+
+
+def pool(tokens: torch.Tensor, kind: str, frames: int = 1) -> torch.Tensor:
+    """Pool (..., N, D) tokens ordered (t, h, w): `none` keeps them, `mean` -> (..., D),
+    `frame` -> (..., frames, D) (mean over each time step's tokens; `frames` = temporal grid size)."""
+    if kind == "none":
+        return tokens
+    if kind == "mean":
+        return tokens.mean(-2)
+    if kind == "frame":
+        N, D = tokens.shape[-2:]
+        return tokens.reshape(*tokens.shape[:-2], frames, N // frames, D).mean(-2)
+    raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {kind!r}")
+
+
+def as_clips(video: torch.Tensor) -> torch.Tensor:
+    """A dataset batch as (B, S, C, T, H, W): single clips get S = 1."""
+    return video.unsqueeze(1) if video.ndim == 5 else video
+
+
+def encode_batches(encoder, loader, layers: Sequence[int], precision: str, pooled: bool,
+                   desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(features (B, S, N, D) or pooled (B, S, D), labels) for every batch of a dataset loader."""
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
+        tokens = encode(encoder, as_clips(batch["video"]), layers, precision)
+        yield (tokens.mean(-2) if pooled else tokens), batch["label"]
+
+
+@dataclass
+class FeatureSet:
+    """Features of a dataset: (passes, videos, S, N, D) or pooled (passes, videos, S, D); labels (passes, videos)."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def passes(self) -> int:
+        return self.features.shape[0]
+
+    def __len__(self) -> int:
+        return self.features.shape[1]
+
+    def batches(self, batch_size: int, pass_index: int = 0, generator: Optional[torch.Generator] = None):
+        """(features float32, labels) batches of one pass; shuffled when a generator is given."""
+        n = len(self)
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+        for idx in order.split(batch_size):
+            yield self.features[pass_index, idx].float(), self.labels[pass_index, idx]
+
+
+def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (-1,), precision: str = "fp32",
+                    pooled: bool = False, passes: int = 1, seed: int = 0, dtype: str = "fp32",
+                    desc: str = "features") -> FeatureSet:
+    """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation)."""
+    from videojepa.data.loader import build_loader
+
+    loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
+    features, labels, n = None, torch.empty(passes, len(dataset), dtype=torch.long), len(dataset)
+    for p in range(passes):
+        loader.set_epoch(p)
+        row = 0
+        for feats, y in encode_batches(encoder, loader, layers, precision, pooled, f"{desc} {p + 1}/{passes}"):
+            if features is None:
+                features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
+            features[p, row:row + len(y)] = feats.to(features.dtype)
+            labels[p, row:row + len(y)] = y
+            row += len(y)
+    return FeatureSet(features, labels)
+
+
+def cache_key(**parts) -> str:
+    """A short hash of everything features depend on."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_or_extract(path: Optional[Path], key: str, compute: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
+    """The cached FeatureSet at `path` if its key matches, else `compute()` (saved to `path` when given).
+
+    Returns (features, whether they came from the cache).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from videojepa.utils.files import atomic_path
+
+    if path is not None and Path(path).is_file():
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                stored = (f.metadata() or {}).get("key")
+            if stored == key:
+                tensors = load_file(str(path))
+                return FeatureSet(tensors["features"], tensors["labels"]), True
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            pass
+    result = compute()
+    if path is not None:
+        with atomic_path(path) as tmp:
+            save_file({"features": result.features.contiguous(), "labels": result.labels}, str(tmp),
+                      metadata={"key": key})
+    return result, False

@@ -1,0 +1,96 @@
+"""Many probes trained in one pass: a grid over learning rate x weight decay sharing every batch.
+
+    grid = ProbeGrid(lambda: build_probe("linear", 384, 10), grid_cells([1e-3, 1e-4], [0.01, 0.1]),
+                     seed=0, total_steps=1000)
+    for x, y in batches:
+        losses = grid.step(x, y)          # (cells,) one loss per cell
+    logits = grid.logits(x_val)           # (cells, B, num_classes)
+
+Each cell is an ordinary probe module. All cells start from the SAME initialisation (the probe built
+under `seed`), see the same batches in the same order, and own their AdamW parameter groups: the
+cell's lr and weight decay (decay on weights only, as V-JEPA: not on biases or other 1-D tensors),
+with a cosine schedule from the cell's lr to 0 over `total_steps` and no warmup. One backward pass
+through the sum of the cells' losses gives every cell exactly the gradient it gets alone, and the
+optimiser updates each group independently, so a cell follows, bit for bit, the trajectory of
+training it alone with the same seed (`ProbeGrid` with that single cell). What the cells share is
+getting the batch: reading cached features, or running the frozen encoder, which is most of the work.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from itertools import product
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def grid_cells(lrs: Sequence[float], weight_decays: Sequence[float]) -> list[dict]:
+    """Every (lr, weight_decay) pair, lr-major."""
+    return [{"lr": float(lr), "weight_decay": float(wd)} for lr, wd in product(lrs, weight_decays)]
+
+
+def cosine_factor(step: int, total_steps: int) -> float:
+    """Cosine decay from 1 at step 0 towards 0 at `total_steps` (no warmup)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
+
+
+class ProbeGrid(nn.Module):
+    def __init__(self, make_probe: Callable[[], nn.Module], cells: Sequence[dict], seed: int, total_steps: int,
+                 betas: tuple[float, float] = (0.9, 0.999)):
+        super().__init__()
+        if not cells:
+            raise ValueError("a probe grid needs at least one (lr, weight_decay) cell")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            first = make_probe()
+        self.cells = [dict(c) for c in cells]
+        self.probes = nn.ModuleList([first] + [copy.deepcopy(first) for _ in cells[1:]])
+        groups = []
+        for cell, probe in zip(self.cells, self.probes):
+            decay, no_decay = [], []
+            for name, p in probe.named_parameters():
+                (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+            groups.append({"params": decay, "lr": cell["lr"], "weight_decay": cell["weight_decay"], "base_lr": cell["lr"]})
+            groups.append({"params": no_decay, "lr": cell["lr"], "weight_decay": 0.0, "base_lr": cell["lr"]})
+        self.optimizer = torch.optim.AdamW(groups, betas=betas, foreach=False)
+        self.total_steps, self.step_count = total_steps, 0
+
+    def __len__(self) -> int:
+        return len(self.probes)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimiser step of every cell on the same batch; returns the cells' losses (cells,)."""
+        self.train()
+        factor = cosine_factor(self.step_count, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        losses = torch.stack([F.cross_entropy(probe(x), y) for probe in self.probes])
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        self.optimizer.step()
+        self.step_count += 1
+        return losses.detach()
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(cells, B, num_classes) in eval mode."""
+        self.eval()
+        return torch.stack([probe(x) for probe in self.probes])
+
+
+def fit(grid: ProbeGrid, epochs: int, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+        on_epoch: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Train for `epochs`; `epoch_batches(e)` yields (x, y). Returns the last epoch's mean loss per cell."""
+    mean_loss = torch.zeros(len(grid))
+    for epoch in range(epochs):
+        total, count = torch.zeros(len(grid)), 0
+        for x, y in epoch_batches(epoch):
+            total += grid.step(x, y) * len(y)
+            count += len(y)
+        mean_loss = total / max(count, 1)
+        if on_epoch is not None:
+            on_epoch(epoch, mean_loss)
+    return mean_loss

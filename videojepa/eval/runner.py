@@ -1,0 +1,238 @@
+"""Frozen evaluation of an encoder on classification tasks: what `videojepa probe CONFIG` runs.
+
+    from videojepa.config import load_config
+    from videojepa.eval import ProbeConfig, run_probe
+    results = run_probe(load_config("demo/probe", ["probe.checkpoint=runs/vjepa"], schema=ProbeConfig))
+
+Per task: build the train and val datasets with the task's protocol, extract the validation features
+once, then either fit a kNN classifier or train the whole lr x wd grid of probes in one pass
+(`grid.ProbeGrid`) on cached training features (optionally several augmented copies) or on features
+computed batch by batch with fresh random crops and flips. Every cell is scored on validation with
+the multi-view protocol (`protocol`); the best cell's top-1 is the task's score. Results go to
+`run.dir` as results.json and results.md (`report`), next to the resolved config.yaml.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from videojepa.data.config import DataConfig
+from videojepa.errors import UserError
+from videojepa.eval.config import ProbeConfig, TaskConfig
+from videojepa.eval.features import (FeatureSet, cache_key, encode_batches, extract_dataset, load_or_extract,
+                                     prepare_encoder)
+from videojepa.eval.grid import ProbeGrid, fit, grid_cells
+from videojepa.eval.probes import KNNClassifier, build_probe
+from videojepa.eval.protocol import eval_logits, training_batch
+from videojepa.eval.report import SCHEMA, write_results
+
+# DataConfig fields that change how items are loaded, not what they contain.
+LOADER_ONLY = ("train", "val", "num_workers", "decode_threads", "worker_timeout", "max_bad_fraction")
+
+
+def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
+    """The frozen encoder, a description of it for the results, and its identity for cache keys."""
+    from videojepa.encoder_io import load_encoder, resolve_encoder_path
+    from videojepa.models.registry import count_parameters, create_model
+
+    if cfg.probe.checkpoint == "none":
+        m = cfg.model
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.run.seed)
+            encoder = create_model(m.name, patch_size=m.patch_size, tubelet_size=m.tubelet_size, pos_embed=m.pos_embed)
+        identity = {"random_init": m.model_dump(), "seed": cfg.run.seed}
+    else:
+        path = resolve_encoder_path(cfg.probe.checkpoint)
+        encoder = load_encoder(path)
+        stat = path.stat()
+        identity = {"file": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
+    encoder = prepare_encoder(encoder, cfg.probe.precision)
+    arch = encoder.arch
+    info = {k: arch.get(k) for k in ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")}
+    info.update(params=count_parameters(encoder), random_init=cfg.probe.checkpoint == "none")
+    return encoder, info, identity
+
+
+def check_protocol(encoder, data: DataConfig, task: str) -> None:
+    """The clip must tile into the encoder's tubelets and patches; warn when normalisation differs."""
+    if data.crop_size % encoder.patch_size:
+        raise UserError(f"data.crop_size={data.crop_size} (task {task}) is not divisible by the encoder's patch "
+                        f"size {encoder.patch_size}")
+    if data.frames_per_clip % encoder.tubelet_size:
+        raise UserError(f"data.frames_per_clip={data.frames_per_clip} (task {task}) is not divisible by the encoder's "
+                        f"tubelet size {encoder.tubelet_size}")
+    trained = (getattr(encoder, "meta", None) or {}).get("data", {})
+    for key in ("mean", "std"):
+        if key in trained and tuple(trained[key]) != tuple(getattr(data, key)):
+            warnings.warn(f"data.{key}={getattr(data, key)} differs from the {trained[key]} the encoder was trained with")
+
+
+def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
+    labels = [e.label for ds in (train_ds, val_ds) for e in ds.entries]
+    if min(labels) < 0:
+        raise UserError(f"task {task.name}: some files have no label (a flat folder or a list without labels); "
+                        "probing needs labelled data: a class-per-folder tree or a list with labels")
+    found = max(train_ds.num_classes, val_ds.num_classes)
+    if task.num_classes is not None and max(labels) >= task.num_classes:
+        raise UserError(f"task {task.name}: num_classes={task.num_classes} but the data has label {max(labels)}")
+    return task.num_classes or found
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """Top-k accuracy per leading row: logits (..., B, C), labels (B,) -> (...)."""
+    top = logits.topk(k, dim=-1).indices
+    return (top == labels[:, None]).any(-1).float().mean(-1)
+
+
+class TaskRunner:
+    """Evaluates one task; see the module docstring."""
+
+    def __init__(self, cfg: ProbeConfig, encoder, identity: dict, task: TaskConfig, data: DataConfig,
+                 log: Callable[[str], None]):
+        from videojepa.data.datasets import build_dataset
+
+        self.cfg, self.encoder, self.identity, self.task, self.data, self.log = cfg, encoder, identity, task, data, log
+        check_protocol(encoder, data, task.name)
+        kind, feat = cfg.probe.kind, cfg.features
+        self.pooled = kind in ("linear", "knn")
+        self.augment = kind != "knn" and (not feat.cache or feat.augmentations > 0)
+        self.train_ds = build_dataset(task.train, data, train=self.augment)
+        self.val_ds = build_dataset(task.val, data, train=False)
+        self.num_classes = task_classes(task, self.train_ds, self.val_ds)
+        self.K, self.V = data.num_clips, data.num_views
+        self.cache_dir = Path(feat.dir or Path(cfg.run.dir) / "features")
+        self.seconds = {"features": 0.0, "train": 0.0, "eval": 0.0}
+        self.cached = {"train": False, "val": False}
+
+    def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
+        cfg = self.cfg
+        entries = [(e.path, e.label, e.start_frame, e.end_frame) for e in dataset.entries]
+        key = cache_key(encoder=self.identity, entries=entries, train=dataset.train, passes=passes,
+                        data={k: v for k, v in self.data.model_dump().items() if k not in LOADER_ONLY},
+                        layers=cfg.probe.layers, precision=cfg.probe.precision, pooled=self.pooled,
+                        dtype=cfg.features.dtype, seed=cfg.run.seed if dataset.train else None)
+        path = self.cache_dir / f"{self.task.name}-{split}-{key}.safetensors" if to_disk else None
+        start = time.perf_counter()
+        result, hit = load_or_extract(path, key, lambda: extract_dataset(
+            self.encoder, dataset, cfg.features.batch_size, cfg.probe.layers, cfg.probe.precision, self.pooled,
+            passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}"))
+        self.seconds["features"] += time.perf_counter() - start
+        self.cached[split] = hit
+        self.log(f"  {split}: {len(dataset)} videos x {self.K * self.V} clips, features {tuple(result.features.shape[2:])}"
+                 + (" (from cache)" if hit else ""))
+        return result
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        self.log(f"task {self.task.name}: {self.num_classes} classes, probe {cfg.probe.kind}")
+        val = self.features("val", self.val_ds, 1, cfg.features.cache)
+        cells = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
+        score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
+        best = max(cells, key=score)
+        counts = torch.bincount(val.labels[0], minlength=self.num_classes)
+        d = self.data
+        return {
+            "name": self.task.name, "train": str(self.task.train), "val": str(self.task.val),
+            "num_classes": self.num_classes, "num_train": len(self.train_ds), "num_val": len(self.val_ds),
+            "protocol": {"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
+                         "num_clips": d.num_clips, "num_views": d.num_views, "crop_size": d.crop_size},
+            "chance": 1.0 / self.num_classes, "majority": float(counts.max() / counts.sum()),
+            "top1": best["top1"], "top5": best["top5"],
+            "best": {k: best[k] for k in (("k", "temperature") if "k" in best else ("lr", "weight_decay"))},
+            "cells": cells,
+            "bad_files": {"train": self.train_ds.num_bad, "val": self.val_ds.num_bad},
+            "cached": dict(self.cached), "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+    def scores(self, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+        top5 = accuracy(logits, labels, 5).tolist() if self.num_classes > 5 else None
+        return {"top1": accuracy(logits, labels, 1).tolist(), "top5": top5}
+
+    def run_knn(self, val: FeatureSet) -> list[dict]:
+        p = self.cfg.probe
+        train = self.features("train", self.train_ds, 1, self.cfg.features.cache)
+        start = time.perf_counter()
+        bank, labels = training_batch(train.features[0].float(), train.labels[0], self.K, self.V)
+        knn = KNNClassifier(bank, labels, self.num_classes, p.knn_k, p.knn_temperature)
+        scores = eval_logits(knn, val.features[0].float(), self.K, self.V)
+        s = self.scores(scores, val.labels[0])
+        self.seconds["eval"] += time.perf_counter() - start
+        return [{"k": knn.k, "temperature": p.knn_temperature, "top1": s["top1"], "top5": s["top5"]}]
+
+    def run_grid(self, val: FeatureSet) -> list[dict]:
+        from videojepa.data.loader import build_loader
+
+        cfg, opt = self.cfg, self.cfg.optim
+        dim = val.features.shape[-1]
+        make = lambda: build_probe(cfg.probe.kind, dim, self.num_classes, cfg.probe.heads, cfg.probe.queries)  # noqa: E731
+        steps = opt.epochs * math.ceil(len(self.train_ds) / opt.batch_size)
+        grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas)
+        if cfg.features.cache:
+            train = self.features("train", self.train_ds, max(1, cfg.features.augmentations), True)
+
+            def epoch_batches(epoch: int):
+                g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
+                for x, y in train.batches(opt.batch_size, epoch % train.passes, g):
+                    yield training_batch(x, y, self.K, self.V)
+        else:
+            loader = build_loader(self.train_ds, opt.batch_size, self.data, cfg.run.seed, drop_last=False)
+
+            def epoch_batches(epoch: int):
+                loader.set_epoch(epoch)
+                for x, y in encode_batches(self.encoder, loader, cfg.probe.layers, cfg.probe.precision, self.pooled,
+                                           f"{self.task.name} epoch {epoch + 1}"):
+                    yield training_batch(x, y, self.K, self.V)
+
+        self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
+        start = time.perf_counter()
+        train_loss = fit(grid, opt.epochs, epoch_batches)
+        self.seconds["train"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        logits = torch.cat([eval_logits(grid.logits, x, self.K, self.V)
+                            for x, _ in val.batches(cfg.features.batch_size)], dim=1)  # (cells, B, C)
+        labels = val.labels[0]
+        s = self.scores(logits, labels)
+        val_loss = [F.cross_entropy(cell_logits, labels).item() for cell_logits in logits]
+        self.seconds["eval"] += time.perf_counter() - start
+        return [{**cell, "top1": s["top1"][i], "top5": None if s["top5"] is None else s["top5"][i],
+                 "val_loss": val_loss[i], "train_loss": float(train_loss[i])} for i, cell in enumerate(grid.cells)]
+
+
+def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print) -> dict:
+    """Evaluate the configured encoder on every task; writes results into run.dir and returns them."""
+    from videojepa.config.loader import save_config, to_dict
+
+    log = log or (lambda _: None)
+    start = time.perf_counter()
+    run_dir = Path(cfg.run.dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir / "config.yaml")
+    encoder, info, identity = build_encoder(cfg)
+    tasks = [TaskRunner(cfg, encoder, identity, task, data, log) for task, data in cfg.task_list()]
+    task_results = [t.run() for t in tasks]
+    p = cfg.probe
+    probe = {"kind": p.kind, "heads": p.heads, "queries": p.queries, "layers": list(p.layers),
+             "feature_dim": encoder.embed_dim * len(p.layers), "precision": p.precision}
+    if p.kind == "knn":
+        probe.update(knn_k=p.knn_k, knn_temperature=p.knn_temperature)
+    results = {
+        "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": p.checkpoint, "encoder": info, "probe": probe,
+        "features": {"cache": cfg.features.cache, "augmentations": cfg.features.augmentations,
+                     "dtype": cfg.features.dtype},
+        "tasks": task_results, "seconds": round(time.perf_counter() - start, 3), "config": to_dict(cfg),
+    }
+    if p.kind != "knn":
+        o = cfg.optim
+        results["optim"] = {"epochs": o.epochs, "batch_size": o.batch_size, "lr": list(o.lr),
+                            "weight_decay": list(o.weight_decay), "betas": list(o.betas)}
+    write_results(run_dir, results)
+    return results

@@ -1,0 +1,49 @@
+"""Losses shared by the methods, and the pixel targets of the pixel methods."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """x (B, N, D), ids (B, K) -> (B, K, D)."""
+    return x.gather(1, ids.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def normalize_features(x: torch.Tensor) -> torch.Tensor:
+    """Parameter-free LayerNorm over channels: the regression target of the latent methods."""
+    return F.layer_norm(x.float(), (x.shape[-1],), eps=1e-6)
+
+
+def latent_loss(pred: torch.Tensor, target: torch.Tensor, exponent: float = 1.0) -> torch.Tensor:
+    """mean |pred - target|^p over tokens and channels (p = 1: V-JEPA's L1)."""
+    diff = (pred.float() - target).abs()
+    return (diff if exponent == 1.0 else diff.pow(exponent)).mean()
+
+
+def patchify(video: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, N, tubelet * patch * patch, C), tokens in (t, h, w) order."""
+    B, C, T, H, W = video.shape
+    x = video.reshape(B, C, T // tubelet, tubelet, H // patch, patch, W // patch, patch)
+    x = x.permute(0, 2, 4, 6, 3, 5, 7, 1)  # B, t, h, w, dt, dh, dw, C
+    return x.reshape(B, -1, tubelet * patch * patch, C)
+
+
+def pixel_targets(video: torch.Tensor, tubelet: int, patch: int, mean, std) -> torch.Tensor:
+    """VideoMAE targets: each tubelet's pixels, normalised per channel by the tubelet's own
+    mean and unbiased std (eps 1e-6), after undoing the input normalisation.
+    Returns (B, N, tubelet * patch * patch * C)."""
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
+    pixels = patchify(video.float() * std + mean, tubelet, patch)
+    pixels = (pixels - pixels.mean(dim=2, keepdim=True)) / (pixels.var(dim=2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+    return pixels.flatten(2)
+
+
+def pixel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(pred.float(), target)
+
+
+def channel_std(x: torch.Tensor) -> torch.Tensor:
+    """Mean over channels of each channel's std across all tokens: near 0 means collapse."""
+    return x.detach().float().flatten(0, -2).std(dim=0).mean()

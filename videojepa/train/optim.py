@@ -1,0 +1,20 @@
+"""AdamW with V-JEPA's parameter groups: no weight decay on biases, norms and other 1-D tensors."""
+from __future__ import annotations
+
+import torch
+
+from videojepa.config.schema import TrainConfig
+
+
+def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], train: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in named_params if p.ndim >= 2 and not n.endswith("mask_tokens")]
+    no_decay = [p for n, p in named_params if not (p.ndim >= 2 and not n.endswith("mask_tokens"))]
+    groups = [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=train.lr, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay)
+
+
+def set_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, wd: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        if group["apply_wd"]:
+            group["weight_decay"] = wd

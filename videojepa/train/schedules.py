@@ -1,0 +1,35 @@
+"""Schedules as pure functions of the step, so a resumed run needs only the step to continue.
+
+V-JEPA's truncation: schedules are laid out over steps * schedule_scale and training stops at
+`steps` (scale 1.25 stops the cosine at 80% of its length, before the LR reaches its floor).
+"""
+from __future__ import annotations
+
+import math
+
+from videojepa.config.schema import TrainConfig
+
+
+def _horizon(train: TrainConfig) -> float:
+    return train.steps * train.schedule_scale
+
+
+def learning_rate(train: TrainConfig, step: int) -> float:
+    """Linear warmup start_lr -> lr, then cosine lr -> final_lr."""
+    if step < train.warmup_steps:
+        return train.start_lr + (train.lr - train.start_lr) * step / train.warmup_steps
+    span = max(_horizon(train) - train.warmup_steps, 1.0)
+    progress = min((step - train.warmup_steps) / span, 1.0)
+    return train.final_lr + 0.5 * (train.lr - train.final_lr) * (1 + math.cos(math.pi * progress))
+
+
+def weight_decay(train: TrainConfig, step: int) -> float:
+    """Cosine weight_decay -> final_weight_decay over the whole horizon."""
+    progress = min(step / _horizon(train), 1.0)
+    return train.final_weight_decay + 0.5 * (train.weight_decay - train.final_weight_decay) * (1 + math.cos(math.pi * progress))
+
+
+def ema_momentum(train: TrainConfig, step: int) -> float:
+    """Linear ema[0] -> ema[1] over the whole horizon."""
+    start, end = train.ema
+    return start + (end - start) * min(step / _horizon(train), 1.0)
