@@ -23,7 +23,6 @@ from pathlib import Path
 
 import torch
 
-import videojepa.config  # noqa: F401  (import order: config before data)
 from videojepa.config.loader import load_config
 from videojepa.eval.config import ProbeConfig
 from videojepa.eval.runner import run_probe

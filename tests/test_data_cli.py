@@ -1,47 +1,31 @@
-"""`videojepa data synth|check` (through the sub-command's own parser, as cli.main wires it)."""
-import argparse
+"""`videojepa data synth|check`, through the real command line entry point (conftest's `cli`)."""
 import json
 
 import pytest
 
-from videojepa.cli import data as data_cli
 from videojepa.data.synth import write_index_video
-from videojepa.errors import UserError
 
 
-def run(argv, capsys):
-    """Exit code and stdout of `videojepa data ...`; a UserError is exit code 2, as in cli.main."""
-    parser = argparse.ArgumentParser(prog="videojepa")
-    data_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        code = args.func(args)
-    except UserError as err:
-        print(f"error: {err}")
-        code = 2
-    return code, capsys.readouterr().out
-
-
-def test_synth_writes_both_label_sets(tmp_path, capsys):
+def test_synth_writes_both_label_sets(tmp_path, cli):
     out = tmp_path / "synth"
-    code, text = run(["data", "synth", "--out", str(out), "--num-videos", "8", "--frames", "8", "--size", "32",
-                      "--workers", "2", "--seed", "1"], capsys)
+    code, text, _ = cli("data", "synth", "--out", out, "--num-videos", 8, "--frames", 8, "--size", 32,
+                        "--workers", 2, "--seed", 1)
     assert code == 0 and "wrote 8 videos (6 train, 2 val)" in text
     assert "motion     6 classes (chance 16.7%): rotate_cw, rotate_ccw, accelerate" in text
     for task in ("motion", "appearance"):
         assert (out / task / "train.csv").read_text().count(".mp4") == 6
     assert json.loads((out / "synth.json").read_text())["spec"]["frames"] == 8
-    code, text = run(["data", "synth", "--out", str(out), "--num-videos", "8"], capsys)
-    assert code == 2 and "pass --force" in text
+    code, _, err = cli("data", "synth", "--out", out, "--num-videos", 8)
+    assert code == 2 and err.startswith("videojepa data: error: ") and "pass --force" in err
 
 
-def test_check_reports_exactly_the_planted_bad_file(tmp_path, capsys):
+def test_check_reports_exactly_the_planted_bad_file(tmp_path, cli):
     for i in range(4):
         write_index_video(str(tmp_path / f"clip{i}.mp4"), 40, 32, 32)
     data = (tmp_path / "clip0.mp4").read_bytes()
     (tmp_path / "broken.mp4").write_bytes(data[: len(data) // 3])
     write_index_video(str(tmp_path / "short.mp4"), 10, 32, 32)
-    code, text = run(["data", "check", str(tmp_path), "--workers", "2", "--frame-step", "2"], capsys)
+    code, text, _ = cli("data", "check", tmp_path, "--workers", 2, "--frame-step", 2)
     assert code == 1
     bad_lines = [line for line in text.splitlines() if line.startswith("BAD")]
     assert bad_lines == [f"BAD   {tmp_path / 'broken.mp4'}: not a readable media file "
@@ -50,21 +34,21 @@ def test_check_reports_exactly_the_planted_bad_file(tmp_path, capsys):
     assert f"SHORT {tmp_path / 'short.mp4'}: 10 frames" in text
 
     (tmp_path / "broken.mp4").unlink()
-    code, text = run(["data", "check", str(tmp_path), "--json", "--frame-step", "1"], capsys)
+    code, text, _ = cli("data", "check", tmp_path, "--json", "--frame-step", 1)
     report = json.loads(text)
     assert code == 0 and report["bad"] == 0 and report["files"] == 5 and report["frames"] == 170
     assert report["short"] == 1 and report["clips_per_s"] > 0
 
 
-def test_check_of_a_list_with_a_missing_file(tmp_path, capsys):
+def test_check_of_a_list_with_a_missing_file(tmp_path, cli):
     write_index_video(str(tmp_path / "a.mp4"), 20, 32, 32)
     (tmp_path / "list.csv").write_text("a.mp4 0\ngone.mp4 1\n")
-    code, text = run(["data", "check", str(tmp_path / "list.csv")], capsys)
+    code, text, _ = cli("data", "check", tmp_path / "list.csv")
     assert code == 1 and f"BAD   {tmp_path / 'gone.mp4'}: file not found" in text
 
 
-def test_check_of_a_missing_path_is_a_user_error(tmp_path, capsys):
-    code, text = run(["data", "check", str(tmp_path / "nowhere")], capsys)
-    assert code == 2 and "data source not found" in text
+def test_check_of_a_missing_path_is_a_user_error(tmp_path, cli):
+    code, _, err = cli("data", "check", tmp_path / "nowhere")
+    assert code == 2 and err.strip() == f"videojepa data: error: data source not found: {tmp_path / 'nowhere'}"
     with pytest.raises(SystemExit):
-        run(["data"], capsys)  # an action is required
+        cli("data")  # an action is required

@@ -74,7 +74,8 @@ def test_class_per_folder_tree(tmp_path):
     (tmp_path / "walk" / "notes.txt").write_text("ignored")
     ds = build_dataset(str(tmp_path), DataConfig(**CFG), train=True)
     assert ds.classes == ["jump", "walk"] and ds.num_classes == 2
-    assert sorted((e.label, e.path.split("/")[-1]) for e in ds.entries) == [(0, "x.mp4"), (0, "y.mp4"), (1, "x.mp4"), (1, "y.mp4")]
+    found = sorted((e.label, e.path.split("/")[-1]) for e in ds.entries)
+    assert found == [(0, "x.mp4"), (0, "y.mp4"), (1, "x.mp4"), (1, "y.mp4")]
     assert ds[(3, 0, 0)]["video"].shape == (3, 4, 32, 32)
 
 
@@ -119,3 +120,15 @@ def test_config_fields_are_documented_and_strict():
         DataConfig(frame_stepp=2)
     with pytest.raises(ValidationError):
         DataConfig(short_video="stretch")
+
+
+def test_single_file_mixed_labels_and_binary_lists(tmp_path):
+    write_index_video(str(tmp_path / "v.mp4"), 10, 32, 32)
+    entries, _ = read_entries(str(tmp_path / "v.mp4"))
+    assert [e.path for e in entries] == [str(tmp_path / "v.mp4")]
+    (tmp_path / "mixed.txt").write_text("v.mp4 3\nv.mp4 dog\n")
+    with pytest.raises(UserError, match=r"mixed.txt:2: label 'dog' is not an integer"):
+        read_entries(str(tmp_path / "mixed.txt"))
+    (tmp_path / "blob.csv").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(UserError, match="not a text file list"):
+        read_entries(str(tmp_path / "blob.csv"))

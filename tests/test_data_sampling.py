@@ -34,7 +34,7 @@ def video_list(tmp_path_factory):
 
 def test_clip_offsets_for_steps_and_fps():
     assert clip_offsets(4, clip_step(30, 3, None)).tolist() == [0, 3, 6, 9]
-    assert clip_offsets(5, clip_step(30, 3, 12)).tolist() == [0, 3, 5, 8, 10]  # 30 fps → 12 fps: step 2.5, halves round up
+    assert clip_offsets(5, clip_step(30, 3, 12)).tolist() == [0, 3, 5, 8, 10]  # 30 → 12 fps: step 2.5, round up
     assert clip_offsets(4, clip_step(10, 1, 20)).tolist() == [0, 1, 1, 2]  # upsampling repeats frames
     with pytest.raises(ValueError, match="frame rate is unknown"):
         clip_step(None, 1, 12)

@@ -101,7 +101,7 @@ def test_feature_cache_is_reused_only_for_the_same_key(tmp_path):
 
     def compute():
         calls.append(1)
-        return FeatureSet(torch.randn(1, 4, 1, 8), torch.arange(4)[None])
+        return FeatureSet(torch.randn(1, 4, 1, 8), torch.tensor([[0, 1, 1, 3]]))
 
     path = tmp_path / "f.safetensors"
     first, hit1 = load_or_extract(path, cache_key(a=1), compute)
@@ -109,6 +109,7 @@ def test_feature_cache_is_reused_only_for_the_same_key(tmp_path):
     other, hit3 = load_or_extract(path, cache_key(a=2), compute)
     assert (hit1, hit2, hit3) == (False, True, False) and len(calls) == 2
     assert torch.equal(first.features, again.features) and not torch.equal(first.features, other.features)
+    assert again.label([5, 6, 7, 8]).labels.tolist() == [[5, 6, 6, 8]]  # labels follow the files actually used
 
 
 def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
@@ -125,6 +126,13 @@ def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
         frames = [int(x) for x in row["frames"].split()]
         assert frames == list(range(int(row["start_frame"]), int(row["start_frame"]) + 16, 2))
         torch.testing.assert_close(torch.from_numpy(f), direct_forward(encoder, row["path"], frames), rtol=0, atol=1e-5)
+    # --fps 4 on this 8 fps video takes every 2nd frame too
+    code, _, err = cli("extract", "--checkpoint", media / "enc.safetensors", "--input", media / "videos/a.mp4",
+                       "--out", tmp_path / "fps.npy", "--fps", 4, "--frame-step", 1, "--stride", 6, "--workers", 0,
+                       "--no-progress", "--pooling", "none")
+    assert code == 0, err
+    assert read_index(tmp_path / "fps.index.csv") == rows
+    assert np.array_equal(np.load(tmp_path / "fps.npy"), feats)
 
 
 def test_folder_with_an_image_a_short_video_and_a_bad_file(media, tmp_path, cli):

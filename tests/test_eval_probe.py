@@ -25,7 +25,6 @@ def one_thread():
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """600 synthetic videos (450 train / 150 val), 16 frames of 32x32, plus 60-video subsets of each task."""
-    import videojepa.config  # noqa: F401  (import order: config before data)
     from videojepa.data.synth import write_dataset
 
     root = tmp_path_factory.mktemp("synth")
@@ -81,11 +80,11 @@ def test_two_tasks_multi_clip_multi_view_grid_and_cache(synth, tmp_path, cli):
     assert len(motion["cells"]) == 4 and motion["top5"] is not None
     best = max(motion["cells"], key=lambda c: (c["top1"], -c["val_loss"]))
     assert motion["top1"] == best["top1"] and motion["best"] == {k: best[k] for k in ("lr", "weight_decay")}
-    cache = sorted(p.name.split("-")[:2] for p in (run / "features").glob("*.safetensors"))
-    assert cache == [["appearance", "train"], ["appearance", "val"], ["motion", "train"], ["motion", "val"]]
+    cache = sorted(p.name.split("-")[0] for p in (run / "features").glob("*.safetensors"))
+    assert cache == ["train", "train", "val", "val"]  # the tasks' protocols differ: no sharing
     from safetensors.torch import load_file
 
-    cached = load_file(str(next((run / "features").glob("motion-val-*"))))
+    cached = load_file(str(next((run / "features").glob("val-*"))))
     assert cached["features"].shape == (1, 20, 2 * 3, 96)  # pass, videos, clips x views, pooled width
     # every cell of the grid scores exactly as that cell trained alone (same seed), features from the cache
     for cell in (motion["cells"][1], motion["cells"][2]):
@@ -96,6 +95,16 @@ def test_two_tasks_multi_clip_multi_view_grid_and_cache(synth, tmp_path, cli):
         assert alone["tasks"][0]["cells"][0]["val_loss"] == pytest.approx(cell["val_loss"], abs=1e-6)
 
 
+def test_tasks_labelling_the_same_videos_share_the_feature_cache(synth, tmp_path, cli):
+    tasks = [{"name": t, "train": f"{synth}/{t}/small_train.csv", "val": f"{synth}/{t}/small_val.csv"}
+             for t in ("motion", "appearance")]
+    results, _ = probe(cli, tmp_path, f"tasks={json.dumps(tasks)}", *TINY, "probe.kind=linear", "optim.epochs=1")
+    motion, appearance = results["tasks"]
+    assert motion["cached"] == {"train": False, "val": False} and appearance["cached"] == {"train": True, "val": True}
+    assert (motion["num_classes"], appearance["num_classes"]) == (6, 4)  # same features, each task's labels
+    assert len(list((tmp_path / "features").glob("*.safetensors"))) == 2
+
+
 def test_augmented_training_cached_or_on_the_fly(synth, tmp_path, cli):
     task = [f"data.train={synth}/appearance/small_train.csv", f"data.val={synth}/appearance/small_val.csv", "tasks=[]"]
     cached, _ = probe(cli, tmp_path / "a", *task, *TINY, "features.augmentations=2", "optim.epochs=2")
@@ -103,7 +112,7 @@ def test_augmented_training_cached_or_on_the_fly(synth, tmp_path, cli):
                     "probe.precision=bf16")
     from safetensors.torch import load_file
 
-    train = load_file(str(next((tmp_path / "a/features").glob("small-train-*"))))["features"]
+    train = load_file(str(next((tmp_path / "a/features").glob("train-*"))))["features"]
     assert train.shape == (2, 40, 1, 32, 96) and not torch.equal(train[0], train[1])  # two augmented copies
     assert not (tmp_path / "b/features").exists()  # nothing cached without features.cache
     assert live["probe"]["kind"] == "attentive3" and 0 <= live["tasks"][0]["top1"] <= 1
@@ -121,15 +130,22 @@ def _write_images(root, rng, n):
 
 @pytest.mark.parametrize("kind", ["linear", "knn"])
 def test_image_folder_evaluates_end_to_end(tmp_path, cli, kind):
+    from videojepa.encoder_io import save_encoder
+    from videojepa.models import create_model
+
     rng = np.random.default_rng(0)
     _write_images(tmp_path / "light/train", rng, 12)
     _write_images(tmp_path / "light/val", rng, 6)
+    torch.manual_seed(1)
+    save_encoder(create_model("vit_nano", patch_size=8), tmp_path / "pretrain/encoder.safetensors")
+    checkpoint = f"probe.checkpoint={tmp_path}/pretrain" if kind == "linear" else "probe.checkpoint=none"
     results, out = probe(cli, tmp_path / "run", "tasks=[]", f"data.train={tmp_path}/light/train",
-                         f"data.val={tmp_path}/light/val",
+                         f"data.val={tmp_path}/light/val", checkpoint,
                          *TINY, f"probe.kind={kind}", "probe.knn_k=5", "optim.epochs=15", "optim.lr=1e-2")
     task = results["tasks"][0]
     assert (task["name"], task["num_classes"], task["num_train"], task["num_val"]) == ("light", 2, 24, 12)
     assert task["top1"] == 1.0  # brightness is easy even for random features
+    assert results["encoder"]["random_init"] == (kind == "knn") and results["encoder"]["embed_dim"] == 96
     if kind == "knn":
         assert task["best"] == {"k": 5, "temperature": 0.07} and "optim" not in results
 

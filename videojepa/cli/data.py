@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from videojepa.errors import UserError
+
 
 def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -17,7 +19,8 @@ def run_synth(args) -> int:
                          workers=args.workers, val_fraction=args.val_fraction, motions=_names(args.motions),
                          appearances=_names(args.appearances), spec=spec, force=args.force)
     print(f"wrote {info['num_videos']} videos ({info['num_train']} train, {info['num_val']} val) of "
-          f"{args.frames}x{args.size}x{args.size} to {args.out} in {info['seconds']:.1f} s with {info['workers']} workers")
+          f"{args.frames}x{args.size}x{args.size} to {args.out} in {info['seconds']:.1f} s "
+          f"with {info['workers']} workers")
     for task in ("motion", "appearance"):
         classes = info[f"{task}_classes"]
         print(f"  {task:<10} {len(classes)} classes (chance {1 / len(classes):.1%}): {', '.join(classes)}")
@@ -28,6 +31,8 @@ def run_synth(args) -> int:
 def run_check(args) -> int:
     from videojepa.data.check import check_dataset, format_report
 
+    if args.frames_per_clip < 1 or args.frame_step < 1 or args.workers < 1 or (args.fps is not None and args.fps <= 0):
+        raise UserError("--frames-per-clip, --frame-step, --workers and --fps must be positive")
     report = check_dataset(args.path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
                            workers=args.workers)
     print(format_report(report, as_json=args.json))

@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output file: NAME.npy or NAME.safetensors")
     p.add_argument("--frames", type=int, help="frames per window (default: the encoder's training clip length, or 16)")
     p.add_argument("--frame-step", type=int, help="take every k-th frame (default: the encoder's, or 4)")
-    p.add_argument("--fps", type=float, help="resample windows to this frame rate instead of --frame-step")
+    p.add_argument("--fps", type=float, help="resample windows to this frame rate instead of --frame-step "
+                   "(default: the encoder's when it was trained with one)")
     p.add_argument("--stride", type=int, help="frames between window starts (default: the window span, back to back)")
     p.add_argument("--size", type=int, help="resize the short side to this and centre-crop a square "
                    "(default: the encoder's training crop, or 224)")
@@ -61,7 +62,7 @@ def run(args) -> int:
         encoder, args.input, args.out,
         frames=args.frames or trained.get("frames_per_clip", 16),
         frame_step=args.frame_step or trained.get("frame_step", 4),
-        fps=args.fps, stride=args.stride,
+        fps=args.fps if args.fps or args.frame_step else trained.get("fps"), stride=args.stride,
         size=args.size or trained.get("crop_size", 224),
         layers=args.layers, pooling=args.pooling,
         mean=trained.get("mean", IMAGENET_MEAN), std=trained.get("std", IMAGENET_STD),

@@ -15,8 +15,9 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     train: Optional[str] = Field(
-        None, description="training set: a CSV file (`path label` or headed `path,label[,start_frame,end_frame]`) or a folder")
-    val: Optional[str] = Field(None, description="validation set: a CSV file or a folder")
+        None, description="training set: a CSV list (`path label`, or headed `path,label[,start_frame,end_frame]`), "
+        "a folder with one sub-folder per class, or a flat folder")
+    val: Optional[str] = Field(None, description="validation set, in the same forms as train")
     frames_per_clip: int = Field(16, ge=1, description="frames in one clip")
     frame_step: int = Field(4, ge=1, description="take every k-th frame (ignored when fps is set)")
     fps: Optional[float] = Field(None, gt=0, description="resample clips to this frame rate instead of frame_step")
@@ -32,14 +33,19 @@ class DataConfig(BaseModel):
     horizontal_flip: bool = Field(True, description="training: flip each clip horizontally with probability 1/2")
     eval_resize_ratio: float = Field(
         256 / 224, ge=1.0, description="evaluation: resize the short side to crop_size * this, then crop")
-    mean: tuple[float, float, float] = Field(IMAGENET_MEAN, description="per-channel mean for normalisation (0..1 scale)")
-    std: tuple[float, float, float] = Field(IMAGENET_STD, description="per-channel std for normalisation (0..1 scale)")
+    mean: tuple[float, float, float] = Field(
+        IMAGENET_MEAN, description="per-channel mean for normalisation (0..1 scale)")
+    std: tuple[float, float, float] = Field(
+        IMAGENET_STD, description="per-channel std for normalisation (0..1 scale)")
     short_video: Literal["loop", "repeat_last", "skip"] = Field(
-        "repeat_last", description="a video shorter than one clip: repeat its last frame, loop it, or skip it as bad input")
+        "repeat_last", description="a video shorter than one clip: repeat its last frame, loop it, "
+        "or skip it as bad input")
     max_bad_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="abort when more than this fraction of the files turn out unreadable")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes (0 = load in the main process)")
     decoder: str = Field("pyav", description="video decoding backend (see videojepa.data.readers.register_backend)")
-    decode_threads: int = Field(1, ge=0, description="FFmpeg threads per decoder (0 = automatic); workers already run in parallel")
+    decode_threads: int = Field(
+        1, ge=0, description="FFmpeg threads per decoder (0 = automatic); the workers already run in parallel")
     worker_timeout: float = Field(
-        600.0, ge=0, description="seconds to wait for a batch from the workers before failing instead of hanging (0 = forever)")
+        600.0, ge=0, description="seconds to wait for a batch from the workers before failing instead of hanging "
+        "(0 = forever)")

@@ -7,9 +7,11 @@
 
 `video` is a clip batch (B, C, T, H, W) or a multi-clip/view batch (B, S, C, T, H, W) as the datasets
 give it. Several `layers` are concatenated along channels. Tokens are ordered (t, h, w).
-A cache file is a safetensors file holding `features` and `labels`, with the cache key in its metadata;
-the key hashes everything the features depend on (encoder, data list, protocol, layers, passes, seed),
-so a changed input never reuses a stale file.
+A cache file is a safetensors file holding `features` and `indices` (which file of the dataset each
+row came from; a bad file is replaced by another), with the cache key in its metadata. The key hashes
+everything the features depend on (encoder, file list, protocol, layers, passes, seed) but not the
+labels, so tasks that label the same videos differently share one file; a changed input never reuses
+a stale one.
 """
 from __future__ import annotations
 
@@ -81,19 +83,26 @@ def as_clips(video: torch.Tensor) -> torch.Tensor:
 
 
 def encode_batches(encoder, loader, layers: Sequence[int], precision: str, pooled: bool,
-                   desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(features (B, S, N, D) or pooled (B, S, D), labels) for every batch of a dataset loader."""
+                   desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(features (B, S, N, D) or pooled (B, S, D), labels, file indices) for every batch of a dataset loader."""
     for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
         tokens = encode(encoder, as_clips(batch["video"]), layers, precision)
-        yield (tokens.mean(-2) if pooled else tokens), batch["label"]
+        yield (tokens.mean(-2) if pooled else tokens), batch["label"], batch["index"]
 
 
 @dataclass
 class FeatureSet:
-    """Features of a dataset: (passes, videos, S, N, D) or pooled (passes, videos, S, D); labels (passes, videos)."""
+    """Features of a dataset: (passes, videos, S, N, D) or pooled (passes, videos, S, D); `indices`
+    (passes, videos): the dataset file each row came from; `labels` (passes, videos), see `label`."""
 
     features: torch.Tensor
-    labels: torch.Tensor
+    indices: torch.Tensor
+    labels: Optional[torch.Tensor] = None
+
+    def label(self, labels: Sequence[int]) -> "FeatureSet":
+        """Set `labels` from the dataset's per-file labels."""
+        self.labels = torch.as_tensor(labels, dtype=torch.long)[self.indices]
+        return self
 
     @property
     def passes(self) -> int:
@@ -117,17 +126,18 @@ def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (
     from videojepa.data.loader import build_loader
 
     loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
-    features, labels, n = None, torch.empty(passes, len(dataset), dtype=torch.long), len(dataset)
+    n = len(dataset)
+    features, indices = None, torch.empty(passes, n, dtype=torch.long)
     for p in range(passes):
         loader.set_epoch(p)
         row = 0
-        for feats, y in encode_batches(encoder, loader, layers, precision, pooled, f"{desc} {p + 1}/{passes}"):
+        for feats, _, index in encode_batches(encoder, loader, layers, precision, pooled, f"{desc} {p + 1}/{passes}"):
             if features is None:
                 features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
-            features[p, row:row + len(y)] = feats.to(features.dtype)
-            labels[p, row:row + len(y)] = y
-            row += len(y)
-    return FeatureSet(features, labels)
+            features[p, row:row + len(index)] = feats.to(features.dtype)
+            indices[p, row:row + len(index)] = index
+            row += len(index)
+    return FeatureSet(features, indices).label([e.label for e in dataset.entries])
 
 
 def cache_key(**parts) -> str:
@@ -138,7 +148,7 @@ def cache_key(**parts) -> str:
 def load_or_extract(path: Optional[Path], key: str, compute: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
     """The cached FeatureSet at `path` if its key matches, else `compute()` (saved to `path` when given).
 
-    Returns (features, whether they came from the cache).
+    Returns (features, whether they came from the cache); `labels` is not stored: see `FeatureSet.label`.
     """
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
@@ -151,12 +161,12 @@ def load_or_extract(path: Optional[Path], key: str, compute: Callable[[], Featur
                 stored = (f.metadata() or {}).get("key")
             if stored == key:
                 tensors = load_file(str(path))
-                return FeatureSet(tensors["features"], tensors["labels"]), True
+                return FeatureSet(tensors["features"], tensors["indices"]), True
         except Exception:  # a damaged cache file is recomputed, never trusted
             pass
     result = compute()
     if path is not None:
         with atomic_path(path) as tmp:
-            save_file({"features": result.features.contiguous(), "labels": result.labels}, str(tmp),
+            save_file({"features": result.features.contiguous(), "indices": result.indices}, str(tmp),
                       metadata={"key": key})
     return result, False

@@ -113,16 +113,17 @@ class TaskRunner:
 
     def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
         cfg = self.cfg
-        entries = [(e.path, e.label, e.start_frame, e.end_frame) for e in dataset.entries]
+        entries = [(e.path, e.start_frame, e.end_frame) for e in dataset.entries]  # not labels: tasks share files
         key = cache_key(encoder=self.identity, entries=entries, train=dataset.train, passes=passes,
                         data={k: v for k, v in self.data.model_dump().items() if k not in LOADER_ONLY},
                         layers=cfg.probe.layers, precision=cfg.probe.precision, pooled=self.pooled,
                         dtype=cfg.features.dtype, seed=cfg.run.seed if dataset.train else None)
-        path = self.cache_dir / f"{self.task.name}-{split}-{key}.safetensors" if to_disk else None
+        path = self.cache_dir / f"{split}-{key}.safetensors" if to_disk else None
         start = time.perf_counter()
         result, hit = load_or_extract(path, key, lambda: extract_dataset(
             self.encoder, dataset, cfg.features.batch_size, cfg.probe.layers, cfg.probe.precision, self.pooled,
             passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}"))
+        result.label([e.label for e in dataset.entries])
         self.seconds["features"] += time.perf_counter() - start
         self.cached[split] = hit
         self.log(f"  {split}: {len(dataset)} videos x {self.K * self.V} clips, features {tuple(result.features.shape[2:])}"
@@ -186,8 +187,8 @@ class TaskRunner:
 
             def epoch_batches(epoch: int):
                 loader.set_epoch(epoch)
-                for x, y in encode_batches(self.encoder, loader, cfg.probe.layers, cfg.probe.precision, self.pooled,
-                                           f"{self.task.name} epoch {epoch + 1}"):
+                for x, y, _ in encode_batches(self.encoder, loader, cfg.probe.layers, cfg.probe.precision,
+                                              self.pooled, f"{self.task.name} epoch {epoch + 1}"):
                     yield training_batch(x, y, self.K, self.V)
 
         self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
