@@ -15,6 +15,17 @@ def cli(capsys):
     return run
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread is faster and immune to other processes on a shared CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_synth(tmp_path_factory):
     """A small synthetic dataset (16 frames, 32 px) shared by the training tests."""

@@ -14,12 +14,7 @@ TINY = ["model.name=vit_nano", "model.patch_size=8", "data.crop_size=32", "data.
         "data.frame_step=4", "data.num_workers=0", "features.batch_size=32"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

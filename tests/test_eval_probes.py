@@ -8,13 +8,7 @@ from videojepa.eval.probes import AttentiveProbe, KNNClassifier, LinearProbe, bu
 from videojepa.eval.protocol import per_view, eval_logits, training_batch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and immune to other processes on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_attentive_probes_shapes_and_structure():
