@@ -1,0 +1,284 @@
+"""Labelled video (and image) datasets: file lists, clip loading, bad-input handling.
+
+Sources (`read_entries`):
+  - official V-JEPA list: `path label` per line, space separated, no header (the last field is the label);
+  - headed CSV: `path,label[,start_frame,end_frame]` (frames [start_frame, end_frame), end exclusive, empty
+    or -1 = to the end); a comma CSV without header is read in the same column order;
+  - a folder with one sub-folder per class (UCF101 / ImageNet style; labels are the sorted class names),
+    or a flat folder of files (label -1); or a single video or image file (label -1).
+Relative paths in a list are relative to the list's folder. Labels that are not integers are class names,
+numbered in sorted order; integer labels take their names from a `classes.txt` beside the list, if any.
+Image files (by extension) are still clips: one frame repeated frames_per_clip times.
+
+Items: `dataset[i]` is a dict
+  - "video": float32 C×T×H×W (normalised) for one clip and one view; with num_clips K and num_views V
+    and K·V > 1, a tensor K·V×C×T×H×W ordered clip-major: element k·V + v is view v of clip k;
+  - "label": int;
+  - "index": the dataset index of the file actually used (differs from i after a bad-file replacement).
+A key may also be a tuple (index, seed, epoch), as yielded by `loader.ResumableSampler`: the item's
+randomness (clip starts, crops, flips, replacements) is then a pure function of the key, which makes
+data order and augmentation exactly reproducible across workers and resumes. A plain int key draws its
+randomness from torch's global generator (seeded per worker by the DataLoader).
+
+Bad input: a file that is missing, empty, not a video, in an unsupported codec, truncated, or too short
+under the "skip" policy is skipped with a `BadInputWarning` naming the file and the reason, counted once
+(the count is shared by all worker processes), and replaced by a random other file. When more than
+`max_bad_fraction` of the dataset's files are bad, loading stops with `TooManyBadFilesError`.
+"""
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+
+from videojepa.data.config import DataConfig
+from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, BadFileError, _BACKENDS, open_video, read_image
+from videojepa.data.sampling import ShortVideoError, clip_step, sample_clips
+from videojepa.data.transforms import ClipTransform
+from videojepa.errors import UserError
+
+MAX_REPLACEMENT_TRIES = 100
+
+
+class BadInputWarning(UserWarning):
+    """A file was skipped; the message names it and says why."""
+
+
+class TooManyBadFilesError(UserError):
+    """More than data.max_bad_fraction of the dataset is unreadable."""
+
+
+@dataclass
+class Entry:
+    """One file of a dataset."""
+
+    path: str
+    label: int = -1
+    start_frame: int = 0
+    end_frame: Optional[int] = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+# ----------------------------------------------------------------------------- file lists
+
+def _is_media(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+
+
+def _media_files(folder: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files) if _is_media(f) and not f.startswith(".")]
+    return found
+
+
+def _scan_folder(root: str) -> tuple[list[Entry], list[str]]:
+    names = sorted(os.listdir(root))
+    loose = [os.path.join(root, n) for n in names if _is_media(n) and os.path.isfile(os.path.join(root, n))]
+    classes = [n for n in names if os.path.isdir(os.path.join(root, n)) and not n.startswith(".")]
+    per_class = {c: _media_files(os.path.join(root, c)) for c in classes}
+    classes = [c for c in classes if per_class[c]]
+    if classes and loose:
+        raise UserError(f"{root} mixes class sub-folders with loose media files (e.g. {loose[0]}); "
+                        "use one sub-folder per class, or a flat folder")
+    if classes:
+        entries = [Entry(p, label) for label, c in enumerate(classes) for p in per_class[c]]
+        return entries, classes
+    return [Entry(p) for p in loose], []
+
+
+def _parse_int(value: str, where: str, default: Optional[int]) -> Optional[int]:
+    value = value.strip()
+    if value in ("", "-1"):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"{where}: expected an integer frame number, got {value!r}") from None
+
+
+def _read_list(path: str) -> tuple[list[Entry], list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            lines = [(n, line.strip()) for n, line in enumerate(f, 1)]
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file list (CSV or `path label` lines)") from None
+    lines = [(n, line) for n, line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise UserError(f"{path} lists no files")
+    rows = []  # (line number, path, label string, start, end)
+    if "," in lines[0][1]:
+        table = list(csv.reader([line for _, line in lines]))
+        header = [c.strip().lower() for c in table[0]]
+        if header[0] == "path":
+            if set(header) - {"path", "label", "start_frame", "end_frame"}:
+                raise UserError(f"{path}: header columns must be path,label[,start_frame,end_frame]; got {table[0]}")
+            table, numbers = table[1:], [n for n, _ in lines[1:]]
+        else:
+            header, numbers = ["path", "label", "start_frame", "end_frame"][: len(table[0])], [n for n, _ in lines]
+        for n, cells in zip(numbers, table):
+            if len(cells) != len(header):
+                raise UserError(f"{path}:{n}: expected {len(header)} columns ({','.join(header)}), got {len(cells)}")
+            row = dict(zip(header, cells))
+            where = f"{path}:{n}"
+            start = _parse_int(row.get("start_frame", ""), where, 0)
+            rows.append((n, row["path"].strip(), row.get("label", "").strip(), start,
+                         _parse_int(row.get("end_frame", ""), where, None)))
+    else:
+        for n, line in lines:
+            parts = line.rsplit(None, 1)
+            if len(parts) == 2:
+                rows.append((n, parts[0], parts[1], 0, None))
+            else:
+                rows.append((n, line, "", 0, None))
+    labels = [row[2] for row in rows]
+    is_int = [label.lstrip("-").isdigit() for label in labels]
+    classes: list[str] = []
+    if all(ok or label == "" for ok, label in zip(is_int, labels)):
+        numeric = [int(label) if label else -1 for label in labels]
+    elif not any(is_int):  # class names
+        classes = sorted({label for label in labels if label})
+        numeric = [classes.index(label) if label else -1 for label in labels]
+    else:
+        n, label = next((row[0], row[2]) for row, ok in zip(rows, is_int) if not ok and row[2])
+        raise UserError(f"{path}:{n}: label {label!r} is not an integer, unlike other labels in the list")
+    folder = os.path.dirname(os.path.abspath(path))
+    names_file = os.path.join(folder, "classes.txt")
+    if not classes and os.path.isfile(names_file):  # class names beside the list, one per line in label order
+        with open(names_file, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+        if len(names) > max(numeric):
+            classes = names
+    entries = []
+    for (n, p, _, start, end), label in zip(rows, numeric):
+        if end is not None and end <= start:
+            raise UserError(f"{path}:{n}: end_frame {end} must be greater than start_frame {start}")
+        entries.append(Entry(os.path.normpath(os.path.join(folder, os.path.expanduser(p))), label, start, end))
+    return entries, classes
+
+
+def read_entries(path: str) -> tuple[list[Entry], list[str]]:
+    """The files listed by a CSV/list file or found in a folder (or one media file), and the class names."""
+    path = os.path.expanduser(str(path))
+    if not os.path.exists(path):
+        raise UserError(f"data source not found: {path}")
+    if os.path.isdir(path):
+        entries, classes = _scan_folder(path)
+    elif _is_media(path):  # a single video or image
+        entries, classes = [Entry(path)], []
+    else:
+        entries, classes = _read_list(path)
+    if not entries:
+        raise UserError(f"no video or image files in {path} "
+                        f"(looked for {', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})")
+    return entries, classes
+
+
+# ----------------------------------------------------------------------------- dataset
+
+class VideoDataset(torch.utils.data.Dataset):
+    """Clips from a list of video/image files; see the module docstring for items and bad-input rules."""
+
+    def __init__(self, entries: list[Entry], cfg: DataConfig, train: bool, classes: Optional[list[str]] = None,
+                 source: str = ""):
+        if cfg.decoder not in _BACKENDS:
+            raise UserError(f"data.decoder: unknown backend {cfg.decoder!r}; available: {sorted(_BACKENDS)}")
+        self.entries, self.cfg, self.train = entries, cfg, train
+        self.classes = classes or []
+        self.source = source
+        self.transform = ClipTransform.from_config(cfg, train)
+        # Shared by worker processes: one flag per file, and the number of flags set.
+        self._bad_flags = multiprocessing.Array("b", len(entries))
+        self._num_bad = multiprocessing.Value("i", 0)
+        self.bad_reasons: dict[str, str] = {}  # files found bad by THIS process
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def num_bad(self) -> int:
+        """Distinct files found bad so far, by any worker."""
+        return self._num_bad.value
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else max((e.label for e in self.entries), default=-1) + 1
+
+    def __getitem__(self, key) -> dict:
+        if isinstance(key, (tuple, list)):
+            index, *seed = (int(k) for k in key)
+        else:
+            index, seed = int(key), [int(torch.randint(0, 2**62, ()).item())]
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} files")
+        for attempt in range(MAX_REPLACEMENT_TRIES):
+            if not self._bad_flags[index]:
+                try:
+                    video = self.load(index, np.random.default_rng([*seed, index, attempt]))
+                    return {"video": video, "label": self.entries[index].label, "index": index}
+                except BadFileError as err:
+                    self._mark_bad(index, err.reason)
+            index = int(np.random.default_rng([*seed, index, attempt, 1]).integers(len(self)))
+        raise TooManyBadFilesError(f"no readable file found in {MAX_REPLACEMENT_TRIES} random tries "
+                                   f"({self.num_bad} of {len(self)} files bad in {self.source or 'the dataset'})")
+
+    def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        """Decode, sample and augment file `index` (raises `BadFileError`); see the module docstring for the shape."""
+        entry, cfg = self.entries[index], self.cfg
+        if entry.is_image:
+            frames = read_image(entry.path)[None]
+            views = self.transform(frames, rng if self.train else None)
+            views = views.expand(-1, -1, cfg.frames_per_clip, -1, -1).contiguous()
+            clips = [views] * cfg.num_clips
+        else:
+            with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads) as reader:
+                n = reader.num_frames
+                if entry.start_frame >= n:
+                    raise BadFileError(entry.path, f"start_frame {entry.start_frame} is past the end ({n} frames)")
+                try:
+                    step = clip_step(reader.fps, cfg.frame_step, cfg.fps)
+                    indices = sample_clips(n, cfg.frames_per_clip, step, cfg.num_clips, rng if self.train else None,
+                                           cfg.short_video, entry.start_frame, entry.end_frame)
+                except (ShortVideoError, ValueError) as err:
+                    raise BadFileError(entry.path, str(err)) from None
+                frames = reader.read(indices.reshape(-1))
+            frames = frames.view(cfg.num_clips, cfg.frames_per_clip, *frames.shape[1:])
+            clips = [self.transform(f, rng if self.train else None) for f in frames]
+        video = torch.cat(clips)
+        return video[0] if video.shape[0] == 1 else video
+
+    def _mark_bad(self, index: int, reason: str) -> None:
+        path = self.entries[index].path
+        self.bad_reasons[path] = reason
+        with self._num_bad.get_lock():
+            first = not self._bad_flags[index]
+            if first:
+                self._bad_flags[index] = 1
+                self._num_bad.value += 1
+            count = self._num_bad.value
+        if first:
+            warnings.warn(f"skipping {path}: {reason} ({count} bad of {len(self)} files so far)", BadInputWarning,
+                          stacklevel=3)
+        if count > self.cfg.max_bad_fraction * len(self):
+            raise TooManyBadFilesError(
+                f"{count} of {len(self)} files ({count / len(self):.1%}) are unreadable, more than "
+                f"data.max_bad_fraction={self.cfg.max_bad_fraction:g}; last: {path}: {reason}. "
+                f"List them all with: videojepa data check {self.source or '<your data>'}")
+
+
+def build_dataset(path: Optional[str], data_cfg: DataConfig, train: bool) -> VideoDataset:
+    """The dataset at `path` (CSV/list file or folder) with training or evaluation sampling and augmentation."""
+    if not path:
+        raise UserError(f"data.{'train' if train else 'val'} is not set: give a CSV file or a folder")
+    entries, classes = read_entries(path)
+    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path))
