@@ -115,15 +115,7 @@ def single_frame_features(frames):
                       radial_spectrum(frames)], 1)
 
 
-@pytest.fixture
-def one_thread():
-    """Small LBFGS problems on a busy 2-core machine are ~50x slower with two OpenMP threads than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
+# `one_thread` (conftest): small LBFGS problems on a busy 2-core machine are ~50x slower with two threads.
 def test_motion_needs_time_and_appearance_needs_one_frame(synth_arrays, one_thread):
     x, motion, appearance, val = synth_arrays
     n, t = x.shape[:2]

@@ -19,6 +19,7 @@ registered with `register_backend(name, cls)`.
 """
 from __future__ import annotations
 
+import abc
 import os
 from typing import Callable, Iterator, Sequence
 
@@ -39,16 +40,16 @@ class BadFileError(Exception):
         super().__init__(f"{path}: {reason}")
 
 
-class VideoReader:
+class VideoReader(abc.ABC):
     """Interface: random access to one file's frames by index. Use as a context manager."""
 
     path: str
     num_frames: int
     fps: float | None
 
+    @abc.abstractmethod
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at `indices` as uint8 T×H×W×3."""
-        raise NotImplementedError
 
     def close(self) -> None:
         pass
