@@ -167,33 +167,59 @@ def flops_report(config: PretrainConfig | PlanConfig, measured_masks: bool = Fal
     }
 
 
-def allocate_budget(plan: PlanConfig, budget: float, teacher_share: float, measured_masks: bool = False) -> dict:
-    """Split a FLOPs budget between SALT's stages, and price V-JEPA at the same budget.
+def steps_within_budget(cfg: PretrainConfig, budget: float, name: str | None = None,
+                        measured_masks: bool = False) -> dict:
+    """The most optimiser steps of `cfg` whose FLOPs fit in `budget` (never more than the budget).
 
-    `plan` is a SALT plan (first stage the teacher, last the student, e.g. paper/salt_vitl).
-    The teacher gets `teacher_share` of the budget, the student the rest; V-JEPA (the student's
-    config with method vjepa, i.e. same encoder, predictor, masks and batch) gets all of it.
-    Steps are rounded down, so the spent FLOPs never exceed the budget.
+    Returns {"name", "method", "budget", "steps", "flops_per_step", "flops"}; `flops` = steps x per step.
     """
-    from videojepa.config.loader import stage_config
+    name = name or cfg.method.name
+    per_step = stage_flops(cfg, name, measured_masks)["flops_per_step"]
+    steps = int(budget // per_step)
+    # Float division can land one step off either way; settle it on the product actually reported.
+    while (steps + 1) * per_step <= budget:
+        steps += 1
+    while steps > 0 and steps * per_step > budget:
+        steps -= 1
+    if steps < 1:
+        raise UserError(f"a budget of {budget:.3g} FLOPs buys no {name} step ({per_step:.3g} FLOPs each)")
+    return {"name": name, "method": cfg.method.name, "budget": budget, "steps": steps,
+            "flops_per_step": per_step, "flops": steps * per_step}
 
+
+def split_budget(teacher_cfg: PretrainConfig, student_cfg: PretrainConfig, budget: float, teacher_share: float,
+                 measured_masks: bool = False) -> dict:
+    """Split a FLOPs budget between SALT's teacher and student configs.
+
+    The teacher gets `teacher_share` of the budget, the student what the teacher left (so the
+    rounding of the teacher's steps goes to the student); steps round down, so the total never
+    exceeds the budget and falls short of it by less than one student step.
+    """
     if not 0.0 < teacher_share < 1.0:
         raise UserError(f"--teacher-share must be between 0 and 1, got {teacher_share}")
     if budget <= 0:
         raise UserError(f"--budget must be positive, got {budget}")
-    teacher_cfg, student_cfg = stage_config(plan.stages[0]), stage_config(plan.stages[-1])
     if (teacher_cfg.method.name, student_cfg.method.name) != ("salt_teacher", "salt_student"):
         raise UserError("the budget planner needs a SALT plan whose first stage is salt_teacher and last "
                         f"salt_student (got {teacher_cfg.method.name} ... {student_cfg.method.name})")
+    teacher = steps_within_budget(teacher_cfg, budget * teacher_share, "teacher", measured_masks)
+    student = steps_within_budget(student_cfg, budget - teacher["flops"], "student", measured_masks)
+    teacher["share"], student["share"] = teacher_share, 1 - teacher_share
+    return {"budget": budget, "teacher_share": teacher_share, "stages": [teacher, student],
+            "salt_flops": teacher["flops"] + student["flops"]}
+
+
+def allocate_budget(plan: PlanConfig, budget: float, teacher_share: float, measured_masks: bool = False) -> dict:
+    """Split a FLOPs budget between SALT's stages (`split_budget`), and price V-JEPA at the same budget.
+
+    `plan` is a SALT plan (first stage the teacher, last the student, e.g. paper/salt_vitl).
+    V-JEPA (the student's config with method vjepa, i.e. same encoder, predictor, masks and batch)
+    gets all of the budget. Steps are rounded down, so the spent FLOPs never exceed the budget.
+    """
+    from videojepa.config.loader import stage_config
+
+    teacher_cfg, student_cfg = stage_config(plan.stages[0]), stage_config(plan.stages[-1])
+    salt = split_budget(teacher_cfg, student_cfg, budget, teacher_share, measured_masks)
     vjepa_cfg = student_cfg.model_copy(update={"method": student_cfg.method.model_copy(update={"name": "vjepa"})})
-    rows = []
-    for name, cfg, share in (("teacher", teacher_cfg, teacher_share), ("student", student_cfg, 1 - teacher_share),
-                             ("vjepa", vjepa_cfg, 1.0)):
-        per_step = stage_flops(cfg, name, measured_masks)["flops_per_step"]
-        steps = int(budget * share // per_step)
-        if steps < 1:
-            raise UserError(f"a budget of {budget:.3g} FLOPs buys no {name} step ({per_step:.3g} FLOPs each)")
-        rows.append({"name": name, "method": cfg.method.name, "share": share, "steps": steps,
-                     "flops_per_step": per_step, "flops": steps * per_step})
-    return {"budget": budget, "teacher_share": teacher_share, "stages": rows,
-            "salt_flops": rows[0]["flops"] + rows[1]["flops"], "vjepa_flops": rows[2]["flops"]}
+    vjepa = {**steps_within_budget(vjepa_cfg, budget, "vjepa", measured_masks), "share": 1.0}
+    return {**salt, "stages": salt["stages"] + [vjepa], "vjepa_flops": vjepa["flops"]}
