@@ -3,17 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from videojepa.errors import UserError
-
 
 def draw_masks(generators: list, names: list[str], path: str, samples: int = 4, seed: int = 0) -> None:
-    try:
-        import matplotlib
+    from videojepa.plots import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise UserError("--out needs matplotlib: pip install 'videojepa[plots]'") from None
+    plt = pyplot()
     generator = torch.Generator().manual_seed(seed)
     frames = generators[0].grid[0]
     rows = len(generators) * samples
