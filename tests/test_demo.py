@@ -1,0 +1,131 @@
+"""`videojepa demo` end to end at toy sizes: matched FLOPs, run directories, report, plots, no retraining."""
+import json
+from pathlib import Path
+
+import pytest
+
+from videojepa.demo import METHODS, DemoSettings, DemoSize, run_demo
+from videojepa.demo_report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS
+from videojepa.errors import UserError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# 8-frame 32x32 clips, patch 8, tubelet 2: 4 x 4 x 4 = 64 tokens of width 64 (vit_pico)
+CLIP = ["data.crop_size=32", "data.frames_per_clip=8", "data.frame_step=1", "data.num_workers=0"]
+PRETRAIN = (*CLIP, "model.name=vit_pico", "predictor.depth=1", "predictor.embed_dim=32", "predictor.num_heads=2",
+            "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=4", "train.precision=fp32")
+PROBE = (*CLIP, "probe.heads=2", "optim.lr=[1e-3]", "features.batch_size=32")
+SIZE = DemoSize(num_videos=24, budget_steps=6, teacher_share=0.2, probe_epochs=1, frames=8, size=32)
+
+
+def settings(out, **changes):
+    return DemoSettings(**{"out": str(out), "size": SIZE, "seed": 0, "pretrain_overrides": PRETRAIN,
+                           "probe_overrides": PROBE, "workers": 1, **changes})
+
+
+def snapshot(out: Path) -> dict:
+    """mtime of every checkpoint, encoder and probe result."""
+    files = [*out.glob("runs/*/checkpoints/*.pt"), *out.glob("runs/*/encoder.safetensors"), *out.glob("probes/*/results.json")]
+    return {str(p): p.stat().st_mtime_ns for p in files}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # toy tensors: one thread is faster, as in the one_thread fixture
+    out = tmp_path_factory.mktemp("demo")
+    yield out, run_demo(settings(out), log=lambda _: None)
+    torch.set_num_threads(threads)
+
+
+def test_demo_trains_every_method_in_an_ordinary_run_directory(demo):
+    out, results = demo
+    for name in METHODS:
+        run = out / "runs" / name
+        assert (run / "encoder.safetensors").exists() and (run / "config.yaml").exists(), name
+        assert results["runs"][name]["trained_now"] and results["runs"][name]["wall_s"] > 0
+    student = (out / "runs" / "salt_student" / "config.yaml").read_text()
+    assert f"checkpoint: {out}/runs/salt_teacher" in student and f"train: {out}/data/motion/train.csv" in student
+
+
+def test_every_method_spends_the_budget_to_within_one_step(demo):
+    _, results = demo
+    budget, runs = results["budget"]["flops"], results["runs"]
+    assert runs["vjepa"]["steps"] == SIZE.budget_steps and runs["vjepa"]["flops"] == budget
+    assert runs["videomae"]["steps"] > SIZE.budget_steps  # cheaper steps (one tube mask, no target encoder)
+    assert 0 <= budget - runs["videomae"]["flops"] < runs["videomae"]["flops_per_step"]
+    assert runs["salt_teacher"]["flops"] <= SIZE.teacher_share * budget
+    salt = runs["salt_teacher"]["flops"] + runs["salt_student"]["flops"]
+    assert 0 <= budget - salt < runs["salt_student"]["flops_per_step"]
+    for name in METHODS:  # the trained steps are the planned ones
+        assert runs[name]["health"]["step"] == runs[name]["steps"] >= 1
+
+
+def test_results_follow_the_documented_schema(demo):
+    out, results = demo
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["schema"] == SCHEMA and all(k in saved for k in TOP_KEYS)
+    assert [r["name"] for r in saved["rows"]] == ["random_init", "salt_teacher", "salt", "vjepa", "videomae"]
+    assert all(k in row for row in saved["rows"] for k in ROW_KEYS)
+    assert all(k in run for run in saved["runs"].values() for k in RUN_KEYS)
+    assert saved["chance"] == pytest.approx({"motion": 1 / 6, "appearance": 1 / 4})
+    for name in ("random_init", *METHODS):
+        assert set(saved["probes"][name]["top1"]) == {"motion", "appearance"}
+        assert (out / "probes" / name / "results.json").exists()
+    for run in saved["runs"].values():
+        assert run["health"]["feature_rank"] > 0 and run["health"]["target_std"] > 0
+    salt = next(r for r in saved["rows"] if r["name"] == "salt")
+    assert salt["probe"] == "salt_student" and salt["steps"] == [saved["runs"][n]["steps"] for n in METHODS[:2]]
+
+
+def test_table_and_plots_are_written(demo):
+    out, results = demo
+    table = (out / "results.md").read_text()
+    assert "| method | training FLOPs | steps | wall time | motion top-1 | appearance top-1 |" in table
+    assert "| chance | - | - | - | 16.7 | 25.0 |" in table
+    teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
+    assert f"| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
+    for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):
+        assert (out / name).stat().st_size > 1000 and str(out / name) in results["plots"]
+
+
+def test_running_again_trains_and_probes_nothing(demo):
+    out, first = demo
+    before = snapshot(out)
+    again = run_demo(settings(out), log=lambda _: None)
+    assert snapshot(out) == before
+    for name in METHODS:
+        assert not again["runs"][name]["trained_now"]
+        assert again["runs"][name]["wall_s"] == first["runs"][name]["wall_s"]
+    assert again["rows"] == first["rows"]
+
+
+def test_other_settings_are_refused_in_the_same_folder(demo):
+    out, _ = demo
+    with pytest.raises(UserError, match="other settings.*seed: 0 -> 1"):
+        run_demo(settings(out, seed=1), log=lambda _: None)
+
+
+def test_demo_help_and_arguments(cli):
+    from videojepa.cli.main import build_parser
+    from videojepa.cli.demo import settings_from_args
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli("demo", "--help")
+    assert exit_info.value.code == 0
+    args = build_parser().parse_args(["demo", "--quick", "--budget-steps", "7", "--set", "train.lr=1e-3"])
+    s = settings_from_args(args)
+    assert s.out == "runs/demo" and s.size.budget_steps == 7 and s.pretrain_overrides == ("train.lr=1e-3",)
+    from videojepa.demo import SIZES
+
+    assert s.size.num_videos == SIZES["quick"].num_videos
+
+
+def test_bad_settings_fail_before_anything_is_written(tmp_path):
+    import dataclasses
+
+    with pytest.raises(UserError, match="teacher-share"):
+        run_demo(settings(tmp_path / "demo", size=dataclasses.replace(SIZE, teacher_share=1.5)), log=lambda _: None)
+    assert not (tmp_path / "demo").exists()
