@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.videojepa-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: test install clean-venv
+.PHONY: test demo install clean-venv help
 
 install: $(STAMP)
 
@@ -22,5 +22,16 @@ $(STAMP): pyproject.toml | $(PY)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The method comparison on synthetic videos (results in runs/demo); `make demo ARGS=--quick` for a short one.
+# The install includes matplotlib (the `test` extra) for the demo's plots.
+demo: $(STAMP)
+	$(VENV)/bin/videojepa demo $(ARGS)
+
 clean-venv:
 	rm -rf $(VENV)
+
+help:
+	@echo "make test               create .venv if needed, run the test suite"
+	@echo "make demo [ARGS=...]    create .venv if needed, run \`videojepa demo\` (ARGS=--quick: a short one)"
+	@echo "make install            only create/update .venv"
+	@echo "make clean-venv         delete .venv"
