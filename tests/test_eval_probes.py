@@ -4,7 +4,7 @@ import torch
 
 from videojepa.errors import UserError
 from videojepa.eval.grid import ProbeGrid, cosine_factor, fit, grid_cells
-from videojepa.eval.probes import AttentiveProbe, KNNClassifier, LinearProbe, build_probe
+from videojepa.eval.probes import AttentiveProbe, CrossAttentionBlock, KNNClassifier, LinearProbe, build_probe
 from videojepa.eval.protocol import per_view, eval_logits, training_batch
 
 
@@ -25,6 +25,25 @@ def test_attentive_probe_is_permutation_invariant_over_tokens():
     torch.manual_seed(0)
     probe, x = AttentiveProbe(16, 3, num_heads=4).eval(), torch.randn(2, 9, 16)
     torch.testing.assert_close(probe(x), probe(x[:, torch.randperm(9)]), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("queries", [1, 3])
+def test_folded_cross_attention_equals_the_standard_form_in_value_and_gradient(queries):
+    torch.manual_seed(0)
+    block = CrossAttentionBlock(48, 12, 96).double()
+    for p in (block.xattn.kv.bias, block.norm1.weight, block.norm1.bias):  # folded terms: make them non-trivial
+        torch.nn.init.normal_(p)
+    q, x = torch.randn(2, queries, 48, dtype=torch.double), torch.randn(2, 37, 48, dtype=torch.double)
+    outs, grads = [], []
+    for forward in (block, block.reference):
+        block.zero_grad()
+        out = forward(q, x)
+        out.square().sum().backward()
+        outs.append(out)
+        grads.append([p.grad.clone() for p in block.parameters()])
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-10, atol=1e-10)
+    for folded, standard in zip(*grads):
+        torch.testing.assert_close(folded, standard, rtol=1e-9, atol=1e-10)
 
 
 def test_heads_that_do_not_divide_the_width_are_a_user_error():

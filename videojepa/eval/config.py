@@ -38,6 +38,8 @@ PROBE_KINDS = ("attentive", "attentive3", "linear", "knn")
 class RunSection(Section):
     dir: str = Field("runs/probe", description="run directory: results.json, results.md, config.yaml, feature cache")
     seed: int = Field(0, description="seed of the probes' initialisation, the data order and the augmentations")
+    device: str = Field("auto", description="torch device for the encoder and the probes: auto (cuda when "
+                        "available, else cpu), cpu, cuda, cuda:1, ...")
 
 
 class ProbeSection(Section):

@@ -134,7 +134,7 @@ def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (
         for feats, _, index in encode_batches(encoder, loader, layers, precision, pooled, f"{desc} {p + 1}/{passes}"):
             if features is None:
                 features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
-            features[p, row:row + len(index)] = feats.to(features.dtype)
+            features[p, row:row + len(index)] = feats.to("cpu", features.dtype)
             indices[p, row:row + len(index)] = index
             row += len(index)
     return FeatureSet(features, indices).label([e.label for e in dataset.entries])

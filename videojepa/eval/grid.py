@@ -72,7 +72,7 @@ class ProbeGrid(nn.Module):
         losses.sum().backward()
         self.optimizer.step()
         self.step_count += 1
-        return losses.detach()
+        return losses.detach().cpu()
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,18 @@ from videojepa.eval.report import SCHEMA, write_results
 LOADER_ONLY = ("train", "val", "num_workers", "decode_threads", "worker_timeout", "max_bad_fraction")
 
 
+def probe_device(cfg: ProbeConfig) -> torch.device:
+    if cfg.run.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(cfg.run.device)
+    except RuntimeError:
+        raise UserError(f"run.device={cfg.run.device!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"run.device={cfg.run.device} but this machine has no CUDA device; use auto or cpu")
+    return device
+
+
 def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
     """The frozen encoder, a description of it for the results, and its identity for cache keys."""
     from videojepa.encoder_io import load_encoder, resolve_encoder_path
@@ -53,7 +65,7 @@ def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
         encoder = load_encoder(path)
         stat = path.stat()
         identity = {"file": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
-    encoder = prepare_encoder(encoder, cfg.probe.precision)
+    encoder = prepare_encoder(encoder, cfg.probe.precision).to(probe_device(cfg))
     arch = encoder.arch
     info = {k: arch.get(k) for k in ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")}
     info.update(params=count_parameters(encoder), random_init=cfg.probe.checkpoint == "none")
@@ -174,14 +186,15 @@ class TaskRunner:
         dim = val.features.shape[-1]
         make = lambda: build_probe(cfg.probe.kind, dim, self.num_classes, cfg.probe.heads, cfg.probe.queries)  # noqa: E731
         steps = opt.epochs * math.ceil(len(self.train_ds) / opt.batch_size)
-        grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas)
+        device = next(self.encoder.parameters()).device
+        grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas).to(device)
         if cfg.features.cache:
             train = self.features("train", self.train_ds, max(1, cfg.features.augmentations), True)
 
             def epoch_batches(epoch: int):
                 g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
                 for x, y in train.batches(opt.batch_size, epoch % train.passes, g):
-                    yield training_batch(x, y, self.K, self.V)
+                    yield training_batch(x.to(device, non_blocking=True), y.to(device), self.K, self.V)
         else:
             loader = build_loader(self.train_ds, opt.batch_size, self.data, cfg.run.seed, drop_last=False)
 
@@ -189,7 +202,7 @@ class TaskRunner:
                 loader.set_epoch(epoch)
                 for x, y, _ in encode_batches(self.encoder, loader, cfg.probe.layers, cfg.probe.precision,
                                               self.pooled, f"{self.task.name} epoch {epoch + 1}"):
-                    yield training_batch(x, y, self.K, self.V)
+                    yield training_batch(x.to(device), y.to(device), self.K, self.V)
 
         self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
         start = time.perf_counter()
@@ -197,7 +210,7 @@ class TaskRunner:
         self.seconds["train"] += time.perf_counter() - start
 
         start = time.perf_counter()
-        logits = torch.cat([eval_logits(grid.logits, x, self.K, self.V)
+        logits = torch.cat([eval_logits(grid.logits, x.to(device), self.K, self.V).cpu()
                             for x, _ in val.batches(cfg.features.batch_size)], dim=1)  # (cells, B, C)
         labels = val.labels[0]
         s = self.scores(logits, labels)
