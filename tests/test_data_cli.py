@@ -11,7 +11,7 @@ def test_synth_writes_both_label_sets(tmp_path, cli):
     code, text, _ = cli("data", "synth", "--out", out, "--num-videos", 8, "--frames", 8, "--size", 32,
                         "--workers", 2, "--seed", 1)
     assert code == 0 and "wrote 8 videos (6 train, 2 val)" in text
-    assert "motion     6 classes (chance 16.7%): rotate_cw, rotate_ccw, accelerate" in text
+    assert "motion     4 classes (chance 25.0%): rotate_cw, rotate_ccw, bounce, oscillate" in text
     for task in ("motion", "appearance"):
         assert (out / task / "train.csv").read_text().count(".mp4") == 6
     assert json.loads((out / "synth.json").read_text())["spec"]["frames"] == 8

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from videojepa.data import DataConfig, build_dataset, open_video, read_entries
-from videojepa.data.synth import APPEARANCES, MOTIONS, write_dataset
+from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, write_dataset
 from videojepa.errors import UserError
 
 
@@ -31,13 +31,13 @@ def test_layout_balance_and_determinism(tmp_path):
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", names, shallow=False)
     assert match == names  # same seed → byte-identical output, whatever the number of workers
     assert not filecmp.cmp(tmp_path / "a/videos/000000.mp4", tmp_path / "c/videos/000000.mp4", shallow=False)
-    assert a["num_train"] == 9 and a["num_val"] == 3 and a["motion_classes"] == list(MOTIONS)
+    assert a["num_train"] == 9 and a["num_val"] == 3 and a["motion_classes"] == list(DEFAULT_MOTIONS)
 
     train, classes = read_entries(str(tmp_path / "a/motion/train.csv"))
     val, _ = read_entries(str(tmp_path / "a/motion/val.csv"))
-    assert classes == list(MOTIONS) and len(train) + len(val) == 12
+    assert classes == list(DEFAULT_MOTIONS) and len(train) + len(val) == 12
     labels = sorted(e.label for e in train + val)
-    assert labels == sorted(list(range(6)) * 2)  # balanced
+    assert labels == sorted(list(range(4)) * 3)  # balanced
     with open_video(train[0].path) as reader:
         assert reader.num_frames == 16 and reader.read([0]).shape == (1, 64, 64, 3)
     cfg = DataConfig(crop_size=32, frames_per_clip=16, frame_step=1, num_workers=0)
@@ -64,7 +64,7 @@ def synth_arrays(tmp_path_factory):
         with open_video(str(root / path)) as reader:
             videos.append(reader.read(range(reader.num_frames)))
     x = torch.stack(videos).permute(0, 1, 4, 2, 3).float() / 255
-    motion = torch.tensor([MOTIONS.index(r[2]) for r in rows])
+    motion = torch.tensor([DEFAULT_MOTIONS.index(r[2]) for r in rows])
     appearance = torch.tensor([list(APPEARANCES).index(r[3]) for r in rows])
     val = torch.tensor([r[1] == "val" for r in rows])
     return x, motion, appearance, val
@@ -131,9 +131,11 @@ def test_motion_needs_time_and_appearance_needs_one_frame(synth_arrays, one_thre
         "motion_frame_pairs": logistic_regression(pairs, motion, val),
         "appearance_one_frame": logistic_regression(one_frame, appearance, val),
     }
-    print(json.dumps({**acc, "motion_chance": 1 / len(MOTIONS), "appearance_chance": 1 / len(APPEARANCES)}))
-    chance = 1 / len(MOTIONS)
+    print(json.dumps({**acc, "motion_chance": 1 / len(DEFAULT_MOTIONS), "appearance_chance": 1 / len(APPEARANCES)}))
+    chance = 1 / len(DEFAULT_MOTIONS)
     assert acc["motion_one_frame"] < chance + 0.1  # a frame says nothing about the motion class
-    assert acc["motion_energy"] > 2.5 * chance  # motion over time does
-    assert acc["motion_frame_pairs"] > 4 * chance
+    # Motion over time does (measured at seed 0: energy 0.55, frame pairs 0.78). Energy alone cannot tell the
+    # rotation SENSE apart (both rotate classes drift at constant speed), the phase change between frames can.
+    assert acc["motion_energy"] > chance + 0.2
+    assert acc["motion_frame_pairs"] > max(0.7, acc["motion_energy"] + 0.1)
     assert acc["appearance_one_frame"] > 0.8  # while one frame is enough for appearance (chance 0.25)

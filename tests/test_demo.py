@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from videojepa.data.synth import DEFAULT_MOTIONS
 from videojepa.demo import METHODS, DemoSettings, DemoSize, run_demo
 from videojepa.demo_report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS
 from videojepa.errors import UserError
@@ -70,7 +71,7 @@ def test_results_follow_the_documented_schema(demo):
     assert [r["name"] for r in saved["rows"]] == ["random_init", "salt_teacher", "salt", "vjepa", "videomae"]
     assert all(k in row for row in saved["rows"] for k in ROW_KEYS)
     assert all(k in run for run in saved["runs"].values() for k in RUN_KEYS)
-    assert saved["chance"] == pytest.approx({"motion": 1 / 6, "appearance": 1 / 4})
+    assert saved["chance"] == pytest.approx({"motion": 1 / len(DEFAULT_MOTIONS), "appearance": 1 / 4})
     for name in ("random_init", *METHODS):
         assert set(saved["probes"][name]["top1"]) == {"motion", "appearance"}
         assert (out / "probes" / name / "results.json").exists()
@@ -84,7 +85,7 @@ def test_table_and_plots_are_written(demo):
     out, results = demo
     table = (out / "results.md").read_text()
     assert "| method | training FLOPs | steps | wall time | motion top-1 | appearance top-1 |" in table
-    assert "| chance | - | - | - | 16.7 | 25.0 |" in table
+    assert "| chance | - | - | - | 25.0 | 25.0 |" in table
     teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
     assert f"| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
     for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from videojepa.data.synth import DEFAULT_MOTIONS
 from videojepa.eval.report import SCHEMA, TASK_KEYS, TOP_KEYS, check_results
 
 # 4-frame 32x32 clips, patch 8: 2 x 4 x 4 = 32 tokens of width 96 (vit_nano)
@@ -69,10 +70,10 @@ def test_two_tasks_multi_clip_multi_view_grid_and_cache(synth, tmp_path, cli):
     run = tmp_path / "run"
     results, _ = probe(cli, run, *TINY, config=config)
     motion, appearance = results["tasks"]
-    assert (motion["name"], motion["num_classes"], appearance["num_classes"]) == ("motion", 6, 4)
+    assert (motion["name"], motion["num_classes"], appearance["num_classes"]) == ("motion", len(DEFAULT_MOTIONS), 4)
     assert motion["protocol"]["frames_per_clip"] == 8 and appearance["protocol"]["frames_per_clip"] == 4
     assert motion["protocol"]["num_clips"] == 2 and motion["protocol"]["num_views"] == 3
-    assert len(motion["cells"]) == 4 and motion["top5"] is not None
+    assert len(motion["cells"]) == 4 and motion["top5"] is None  # top-5 only above 5 classes
     best = max(motion["cells"], key=lambda c: (c["top1"], -c["val_loss"]))
     assert motion["top1"] == best["top1"] and motion["best"] == {k: best[k] for k in ("lr", "weight_decay")}
     cache = sorted(p.name.split("-")[0] for p in (run / "features").glob("*.safetensors"))
@@ -96,7 +97,7 @@ def test_tasks_labelling_the_same_videos_share_the_feature_cache(synth, tmp_path
     results, _ = probe(cli, tmp_path, f"tasks={json.dumps(tasks)}", *TINY, "probe.kind=linear", "optim.epochs=1")
     motion, appearance = results["tasks"]
     assert motion["cached"] == {"train": False, "val": False} and appearance["cached"] == {"train": True, "val": True}
-    assert (motion["num_classes"], appearance["num_classes"]) == (6, 4)  # same features, each task's labels
+    assert (motion["num_classes"], appearance["num_classes"]) == (len(DEFAULT_MOTIONS), 4)  # same features, each task's labels
     assert len(list((tmp_path / "features").glob("*.safetensors"))) == 2
 
 
@@ -159,3 +160,10 @@ def test_probe_config_and_data_errors_are_one_line(synth, tmp_path, cli):
     assert code == 2 and "data.crop_size=36 (task small) is not divisible by the encoder's patch size 8" in err
     code, _, err = cli(*base, "tasks=[]", f"data.train={tmp_path}/missing.csv", f"data.val={tmp_path}/missing.csv")
     assert code == 2 and "data source not found" in err
+    if not torch.cuda.is_available():
+        code, _, err = cli(*base, "tasks=[]", f"data.train={synth}/appearance/small_train.csv",
+                           f"data.val={synth}/appearance/small_val.csv", *TINY, "run.device=cuda")
+        assert code == 2 and "run.device=cuda but this machine has no CUDA device" in err
+    code, _, err = cli(*base, "tasks=[]", f"data.train={synth}/appearance/small_train.csv",
+                       f"data.val={synth}/appearance/small_val.csv", *TINY, "run.device=gpu0")
+    assert code == 2 and "run.device='gpu0' is not a torch device" in err

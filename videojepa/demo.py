@@ -54,12 +54,16 @@ class DemoSize:
     size: int = 64  # frame side in pixels (the demo presets' crop)
 
 
-# Every number that sizes the demo, in one place. They go with the demo presets
-# (videojepa/configs/demo/*.yaml) and the synthetic task (videojepa/data/synth.py), and are being
-# recalibrated with them; targets on the 2-core CPU of SPEC section 8: full <= 15 minutes, quick <= 3.
+# Every number that sizes the demo, in one place; they go with the demo presets (videojepa/configs/demo/*.yaml)
+# and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
+# minutes, quick <= 3. Measured there (bf16, vit_micro, batch 8): ~0.7 s per V-JEPA step, and SALT and
+# VideoMAE spend about as long per budget step, so the four methods cost ~3 s per budget step; a probe costs
+# ~28 ms per video for bf16 features plus ~30 ms per step of its 3-cell grid, for each of the two tasks.
+# The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
+# (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~48-50%, far from both chance and saturation.
 SIZES = {
-    "full": DemoSize(num_videos=480, budget_steps=300, teacher_share=0.2, probe_epochs=15),
-    "quick": DemoSize(num_videos=96, budget_steps=40, teacher_share=0.2, probe_epochs=5),
+    "full": DemoSize(num_videos=1600, budget_steps=120, teacher_share=0.2, probe_epochs=10),
+    "quick": DemoSize(num_videos=160, budget_steps=30, teacher_share=0.2, probe_epochs=5),
 }
 
 
@@ -85,10 +89,10 @@ class DemoSettings:
 def prepare_data(data_dir: str | Path, size: DemoSize, seed: int, workers: Optional[int] = None,
                  log: Log = print) -> dict:
     """Render the synthetic datasets into `data_dir` unless its synth.json already describes them; returns synth.json."""
-    from videojepa.data.synth import APPEARANCES, MOTIONS, SynthSpec, write_dataset
+    from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, SynthSpec, write_dataset
 
     spec = dataclasses.replace(SynthSpec(), frames=size.frames, size=size.size)
-    wanted = {"num_videos": size.num_videos, "seed": seed, "motion_classes": list(MOTIONS),
+    wanted = {"num_videos": size.num_videos, "seed": seed, "motion_classes": list(DEFAULT_MOTIONS),
               "appearance_classes": list(APPEARANCES),
               "spec": json.loads(json.dumps(dataclasses.asdict(spec)))}  # tuples as lists, as in the file
     summary_path = Path(data_dir) / "synth.json"

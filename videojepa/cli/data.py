@@ -40,7 +40,7 @@ def run_check(args) -> int:
 
 
 def register(subparsers) -> None:
-    from videojepa.data.synth import APPEARANCES, MOTIONS
+    from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, MOTIONS
 
     parser = subparsers.add_parser("data", help="synthesise a dataset or check one",
                                    description="Synthetic data and dataset checks.")
@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is a function of it")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     synth.add_argument("--val-fraction", type=float, default=0.25, help="fraction of videos in val.csv")
-    synth.add_argument("--motions", default=",".join(MOTIONS), help="motion classes, comma separated")
+    synth.add_argument("--motions", default=",".join(DEFAULT_MOTIONS),
+                       help=f"motion classes, comma separated, from: {', '.join(MOTIONS)}")
     synth.add_argument("--appearances", default=",".join(APPEARANCES), help="appearance classes, comma separated")
     synth.add_argument("--clutter", type=float, default=0.1, help="strength of the background texture")
     synth.add_argument("--force", action="store_true", help="replace videos already in OUT")
