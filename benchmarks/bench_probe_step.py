@@ -1,0 +1,57 @@
+"""Attentive-probe training step: the folded cross-attention against the standard form (JSON on stdout).
+
+Both forms hold the same parameters and give the same values and gradients (tests/test_eval_probes.py);
+the standard one materialises keys and values for every token, the folded one scores and pools the
+normalised tokens directly (videojepa/eval/probes.py). Timed: forward + backward of one probe on a
+(batch, tokens, width) batch of cached features, as in `videojepa probe` with the demo's encoder.
+
+    python benchmarks/bench_probe_step.py                  # batch 16, 512 tokens, width 192, 12 heads
+    python benchmarks/bench_probe_step.py --threads 2 --tokens 1568 --width 384
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+
+from videojepa.eval.probes import AttentiveProbe
+
+
+def time_steps(probe: AttentiveProbe, x: torch.Tensor, steps: int) -> float:
+    for _ in range(3):
+        probe(x).sum().backward()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        probe(x).sum().backward()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--tokens", type=int, default=512)
+    parser.add_argument("--width", type=int, default=192)
+    parser.add_argument("--heads", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    probe = AttentiveProbe(args.width, 4, args.heads)
+    x = torch.randn(args.batch, args.tokens, args.width)
+    folded = time_steps(probe, x, args.steps)
+    probe.pool.forward = probe.pool.reference  # the same parameters through the standard form
+    standard = time_steps(probe, x, args.steps)
+    print(json.dumps({"batch": args.batch, "tokens": args.tokens, "width": args.width, "heads": args.heads,
+                      "threads": args.threads, "folded_step_s": folded, "standard_step_s": standard,
+                      "speedup": standard / folded, "torch": torch.__version__, "machine": platform.machine()},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()
