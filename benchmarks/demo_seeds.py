@@ -20,7 +20,10 @@ SAME = ("num_videos", "budget_steps", "teacher_share", "probe_epochs", "frames",
 
 def load(path: str) -> dict:
     p = Path(path)
-    return json.loads((p / "results.json" if p.is_dir() else p).read_text())
+    p = p / "results.json" if p.is_dir() else p
+    if not p.exists():
+        raise SystemExit(f"{p} not found: is that demo finished?")
+    return json.loads(p.read_text())
 
 
 def mean_std(values: list[float]) -> str:
