@@ -29,3 +29,13 @@ def test_second_make_install_does_nothing():
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     proc = subprocess.run(["make", "-n", "-C", str(ROOT), "install"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0 and "pip" not in proc.stdout, proc.stdout
+
+
+def test_overrides_may_follow_flags_and_unknown_flags_are_refused(cli):
+    code, before, _ = cli("flops", "demo/vjepa", "train.batch_size=4", "--json")
+    code2, after, _ = cli("flops", "demo/vjepa", "--json", "train.batch_size=4")
+    assert code == code2 == 0 and json.loads(before) == json.loads(after)
+    assert json.loads(after) != json.loads(cli("flops", "demo/vjepa", "--json")[1])  # the override took effect
+    with pytest.raises(SystemExit) as exit_info:
+        cli("flops", "demo/vjepa", "--bogus")
+    assert exit_info.value.code == 2
