@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from videojepa.demo import last_health
+
 
 def synth(out: str, name: str, spec: dict, workers: int) -> str:
     from videojepa.data.synth import DEFAULT_MOTIONS, SynthSpec, write_dataset
@@ -38,18 +40,6 @@ def synth(out: str, name: str, spec: dict, workers: int) -> str:
                       size=spec.get("size", 64), seed=spec.get("seed", 0), workers=workers,
                       motions=spec.get("motions", DEFAULT_MOTIONS), spec=render)
     return folder
-
-
-def last_health(run_dir: str) -> dict:
-    """The last full metrics record's monitors (steps-only loss lines are skipped)."""
-    keys = ("step", "loss", "feature_rank", "feature_std", "target_std", "pred_std", "collapse_warning")
-    last = {}
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if "feature_rank" in record:
-                last = record
-    return {k: last.get(k) for k in keys}
 
 
 def run_job(job: dict, out: str, data: dict, probe_overrides: list, threads: int) -> dict:

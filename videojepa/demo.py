@@ -56,8 +56,8 @@ class DemoSize:
 
 # Every number that sizes the demo, in one place; they go with the demo presets (videojepa/configs/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
-# minutes, quick <= 3. Measured there (bf16, vit_micro, batch 8): ~0.7 s per V-JEPA step, and SALT and
-# VideoMAE spend about as long per budget step, so the four methods cost ~3 s per budget step; a probe costs
+# minutes, quick <= 3. Measured there (bf16, vit_micro, batch 8): ~0.8 s per V-JEPA step, and SALT and
+# VideoMAE spend about as long per budget step: the four methods took 319 s for a 120-step budget; a probe costs
 # ~28 ms per video for bf16 features plus ~30 ms per step of its 3-cell grid, for each of the two tasks.
 # The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
 # (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~48-50%, far from both chance and saturation.

@@ -48,7 +48,6 @@ Accuracies are fractions (0..1); the Markdown table shows them in percent.
 """
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -131,11 +130,7 @@ def check_results(results: dict) -> None:
 
 def write_results(out: str | Path, results: dict) -> tuple[Path, Path]:
     """Write results.json and results.md atomically into `out`; returns their paths."""
-    from videojepa.utils.files import atomic_write_text
+    from videojepa.utils.files import write_json_and_markdown
 
     check_results(results)
-    out = Path(out)
-    json_path, md_path = out / "results.json", out / "results.md"
-    atomic_write_text(json_path, json.dumps(results, indent=2) + "\n")
-    atomic_write_text(md_path, markdown_table(results))
-    return json_path, md_path
+    return write_json_and_markdown(out, results, markdown_table(results))

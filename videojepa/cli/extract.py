@@ -43,17 +43,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-
     from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
     from videojepa.encoder_io import load_encoder, resolve_encoder_path
     from videojepa.errors import UserError
     from videojepa.eval.extract import extract_features
     from videojepa.eval.features import prepare_encoder
+    from videojepa.utils.device import resolve_device
 
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be at least 1 and --workers at least 0")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device or "auto", "--device")
     path = resolve_encoder_path(args.checkpoint)
     encoder = prepare_encoder(load_encoder(path, device=device), args.precision)
     trained = encoder.meta.get("data", {})

@@ -39,7 +39,6 @@ full grid of each task.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 SCHEMA = "videojepa.probe/1"
@@ -100,11 +99,7 @@ def check_results(results: dict) -> None:
 
 def write_results(run_dir: str | Path, results: dict) -> tuple[Path, Path]:
     """Write results.json and results.md atomically; returns their paths."""
-    from videojepa.utils.files import atomic_write_text
+    from videojepa.utils.files import write_json_and_markdown
 
     check_results(results)
-    run_dir = Path(run_dir)
-    json_path, md_path = run_dir / "results.json", run_dir / "results.md"
-    atomic_write_text(json_path, json.dumps(results, indent=2) + "\n")
-    atomic_write_text(md_path, markdown_table(results))
-    return json_path, md_path
+    return write_json_and_markdown(run_dir, results, markdown_table(results))

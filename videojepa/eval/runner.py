@@ -32,21 +32,10 @@ from videojepa.eval.grid import ProbeGrid, fit, grid_cells
 from videojepa.eval.probes import KNNClassifier, build_probe
 from videojepa.eval.protocol import eval_logits, training_batch
 from videojepa.eval.report import SCHEMA, write_results
+from videojepa.utils.device import resolve_device
 
 # DataConfig fields that change how items are loaded, not what they contain.
 LOADER_ONLY = ("train", "val", "num_workers", "decode_threads", "worker_timeout", "max_bad_fraction")
-
-
-def probe_device(cfg: ProbeConfig) -> torch.device:
-    if cfg.run.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(cfg.run.device)
-    except RuntimeError:
-        raise UserError(f"run.device={cfg.run.device!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"run.device={cfg.run.device} but this machine has no CUDA device; use auto or cpu")
-    return device
 
 
 def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
@@ -65,7 +54,7 @@ def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
         encoder = load_encoder(path)
         stat = path.stat()
         identity = {"file": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
-    encoder = prepare_encoder(encoder, cfg.probe.precision).to(probe_device(cfg))
+    encoder = prepare_encoder(encoder, cfg.probe.precision).to(resolve_device(cfg.run.device, "run.device"))
     arch = encoder.arch
     info = {k: arch.get(k) for k in ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")}
     info.update(params=count_parameters(encoder), random_init=cfg.probe.checkpoint == "none")

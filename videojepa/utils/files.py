@@ -31,3 +31,15 @@ def atomic_path(path: str | Path):
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def write_json_and_markdown(folder: str | Path, document: dict, markdown: str,
+                            stem: str = "results") -> tuple[Path, Path]:
+    """Write `stem`.json and `stem`.md atomically into `folder`; returns their paths."""
+    import json
+
+    folder = Path(folder)
+    json_path, md_path = folder / f"{stem}.json", folder / f"{stem}.md"
+    atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
+    atomic_write_text(md_path, markdown)
+    return json_path, md_path
