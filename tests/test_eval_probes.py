@@ -28,16 +28,18 @@ def test_attentive_probe_is_permutation_invariant_over_tokens():
 
 
 @pytest.mark.parametrize("queries", [1, 3])
-def test_folded_cross_attention_equals_the_standard_form_in_value_and_gradient(queries):
+@pytest.mark.parametrize("shared_queries", [False, True], ids=["per-clip-queries", "batch-shared-queries"])
+def test_folded_cross_attention_equals_the_standard_form_in_value_and_gradient(queries, shared_queries):
     torch.manual_seed(0)
     block = CrossAttentionBlock(48, 12, 96).double()
     for p in (block.xattn.kv.bias, block.norm1.weight, block.norm1.bias):  # folded terms: make them non-trivial
         torch.nn.init.normal_(p)
-    q, x = torch.randn(2, queries, 48, dtype=torch.double), torch.randn(2, 37, 48, dtype=torch.double)
+    q = torch.randn(1 if shared_queries else 3, queries, 48, dtype=torch.double)
+    x = torch.randn(3, 37, 48, dtype=torch.double)
     outs, grads = [], []
-    for forward in (block, block.reference):
+    for forward, queries_in in ((block, q), (block.reference, q.expand(3, -1, -1))):
         block.zero_grad()
-        out = forward(q, x)
+        out = forward(queries_in, x)
         out.square().sum().backward()
         outs.append(out)
         grads.append([p.grad.clone() for p in block.parameters()])

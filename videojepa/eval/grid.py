@@ -55,7 +55,9 @@ class ProbeGrid(nn.Module):
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
             groups.append({"params": decay, "lr": cell["lr"], "weight_decay": cell["weight_decay"], "base_lr": cell["lr"]})
             groups.append({"params": no_decay, "lr": cell["lr"], "weight_decay": 0.0, "base_lr": cell["lr"]})
-        self.optimizer = torch.optim.AdamW(groups, betas=betas, foreach=False)
+        # fused: one pass over each tensor instead of ~10 (the per-parameter loop was a fifth of a probe step on
+        # CPU); it is elementwise, so a cell's update still does not depend on the other cells
+        self.optimizer = torch.optim.AdamW(groups, betas=betas, fused=True)
         self.total_steps, self.step_count = total_steps, 0
 
     def __len__(self) -> int:
@@ -67,7 +69,7 @@ class ProbeGrid(nn.Module):
         factor = cosine_factor(self.step_count, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        losses = torch.stack([F.cross_entropy(probe(x), y) for probe in self.probes])
+        losses = torch.stack([F.cross_entropy(logits, y) for logits in self.forward(x)])
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.optimizer.step()
@@ -78,7 +80,14 @@ class ProbeGrid(nn.Module):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(cells, B, num_classes) in eval mode."""
         self.eval()
-        return torch.stack([probe(x) for probe in self.probes])
+        return torch.stack(self.forward(x))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every cell's logits; what the cells compute alike from the batch is computed once."""
+        shared = self.probes[0].shared_input(x) if hasattr(self.probes[0], "shared_input") else None
+        if shared is None:
+            return [probe(x) for probe in self.probes]
+        return [probe(x, shared) for probe in self.probes]
 
 
 def fit(grid: ProbeGrid, epochs: int, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],

@@ -47,16 +47,22 @@ class CrossAttention(nn.Module):
     def forward(self, q: torch.Tensor, x: torch.Tensor, scale: Optional[torch.Tensor] = None,
                 shift: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attend to the tokens `x * scale + shift` (a LayerNorm's affine part, folded in the same way:
-        the shift is constant over tokens in the scores, and passes through the pooling unchanged)."""
-        B, Q, D = q.shape
-        H = self.num_heads
-        q = self.q(q).view(B, Q, H, D // H)
+        the shift is constant over tokens in the scores, and passes through the pooling unchanged).
+
+        q may be (1, Q, D) for queries shared by the whole batch (a probe's learned queries): the scores
+        are then one (B*N, D) x (D, Q*H) matrix product instead of B small ones; the result is (B, Q, D)."""
+        Bq, Q, D = q.shape
+        B, N, H = x.shape[0], x.shape[1], self.num_heads
+        q = self.q(q).view(Bq, Q, H, D // H)
         w_k, w_v = self.kv.weight.view(2, H, D // H, D).unbind(0)  # kv outputs are ordered (k|v, head, channel)
         q_in_x = torch.einsum("bqhc,hcd->bqhd", q * (D // H) ** -0.5, w_k)  # each head's query in token space
         if scale is not None:
             q_in_x = q_in_x * scale
-        attn = torch.einsum("bqhd,bnd->bqhn", q_in_x, x).softmax(-1)
-        pooled = torch.einsum("bqhn,bnd->bqhd", attn, x)
+        if Bq == 1:
+            attn = (x.reshape(B * N, D) @ q_in_x.reshape(Q * H, D).T).view(B, N, Q * H).transpose(1, 2)
+        else:
+            attn = torch.einsum("bqhd,bnd->bqhn", q_in_x, x).reshape(B, Q * H, N)
+        pooled = torch.bmm(attn.softmax(-1), x).view(B, Q, H, D)
         if scale is not None:
             pooled = pooled * scale
         if shift is not None:
@@ -84,12 +90,16 @@ class CrossAttentionBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, mlp_hidden)
 
-    def forward(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, x: torch.Tensor, x_normed: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """q (B or 1, Q, D), tokens x (B, N, D) -> (B, Q, D). `x_normed`: x already through `normalize`."""
         # norm1's affine part is folded into the attention, so the full-size normalised tokens carry no
-        # parameters: no per-probe copy of them in a grid's backward pass.
-        x_hat = F.layer_norm(x, x.shape[-1:], eps=self.norm1.eps)
+        # parameters: they are the same for every probe of a grid, which computes them once per batch.
+        x_hat = self.normalize(x) if x_normed is None else x_normed
         q = q + self.xattn(q, x_hat, self.norm1.weight, self.norm1.bias)
         return q + self.mlp(self.norm2(q))
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, x.shape[-1:], eps=self.norm1.eps)
 
     def reference(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The unfolded block (standard LayerNorm and cross-attention), for tests."""
@@ -115,11 +125,17 @@ class AttentiveProbe(nn.Module):
         nn.init.trunc_normal_(self.query, std=0.02)
         self.apply(init_weights)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, shared: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """tokens (B, N, D) -> logits; `shared` = `self.shared_input(x)` when a grid computed it once."""
         for block in self.blocks:
             x = block(x)
-        q = self.pool(self.query.expand(x.shape[0], -1, -1), x)
+        q = self.pool(self.query, x, shared)  # one set of queries for the whole batch
         return self.head(q.flatten(1))
+
+    def shared_input(self, x: torch.Tensor) -> Optional[torch.Tensor]:
+        """What every probe of this shape computes alike from the batch, without parameters: the normalised
+        tokens, when no self-attention blocks come first (None otherwise)."""
+        return None if len(self.blocks) else self.pool.normalize(x)
 
 
 class LinearProbe(nn.Module):
