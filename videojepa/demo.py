@@ -56,14 +56,17 @@ class DemoSize:
 
 # Every number that sizes the demo, in one place; they go with the demo presets (videojepa/configs/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
-# minutes, quick <= 3. Measured there (bf16, vit_micro, batch 8): ~0.8 s per V-JEPA step, and SALT and
-# VideoMAE spend about as long per budget step: the four methods took 319 s for a 120-step budget; a probe costs
-# ~28 ms per video for bf16 features plus ~30 ms per step of its 3-cell grid, for each of the two tasks.
+# minutes (measured 15 min 37 s, see README), quick <= 3 (2 min 35 s). Measured there (bf16, vit_micro,
+# batch 8): ~0.66 s per V-JEPA step, and SALT and VideoMAE spend about as long per budget step (~5 min for
+# the four runs of a 120-step budget); a probe costs ~30 ms per video for bf16 features plus ~18 ms per step
+# of its 2-cell grid, for each of the two tasks.
 # The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
-# (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~48-50%, far from both chance and saturation.
+# (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~50-57%, far from both chance and saturation.
+# They also need the epochs: at 10 the attentive probe had not left its initial plateau for the trained
+# encoders (BENCHMARKS.md, probe protocol); at 30 its training loss ends near 0.
 SIZES = {
-    "full": DemoSize(num_videos=1600, budget_steps=120, teacher_share=0.2, probe_epochs=10),
-    "quick": DemoSize(num_videos=160, budget_steps=30, teacher_share=0.2, probe_epochs=5),
+    "full": DemoSize(num_videos=1600, budget_steps=120, teacher_share=0.2, probe_epochs=30),
+    "quick": DemoSize(num_videos=160, budget_steps=30, teacher_share=0.2, probe_epochs=15),
 }
 
 

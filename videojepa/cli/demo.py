@@ -27,7 +27,7 @@ def register(subparsers) -> None:
             "kept, an interrupted run resumes from its last checkpoint."),
         epilog="examples:\n  videojepa demo --quick --out runs/demo_quick\n"
                "  videojepa demo --budget-steps 600 --teacher-share 0.4 --out runs/demo_600\n"
-               "  videojepa demo --set train.lr=1e-3 --probe-set optim.epochs=30 --out runs/demo_lr")
+               "  videojepa demo --set train.lr=1e-3 --probe-set optim.epochs=40 --out runs/demo_lr")
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--quick", action="store_true",
                    help=f"a small version for a first look: {quick.num_videos} videos, a {quick.budget_steps}-step "
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override for every pretraining config, e.g. --set train.lr=1e-3 (repeatable)")
     p.add_argument("--probe-set", dest="probe_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for every probe config, e.g. --probe-set optim.epochs=30 (repeatable)")
+                   help="override for every probe config, e.g. --probe-set optim.epochs=40 (repeatable)")
     p.set_defaults(func=run)
 
 
