@@ -45,7 +45,8 @@ def main() -> None:
     probe = AttentiveProbe(args.width, 4, args.heads)
     x = torch.randn(args.batch, args.tokens, args.width)
     folded = time_steps(probe, x, args.steps)
-    probe.pool.forward = probe.pool.reference  # the same parameters through the standard form
+    # the same parameters through the standard form (per-clip copies of the learned query, as in V-JEPA's code)
+    probe.pool.forward = lambda q, x, x_normed=None: probe.pool.reference(q.expand(x.shape[0], -1, -1), x)
     standard = time_steps(probe, x, args.steps)
     print(json.dumps({"batch": args.batch, "tokens": args.tokens, "width": args.width, "heads": args.heads,
                       "threads": args.threads, "folded_step_s": folded, "standard_step_s": standard,
