@@ -7,6 +7,9 @@ normalised tokens directly (videojepa/eval/probes.py). Timed: forward + backward
 
     python benchmarks/bench_probe_step.py                  # batch 16, 512 tokens, width 192, 12 heads
     python benchmarks/bench_probe_step.py --threads 2 --tokens 1568 --width 384
+
+Also timed: one optimiser step of a `--cells`-cell probe grid (`videojepa.eval.grid.ProbeGrid`, lr cells
+of the demo's kind) on the same batch, as `videojepa probe` trains it from cached features.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import time
 
 import torch
 
+from videojepa.eval.grid import ProbeGrid, grid_cells
 from videojepa.eval.probes import AttentiveProbe
 
 
@@ -39,18 +43,30 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=12)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cells", type=int, default=3, help="cells of the timed probe grid (default 3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     probe = AttentiveProbe(args.width, 4, args.heads)
     x = torch.randn(args.batch, args.tokens, args.width)
     folded = time_steps(probe, x, args.steps)
+    grid = ProbeGrid(lambda: AttentiveProbe(args.width, 4, args.heads),
+                     grid_cells([10.0 ** -(2 + i / 2) for i in range(args.cells)], [0.1]), 0, 10_000)
+    y = torch.randint(0, 4, (args.batch,))
+    for _ in range(3):
+        grid.step(x, y)
+    grid_times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        grid.step(x, y)
+        grid_times.append(time.perf_counter() - start)
     # the same parameters through the standard form (per-clip copies of the learned query, as in V-JEPA's code)
     probe.pool.forward = lambda q, x, x_normed=None: probe.pool.reference(q.expand(x.shape[0], -1, -1), x)
     standard = time_steps(probe, x, args.steps)
     print(json.dumps({"batch": args.batch, "tokens": args.tokens, "width": args.width, "heads": args.heads,
                       "threads": args.threads, "folded_step_s": folded, "standard_step_s": standard,
-                      "speedup": standard / folded, "torch": torch.__version__, "machine": platform.machine()},
+                      "speedup": standard / folded, "grid_cells": args.cells,
+                      "grid_step_s": sorted(grid_times)[len(grid_times) // 2], "torch": torch.__version__, "machine": platform.machine()},
                      indent=1))
 
 
