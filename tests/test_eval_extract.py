@@ -192,3 +192,26 @@ def test_extract_rejects_bad_arguments_with_one_line(media, tmp_path, cli):
     assert code == 2 and "blocks 0..1" in err
     code, _, err = cli("extract", "--checkpoint", tmp_path / "nothing", "--input", media, "--out", tmp_path / "x.npy")
     assert code == 2 and "no such encoder file" in err
+
+
+def test_clip_memo_decodes_once_for_several_encoders(tiny_synth, monkeypatch):
+    from videojepa.data.config import DataConfig
+    from videojepa.data.datasets import VideoDataset, build_dataset
+    from videojepa.eval.features import ClipMemo, extract_dataset
+
+    data = DataConfig(frames_per_clip=8, frame_step=2, crop_size=32, num_workers=0)
+    dataset = build_dataset(f"{tiny_synth}/motion/val.csv", data, train=False)
+    torch.manual_seed(0)
+    first, second = create_model("vit_pico", patch_size=8), create_model("vit_pico", patch_size=8)
+    memo = ClipMemo()
+    extract_dataset(first, dataset, 3, clips=memo, clips_key="val")
+    alone = extract_dataset(second, dataset, 3)  # decodes
+    decoded = []
+    getitem = VideoDataset.__getitem__
+    monkeypatch.setattr(VideoDataset, "__getitem__", lambda self, i: decoded.append(i) or getitem(self, i))
+    shared = extract_dataset(second, dataset, 3, clips=memo, clips_key="val")
+    assert decoded == []  # every clip came from memory
+    assert torch.equal(shared.features, alone.features) and torch.equal(shared.indices, alone.indices)
+    assert torch.equal(shared.labels, alone.labels)
+    with pytest.raises(ValueError, match="without augmentation"):
+        extract_dataset(second, build_dataset(f"{tiny_synth}/motion/train.csv", data, train=True), 3, clips=memo)

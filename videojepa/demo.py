@@ -237,8 +237,9 @@ def probe_config(checkpoint: str | Path, probe_dir: str | Path, data_dir: str | 
     return load_config("demo/probe", [*overrides, *own.items()], schema=ProbeConfig)
 
 
-def probe(cfg, log: Log = print) -> dict:
-    """`run_probe(cfg)`, unless run.dir already holds results of this config, newer than the encoder."""
+def probe(cfg, log: Log = print, clips=None) -> dict:
+    """`run_probe(cfg)`, unless run.dir already holds results of this config, newer than the encoder.
+    `clips`: a `videojepa.eval.features.ClipMemo` shared by the probes of several encoders."""
     from videojepa.config.loader import to_dict
     from videojepa.encoder_io import resolve_encoder_path
     from videojepa.eval.runner import run_probe
@@ -252,7 +253,7 @@ def probe(cfg, log: Log = print) -> dict:
             log(f"probe {checkpoint}: results already in {path}")
             return old
     log(f"probe {cfg.probe.checkpoint} -> {cfg.run.dir}")
-    return run_probe(cfg, log=log)
+    return run_probe(cfg, log=log, clips=clips)
 
 
 def top1(results: dict) -> dict:
@@ -280,6 +281,7 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
     from videojepa.demo_report import build_results, write_results
+    from videojepa.eval.features import ClipMemo
     from videojepa.plots import pyplot
 
     pyplot()  # fail now if matplotlib is missing, not after the training
@@ -307,12 +309,13 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 
     log("[4/5] probes")
     probes = {}
+    clips = ClipMemo()  # every encoder is probed on the same videos: decode them once
     for name in (RANDOM_INIT, *METHODS):
         checkpoint = "none" if name == RANDOM_INIT else out / "runs" / name
         cfg = probe_config(checkpoint, out / "probes" / name, out / "data", size.probe_epochs, settings.seed,
                            random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
                            overrides=settings.probe_overrides)
-        result = probe(cfg, log)
+        result = probe(cfg, log, clips)
         probes[name] = {"dir": str(cfg.run.dir), "checkpoint": str(checkpoint), "top1": top1(result),
                         "seconds": result["seconds"]}
         chance = {t["name"]: t["chance"] for t in result["tasks"]}

@@ -4,6 +4,7 @@
     feats = extract_dataset(encoder, dataset, batch_size=16, passes=2, pooled=False)
     feats.features.shape                                    # (passes, videos, S, N, D); S = clips x views
     feats = load_or_extract(path, key, lambda: extract_dataset(...))   # reuse a matching cache file
+    memo = ClipMemo()   # extract_dataset(..., clips=memo, clips_key=k): decode once for several encoders
 
 `video` is a clip batch (B, C, T, H, W) or a multi-clip/view batch (B, S, C, T, H, W) as the datasets
 give it. Several `layers` are concatenated along channels. Tokens are ordered (t, h, w).
@@ -83,9 +84,10 @@ def as_clips(video: torch.Tensor) -> torch.Tensor:
 
 
 def encode_batches(encoder, loader, layers: Sequence[int], precision: str, pooled: bool,
-                   desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(features (B, S, N, D) or pooled (B, S, D), labels, file indices) for every batch of a dataset loader."""
-    for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
+                   desc: str = "", total: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(features (B, S, N, D) or pooled (B, S, D), labels, file indices) for every batch of a dataset loader
+    (or any iterable of its batches; `total`: how many, for the progress bar)."""
+    for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", total=total):
         tokens = encode(encoder, as_clips(batch["video"]), layers, precision)
         yield (tokens.mean(-2) if pooled else tokens), batch["label"], batch["index"]
 
@@ -119,19 +121,47 @@ class FeatureSet:
             yield self.features[pass_index, idx].float(), self.labels[pass_index, idx]
 
 
+class ClipMemo:
+    """Decoded clip batches of un-augmented datasets, kept in memory so that several encoders evaluated in
+    one process decode each video once (the demo probes five encoders on the same videos). Opt-in: it holds
+    every clip as the loader gives it (float32), ~1.3 GB for the demo's 1600 clips of 16x64x64."""
+
+    def __init__(self):
+        self.store: dict[str, list[dict]] = {}
+
+    def batches(self, key: str, loader) -> Iterator[dict]:
+        """The loader's batches, from memory when `key` was read to the end before."""
+        if key in self.store:
+            yield from self.store[key]
+            return
+        kept = []
+        for batch in loader:
+            # cloned: a worker's batch lives in shared memory, which may be small (a container's /dev/shm)
+            kept.append({k: batch[k].clone() for k in ("video", "label", "index")})
+            yield batch
+        self.store[key] = kept  # only complete passes are kept
+
+
 def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (-1,), precision: str = "fp32",
                     pooled: bool = False, passes: int = 1, seed: int = 0, dtype: str = "fp32",
-                    desc: str = "features") -> FeatureSet:
-    """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation)."""
+                    desc: str = "features", clips: Optional[ClipMemo] = None, clips_key: str = "") -> FeatureSet:
+    """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation).
+
+    `clips` keeps the decoded clips under `clips_key` (which must name the files, the data settings and the
+    batch size) for the next encoder; only for a dataset without augmentation, whose clips never change."""
     from videojepa.data.loader import build_loader
 
+    if clips is not None and dataset.train:
+        raise ValueError("decoded clips can only be reused for a dataset without augmentation (train=False)")
     loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
     n = len(dataset)
     features, indices = None, torch.empty(passes, n, dtype=torch.long)
     for p in range(passes):
         loader.set_epoch(p)
         row = 0
-        for feats, _, index in encode_batches(encoder, loader, layers, precision, pooled, f"{desc} {p + 1}/{passes}"):
+        batches = loader if clips is None else clips.batches(f"{clips_key}/{p}", loader)
+        for feats, _, index in encode_batches(encoder, batches, layers, precision, pooled, f"{desc} {p + 1}/{passes}",
+                                              total=len(loader)):
             if features is None:
                 features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
             features[p, row:row + len(index)] = feats.to("cpu", features.dtype)

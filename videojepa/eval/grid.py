@@ -10,10 +10,14 @@ Each cell is an ordinary probe module. All cells start from the SAME initialisat
 under `seed`), see the same batches in the same order, and own their AdamW parameter groups: the
 cell's lr and weight decay (decay on weights only, as V-JEPA: not on biases or other 1-D tensors),
 with a cosine schedule from the cell's lr to 0 over `total_steps` and no warmup. One backward pass
-through the sum of the cells' losses gives every cell exactly the gradient it gets alone, and the
-optimiser updates each group independently, so a cell follows, bit for bit, the trajectory of
-training it alone with the same seed (`ProbeGrid` with that single cell). What the cells share is
-getting the batch: reading cached features, or running the frozen encoder, which is most of the work.
+through the sum of the cells' losses gives every cell the gradient it gets alone, and the optimiser
+updates each group independently, so a cell follows the trajectory of training it alone with the same
+seed (`ProbeGrid` with that single cell): bit for bit for linear probes; for attentive probes up to the
+rounding of the one matrix product in which all cells score the tokens (`AttentiveProbe.forward_many`;
+tested to 1e-10 in float64). What the cells share is getting the batch (reading cached features, or
+running the frozen encoder), its parameter-free preparation (`prepare`: the attentive probe's layer
+norm, done once for a whole set of fixed features by `videojepa probe`) and, for attentive probes, the
+passes over its tokens.
 """
 from __future__ import annotations
 
@@ -63,13 +67,14 @@ class ProbeGrid(nn.Module):
     def __len__(self) -> int:
         return len(self.probes)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One optimiser step of every cell on the same batch; returns the cells' losses (cells,)."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, prepared: bool = False) -> torch.Tensor:
+        """One optimiser step of every cell on the same batch; returns the cells' losses (cells,).
+        `prepared`: x is already `self.prepare(features)`."""
         self.train()
         factor = cosine_factor(self.step_count, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        losses = torch.stack([F.cross_entropy(logits, y) for logits in self.forward(x)])
+        losses = torch.stack([F.cross_entropy(logits, y) for logits in self.forward(x, prepared)])
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.optimizer.step()
@@ -77,27 +82,36 @@ class ProbeGrid(nn.Module):
         return losses.detach().cpu()
 
     @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, prepared: bool = False) -> torch.Tensor:
         """(cells, B, num_classes) in eval mode."""
         self.eval()
-        return torch.stack(self.forward(x))
+        return torch.stack(self.forward(x, prepared))
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every cell's logits; what the cells compute alike from the batch is computed once."""
-        shared = self.probes[0].shared_input(x) if hasattr(self.probes[0], "shared_input") else None
-        if shared is None:
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The parameter-free part of the cells' forward pass (the probes' `prepare`, e.g. the attentive
+        probe's layer norm), the same for every cell: computed once per batch, or once for a whole set of
+        fixed features and passed with `prepared=True`."""
+        first = self.probes[0]
+        return first.prepare(x) if hasattr(first, "prepare") else x
+
+    def forward(self, x: torch.Tensor, prepared: bool = False) -> list[torch.Tensor]:
+        """Every cell's logits; what the cells compute alike from the batch is computed once, and probes
+        that can (`forward_many`) take the batch together."""
+        many = getattr(type(self.probes[0]), "forward_many", None)
+        if many is None:
             return [probe(x) for probe in self.probes]
-        return [probe(x, shared) for probe in self.probes]
+        return many(self.probes, x if prepared else self.prepare(x))
 
 
 def fit(grid: ProbeGrid, epochs: int, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-        on_epoch: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
-    """Train for `epochs`; `epoch_batches(e)` yields (x, y). Returns the last epoch's mean loss per cell."""
+        on_epoch: Callable[[int, torch.Tensor], None] | None = None, prepared: bool = False) -> torch.Tensor:
+    """Train for `epochs`; `epoch_batches(e)` yields (x, y), x already `grid.prepare`d when `prepared`.
+    Returns the last epoch's mean loss per cell."""
     mean_loss = torch.zeros(len(grid))
     for epoch in range(epochs):
         total, count = torch.zeros(len(grid)), 0
         for x, y in epoch_batches(epoch):
-            total += grid.step(x, y) * len(y)
+            total += grid.step(x, y, prepared) * len(y)
             count += len(y)
         mean_loss = total / max(count, 1)
         if on_epoch is not None:

@@ -15,7 +15,7 @@ A probe's `pooled` attribute says which input it takes: tokens (False) or mean-p
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,19 @@ from torch import nn
 
 from videojepa.errors import UserError
 from videojepa.models.blocks import LN_EPS, Block, Mlp, init_weights
+
+
+def attend_shared(keys: list[torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """Softmax attention pooling of tokens x (B, N, D) by several sets of batch-shared query keys (each
+    (R_i, D), already in token space): one (B*N, D) x (D, sum R_i) product scores the tokens for all of them,
+    and one batched product pools, so the tokens are read twice however many sets there are (a probe grid's
+    cells). Returns each set's pooled tokens (B, R_i, D)."""
+    B, N, D = x.shape
+    sizes = [k.shape[0] for k in keys]
+    stacked = torch.cat(keys) if len(keys) > 1 else keys[0]
+    attn = (x.reshape(B * N, D) @ stacked.T).view(B, N, -1).transpose(1, 2)  # (B, sum R_i, N)
+    # the softmax runs over tokens, row by row, so stacking the sets changes nothing in it
+    return list(torch.bmm(attn.softmax(-1), x).split(sizes, dim=1))
 
 
 class CrossAttention(nn.Module):
@@ -51,24 +64,39 @@ class CrossAttention(nn.Module):
 
         q may be (1, Q, D) for queries shared by the whole batch (a probe's learned queries): the scores
         are then one (B*N, D) x (D, Q*H) matrix product instead of B small ones; the result is (B, Q, D)."""
-        Bq, Q, D = q.shape
-        B, N, H = x.shape[0], x.shape[1], self.num_heads
-        q = self.q(q).view(Bq, Q, H, D // H)
-        w_k, w_v = self.kv.weight.view(2, H, D // H, D).unbind(0)  # kv outputs are ordered (k|v, head, channel)
-        q_in_x = torch.einsum("bqhc,hcd->bqhd", q * (D // H) ** -0.5, w_k)  # each head's query in token space
-        if scale is not None:
-            q_in_x = q_in_x * scale
-        if Bq == 1:
-            attn = (x.reshape(B * N, D) @ q_in_x.reshape(Q * H, D).T).view(B, N, Q * H).transpose(1, 2)
+        keys = self.queries_in_token_space(q, scale)
+        if keys.shape[0] == 1:
+            pooled = attend_shared([keys[0]], x)[0]
         else:
-            attn = torch.einsum("bqhd,bnd->bqhn", q_in_x, x).reshape(B, Q * H, N)
-        pooled = torch.bmm(attn.softmax(-1), x).view(B, Q, H, D)
+            attn = torch.bmm(keys, x.transpose(1, 2))  # (B, Q*H, N)
+            pooled = torch.bmm(attn.softmax(-1), x)
+        return self.output(pooled, scale, shift)
+
+    def queries_in_token_space(self, q: torch.Tensor, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B or 1, Q, D) queries -> (B or 1, Q*H, D): each head's scaled query folded into its key weights
+        (and the LayerNorm scale), so that a token's score is a dot product with the token itself."""
+        Bq, Q, D = q.shape
+        H = self.num_heads
+        q = self.q(q).view(Bq, Q, H, D // H)
+        w_k = self.kv.weight.view(2, H, D // H, D)[0]  # kv outputs are ordered (k|v, head, channel)
+        keys = torch.einsum("bqhc,hcd->bqhd", q * (D // H) ** -0.5, w_k)
+        if scale is not None:
+            keys = keys * scale
+        return keys.reshape(Bq, Q * H, D)
+
+    def output(self, pooled: torch.Tensor, scale: Optional[torch.Tensor] = None,
+               shift: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Attention-pooled tokens (B, Q*H, D) -> the block's output (B, Q, D): the LayerNorm affine, then
+        each head's value weights, then the output projection."""
+        B, QH, D = pooled.shape
+        H = self.num_heads
         if scale is not None:
             pooled = pooled * scale
         if shift is not None:
             pooled = pooled + shift
-        out = torch.einsum("bqhd,hcd->bqhc", pooled, w_v) + self.kv.bias.view(2, H, D // H)[1]
-        return self.proj(out.reshape(B, Q, D))
+        w_v = self.kv.weight.view(2, H, D // H, D)[1]
+        out = torch.einsum("bqhd,hcd->bqhc", pooled.view(B, QH // H, H, D), w_v) + self.kv.bias.view(2, H, D // H)[1]
+        return self.proj(out.reshape(B, QH // H, D))
 
     def reference(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Standard cross-attention with the same parameters (materialised keys and values), for tests."""
@@ -90,12 +118,22 @@ class CrossAttentionBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, mlp_hidden)
 
-    def forward(self, q: torch.Tensor, x: torch.Tensor, x_normed: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """q (B or 1, Q, D), tokens x (B, N, D) -> (B, Q, D). `x_normed`: x already through `normalize`."""
+    def forward(self, q: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """q (B or 1, Q, D), tokens through `normalize` x_hat (B, N, D) -> (B, Q, D)."""
         # norm1's affine part is folded into the attention, so the full-size normalised tokens carry no
-        # parameters: they are the same for every probe of a grid, which computes them once per batch.
-        x_hat = self.normalize(x) if x_normed is None else x_normed
-        q = q + self.xattn(q, x_hat, self.norm1.weight, self.norm1.bias)
+        # parameters: they are the same for every probe of a grid, and for every epoch over fixed features.
+        return self.finish(q, self.xattn(q, x_hat, self.norm1.weight, self.norm1.bias), attended=True)
+
+    def keys(self, q: torch.Tensor) -> torch.Tensor:
+        """The queries as keys in the normalised tokens' space (`CrossAttention.queries_in_token_space`)."""
+        return self.xattn.queries_in_token_space(q, self.norm1.weight)
+
+    def finish(self, q: torch.Tensor, pooled: torch.Tensor, attended: bool = False) -> torch.Tensor:
+        """The block's output from the queries and the attention-pooled normalised tokens (B, Q*H, D), or,
+        when `attended`, from the cross-attention's output (B, Q, D)."""
+        if not attended:
+            pooled = self.xattn.output(pooled, self.norm1.weight, self.norm1.bias)
+        q = q + pooled
         return q + self.mlp(self.norm2(q))
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,17 +163,31 @@ class AttentiveProbe(nn.Module):
         nn.init.trunc_normal_(self.query, std=0.02)
         self.apply(init_weights)
 
-    def forward(self, x: torch.Tensor, shared: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """tokens (B, N, D) -> logits; `shared` = `self.shared_input(x)` when a grid computed it once."""
-        for block in self.blocks:
-            x = block(x)
-        q = self.pool(self.query, x, shared)  # one set of queries for the whole batch
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The parameter-free start of the forward pass: the layer-normed tokens when the cross-attention
+        reads them directly (no self-attention blocks), else the tokens. The same for every probe of this
+        shape, so a grid computes it once per batch, and a run on fixed features once per feature set."""
+        return x if len(self.blocks) else self.pool.normalize(x)
+
+    def forward(self, x: torch.Tensor, prepared: bool = False) -> torch.Tensor:
+        """tokens (B, N, D) -> logits; `prepared`: x is already `self.prepare(tokens)`."""
+        x = x if prepared else self.prepare(x)
+        if len(self.blocks):
+            for block in self.blocks:
+                x = block(x)
+            x = self.pool.normalize(x)
+        q = self.pool(self.query, x)  # one set of queries for the whole batch
         return self.head(q.flatten(1))
 
-    def shared_input(self, x: torch.Tensor) -> Optional[torch.Tensor]:
-        """What every probe of this shape computes alike from the batch, without parameters: the normalised
-        tokens, when no self-attention blocks come first (None otherwise)."""
-        return None if len(self.blocks) else self.pool.normalize(x)
+    @staticmethod
+    def forward_many(probes: Sequence["AttentiveProbe"], x: torch.Tensor) -> list[torch.Tensor]:
+        """Each probe's logits for the same prepared tokens (a probe grid's cells). Without self-attention
+        blocks the probes' queries score and pool the tokens together (`attend_shared`): one pass over
+        the tokens for all of them instead of one per probe; the rest is per probe and small."""
+        if any(len(p.blocks) for p in probes):
+            return [p(x, prepared=True) for p in probes]
+        pooled = attend_shared([p.pool.keys(p.query)[0] for p in probes], x)
+        return [p.head(p.pool.finish(p.query, z).flatten(1)) for p, z in zip(probes, pooled)]
 
 
 class LinearProbe(nn.Module):

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from videojepa.data.config import DataConfig
 from videojepa.errors import UserError
 from videojepa.eval.config import ProbeConfig, TaskConfig
-from videojepa.eval.features import (FeatureSet, cache_key, encode_batches, extract_dataset, load_or_extract,
-                                     prepare_encoder)
+from videojepa.eval.features import (ClipMemo, FeatureSet, cache_key, encode_batches, extract_dataset,
+                                     load_or_extract, prepare_encoder)
 from videojepa.eval.grid import ProbeGrid, fit, grid_cells
 from videojepa.eval.probes import KNNClassifier, build_probe
 from videojepa.eval.protocol import eval_logits, training_batch
@@ -92,14 +92,28 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
     return (top == labels[:, None]).any(-1).float().mean(-1)
 
 
+def prepare_features(grid: ProbeGrid, feats: FeatureSet, chunk: int = 64) -> FeatureSet:
+    """Fixed features through the grid's parameter-free `prepare` (the attentive probe's layer norm) once,
+    instead of once per batch of every epoch; float32, in place when they already are (one copy in memory)."""
+    x = feats.features
+    out = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32)
+    device = next(grid.parameters()).device
+    with torch.no_grad():
+        for p in range(x.shape[0]):
+            for i in range(0, x.shape[1], chunk):
+                out[p, i:i + chunk] = grid.prepare(x[p, i:i + chunk].to(device).float()).cpu()
+    return FeatureSet(out, feats.indices, feats.labels)
+
+
 class TaskRunner:
     """Evaluates one task; see the module docstring."""
 
     def __init__(self, cfg: ProbeConfig, encoder, identity: dict, task: TaskConfig, data: DataConfig,
-                 log: Callable[[str], None]):
+                 log: Callable[[str], None], clips: Optional[ClipMemo] = None):
         from videojepa.data.datasets import build_dataset
 
         self.cfg, self.encoder, self.identity, self.task, self.data, self.log = cfg, encoder, identity, task, data, log
+        self.clips = clips
         check_protocol(encoder, data, task.name)
         kind, feat = cfg.probe.kind, cfg.features
         self.pooled = kind in ("linear", "knn")
@@ -115,15 +129,18 @@ class TaskRunner:
     def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
         cfg = self.cfg
         entries = [(e.path, e.start_frame, e.end_frame) for e in dataset.entries]  # not labels: tasks share files
-        key = cache_key(encoder=self.identity, entries=entries, train=dataset.train, passes=passes,
-                        data={k: v for k, v in self.data.model_dump().items() if k not in LOADER_ONLY},
+        data = {k: v for k, v in self.data.model_dump().items() if k not in LOADER_ONLY}
+        key = cache_key(encoder=self.identity, entries=entries, train=dataset.train, passes=passes, data=data,
                         layers=cfg.probe.layers, precision=cfg.probe.precision, pooled=self.pooled,
                         dtype=cfg.features.dtype, seed=cfg.run.seed if dataset.train else None)
         path = self.cache_dir / f"{split}-{key}.safetensors" if to_disk else None
+        clips = None if dataset.train else self.clips  # augmented clips differ every time
+        clips_key = cache_key(entries=entries, data=data, batch_size=cfg.features.batch_size)
         start = time.perf_counter()
         result, hit = load_or_extract(path, key, lambda: extract_dataset(
             self.encoder, dataset, cfg.features.batch_size, cfg.probe.layers, cfg.probe.precision, self.pooled,
-            passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}"))
+            passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}", clips=clips,
+            clips_key=clips_key))
         result.label([e.label for e in dataset.entries])
         self.seconds["features"] += time.perf_counter() - start
         self.cached[split] = hit
@@ -178,7 +195,7 @@ class TaskRunner:
         device = next(self.encoder.parameters()).device
         grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas).to(device)
         if cfg.features.cache:
-            train = self.features("train", self.train_ds, max(1, cfg.features.augmentations), True)
+            train = prepare_features(grid, self.features("train", self.train_ds, max(1, cfg.features.augmentations), True))
 
             def epoch_batches(epoch: int):
                 g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
@@ -195,11 +212,12 @@ class TaskRunner:
 
         self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
         start = time.perf_counter()
-        train_loss = fit(grid, opt.epochs, epoch_batches)
+        train_loss = fit(grid, opt.epochs, epoch_batches, prepared=cfg.features.cache)
         self.seconds["train"] += time.perf_counter() - start
 
         start = time.perf_counter()
-        logits = torch.cat([eval_logits(grid.logits, x.to(device), self.K, self.V).cpu()
+        val = prepare_features(grid, val)
+        logits = torch.cat([eval_logits(lambda x: grid.logits(x, prepared=True), x.to(device), self.K, self.V).cpu()
                             for x, _ in val.batches(cfg.features.batch_size)], dim=1)  # (cells, B, C)
         labels = val.labels[0]
         s = self.scores(logits, labels)
@@ -209,8 +227,9 @@ class TaskRunner:
                  "val_loss": val_loss[i], "train_loss": float(train_loss[i])} for i, cell in enumerate(grid.cells)]
 
 
-def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print) -> dict:
-    """Evaluate the configured encoder on every task; writes results into run.dir and returns them."""
+def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print, clips: Optional[ClipMemo] = None) -> dict:
+    """Evaluate the configured encoder on every task; writes results into run.dir and returns them.
+    `clips`: decoded clips shared with other encoders evaluated in this process (`features.ClipMemo`)."""
     from videojepa.config.loader import save_config, to_dict
 
     log = log or (lambda _: None)
@@ -219,7 +238,7 @@ def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print) ->
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = build_encoder(cfg)
-    tasks = [TaskRunner(cfg, encoder, identity, task, data, log) for task, data in cfg.task_list()]
+    tasks = [TaskRunner(cfg, encoder, identity, task, data, log, clips) for task, data in cfg.task_list()]
     task_results = [t.run() for t in tasks]
     p = cfg.probe
     probe = {"kind": p.kind, "heads": p.heads, "queries": p.queries, "layers": list(p.layers),
