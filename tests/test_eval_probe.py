@@ -51,7 +51,15 @@ def test_random_init_attentive_probe_beats_chance_on_appearance(synth, tmp_path,
     sigma = math.sqrt(0.25 * 0.75 / 150)  # standard deviation of a guesser's score on 150 videos
     assert task["top1"] > 0.25 + 3 * sigma, task  # the best of the two cells, as reported
     assert sum(c["top1"] for c in task["cells"]) / 2 > 0.25 + 2 * sigma, task  # and not by selection alone
+    # the best cell's confusion matrix: rows are the true classes, its diagonal is the reported top-1
+    confusion = np.array(task["confusion"])
+    assert task["classes"] == (synth / "appearance/classes.txt").read_text().split()
+    assert confusion.shape == (4, 4) and confusion.sum() == 150
+    assert confusion.trace() / 150 == pytest.approx(task["top1"])
+    assert confusion.sum(1).tolist() == np.bincount([int(r.split()[1]) for r in
+                                                     (synth / "appearance/val.csv").read_text().split("\n") if r], minlength=4).tolist()
     table = (tmp_path / "results.md").read_text()
+    assert f"Per-class top-1 for appearance (best cell, validation; %): {task['classes'][0]} " in table
     assert f"| appearance | {100 * task['top1']:.1f} | 25.0 | attentive |" in table and table in out
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["train"].endswith("appearance/train.csv")
 
@@ -141,6 +149,7 @@ def test_image_folder_evaluates_end_to_end(tmp_path, cli, kind):
     task = results["tasks"][0]
     assert (task["name"], task["num_classes"], task["num_train"], task["num_val"]) == ("light", 2, 24, 12)
     assert task["top1"] == 1.0  # brightness is easy even for random features
+    assert task["confusion"] == [[6, 0], [0, 6]] and len(task["classes"]) == 2
     assert results["encoder"]["random_init"] == (kind == "knn") and results["encoder"]["embed_dim"] == 96
     if kind == "knn":
         assert task["best"] == {"k": 5, "temperature": 0.07} and "optim" not in results

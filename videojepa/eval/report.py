@@ -25,6 +25,8 @@ results.json (schema "videojepa.probe/1"):
           "cells": [                               # every probe of the grid, lr-major
             {"lr", "weight_decay", "top1", "top5", "val_loss", "train_loss"}   # knn: {"k", "temperature", "top1", "top5"}
           ],
+          "classes": ["rotate_cw", ...],           # label names in label order (numbers when the data has none)
+          "confusion": [[...], ...],               # best cell, validation videos: [true label][predicted label]
           "bad_files": {"train": 0, "val": 0},     # files skipped as unreadable
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
           "seconds": {"features", "train", "eval"}
@@ -43,7 +45,7 @@ from pathlib import Path
 
 SCHEMA = "videojepa.probe/1"
 TASK_KEYS = ("name", "train", "val", "num_classes", "num_train", "num_val", "protocol", "chance", "majority",
-             "top1", "top5", "best", "cells", "bad_files", "cached", "seconds")
+             "top1", "top5", "best", "cells", "classes", "confusion", "bad_files", "cached", "seconds")
 TOP_KEYS = ("schema", "created", "checkpoint", "encoder", "probe", "features", "tasks", "seconds", "config")
 
 
@@ -72,6 +74,10 @@ def markdown_table(results: dict) -> str:
         lines.append(f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
                      f"| {p['num_clips']} x {p['num_views']} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
                      f"| {t['num_train']} / {t['num_val']} |")
+    for t in results["tasks"]:
+        if len(t["classes"]) <= 20:
+            lines += ["", f"Per-class top-1 for {t['name']} (best cell, validation; %): " + ", ".join(
+                f"{name} {_pct(row[i] / max(sum(row), 1))}" for i, (name, row) in enumerate(zip(t["classes"], t["confusion"])))]
     for t in results["tasks"]:
         if len(t["cells"]) < 2:
             continue

@@ -155,7 +155,10 @@ class TaskRunner:
         cells = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
         score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
         best = max(cells, key=score)
-        counts = torch.bincount(val.labels[0], minlength=self.num_classes)
+        labels = val.labels[0]
+        counts = torch.bincount(labels, minlength=self.num_classes)
+        C = self.num_classes
+        confusion = torch.bincount(labels * C + self.predictions[cells.index(best)], minlength=C * C).view(C, C)
         d = self.data
         return {
             "name": self.task.name, "train": str(self.task.train), "val": str(self.task.val),
@@ -166,11 +169,21 @@ class TaskRunner:
             "top1": best["top1"], "top5": best["top5"],
             "best": {k: best[k] for k in (("k", "temperature") if "k" in best else ("lr", "weight_decay"))},
             "cells": cells,
+            "classes": self.class_names(),
+            "confusion": confusion.tolist(),
             "bad_files": {"train": self.train_ds.num_bad, "val": self.val_ds.num_bad},
             "cached": dict(self.cached), "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
+    def class_names(self) -> list[str]:
+        """The labels' names (the data's class list), or their numbers when it has none."""
+        names = self.val_ds.classes or self.train_ds.classes
+        return list(names) if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]
+
     def scores(self, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+        """Top-1 (and top-5) of each row of logits (cells, B, C); keeps each cell's predictions for the
+        confusion matrix of the best one."""
+        self.predictions = logits.argmax(-1).reshape(-1, logits.shape[-2])  # (cells, B); kNN: one cell
         top5 = accuracy(logits, labels, 5).tolist() if self.num_classes > 5 else None
         return {"top1": accuracy(logits, labels, 1).tolist(), "top5": top5}
 
