@@ -6,7 +6,7 @@ import pytest
 
 from videojepa.data.synth import DEFAULT_MOTIONS
 from videojepa.demo import METHODS, DemoSettings, DemoSize, run_demo
-from videojepa.demo_report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS
+from videojepa.demo_report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS, motion_split
 from videojepa.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -79,6 +79,25 @@ def test_results_follow_the_documented_schema(demo):
         assert run["health"]["feature_rank"] > 0 and run["health"]["target_std"] > 0
     salt = next(r for r in saved["rows"] if r["name"] == "salt")
     assert salt["probe"] == "salt_student" and salt["steps"] == [saved["runs"][n]["steps"] for n in METHODS[:2]]
+    for row in saved["rows"]:  # the motion split comes from the probed encoder's confusion matrix
+        confusion = saved["probes"][row["probe"]]["confusion"]["motion"]
+        assert confusion["classes"] == list(DEFAULT_MOTIONS) and sum(map(sum, confusion["matrix"])) == 6  # val clips
+        assert row["motion_split"] == motion_split(confusion["classes"], confusion["matrix"])
+
+
+def test_motion_split_of_a_confusion_matrix():
+    classes = ["rotate_cw", "rotate_ccw", "bounce", "oscillate"]
+    matrix = [[6, 2, 1, 1],   # true rotate_cw
+              [4, 4, 0, 2],   # true rotate_ccw
+              [0, 0, 7, 3],   # true bounce
+              [1, 1, 2, 6]]   # true oscillate
+    split = motion_split(classes, matrix)
+    assert split["spin_vs_translation"] == pytest.approx((6 + 2 + 4 + 4 + 7 + 3 + 2 + 6) / 40)
+    assert split["rotation_sense"] == pytest.approx((6 + 4) / (6 + 2 + 4 + 4))
+    assert split["translation_kind"] == pytest.approx((7 + 6) / (7 + 3 + 2 + 6))
+    reordered = [classes[i] for i in (2, 0, 3, 1)]  # the split follows the names, not the order
+    assert motion_split(reordered, [[matrix[i][j] for j in (2, 0, 3, 1)] for i in (2, 0, 3, 1)]) == pytest.approx(split)
+    assert motion_split(["a", "b", "c"], [[1, 0, 0]] * 3) is None  # not the synthetic motion task
 
 
 def test_table_and_plots_are_written(demo):
@@ -86,6 +105,7 @@ def test_table_and_plots_are_written(demo):
     table = (out / "results.md").read_text()
     assert "| method | training FLOPs | steps | wall time | motion top-1 | appearance top-1 |" in table
     assert "| chance | - | - | - | 25.0 | 25.0 |" in table
+    assert "| method | spinning vs translating | rotation sense | which translation |" in table
     teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
     assert f"| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
     for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):

@@ -56,10 +56,10 @@ class DemoSize:
 
 # Every number that sizes the demo, in one place; they go with the demo presets (videojepa/configs/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
-# minutes (measured 15 min 37 s, see README), quick <= 3 (2 min 35 s). Measured there (bf16, vit_micro,
+# minutes (measured 13 min 47 s, see README), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
 # batch 8): ~0.66 s per V-JEPA step, and SALT and VideoMAE spend about as long per budget step (~5 min for
-# the four runs of a 120-step budget); a probe costs ~30 ms per video for bf16 features plus ~18 ms per step
-# of its 2-cell grid, for each of the two tasks.
+# the four runs of a 120-step budget); a probe costs ~25 ms per video for bf16 features (videos decoded
+# once for all encoders) plus ~12 ms per step of its 2-cell grid, for each of the two tasks.
 # The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
 # (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~50-57%, far from both chance and saturation.
 # They also need the epochs: at 10 the attentive probe had not left its initial plateau for the trained
@@ -317,6 +317,8 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
                            overrides=settings.probe_overrides)
         result = probe(cfg, log, clips)
         probes[name] = {"dir": str(cfg.run.dir), "checkpoint": str(checkpoint), "top1": top1(result),
+                        "confusion": {t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
+                                      for t in result["tasks"] if "confusion" in t},
                         "seconds": result["seconds"]}
         chance = {t["name"]: t["chance"] for t in result["tasks"]}
 

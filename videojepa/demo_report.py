@@ -30,6 +30,7 @@ results.json (schema "videojepa.demo/1"):
         "random_init" | "salt_teacher" | "salt_student" | "vjepa" | "videomae": {
           "dir", "checkpoint",            # checkpoint: a run directory or "none"
           "top1": {"motion": 0.52, "appearance": 0.91},   # best cell of the probe's lr x wd grid, validation set
+          "confusion": {"motion": {"classes": [...], "matrix": [[...]]}, ...},   # that cell's [true][predicted]
           "seconds": 12.0
         }
       },
@@ -39,8 +40,9 @@ results.json (schema "videojepa.demo/1"):
          "runs": ["vjepa"],               # pretraining runs it sums ([] for random init; SALT: teacher, student)
          "flops": 1.9e13, "steps": [300], "wall_s": 140.0,   # sums over "runs" (steps: one per run)
          "probe": "vjepa",                # the probed encoder (SALT: its student)
-         "top1": {"motion": 0.52, "appearance": 0.91}}
-      ],
+         "top1": {"motion": 0.52, "appearance": 0.91},
+         "motion_split": {"spin_vs_translation": 0.9, "rotation_sense": 0.6, "translation_kind": 0.6} | null}
+      ],                                  # motion_split: see `motion_split`; null without a confusion matrix
       "plots": ["runs/demo/loss_curves.png", ...]
     }
 
@@ -54,7 +56,10 @@ from pathlib import Path
 SCHEMA = "videojepa.demo/1"
 TOP_KEYS = ("schema", "created", "settings", "data", "budget", "chance", "runs", "probes", "rows")
 RUN_KEYS = ("method", "dir", "steps", "budget", "flops_per_step", "flops", "wall_s", "trained_now", "health")
-ROW_KEYS = ("name", "label", "runs", "flops", "steps", "wall_s", "probe", "top1")
+ROW_KEYS = ("name", "label", "runs", "flops", "steps", "wall_s", "probe", "top1", "motion_split")
+SPINNING = ("rotate_cw", "rotate_ccw")  # the synthetic motion classes whose label is the rotation sense
+SPLIT_LABELS = {"spin_vs_translation": "spinning vs translating", "rotation_sense": "rotation sense",
+                "translation_kind": "which translation"}
 
 # Table rows: (name, label, the pretraining runs they sum). The encoder probed is the last run's.
 ROWS = (
@@ -66,6 +71,27 @@ ROWS = (
 )
 
 
+def motion_split(classes: list[str], matrix: list[list[int]]) -> dict | None:
+    """The synthetic motion task's accuracy split into its sub-problems, from a confusion matrix
+    [true][predicted] (None unless both spinning classes and at least two translating ones are there):
+      spin_vs_translation  spinning vs translating classes, each group merged;
+      rotation_sense       rotate_cw vs rotate_ccw, among spinning clips predicted as spinning;
+      translation_kind     the translating class, among translating clips predicted as translating.
+    Chance of the last two is 1 / (classes in the group); a single frame shows none of them."""
+    spin = [classes.index(c) for c in SPINNING if c in classes]
+    rest = [i for i in range(len(classes)) if i not in spin]
+    if len(spin) < 2 or len(rest) < 2:
+        return None
+
+    def within(group: list[int]) -> float:
+        block = [matrix[i][j] for i in group for j in group]
+        return sum(matrix[i][i] for i in group) / max(sum(block), 1)
+
+    same_group = sum(matrix[i][j] for g in (spin, rest) for i in g for j in g)
+    return {"spin_vs_translation": same_group / max(sum(map(sum, matrix)), 1),
+            "rotation_sense": within(spin), "translation_kind": within(rest)}
+
+
 def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, chance: dict) -> dict:
     """The results.json document from the demo's pieces (see `videojepa.demo.run_demo`)."""
     rows = []
@@ -73,7 +99,8 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
         probe = names[-1] if names else "random_init"
         rows.append({"name": name, "label": label, "runs": list(names),
                      "flops": sum(runs[n]["flops"] for n in names), "steps": [runs[n]["steps"] for n in names],
-                     "wall_s": sum(runs[n]["wall_s"] for n in names), "probe": probe, "top1": probes[probe]["top1"]})
+                     "wall_s": sum(runs[n]["wall_s"] for n in names), "probe": probe, "top1": probes[probe]["top1"],
+                     "motion_split": split(probes[probe].get("confusion", {}).get("motion"))})
     return {
         "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": {"out": str(settings.out), **settings.record()},
@@ -85,6 +112,10 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
         "probes": probes,
         "rows": rows,
     }
+
+
+def split(confusion: dict | None) -> dict | None:
+    return None if not confusion else motion_split(confusion["classes"], confusion["matrix"])
 
 
 def _pct(x) -> str:
@@ -114,6 +145,14 @@ def markdown_table(results: dict) -> str:
             wall = _seconds(row["wall_s"])
         accuracy = " | ".join(_pct(row["top1"].get(t)) for t in tasks)
         lines.append(f"| {row['label']} | {flops} | {steps} | {wall} | {accuracy} |")
+    if any(row.get("motion_split") for row in results["rows"]):
+        lines += ["", "The motion score split into its sub-problems (best probe cell, validation clips, %; "
+                  "rotation sense and which translation among clips put in the right group; chance 50% each "
+                  "with the default four classes):", "",
+                  "| method | " + " | ".join(SPLIT_LABELS.values()) + " |", "|---" * (1 + len(SPLIT_LABELS)) + "|"]
+        for row in results["rows"]:
+            parts = row.get("motion_split") or {}
+            lines.append(f"| {row['label']} | " + " | ".join(_pct(parts.get(k)) for k in SPLIT_LABELS) + " |")
     return "\n".join(lines) + "\n"
 
 
