@@ -7,12 +7,14 @@ Data loading is excluded (a fixed batch of random clips): this measures the mode
 
     python benchmarks/bench_train.py                       # reference config (ViT-S, 16x112x112, batch 4)
     python benchmarks/bench_train.py --config tiny --methods vjepa --precisions bf16
+    python benchmarks/bench_train.py --methods vjepa --precisions bf16 --profile   # + the ops' times, on stderr
 """
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import sys
 import time
 
 import torch
@@ -51,7 +53,7 @@ def matmul_peak(dtype: torch.dtype, windows: int = 4, window_s: float = 0.25) ->
     return best
 
 
-def bench(method: str, config: str, precision: str, steps: int, warmup: int) -> dict:
+def bench(method: str, config: str, precision: str, steps: int, warmup: int, profile: bool = False) -> dict:
     overrides = CONFIGS[config] + [f"train.precision={precision}", "run.dir=/tmp/videojepa-bench", "train.grad_clip=1.0"]
     if method == "salt_student":  # a same-size random frozen teacher: the cost is what matters here
         overrides += ["method.teacher.checkpoint=null", f"method.teacher.model={CONFIGS[config][0].split('=')[1]}"]
@@ -77,6 +79,14 @@ def bench(method: str, config: str, precision: str, steps: int, warmup: int) -> 
         trainer.train_step(video, masks)
         times.append(time.perf_counter() - start)
     step_time = sorted(times)[len(times) // 2]  # median: robust to a stray slow step
+    if profile:  # one more step under torch.profiler, after the timed ones so that it cannot slow them
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as profiler
+
+        with profiler(activities=[ProfilerActivity.CPU]) as prof:
+            trainer.train_step(video, masks)
+        print(f"{method} {config} {precision}: one profiled step\n"
+              + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
     return {"method": method, "config": config, "precision": precision, "batch_size": batch,
             "mask_lengths": lengths, "step_time_s": step_time, "steps_per_s": 1 / step_time,
             "clips_per_s": batch / step_time, "flops_per_step": flops, "flops_per_step_with_attention": flops_attn,
@@ -91,6 +101,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out")
+    parser.add_argument("--profile", action="store_true", help="also profile one step per row (table on stderr)")
     args = parser.parse_args()
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     # the peak is measured before and after the steps and the higher one kept: MFU is never flattered by a
@@ -100,7 +111,7 @@ def main() -> None:
     for config in args.config:
         for method in args.methods:
             for precision in args.precisions:
-                rows.append(bench(method, config, precision, args.steps, args.warmup))
+                rows.append(bench(method, config, precision, args.steps, args.warmup, args.profile))
     peaks_after = {p: matmul_peak(dtypes[p]) for p in args.precisions}
     peaks = {p: max(peaks_before[p], peaks_after[p]) for p in args.precisions}
     for row in rows:
@@ -110,7 +121,7 @@ def main() -> None:
         row["mfu_with_attention"] = row["achieved_flops_per_s_with_attention"] / peak
         print(f"{row['config']:9} {row['method']:13} {row['precision']}: {row['step_time_s'] * 1e3:7.1f} ms/step "
               f"{row['clips_per_s']:6.2f} clips/s  MFU {row['mfu']:.1%} (with attention "
-              f"{row['mfu_with_attention']:.1%})", flush=True, file=__import__("sys").stderr)
+              f"{row['mfu_with_attention']:.1%})", flush=True, file=sys.stderr)
     doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(),
                        "threads": torch.get_num_threads(), "torch": torch.__version__},
            "matmul_peak_flops_per_s": peaks, "matmul_peak_before_after": [peaks_before, peaks_after],

@@ -35,9 +35,8 @@ def main() -> None:
     from videojepa.train.trainer import Trainer
 
     demo_dir, out = Path(args.demo), Path(args.out)
-    seed = json.loads((demo_dir / "settings.json").read_text())["seed"]
-    data = demo_dir / "data"
-    epochs = json.loads((demo_dir / "settings.json").read_text())["probe_epochs"]
+    settings = json.loads((demo_dir / "settings.json").read_text())
+    seed, epochs, data = settings["seed"], settings["probe_epochs"], demo_dir / "data"
     cfg = demo.with_steps(demo.pretrain_config(args.method, out / "run", data, seed, overrides=args.overrides), args.steps)
     start = time.perf_counter()
     Trainer(cfg).fit()

@@ -160,3 +160,12 @@ def test_features_prepared_once_train_the_grid_as_per_batch_preparation_does():
         once.step(prepared.features[0, :, 0], y, prepared=True)
         per_batch.step(feats[0, :, 0].float(), y)
     assert all(torch.equal(p, q) for p, q in zip(once.parameters(), per_batch.parameters()))
+
+
+def test_features_with_nothing_to_prepare_are_left_as_they_are():
+    from videojepa.eval.features import FeatureSet
+    from videojepa.eval.runner import prepare_features
+
+    feats = FeatureSet(torch.randn(1, 4, 1, 16).bfloat16(), torch.arange(4)[None])
+    linear = ProbeGrid(lambda: build_probe("linear", 16, 4), grid_cells([1e-2], [0.1]), 0, 5)
+    assert prepare_features(linear, feats) is feats  # no copy of the whole set for a linear probe

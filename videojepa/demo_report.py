@@ -100,7 +100,7 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
         rows.append({"name": name, "label": label, "runs": list(names),
                      "flops": sum(runs[n]["flops"] for n in names), "steps": [runs[n]["steps"] for n in names],
                      "wall_s": sum(runs[n]["wall_s"] for n in names), "probe": probe, "top1": probes[probe]["top1"],
-                     "motion_split": split(probes[probe].get("confusion", {}).get("motion"))})
+                     "motion_split": _split(probes[probe].get("confusion", {}).get("motion"))})
     return {
         "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": {"out": str(settings.out), **settings.record()},
@@ -114,7 +114,7 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
     }
 
 
-def split(confusion: dict | None) -> dict | None:
+def _split(confusion: dict | None) -> dict | None:
     return None if not confusion else motion_split(confusion["classes"], confusion["matrix"])
 
 

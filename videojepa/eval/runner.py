@@ -96,9 +96,12 @@ def prepare_features(grid: ProbeGrid, feats: FeatureSet, chunk: int = 64) -> Fea
     """Fixed features through the grid's parameter-free `prepare` (the attentive probe's layer norm) once,
     instead of once per batch of every epoch; float32, in place when they already are (one copy in memory)."""
     x = feats.features
-    out = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32)
     device = next(grid.parameters()).device
     with torch.no_grad():
+        sample = x[0, :1].to(device).float()
+        if grid.prepare(sample) is sample:  # nothing to prepare (linear probes, self-attention blocks first)
+            return feats
+        out = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32)
         for p in range(x.shape[0]):
             for i in range(0, x.shape[1], chunk):
                 out[p, i:i + chunk] = grid.prepare(x[p, i:i + chunk].to(device).float()).cpu()
@@ -152,13 +155,13 @@ class TaskRunner:
         cfg = self.cfg
         self.log(f"task {self.task.name}: {self.num_classes} classes, probe {cfg.probe.kind}")
         val = self.features("val", self.val_ds, 1, cfg.features.cache)
-        cells = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
+        cells, predictions = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
         score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
         best = max(cells, key=score)
         labels = val.labels[0]
         counts = torch.bincount(labels, minlength=self.num_classes)
         C = self.num_classes
-        confusion = torch.bincount(labels * C + self.predictions[cells.index(best)], minlength=C * C).view(C, C)
+        confusion = torch.bincount(labels * C + predictions[cells.index(best)], minlength=C * C).view(C, C)
         d = self.data
         return {
             "name": self.task.name, "train": str(self.task.train), "val": str(self.task.val),
@@ -181,13 +184,11 @@ class TaskRunner:
         return list(names) if len(names) == self.num_classes else [str(i) for i in range(self.num_classes)]
 
     def scores(self, logits: torch.Tensor, labels: torch.Tensor) -> dict:
-        """Top-1 (and top-5) of each row of logits (cells, B, C); keeps each cell's predictions for the
-        confusion matrix of the best one."""
-        self.predictions = logits.argmax(-1).reshape(-1, logits.shape[-2])  # (cells, B); kNN: one cell
         top5 = accuracy(logits, labels, 5).tolist() if self.num_classes > 5 else None
         return {"top1": accuracy(logits, labels, 1).tolist(), "top5": top5}
 
-    def run_knn(self, val: FeatureSet) -> list[dict]:
+    def run_knn(self, val: FeatureSet) -> tuple[list[dict], torch.Tensor]:
+        """The kNN cell and its validation predictions (1, B)."""
         p = self.cfg.probe
         train = self.features("train", self.train_ds, 1, self.cfg.features.cache)
         start = time.perf_counter()
@@ -196,9 +197,11 @@ class TaskRunner:
         scores = eval_logits(knn, val.features[0].float(), self.K, self.V)
         s = self.scores(scores, val.labels[0])
         self.seconds["eval"] += time.perf_counter() - start
-        return [{"k": knn.k, "temperature": p.knn_temperature, "top1": s["top1"], "top5": s["top5"]}]
+        cells = [{"k": knn.k, "temperature": p.knn_temperature, "top1": s["top1"], "top5": s["top5"]}]
+        return cells, scores.argmax(-1)[None]
 
-    def run_grid(self, val: FeatureSet) -> list[dict]:
+    def run_grid(self, val: FeatureSet) -> tuple[list[dict], torch.Tensor]:
+        """Every cell of the lr x wd grid and the cells' validation predictions (cells, B)."""
         from videojepa.data.loader import build_loader
 
         cfg, opt = self.cfg, self.cfg.optim
@@ -236,8 +239,9 @@ class TaskRunner:
         s = self.scores(logits, labels)
         val_loss = [F.cross_entropy(cell_logits, labels).item() for cell_logits in logits]
         self.seconds["eval"] += time.perf_counter() - start
-        return [{**cell, "top1": s["top1"][i], "top5": None if s["top5"] is None else s["top5"][i],
-                 "val_loss": val_loss[i], "train_loss": float(train_loss[i])} for i, cell in enumerate(grid.cells)]
+        cells = [{**cell, "top1": s["top1"][i], "top5": None if s["top5"] is None else s["top5"][i],
+                  "val_loss": val_loss[i], "train_loss": float(train_loss[i])} for i, cell in enumerate(grid.cells)]
+        return cells, logits.argmax(-1)
 
 
 def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print, clips: Optional[ClipMemo] = None) -> dict:
