@@ -12,7 +12,9 @@ def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path):
     cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "run", **{
         "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2}))
     save_config(cfg, tmp_path / "cfg.yaml")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    # --standalone: each launch rendezvouses on a free port (a fixed one failed once when the second launch
+    # came right after the first)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "videojepa", "pretrain", str(tmp_path / "cfg.yaml")]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
