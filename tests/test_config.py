@@ -91,3 +91,17 @@ def test_salt_student_requires_a_teacher():
 def test_malformed_override_is_a_user_error():
     with pytest.raises(UserError, match="key=value"):
         load_config("vjepa/vitl16", ["train.steps"])
+
+
+def test_train_ema_is_accepted_as_method_ema_with_a_deprecation_warning(tmp_path):
+    with pytest.warns(DeprecationWarning, match=r"train\.ema.*method\.ema"):
+        cfg = load_config("demo/vjepa", ["train.ema=[0.9, 0.95]"])
+    assert cfg.method.ema == (0.9, 0.95)
+    old = tmp_path / "old.yaml"
+    old.write_text("base: demo/vjepa\ntrain:\n  ema: [0.99, 1.0]\n")
+    with pytest.warns(DeprecationWarning):
+        assert load_config(str(old)).method.ema == (0.99, 1.0)
+    both = tmp_path / "both.yaml"
+    both.write_text("base: demo/vjepa\ntrain:\n  ema: [0.99, 1.0]\nmethod:\n  ema: [0.9, 1.0]\n")
+    with pytest.raises(ConfigError, match=r"train\.ema: is deprecated and method\.ema is set too"):
+        load_config(str(both))

@@ -41,10 +41,10 @@ def teacher_run(tiny_synth, tmp_path_factory):
 def test_demo_presets_train_and_loss_falls(preset, tiny_synth, teacher_run, tmp_path):
     extra = {"method.teacher.checkpoint": teacher_run} if preset.endswith("student") else {}
     make_trainer(preset, tiny_synth, tmp_path, **extra).fit()
-    losses = [r["loss"] for r in read_metrics(tmp_path) if len(r) == 2]
+    losses = [r["loss"] for r in read_metrics(tmp_path, kind="step")]
     assert len(losses) == 20 and all(math.isfinite(x) for x in losses)
     assert sum(losses[-5:]) < sum(losses[:5]), losses
-    full = [r for r in read_metrics(tmp_path) if len(r) > 2]
+    full = read_metrics(tmp_path, kind="log")
     for key in ("lr", "wd", "grad_norm", "clip_rate", "data_wait_fraction", "clips_per_s", "flops_per_s",
                 "feature_std", "feature_rank", "target_std", "pred_std", "loss_mask0", "loss_mask0"):
         assert key in full[-1], key
@@ -52,7 +52,7 @@ def test_demo_presets_train_and_loss_falls(preset, tiny_synth, teacher_run, tmp_
 
 
 def test_vjepa_target_follows_the_ema_formula(tiny_synth, tmp_path):
-    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.ema": "[0.9, 0.95]"})
+    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"method.ema": "[0.9, 0.95]"})
     video, masks = first_batch(trainer)
     method = trainer.method
     for _ in range(2):
@@ -123,7 +123,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_synth, tmp_path):
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
 
     def losses(run):
-        return [r["loss"] for r in read_metrics(run) if len(r) == 2]
+        return [r["loss"] for r in read_metrics(run, kind="step")]
 
     assert len(losses(tmp_path / "a")) == 2 * n and losses(tmp_path / "a") == losses(tmp_path / "b")
     a, b = ckpt.load_latest(tmp_path / "a"), ckpt.load_latest(tmp_path / "b")
@@ -185,7 +185,7 @@ def test_a_constant_encoder_triggers_the_collapse_warning(tiny_synth, tmp_path):
             encoder.norm.bias.uniform_(-1, 1)
     trainer.fit()
     assert "collapse suspected" in (tmp_path / "train.log").read_text()
-    last = [r for r in read_metrics(tmp_path) if len(r) > 2][-1]
+    last = read_metrics(tmp_path, kind="log")[-1]
     assert last["collapse_warning"] and last["feature_std"] < 1e-3 and last["feature_rank"] < 2
 
 

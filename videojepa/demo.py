@@ -8,7 +8,7 @@ Steps, each skipped when its output is already there, so a killed demo continues
              rendered again only when OUT/data/synth.json does not match the requested ones.
   2. budget  ONE training budget, in FLOPs: `budget_steps` V-JEPA steps at V-JEPA's FLOPs per step (the
              sampler's real masking ratio). SALT's teacher gets `teacher_share` of it and the student what
-             the teacher left (`videojepa.flops.split_budget`); VideoMAE, whose steps are cheaper, gets as many
+             the teacher left (`videojepa.planner.split_budget`); VideoMAE, whose steps are cheaper, gets as many
              steps as fit (`steps_within_budget`). Steps round down: no method spends more than the budget.
   3. train   OUT/runs/{salt_teacher,salt_student,vjepa,videomae}: ordinary pretraining run directories made
              from the demo/<method> presets. The Trainer resumes a run directory by itself and returns at
@@ -147,7 +147,8 @@ def plan_budget(configs: dict[str, PretrainConfig], budget_steps: int, teacher_s
     "runs": {name: {"name", "method", "budget", "steps", "flops_per_step", "flops", ...}}}; see the module
     docstring for the rule.
     """
-    from videojepa.flops import split_budget, stage_flops, steps_within_budget
+    from videojepa.flops import stage_flops, steps_within_budget
+    from videojepa.planner import split_budget
 
     if budget_steps < 1:
         raise UserError(f"--budget-steps must be at least 1, got {budget_steps}")
@@ -214,9 +215,9 @@ def last_health(run_dir: str | Path) -> dict:
     """The health monitors of a run's last full metrics record: RankMe, feature/target/prediction std."""
     from videojepa.train.logger import read_metrics
 
-    full = [r for r in read_metrics(run_dir) if "feature_rank" in r]
+    full = read_metrics(run_dir, kind="log")
     last = full[-1] if full else {}
-    return {k: last.get(k) for k in ("step", "loss", "feature_rank", "feature_std", "target_std", "pred_std",
+    return {k: last.get(k) for k in ("step", "loss", "feature_rank", "feature_std", "target_std", "context_std", "pred_std",
                                      "collapse_warning")}
 
 

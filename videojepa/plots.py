@@ -43,7 +43,7 @@ def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(run_dirs), figsize=(3.2 * len(run_dirs), 2.8), squeeze=False)
     for ax, (name, run_dir) in zip(axes[0], run_dirs.items()):
-        records = [r for r in read_metrics(run_dir) if "loss" in r and len(r) == 2]  # the per-step lines
+        records = read_metrics(run_dir, kind="step")
         steps = np.array([r["step"] for r in records])
         loss = np.array([r["loss"] for r in records], dtype=float)
         ax.plot(steps, loss, lw=0.6, alpha=0.4, color="C0")

@@ -1,6 +1,6 @@
 """Load a config: preset name or YAML path, merged over typed defaults, then `key=value` overrides.
 
-    cfg = load_config("demo/salt_student", ["train.steps=100", "masks.0.spatial_scale=0.2"])
+    cfg = load_config("my_run.yaml", ["train.steps=100", "masks.0.spatial_scale=0.2"])
 
 Every problem is reported as a `ConfigError` naming the dotted key, before any work starts.
 A YAML file may start from another one with `base: <preset or path>`.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Union
 
@@ -28,7 +29,7 @@ def list_presets() -> list[str]:
 
 
 def resolve_config_path(source: str, relative_to: Path | None = None) -> Path:
-    """A preset name (`demo/vjepa`) or a path to a YAML file."""
+    """A preset name (see `videojepa models --presets`) or a path to a YAML file."""
     candidates = [Path(source)]
     if relative_to is not None:
         candidates.insert(0, relative_to / source)
@@ -49,6 +50,7 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
         raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: a config must be a mapping of sections, got {type(data).__name__}")
+    migrate_moved_keys(data, str(path))
     base = data.pop("base", None)
     if base is None:
         return data
@@ -102,6 +104,35 @@ def _list_index(node: list, part: str, where: str) -> int:
     return int(part)
 
 
+# Keys that moved: old dotted key -> new one. Accepted with a warning for one release.
+MOVED_KEYS = {"train.ema": "method.ema"}
+
+
+def migrate_moved_keys(data: dict, where: str = "config") -> dict:
+    """Move deprecated keys to their new place in a raw config dict (in place; returns it)."""
+    for old, new in MOVED_KEYS.items():
+        old_section, old_key = old.split(".")
+        new_section, new_key = new.split(".")
+        if old_key not in (data.get(old_section) or {}):
+            continue
+        value = data[old_section].pop(old_key)
+        if new_key in (data.get(new_section) or {}):
+            raise ConfigError(old, f"is deprecated and {new} is set too; keep only {new}")
+        data.setdefault(new_section, {})[new_key] = value
+        warnings.warn(f"{where}: {old} is deprecated, use {new} (accepted until the next release)",
+                      DeprecationWarning, stacklevel=3)
+    return data
+
+
+def moved_key(key: str) -> str:
+    """The current name of an override's key (warns when it is a deprecated one)."""
+    if key in MOVED_KEYS:
+        warnings.warn(f"override {key}: deprecated, use {MOVED_KEYS[key]} (accepted until the next release)",
+                      DeprecationWarning, stacklevel=4)
+        return MOVED_KEYS[key]
+    return key
+
+
 def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, Any]] = (),
                 schema: type[BaseModel] = PretrainConfig) -> AnyConfig:
     """Resolve a preset/path/dict plus overrides into a validated config.
@@ -115,10 +146,13 @@ def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, 
         data = read_yaml(resolve_config_path(str(source)))
     if schema is PretrainConfig and "stages" in data:
         return load_plan(data, overrides)
+    if isinstance(source, dict):
+        migrate_moved_keys(data)
     # Start from the full defaults so overrides can reach into default lists (masks.0...).
     data = deep_merge(schema().model_dump(), data)
     for item in overrides:  # "key=value" text, or (key, value) already parsed
-        apply_override(data, *(parse_override(item) if isinstance(item, str) else item))
+        key, value = parse_override(item) if isinstance(item, str) else item
+        apply_override(data, moved_key(key) if schema is PretrainConfig else key, value)
     cfg = validate(schema, data)
     if isinstance(cfg, PretrainConfig):
         check_consistency(cfg)
@@ -216,17 +250,13 @@ def check_consistency(cfg: PretrainConfig) -> None:
                           **{f"masks.{i}.aspect_ratio": m.aspect_ratio for i, m in enumerate(cfg.masks)}}.items():
         if not 0 < lo <= hi:
             raise ConfigError(key, f"({lo}, {hi}) must be an increasing pair of positive numbers")
-    for key, value in {"train.betas": cfg.train.betas, "train.ema": cfg.train.ema}.items():
-        if not all(0.0 <= v <= 1.0 for v in value):
-            raise ConfigError(key, f"{value} must lie in [0, 1]")
+    if not all(0.0 <= v <= 1.0 for v in cfg.train.betas):
+        raise ConfigError("train.betas", f"{cfg.train.betas} must lie in [0, 1]")
     if not cfg.masks:
         raise ConfigError("masks", "at least one mask generator is required")
-    if cfg.method.name == "salt_student" and not (cfg.method.teacher.checkpoint or cfg.method.teacher.model):
-        raise ConfigError("method.teacher.checkpoint", "salt_student needs a frozen teacher: set "
-                          "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)")
-    if cfg.method.teacher.model is not None and cfg.method.teacher.model not in models:
-        raise ConfigError("method.teacher.model", f"unknown model {cfg.method.teacher.model!r}; "
-                          f"allowed values: {', '.join(models)}")
+    from videojepa.methods import get_method
+
+    get_method(cfg.method.name).check_config(cfg)  # the method's own rules; unknown names fail here
 
 
 def to_dict(cfg: BaseModel) -> dict:

@@ -62,8 +62,13 @@ class TeacherConfig(Section):
 
 
 class MethodConfig(Section):
-    name: Literal["vjepa", "salt_teacher", "salt_student", "videomae"] = "vjepa"
-    loss_exponent: float = Field(1.0, gt=0.0, description="latent loss: mean |pred - LN(target)|^p")
+    """The pretraining method and its own settings; each key says which methods read it."""
+
+    name: str = Field("vjepa", description="a registered method (see `videojepa models`): vjepa, salt_teacher, "
+                                           "salt_student, videomae, or one registered by a plugin")
+    loss_exponent: float = Field(1.0, gt=0.0, description="vjepa, salt_student: latent loss mean |pred - LN(target)|^p")
+    ema: tuple[float, float] = Field((0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the "
+                                                               "schedule horizon")
     teacher: TeacherConfig = TeacherConfig()
 
 
@@ -80,7 +85,6 @@ class TrainConfig(Section):
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0.0)
     grad_clip: Optional[float] = Field(0.02, gt=0.0, description="max gradient norm; null disables")
-    ema: tuple[float, float] = Field((0.996, 1.0), description="vjepa: EMA momentum, linear start -> end")
     schedule_scale: float = Field(1.0, ge=1.0, description="schedules run over steps*scale and stop at steps (V-JEPA: 1.25)")
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
     compile: bool = False

@@ -1,14 +1,13 @@
-"""Pretraining methods: one small module each, built by name from a config."""
+"""Pretraining methods: one small module each, registered by name and built from a config.
+
+Importing this package registers the built-in methods; `register_method` adds others.
+"""
 from videojepa.methods.base import Method
+from videojepa.methods.masked import LatentPrediction, MaskedPrediction
 from videojepa.methods.pixel import PixelReconstruction, VideoMAE
+from videojepa.methods.registry import build_method, get_method, list_methods, register_method, unregister_method
 from videojepa.methods.salt_student import SALTStudent
 from videojepa.methods.vjepa import VJEPA
 
-METHODS = {"vjepa": VJEPA, "salt_teacher": PixelReconstruction, "salt_student": SALTStudent, "videomae": VideoMAE}
-
-
-def build_method(cfg) -> Method:
-    return METHODS[cfg.method.name](cfg)
-
-
-__all__ = ["Method", "METHODS", "build_method", "VJEPA", "PixelReconstruction", "VideoMAE", "SALTStudent"]
+__all__ = ["Method", "MaskedPrediction", "LatentPrediction", "register_method", "unregister_method", "get_method",
+           "list_methods", "build_method", "VJEPA", "PixelReconstruction", "VideoMAE", "SALTStudent"]

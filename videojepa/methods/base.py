@@ -4,24 +4,28 @@ A method is an nn.Module that owns its networks and turns one batch into a loss:
 
     loss, metrics = method(video, masks)      # masks: list of MaskIndices, one per generator
 
-plus `after_step(momentum)` (the EMA update, for methods that have one), `export_encoder()`
-(the network evaluation uses) and `health_encoder()` (the network whose features the
-collapse monitors watch). Frozen networks are excluded from `trainable_parameters()`.
+and declares, as class attributes and classmethods, what the rest of the library needs:
+- `name`: its key in the registry (`method.name` in configs);
+- `networks`: attribute -> role, "trained" (in the optimiser), "ema" (a moving average of a trained
+  network) or "frozen" (fixed weights); non-trained networks stay in eval mode, outside the optimiser;
+- `check_config(cfg)`: its cross-key config rules (raise ConfigError);
+- `flops_components(cfg, shape)`: what one optimiser step computes, for the FLOPs accountant.
+
+At run time: `after_step(step)` after every optimiser step (V-JEPA's EMA update; returns metrics to
+log), `export_encoder()` (the network evaluation uses) and `health_encoder()` (the network whose
+features the collapse monitors watch).
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from videojepa.config.schema import PretrainConfig
 from videojepa.models.predictor import PixelDecoder, Predictor
-from videojepa.models.registry import create_model
+from videojepa.models.registry import build_encoder
 
 
-def build_encoder(cfg: PretrainConfig) -> nn.Module:
-    m = cfg.model
-    return create_model(m.name, patch_size=m.patch_size, tubelet_size=m.tubelet_size, pos_embed=m.pos_embed,
-                        drop_path=m.drop_path, activation_checkpointing=cfg.train.activation_checkpointing)
+def build_method_encoder(cfg: PretrainConfig) -> nn.Module:
+    return build_encoder(cfg.model, activation_checkpointing=cfg.train.activation_checkpointing)
 
 
 def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> nn.Module:
@@ -36,17 +40,31 @@ def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> 
 
 
 class Method(nn.Module):
-    name = "method"
+    name: str = ""
+    networks: dict[str, str] = {}
 
     def __init__(self, cfg: PretrainConfig):
         super().__init__()
         self.cfg = cfg
 
-    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+    @classmethod
+    def check_config(cls, cfg: PretrainConfig) -> None:
+        """Rules across config keys that only this method has; raise ConfigError naming the key."""
 
-    def after_step(self, momentum: float) -> None:
-        """Called after every optimiser step (vjepa: EMA update)."""
+    def modules_with_role(self, *roles: str) -> list[nn.Module]:
+        return [getattr(self, attr) for attr, role in self.networks.items() if role in roles]
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """Networks outside the optimiser (EMA targets and frozen teachers): always in eval mode."""
+        return self.modules_with_role("ema", "frozen")
+
+    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(f"{attr}.{n}", p) for attr, role in self.networks.items() if role == "trained"
+                for n, p in getattr(self, attr).named_parameters() if p.requires_grad]
+
+    def after_step(self, step: int) -> dict:
+        """Called after every optimiser step that was applied; returns metrics to log."""
+        return {}
 
     def export_encoder(self) -> nn.Module:
         return self.encoder
@@ -54,16 +72,8 @@ class Method(nn.Module):
     def health_encoder(self) -> nn.Module:
         return self.export_encoder()
 
-    def frozen_modules(self) -> list[nn.Module]:
-        """Networks that stay in eval mode and outside the optimiser."""
-        return []
-
     def train(self, mode: bool = True):
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()
         return self
-
-
-def mean_over_masks(losses: list[torch.Tensor]) -> torch.Tensor:
-    return torch.stack(losses).mean()

@@ -10,11 +10,19 @@ import warnings
 
 import torch
 
-from videojepa.encoder_io import load_encoder
-from videojepa.errors import UserError
-from videojepa.methods.base import Method, build_encoder, build_head, mean_over_masks
-from videojepa.methods.losses import channel_std, gather_tokens, latent_loss, normalize_features
-from videojepa.models.registry import create_model
+from videojepa.encoder_io import load_encoder, read_metadata
+from videojepa.errors import ConfigError, UserError
+from videojepa.methods.base import build_head, build_method_encoder
+from videojepa.methods.masked import LatentPrediction
+from videojepa.methods.registry import register_method
+from videojepa.models.registry import create_model, list_models
+from videojepa.models.vit import VisionTransformer
+
+
+def random_teacher(cfg) -> torch.nn.Module:
+    m = cfg.model
+    return create_model(cfg.method.teacher.model, patch_size=m.patch_size, tubelet_size=m.tubelet_size,
+                        pos_embed=m.pos_embed)
 
 
 def build_teacher(cfg) -> torch.nn.Module:
@@ -24,8 +32,7 @@ def build_teacher(cfg) -> torch.nn.Module:
     else:
         warnings.warn(f"method.teacher.checkpoint is not set: the student learns from a RANDOM-INIT frozen "
                       f"{teacher_cfg.model} teacher", stacklevel=2)
-        teacher = create_model(teacher_cfg.model, patch_size=cfg.model.patch_size,
-                               tubelet_size=cfg.model.tubelet_size, pos_embed=cfg.model.pos_embed)
+        teacher = random_teacher(cfg)
     if (teacher.patch_size, teacher.tubelet_size) != (cfg.model.patch_size, cfg.model.tubelet_size):
         raise UserError(f"method.teacher.checkpoint: the teacher tokenises clips with patch {teacher.patch_size} / "
                         f"tubelet {teacher.tubelet_size}, the student with model.patch_size={cfg.model.patch_size} / "
@@ -33,28 +40,37 @@ def build_teacher(cfg) -> torch.nn.Module:
     return teacher.requires_grad_(False).eval()
 
 
-class SALTStudent(Method):
+@register_method
+class SALTStudent(LatentPrediction):
     name = "salt_student"
+    networks = {"encoder": "trained", "predictor": "trained", "teacher": "frozen"}
+    target_attr = "teacher"
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.encoder = build_encoder(cfg)
+        self.encoder = build_method_encoder(cfg)
         self.teacher = build_teacher(cfg)
         self.predictor = build_head(cfg, self.encoder.embed_dim, self.teacher.embed_dim)
 
-    def frozen_modules(self):
-        return [self.teacher]
+    @classmethod
+    def check_config(cls, cfg):
+        teacher = cfg.method.teacher
+        if not (teacher.checkpoint or teacher.model):
+            raise ConfigError("method.teacher.checkpoint", "salt_student needs a frozen teacher: set "
+                              "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)")
+        if teacher.model is not None and teacher.model not in list_models():
+            raise ConfigError("method.teacher.model", f"unknown model {teacher.model!r}; "
+                              f"allowed values: {', '.join(list_models())}")
 
-    def forward(self, video, masks):
-        with torch.no_grad():  # once per clip, shared by every mask
-            target = normalize_features(self.teacher(video))
-        tokens, grid = self.encoder.embed(video)
-        losses = []
-        for g, m in enumerate(masks):
-            context = self.encoder.forward_tokens(tokens, grid, keep=m.context)
-            pred = self.predictor(context, m.context, m.target, grid, mask_index=g)
-            losses.append(latent_loss(pred, gather_tokens(target, m.target), self.cfg.method.loss_exponent))
-        metrics = {f"loss_mask{g}": l.detach() for g, l in enumerate(losses)}
-        metrics["target_std"] = channel_std(target)
-        metrics["pred_std"] = channel_std(pred)
-        return mean_over_masks(losses), metrics
+    @classmethod
+    def target_architecture(cls, cfg):
+        """The teacher's network (weights not loaded): from method.teacher.model, else its file's metadata."""
+        if cfg.method.teacher.model:
+            return random_teacher(cfg)
+        arch = read_metadata(cfg.method.teacher.checkpoint)["arch"]
+        return VisionTransformer(**{k: v for k, v in arch.items() if k != "name"})
+
+    @classmethod
+    def meta_networks(cls, cfg):
+        encoder = build_method_encoder(cfg)
+        return encoder, build_head(cfg, encoder.embed_dim, cls.target_architecture(cfg).embed_dim)

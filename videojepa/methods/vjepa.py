@@ -1,48 +1,58 @@
-"""V-JEPA: predict an EMA copy of the encoder's layer-normed features of the masked tokens."""
+"""V-JEPA: predict an EMA copy of the encoder's layer-normed features of the masked tokens.
+
+Its own settings: `method.ema` (momentum, linear from start to end over the schedule horizon) and
+`method.loss_exponent`. Evaluation uses the EMA target encoder.
+"""
 from __future__ import annotations
 
 import copy
 
 import torch
 
-from videojepa.methods.base import Method, build_encoder, build_head, mean_over_masks
-from videojepa.methods.losses import channel_std, gather_tokens, latent_loss, normalize_features
+from videojepa.errors import ConfigError
+from videojepa.methods.base import build_head, build_method_encoder
+from videojepa.methods.masked import LatentPrediction
+from videojepa.methods.registry import register_method
+from videojepa.train.schedules import linear
 
 
-class VJEPA(Method):
+@register_method
+class VJEPA(LatentPrediction):
     name = "vjepa"
+    networks = {"encoder": "trained", "predictor": "trained", "target_encoder": "ema"}
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.encoder = build_encoder(cfg)
+        self.encoder = build_method_encoder(cfg)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = build_head(cfg, self.encoder.embed_dim, self.encoder.embed_dim)
 
-    def frozen_modules(self):
-        return [self.target_encoder]
+    @classmethod
+    def check_config(cls, cfg):
+        if not all(0.0 <= v <= 1.0 for v in cfg.method.ema):
+            raise ConfigError("method.ema", f"{list(cfg.method.ema)} must lie in [0, 1]")
 
-    def forward(self, video, masks):
-        with torch.no_grad():  # the target runs once per clip, shared by every mask
-            target = normalize_features(self.target_encoder(video))
-        tokens, grid = self.encoder.embed(video)
-        losses, preds = [], []
-        for g, m in enumerate(masks):
-            context = self.encoder.forward_tokens(tokens, grid, keep=m.context)
-            pred = self.predictor(context, m.context, m.target, grid, mask_index=g)
-            losses.append(latent_loss(pred, gather_tokens(target, m.target), self.cfg.method.loss_exponent))
-            preds.append(pred)
-        metrics = {f"loss_mask{g}": l.detach() for g, l in enumerate(losses)}
-        metrics["target_std"] = channel_std(target)
-        metrics["pred_std"] = channel_std(preds[0])
-        return mean_over_masks(losses), metrics
+    def momentum(self, step: int) -> float:
+        return linear(*self.cfg.method.ema, self.cfg.train, step)
 
     @torch.no_grad()
-    def after_step(self, momentum: float) -> None:
+    def after_step(self, step: int) -> dict:
         """target <- m * target + (1 - m) * encoder, parameter by parameter."""
+        momentum = self.momentum(step)
         online = list(self.encoder.parameters())
         target = list(self.target_encoder.parameters())
         torch._foreach_mul_(target, momentum)
         torch._foreach_add_(target, online, alpha=1.0 - momentum)
+        return {"momentum": momentum}
 
     def export_encoder(self):
         return self.target_encoder  # V-JEPA evaluates the EMA target encoder
+
+    @classmethod
+    def meta_networks(cls, cfg):
+        encoder = build_method_encoder(cfg)
+        return encoder, build_head(cfg, encoder.embed_dim, encoder.embed_dim)
+
+    @classmethod
+    def target_architecture(cls, cfg):
+        return build_method_encoder(cfg)

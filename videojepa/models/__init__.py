@@ -1,7 +1,8 @@
 """Encoders (video ViT), predictors and pixel decoders."""
 from videojepa.models.predictor import PixelDecoder, Predictor
-from videojepa.models.registry import ARCHITECTURES, count_parameters, create_model, list_models
+from videojepa.models.registry import (ARCHITECTURES, build_encoder, count_parameters, create_model, list_models,
+                                      non_embedding_parameters)
 from videojepa.models.vit import VisionTransformer
 
 __all__ = ["VisionTransformer", "Predictor", "PixelDecoder", "create_model", "list_models", "count_parameters",
-           "ARCHITECTURES"]
+           "build_encoder", "non_embedding_parameters", "ARCHITECTURES"]

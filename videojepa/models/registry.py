@@ -36,6 +36,22 @@ def create_model(name: str, **overrides) -> VisionTransformer:
     return model
 
 
+def build_encoder(model_cfg, **overrides) -> VisionTransformer:
+    """The encoder a config's `model` section describes (pretraining, probing, FLOPs, teachers alike).
+
+    `model_cfg` has `name`, `patch_size`, `tubelet_size`, `pos_embed` and `drop_path`; keyword overrides
+    (e.g. activation_checkpointing) win.
+    """
+    settings = dict(patch_size=model_cfg.patch_size, tubelet_size=model_cfg.tubelet_size,
+                    pos_embed=model_cfg.pos_embed, drop_path=model_cfg.drop_path)
+    return create_model(model_cfg.name, **{**settings, **overrides})
+
+
+def non_embedding_parameters(model: torch.nn.Module) -> int:
+    """Parameters outside the tubelet (patch) embedding: the N of the 6*N*D compute rule."""
+    return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("patch_embed."))
+
+
 def count_parameters(model_or_name: torch.nn.Module | str, non_embedding: bool = False, **overrides) -> int:
     """Parameter count; a name is built on the meta device (no memory, no time).
 
@@ -45,5 +61,6 @@ def count_parameters(model_or_name: torch.nn.Module | str, non_embedding: bool =
     if isinstance(model_or_name, str):
         with torch.device("meta"):
             model_or_name = create_model(model_or_name, **overrides)
-    return sum(p.numel() for name, p in model_or_name.named_parameters()
-               if not (non_embedding and name.startswith("patch_embed.")))
+    if non_embedding:
+        return non_embedding_parameters(model_or_name)
+    return sum(p.numel() for p in model_or_name.parameters())

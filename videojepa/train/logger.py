@@ -24,8 +24,13 @@ def setup_logging(run_dir: Path | None, is_main: bool) -> None:
         log.addHandler(file)
 
 
+# Record kinds in metrics.jsonl: "step" ({"kind", "step", "loss"}) after every optimiser step, "log" (every
+# metric and monitor) every train.log_every steps.
+KINDS = ("step", "log")
+
+
 class MetricsWriter:
-    """metrics.jsonl: one record per step ({"step", "loss"}), full records every log_every."""
+    """metrics.jsonl: one "step" record per step, a full "log" record every log_every steps."""
 
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
@@ -44,10 +49,12 @@ class MetricsWriter:
         except Exception:  # tensorboard is optional
             self.tensorboard = None
 
-    def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
+    def write(self, kind: str, record: dict) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"metric record kind must be one of {KINDS}, got {kind!r}")
+        self.file.write(json.dumps({"kind": kind, **record}) + "\n")
         self.file.flush()
-        if self.tensorboard is not None and len(record) > 2:
+        if self.tensorboard is not None and kind == "log":
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.tensorboard.add_scalar(key, value, record["step"])
@@ -58,6 +65,10 @@ class MetricsWriter:
             self.tensorboard.close()
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
+def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict]:
+    """The records of a run's metrics.jsonl, all or those of one kind ("step" or "log")."""
     path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    records = [json.loads(line) for line in path.read_text().splitlines() if line]
+    for record in records:  # files written before records carried their kind
+        record.setdefault("kind", "step" if set(record) == {"step", "loss"} else "log")
+    return records if kind is None else [r for r in records if r["kind"] == kind]

@@ -10,7 +10,8 @@ import math
 from videojepa.config.schema import TrainConfig
 
 
-def _horizon(train: TrainConfig) -> float:
+def horizon(train: TrainConfig) -> float:
+    """The length the schedules are laid out over."""
     return train.steps * train.schedule_scale
 
 
@@ -18,18 +19,17 @@ def learning_rate(train: TrainConfig, step: int) -> float:
     """Linear warmup start_lr -> lr, then cosine lr -> final_lr."""
     if step < train.warmup_steps:
         return train.start_lr + (train.lr - train.start_lr) * step / train.warmup_steps
-    span = max(_horizon(train) - train.warmup_steps, 1.0)
+    span = max(horizon(train) - train.warmup_steps, 1.0)
     progress = min((step - train.warmup_steps) / span, 1.0)
     return train.final_lr + 0.5 * (train.lr - train.final_lr) * (1 + math.cos(math.pi * progress))
 
 
 def weight_decay(train: TrainConfig, step: int) -> float:
     """Cosine weight_decay -> final_weight_decay over the whole horizon."""
-    progress = min(step / _horizon(train), 1.0)
+    progress = min(step / horizon(train), 1.0)
     return train.final_weight_decay + 0.5 * (train.weight_decay - train.final_weight_decay) * (1 + math.cos(math.pi * progress))
 
 
-def ema_momentum(train: TrainConfig, step: int) -> float:
-    """Linear ema[0] -> ema[1] over the whole horizon."""
-    start, end = train.ema
-    return start + (end - start) * min(step / _horizon(train), 1.0)
+def linear(start: float, end: float, train: TrainConfig, step: int) -> float:
+    """start -> end linearly over the whole horizon (e.g. V-JEPA's EMA momentum)."""
+    return start + (end - start) * min(step / horizon(train), 1.0)

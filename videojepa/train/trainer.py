@@ -21,7 +21,7 @@ import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
 
-from videojepa.config.loader import save_config, to_dict
+from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
 from videojepa.config.schema import PretrainConfig
 from videojepa.encoder_io import save_encoder
 from videojepa.errors import UserError
@@ -32,7 +32,7 @@ from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distribu
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.optim import build_optimizer, set_hyperparameters
-from videojepa.train.schedules import ema_momentum, learning_rate, weight_decay
+from videojepa.train.schedules import learning_rate, weight_decay
 
 log = logging.getLogger("videojepa.train")
 
@@ -69,6 +69,14 @@ def split_batch(video: torch.Tensor, masks: list[MaskIndices], parts: int):
         yield video[sl], [MaskIndices(m.context[sl], m.target[sl]) for m in masks]
 
 
+def check_networks_declared(method: Method) -> None:
+    """Every network a method holds has a declared role, so none is trained, frozen or saved by accident."""
+    undeclared = [name for name, _ in method.named_children() if name not in method.networks]
+    if undeclared:
+        raise TypeError(f"method {method.name!r} holds networks without a role: {', '.join(undeclared)}; "
+                        f"add them to its `networks` (roles: trained, ema, frozen)")
+
+
 class Trainer:
     def __init__(self, cfg: PretrainConfig, method: Method | None = None, dist_info: DistInfo | None = None):
         self.cfg, self.train_cfg = cfg, cfg.train
@@ -80,10 +88,10 @@ class Trainer:
                             f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}")
         torch.manual_seed(cfg.run.seed + self.dist.rank)
         self.method = (method or build_method(cfg)).to(self.device)
+        check_networks_declared(self.method)
         if cfg.train.compile:
-            for module in self.method.children():
-                if module not in self.method.frozen_modules():
-                    module.compile(dynamic=True)
+            for module in self.method.modules_with_role("trained"):
+                module.compile(dynamic=True)
         self.model = DistributedDataParallel(self.method) if self.dist.enabled else self.method
         self.params = [p for _, p in self.method.trainable_parameters()]
         self.optimizer = build_optimizer(self.method.trainable_parameters(), cfg.train)
@@ -122,7 +130,7 @@ class Trainer:
         saved_path = run_dir / "config.yaml"
         state = None
         if saved_path.exists():
-            saved = yaml.safe_load(saved_path.read_text())
+            saved = migrate_moved_keys(yaml.safe_load(saved_path.read_text()), str(saved_path))
             conflicts = config_conflicts(saved, current)
             if conflicts:
                 raise UserError(f"{run_dir} holds a run with a different config; use another run.dir or the same "
@@ -167,10 +175,10 @@ class Trainer:
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
         """One optimiser step (all micro-batches); returns its metrics."""
         tc, step = self.train_cfg, self.step
-        lr, wd, momentum = learning_rate(tc, step), weight_decay(tc, step), ema_momentum(tc, step)
+        lr, wd = learning_rate(tc, step), weight_decay(tc, step)
         set_hyperparameters(self.optimizer, lr, wd)
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, metric_sums = 0.0, {}
+        loss_sum, metric_sums, method_metrics = 0.0, {}, {}
         for i, (v, m) in enumerate(split_batch(video, masks, tc.accum_steps)):
             last = i == tc.accum_steps - 1
             sync = self.model.no_sync() if (self.dist.enabled and not last) else contextlib.nullcontext()
@@ -191,7 +199,7 @@ class Trainer:
         if finite:
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.method.after_step(momentum)
+            method_metrics = self.method.after_step(step)
             self.nonfinite_in_row = 0
         else:
             self.optimizer.zero_grad(set_to_none=True)
@@ -204,9 +212,9 @@ class Trainer:
                                     f"{tc.max_nonfinite_steps}); last good checkpoint is in {self.run_dir}/checkpoints. "
                                     f"Try a lower train.lr, train.grad_clip, or train.precision=fp32")
         self.step += 1
-        return {"step": self.step, "loss": loss_value, "lr": lr, "wd": wd, "momentum": momentum,
+        return {"step": self.step, "loss": loss_value, "lr": lr, "wd": wd,
                 "grad_norm": float(grad_norm), "clipped": float(grad_norm) > max_norm, "skipped": self.skipped,
-                **metric_sums}
+                **metric_sums, **method_metrics}
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
@@ -259,7 +267,7 @@ class Trainer:
                 window["clipped"] += record["clipped"]
                 window["steps"] += 1
                 if self.metrics:
-                    self.metrics.write({"step": self.step, "loss": record["loss"]})
+                    self.metrics.write("step", {"step": self.step, "loss": record["loss"]})
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     last = self.log_record(record, window, flops_per_clip, flops_attn_per_clip)
                     window = {k: 0 for k in window}
@@ -291,7 +299,7 @@ class Trainer:
                 "flops_per_s": clips_per_s * flops_per_clip, "flops_per_s_with_attention": clips_per_s * flops_attn_per_clip}
         full["collapse_warning"] = self.collapse.check(self.step, {**health, "target_std": record.get("target_std", 1.0)})
         if self.metrics:
-            self.metrics.write(full)
+            self.metrics.write("log", full)
         log.info("step %d loss %.4f lr %.2e grad %.3f | target std %.3f pred std %.3f | feature std %.3f rank %.1f | "
                  "%.1f clips/s %.3g FLOP/s, data wait %.0f%%", self.step, record["loss"], record["lr"], record["grad_norm"],
                  record.get("target_std", float("nan")), record.get("pred_std", float("nan")), health["feature_std"],

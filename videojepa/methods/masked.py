@@ -1,0 +1,88 @@
+"""Masked prediction: the forward pass every built-in method shares.
+
+Per clip: compute the regression targets of all tokens once; embed the clip once; then for each mask
+generator, encode only its context tokens, let the head (predictor or pixel decoder) predict the target
+tokens, and score them against the gathered targets. The loss is the mean over mask generators.
+Subclasses say only what the targets are, what the loss is, and which networks produce them.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from videojepa.methods.base import Method
+from videojepa.methods.losses import channel_std, gather_tokens, latent_loss, normalize_features
+
+
+class MaskedPrediction(Method):
+    head_attr = "predictor"  # the attribute holding the network after the encoder
+
+    @property
+    def head(self) -> nn.Module:
+        return getattr(self, self.head_attr)
+
+    def targets(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, N, C) regression targets of every token of the clips, without gradient."""
+        raise TypeError(f"{type(self).__qualname__} must define targets()")
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{type(self).__qualname__} must define loss()")
+
+    def forward(self, video, masks):
+        target = self.targets(video)
+        tokens, grid = self.encoder.embed(video)
+        losses, pred_std, context_std = [], [], []
+        for index, m in enumerate(masks):
+            context = self.encoder.forward_tokens(tokens, grid, keep=m.context)
+            pred = self.head(context, m.context, m.target, grid, mask_index=index)
+            losses.append(self.loss(pred, gather_tokens(target, m.target)))
+            pred_std.append(channel_std(pred))
+            context_std.append(channel_std(context))
+        metrics = {f"loss_mask{index}": loss.detach() for index, loss in enumerate(losses)}
+        metrics.update(target_std=channel_std(target), pred_std=torch.stack(pred_std).mean(),
+                       context_std=torch.stack(context_std).mean())
+        return torch.stack(losses).mean(), metrics
+
+    @classmethod
+    def flops_components(cls, cfg, shape):
+        """The encoder on context tokens and the head on context + target tokens, both trained."""
+        from videojepa.flops import context_encoder_flops, head_flops
+
+        encoder, head = cls.meta_networks(cfg)
+        return [context_encoder_flops(encoder, shape), head_flops(cls.head_attr, head, shape)]
+
+    @classmethod
+    def meta_networks(cls, cfg) -> tuple[nn.Module, nn.Module]:
+        """(encoder, head) built on the meta device by the builders the method itself uses."""
+        raise TypeError(f"{cls.__qualname__} must define meta_networks()")
+
+
+class LatentPrediction(MaskedPrediction):
+    """Predict another network's layer-normed features of the masked tokens (V-JEPA, SALT student)."""
+
+    target_attr = "target_encoder"
+
+    @property
+    def target_network(self) -> nn.Module:
+        return getattr(self, self.target_attr)
+
+    @torch.no_grad()
+    def targets(self, video):
+        return normalize_features(self.target_network(video))
+
+    def loss(self, pred, target):
+        return latent_loss(pred, target, self.cfg.method.loss_exponent)
+
+    @classmethod
+    def flops_components(cls, cfg, shape):
+        """Encoder and predictor trained, plus one forward of the target network over the full clip."""
+        from videojepa.flops import forward_flops
+
+        with torch.device("meta"):
+            target = cls.target_architecture(cfg)
+        return [*super().flops_components(cfg, shape), forward_flops(cls.target_attr, target, shape)]
+
+    @classmethod
+    def target_architecture(cls, cfg) -> nn.Module:
+        raise TypeError(f"{cls.__qualname__} must define target_architecture()")
+

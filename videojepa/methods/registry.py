@@ -1,0 +1,49 @@
+"""The method registry: `register_method(cls)` makes a method buildable by `method.name`.
+
+A method class declares everything the rest of the library needs to know about it (its networks and
+their roles, its config rules, its FLOPs per step), so the trainer, the config loader and the FLOPs
+accountant never name a method. Registering checks those declarations, so a method that forgot one
+fails when it is defined, not halfway through a run.
+"""
+from __future__ import annotations
+
+from videojepa.errors import ConfigError
+
+ROLES = ("trained", "ema", "frozen")
+
+_METHODS: dict[str, type] = {}
+
+
+def register_method(cls: type) -> type:
+    """Class decorator (or plain call): add a `Method` subclass under its `name`."""
+    name = getattr(cls, "name", "")
+    if not name:
+        raise TypeError(f"{cls.__qualname__}: a method needs a non-empty class attribute `name`")
+    if name in _METHODS and _METHODS[name] is not cls:
+        raise TypeError(f"method name {name!r} is already registered by {_METHODS[name].__qualname__}")
+    if not callable(getattr(cls, "flops_components", None)):
+        raise TypeError(f"method {name!r} ({cls.__qualname__}) declares no FLOPs: define the classmethod "
+                        f"`flops_components(cfg, shape)` returning its `videojepa.flops.Component`s")
+    bad = {attr: role for attr, role in cls.networks.items() if role not in ROLES}
+    if not cls.networks or bad:
+        raise TypeError(f"method {name!r}: `networks` must map attribute names to roles {ROLES}, got {cls.networks}")
+    _METHODS[name] = cls
+    return cls
+
+
+def unregister_method(name: str) -> None:
+    _METHODS.pop(name, None)
+
+
+def list_methods() -> list[str]:
+    return list(_METHODS)
+
+
+def get_method(name: str) -> type:
+    if name not in _METHODS:
+        raise ConfigError("method.name", f"unknown method {name!r}; allowed values: {', '.join(_METHODS)}")
+    return _METHODS[name]
+
+
+def build_method(cfg):
+    return get_method(cfg.method.name)(cfg)
