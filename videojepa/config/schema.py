@@ -87,7 +87,9 @@ class TrainConfig(Section):
     grad_clip: Optional[float] = Field(0.02, gt=0.0, description="max gradient norm; null disables")
     schedule_scale: float = Field(1.0, ge=1.0, description="schedules run over steps*scale and stop at steps (V-JEPA: 1.25)")
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
-    compile: bool = False
+    compile: bool = Field(False, description="torch.compile every transformer block of every network (trained, "
+                                             "EMA target, frozen teacher), with dynamic token counts")
+    compile_backend: str = Field("inductor", description="torch.compile backend (aot_eager: no code generation)")
     activation_checkpointing: bool = False
     max_nonfinite_steps: int = Field(20, ge=1, description="abort after this many non-finite steps in a row")
     collapse_std: float = Field(0.02, ge=0.0, description="warn when feature/target per-channel std falls below")

@@ -27,7 +27,9 @@ from videojepa.encoder_io import save_encoder
 from videojepa.errors import UserError
 from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 from videojepa.methods import Method, build_method
+from videojepa.methods.registry import ROLES
 from videojepa.train import checkpoint as ckpt
+from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
@@ -39,7 +41,7 @@ log = logging.getLogger("videojepa.train")
 # Keys that may differ when resuming: they change neither the weights nor the data order.
 RESUME_FREE_KEYS = {"run.dir", "train.steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
                     "train.max_nonfinite_steps", "data.num_workers", "data.worker_timeout", "data.decode_threads",
-                    "train.compile", "train.activation_checkpointing", "train.collapse_std", "train.collapse_rank"}
+                    "train.compile", "train.compile_backend", "train.activation_checkpointing", "train.collapse_std", "train.collapse_rank"}
 
 
 class TrainingError(UserError):
@@ -90,8 +92,8 @@ class Trainer:
         self.method = (method or build_method(cfg)).to(self.device)
         check_networks_declared(self.method)
         if cfg.train.compile:
-            for module in self.method.modules_with_role("trained"):
-                module.compile(dynamic=True)
+            compiled = compile_blocks(self.method.modules_with_role(*ROLES), cfg.train.compile_backend)
+            log.info("train.compile: %d transformer blocks compiled (backend %s)", compiled, cfg.train.compile_backend)
         self.model = DistributedDataParallel(self.method) if self.dist.enabled else self.method
         self.params = [p for _, p in self.method.trainable_parameters()]
         self.optimizer = build_optimizer(self.method.trainable_parameters(), cfg.train)
