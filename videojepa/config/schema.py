@@ -59,6 +59,8 @@ class TeacherConfig(Section):
 
     checkpoint: Optional[str] = Field(None, description="encoder checkpoint or run directory")
     model: Optional[str] = Field(None, description="teacher architecture when no checkpoint is given (FLOPs, tests)")
+    shard: bool = Field(False, description="train.parallel=fsdp2: shard the frozen teacher (forward-only FSDP2 "
+                                           "module) instead of replicating it in bf16")
 
 
 class MethodConfig(Section):
@@ -87,6 +89,10 @@ class TrainConfig(Section):
     grad_clip: Optional[float] = Field(0.02, gt=0.0, description="max gradient norm; null disables")
     schedule_scale: float = Field(1.0, ge=1.0, description="schedules run over steps*scale and stop at steps (V-JEPA: 1.25)")
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    parallel: Literal["ddp", "fsdp2"] = Field("ddp", description="under torchrun: DDP replicates the method; "
+                                                                 "FSDP2 shards each network per block")
+    replicas: int = Field(1, ge=1, description="fsdp2: replicate over this many groups of ranks and shard within "
+                                               "each (HSDP, e.g. one group per node)")
     compile: bool = Field(False, description="torch.compile every transformer block of every network (trained, "
                                              "EMA target, frozen teacher), with dynamic token counts")
     compile_backend: str = Field("inductor", description="torch.compile backend (aot_eager: no code generation)")

@@ -7,7 +7,8 @@ A method is an nn.Module that owns its networks and turns one batch into a loss:
 and declares, as class attributes and classmethods, what the rest of the library needs:
 - `name`: its key in the registry (`method.name` in configs);
 - `networks`: attribute -> role, "trained" (in the optimiser), "ema" (a moving average of a trained
-  network) or "frozen" (fixed weights); non-trained networks stay in eval mode, outside the optimiser;
+  network, named in `ema_of`) or "frozen" (fixed weights); non-trained networks stay in eval mode, outside
+  the optimiser; the trainer wraps each by its role (DDP, or FSDP2 per block);
 - `check_config(cfg)`: its cross-key config rules (raise ConfigError);
 - `flops_components(cfg, shape)`: what one optimiser step computes, for the FLOPs accountant.
 
@@ -42,6 +43,7 @@ def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> 
 class Method(nn.Module):
     name: str = ""
     networks: dict[str, str] = {}
+    ema_of: dict[str, str] = {}  # EMA network -> the trained network it follows (they must be sharded alike)
 
     def __init__(self, cfg: PretrainConfig):
         super().__init__()
@@ -61,6 +63,10 @@ class Method(nn.Module):
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         return [(f"{attr}.{n}", p) for attr, role in self.networks.items() if role == "trained"
                 for n, p in getattr(self, attr).named_parameters() if p.requires_grad]
+
+    def shard_frozen(self) -> bool:
+        """Under FSDP2, shard the frozen networks too (default: replicate them)."""
+        return False
 
     def after_step(self, step: int) -> dict:
         """Called after every optimiser step that was applied; returns metrics to log."""

@@ -27,6 +27,10 @@ def register_method(cls: type) -> type:
     bad = {attr: role for attr, role in cls.networks.items() if role not in ROLES}
     if not cls.networks or bad:
         raise TypeError(f"method {name!r}: `networks` must map attribute names to roles {ROLES}, got {cls.networks}")
+    for target, source in cls.ema_of.items():
+        if cls.networks.get(target) != "ema" or cls.networks.get(source) != "trained":
+            raise TypeError(f"method {name!r}: ema_of pairs an 'ema' network with the 'trained' one it follows, "
+                            f"got {target!r} ({cls.networks.get(target)}) -> {source!r} ({cls.networks.get(source)})")
     _METHODS[name] = cls
     return cls
 

@@ -62,6 +62,9 @@ class SALTStudent(LatentPrediction):
             raise ConfigError("method.teacher.model", f"unknown model {teacher.model!r}; "
                               f"allowed values: {', '.join(list_models())}")
 
+    def shard_frozen(self) -> bool:
+        return self.cfg.method.teacher.shard
+
     @classmethod
     def target_architecture(cls, cfg):
         """The teacher's network (weights not loaded): from method.teacher.model, else its file's metadata."""

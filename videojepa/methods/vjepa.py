@@ -14,12 +14,14 @@ from videojepa.methods.base import build_head, build_method_encoder
 from videojepa.methods.masked import LatentPrediction
 from videojepa.methods.registry import register_method
 from videojepa.train.schedules import linear
+from videojepa.utils.dtensor import local_tensors
 
 
 @register_method
 class VJEPA(LatentPrediction):
     name = "vjepa"
     networks = {"encoder": "trained", "predictor": "trained", "target_encoder": "ema"}
+    ema_of = {"target_encoder": "encoder"}
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -39,8 +41,8 @@ class VJEPA(LatentPrediction):
     def after_step(self, step: int) -> dict:
         """target <- m * target + (1 - m) * encoder, parameter by parameter."""
         momentum = self.momentum(step)
-        online = list(self.encoder.parameters())
-        target = list(self.target_encoder.parameters())
+        online = local_tensors(self.encoder.parameters())  # under FSDP2: this rank's shards, laid out alike
+        target = local_tensors(self.target_encoder.parameters())
         torch._foreach_mul_(target, momentum)
         torch._foreach_add_(target, online, alpha=1.0 - momentum)
         return {"momentum": momentum}

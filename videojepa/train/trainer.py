@@ -9,7 +9,6 @@ weights as an uninterrupted run); a config that conflicts with the saved one is 
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import torch
 import yaml
-from torch.nn.parallel import DistributedDataParallel
 
 from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
 from videojepa.config.schema import PretrainConfig
@@ -30,10 +28,12 @@ from videojepa.methods import Method, build_method
 from videojepa.methods.registry import ROLES
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.compile import compile_blocks
+from videojepa.utils.dtensor import full_value
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.optim import build_optimizer, set_hyperparameters
+from videojepa.train.parallel import gradient_sync, wrap_for_training
 from videojepa.train.schedules import learning_rate, weight_decay
 
 log = logging.getLogger("videojepa.train")
@@ -88,13 +88,14 @@ class Trainer:
         if cfg.train.batch_size % (self.dist.world_size * cfg.train.accum_steps):
             raise UserError(f"train.batch_size={cfg.train.batch_size} must divide evenly into "
                             f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}")
-        torch.manual_seed(cfg.run.seed + self.dist.rank)
+        torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (FSDP2 shards what each rank built)
         self.method = (method or build_method(cfg)).to(self.device)
+        torch.manual_seed(cfg.run.seed + self.dist.rank)
         check_networks_declared(self.method)
         if cfg.train.compile:
             compiled = compile_blocks(self.method.modules_with_role(*ROLES), cfg.train.compile_backend)
             log.info("train.compile: %d transformer blocks compiled (backend %s)", compiled, cfg.train.compile_backend)
-        self.model = DistributedDataParallel(self.method) if self.dist.enabled else self.method
+        self.model = wrap_for_training(self.method, cfg, self.dist)
         self.params = [p for _, p in self.method.trainable_parameters()]
         self.optimizer = build_optimizer(self.method.trainable_parameters(), cfg.train)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
@@ -183,8 +184,7 @@ class Trainer:
         loss_sum, metric_sums, method_metrics = 0.0, {}, {}
         for i, (v, m) in enumerate(split_batch(video, masks, tc.accum_steps)):
             last = i == tc.accum_steps - 1
-            sync = self.model.no_sync() if (self.dist.enabled and not last) else contextlib.nullcontext()
-            with sync, torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+            with gradient_sync(self.model, self.method, enabled=last), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                       enabled=self.autocast_dtype is not None):
                 loss, metrics = self.model(v, m)
             loss = loss / tc.accum_steps
@@ -194,7 +194,8 @@ class Trainer:
                 metric_sums[k] = metric_sums.get(k, 0.0) + float(value) / tc.accum_steps
         self.scaler.unscale_(self.optimizer)
         max_norm = tc.grad_clip if tc.grad_clip is not None else float("inf")
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)  # CPU's default is a slow loop
+        # foreach: CPU's default is a slow per-tensor loop; under FSDP2 the norm is a DTensor over the shards
+        grad_norm = full_value(torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True))
         loss_value = float(all_reduce_mean(torch.as_tensor(loss_sum), self.dist))
         # fp16's scaler handles overflowing gradients itself; otherwise they are a skipped step
         finite = math.isfinite(loss_value) and (self.scaler.is_enabled() or bool(torch.isfinite(grad_norm)))

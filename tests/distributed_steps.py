@@ -1,0 +1,73 @@
+"""Three training steps of each method on fixed global batches, for tests/test_distributed.py.
+
+    torchrun --nproc_per_node 2 tests/distributed_steps.py OUT   # each rank trains on its half of every batch
+    python tests/distributed_steps.py OUT                         # one process, the whole batch
+
+Writes OUT/{method}-{parallel}-w{world}.pt (the full method state after the steps, gathered on rank 0) and
+OUT/samples-w{world}-r{rank}.json (the dataset indices each rank's loader drew for its first batches).
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import tiny_overrides  # noqa: E402
+from videojepa.config import load_config  # noqa: E402
+from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators  # noqa: E402
+from videojepa.train.trainer import Trainer  # noqa: E402
+
+METHODS = {"vjepa": "demo/vjepa", "salt_student": "demo/salt_student", "salt_teacher": "demo/salt_teacher"}
+GLOBAL_BATCH, STEPS = 4, 3
+
+
+def full_state(method) -> dict:
+    """Every tensor of the method, whole: gathered from FSDP2 shards (a collective), copied otherwise."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return {k: v.clone() for k, v in get_model_state_dict(method, options=options).items()}
+
+
+def train(method_name: str, parallel: str, data: str, out: Path, world: int, rank: int) -> None:
+    overrides = tiny_overrides(data, out / f"run-{method_name}-{parallel}-w{world}", **{
+        "train.parallel": parallel, "train.batch_size": GLOBAL_BATCH, "train.steps": STEPS,
+        "train.warmup_steps": 0, "train.lr": 1e-3, "train.grad_clip": "null", "method.teacher.checkpoint": "null",
+        "method.teacher.model": "vit_pico", "method.ema": "[0.9, 0.9]"})
+    trainer = Trainer(load_config(METHODS[method_name], overrides))
+    per_rank = GLOBAL_BATCH // world
+    generator = torch.Generator().manual_seed(0)
+    collator = MaskCollator(build_mask_generators(trainer.cfg), seed=0)
+    for step in range(STEPS):
+        video = torch.randn(GLOBAL_BATCH, 3, 8, 32, 32, generator=generator)
+        masks = collator.sample(GLOBAL_BATCH, step)
+        part = slice(rank * per_rank, (rank + 1) * per_rank)
+        trainer.train_step(video[part], [MaskIndices(m.context[part], m.target[part]) for m in masks])
+    state = full_state(trainer.method)
+    if rank == 0:
+        torch.save(state, out / f"{method_name}-{parallel}-w{world}.pt")
+
+
+def loader_samples(data: str, out: Path, world: int, rank: int) -> None:
+    trainer = Trainer(load_config("demo/vjepa", tiny_overrides(data, out / "run-samples", **{
+        "train.batch_size": GLOBAL_BATCH})))
+    trainer.build_data()
+    batches = iter(trainer.loader)
+    drawn = [next(batches)["index"].tolist() for _ in range(2)]
+    (out / f"samples-w{world}-r{rank}.json").write_text(json.dumps(drawn))
+
+
+def main() -> None:
+    out, data = Path(sys.argv[1]), sys.argv[2]
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    torch.set_num_threads(1)
+    loader_samples(data, out, world, rank)
+    for parallel in ("ddp", "fsdp2") if world > 1 else ("ddp",):
+        for method_name in METHODS:
+            train(method_name, parallel, data, out, world, rank)
+
+
+if __name__ == "__main__":
+    main()
