@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from videojepa.demo import last_health
+from videojepa.demo.run import last_health
 
 
 def synth(out: str, name: str, spec: dict, workers: int) -> str:

@@ -5,7 +5,7 @@ import torch
 
 
 def draw_masks(generators: list, names: list[str], path: str, samples: int = 4, seed: int = 0) -> None:
-    from videojepa.plots import pyplot
+    from videojepa.demo.plots import pyplot
 
     plt = pyplot()
     generator = torch.Generator().manual_seed(seed)

@@ -61,7 +61,7 @@ def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
 
 def plot_accuracy_vs_flops(rows: list[dict], chance: dict[str, float], budget: float, path: str | Path) -> None:
     """Probe top-1 against training FLOPs, one panel per task: a point per method, lines for the
-    random-init encoder (no training) and chance. `rows` follow `videojepa.demo_report` ("flops", "label",
+    random-init encoder (no training) and chance. `rows` follow `videojepa.demo.report` ("flops", "label",
     "top1": {task: fraction}); a row with no FLOPs is drawn as a line."""
     plt = pyplot()
     tasks = list(chance)

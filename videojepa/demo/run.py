@@ -1,4 +1,4 @@
-"""`videojepa demo`: SALT, V-JEPA and VideoMAE pretrained at matched FLOPs on synthetic videos, then probed.
+"""The steps of `videojepa demo` (`run_demo`) and the numbers that size it (`SIZES`).
 
     from videojepa.demo import SIZES, DemoSettings, run_demo
     results = run_demo(DemoSettings(out="runs/demo", size=SIZES["quick"]))
@@ -15,7 +15,7 @@ Steps, each skipped when its output is already there, so a killed demo continues
              once from a finished one.
   4. probe   OUT/probes/<run or random_init>: the demo/probe attentive probe on both tasks, for each trained
              encoder and for a random-init encoder of the same architecture.
-  5. report  OUT/results.md and OUT/results.json (`videojepa.demo_report`), OUT/*.png (`videojepa.plots`).
+  5. report  OUT/results.md and OUT/results.json (`videojepa.demo.report`), OUT/*.png (`videojepa.demo.plots`).
 
 The functions are public so that other experiments (benchmarks/salt_allocation.py) reuse the same
 configs, budget arithmetic, training and probing.
@@ -54,7 +54,7 @@ class DemoSize:
     size: int = 64  # frame side in pixels (the demo presets' crop)
 
 
-# Every number that sizes the demo, in one place; they go with the demo presets (videojepa/configs/demo/*.yaml)
+# Every number that sizes the demo, in one place; they go with the demo presets (videojepa/presets/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
 # minutes (measured 13 min 47 s, see README), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
 # batch 8): ~0.66 s per V-JEPA step, and SALT and VideoMAE spend about as long per budget step (~5 min for
@@ -280,9 +280,9 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
 
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
-    from videojepa.demo_report import build_results, write_results
+    from videojepa.demo.report import build_results, write_results
     from videojepa.eval.features import ClipMemo
-    from videojepa.plots import pyplot
+    from videojepa.demo.plots import pyplot
 
     pyplot()  # fail now if matplotlib is missing, not after the training
     out, size = Path(settings.out), settings.size
@@ -331,7 +331,7 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 
 def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) -> list[Path]:
     """loss_curves.png, accuracy_vs_flops.png and masks.png in `out`."""
-    from videojepa.plots import plot_accuracy_vs_flops, plot_loss_curves, plot_masks_on_clip
+    from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves, plot_masks_on_clip
 
     paths = [out / "loss_curves.png", out / "accuracy_vs_flops.png", out / "masks.png"]
     plot_loss_curves({name: run["dir"] for name, run in results["runs"].items()}, paths[0])
