@@ -51,7 +51,7 @@ import numpy as np
 from videojepa.errors import UserError
 
 MOTIONS = ("rotate_cw", "rotate_ccw", "accelerate", "decelerate", "bounce", "oscillate")
-# The default motion task (the demo's). Calibrated on a GPU sweep (BENCHMARKS.md, "Choosing the demo task"):
+# The default motion task (the demo's). Calibrated on a GPU sweep (EXPERIMENTS.md, "Choosing the motion task"):
 # with all six classes and smaller objects every encoder, random or pretrained, probed at chance; these four
 # classes on larger objects put a random-init encoder's attentive probe at 48-59% (chance 25%), far from
 # saturated, and still need time: a single frame cannot tell them apart.

@@ -17,7 +17,7 @@ Steps, each skipped when its output is already there, so a killed demo continues
              encoder and for a random-init encoder of the same architecture.
   5. report  OUT/results.md and OUT/results.json (`videojepa.demo.report`), OUT/*.png (`videojepa.demo.plots`).
 
-The functions are public so that other experiments (benchmarks/salt_allocation.py) reuse the same
+The functions are public so that other experiments (experiments/salt_allocation.py) reuse the same
 configs, budget arithmetic, training and probing.
 """
 from __future__ import annotations
@@ -56,14 +56,14 @@ class DemoSize:
 
 # Every number that sizes the demo, in one place; they go with the demo presets (videojepa/presets/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
-# minutes (measured 13 min 47 s, see README), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
+# minutes (measured 13 min 47 s, see BENCHMARKS.md), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
 # batch 8): ~0.66 s per V-JEPA step, and SALT and VideoMAE spend about as long per budget step (~5 min for
 # the four runs of a 120-step budget); a probe costs ~25 ms per video for bf16 features (videos decoded
 # once for all encoders) plus ~12 ms per step of its 2-cell grid, for each of the two tasks.
 # The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
 # (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~50-57%, far from both chance and saturation.
 # They also need the epochs: at 10 the attentive probe had not left its initial plateau for the trained
-# encoders (BENCHMARKS.md, probe protocol); at 30 its training loss ends near 0.
+# encoders (EXPERIMENTS.md, probe protocol); at 30 its training loss ends near 0.
 SIZES = {
     "full": DemoSize(num_videos=1600, budget_steps=120, teacher_share=0.2, probe_epochs=30),
     "quick": DemoSize(num_videos=160, budget_steps=30, teacher_share=0.2, probe_epochs=15),

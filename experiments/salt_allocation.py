@@ -1,8 +1,8 @@
 """SALT's compute split: the student's probe accuracy against the teacher's share of a fixed FLOPs budget.
 
-    python benchmarks/salt_allocation.py                                  # JSON to stdout, work in runs/salt_allocation
-    python benchmarks/salt_allocation.py --shares 0.1,0.2,0.4,0.6 --seeds 3 --jobs 8 --out allocation.json
-    python benchmarks/salt_allocation.py --quick --seeds 1 --jobs 2       # a first look
+    python experiments/salt_allocation.py                                  # JSON to stdout, work in runs/salt_allocation
+    python experiments/salt_allocation.py --shares 0.1,0.2,0.4,0.6 --seeds 3 --jobs 8 --out allocation.json
+    python experiments/salt_allocation.py --quick --seeds 1 --jobs 2       # a first look
 
 The budget is the demo's (`videojepa.demo.SIZES`; `--budget-steps` V-JEPA steps' FLOPs). For every
 (teacher share, seed) one job trains a SALT teacher on `share` of the budget, then a student on the rest,

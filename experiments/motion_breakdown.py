@@ -1,6 +1,6 @@
 """Where the demo's motion accuracy comes from, over seeds: the motion score split into its sub-problems.
 
-    python benchmarks/motion_breakdown.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json out.json]
+    python experiments/motion_breakdown.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json out.json]
 
 Per encoder, mean ± std over the demo folders (one per seed) of the motion top-1 and of its split
 (`videojepa.demo.report.motion_split`, from the best probe cell's confusion matrix on the validation

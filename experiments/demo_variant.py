@@ -1,6 +1,6 @@
 """One demo pretraining run with changed settings, probed on motion like the demo (JSON on stdout).
 
-    python benchmarks/demo_variant.py --demo runs/demo_s0 --method vjepa --steps 120 --out runs/exp/lr3e4 \
+    python experiments/demo_variant.py --demo runs/demo_s0 --method vjepa --steps 120 --out runs/exp/lr3e4 \
         train.lr=3e-4 train.start_lr=6e-5
 
 Trains `demo/<method>` on the demo folder's motion videos with the demo's own code path
