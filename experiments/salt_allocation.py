@@ -1,6 +1,6 @@
 """SALT's compute split: the student's probe accuracy against the teacher's share of a fixed FLOPs budget.
 
-    python experiments/salt_allocation.py                                  # JSON to stdout, work in runs/salt_allocation
+    python experiments/salt_allocation.py                       # JSON to stdout, work in runs/salt_allocation
     python experiments/salt_allocation.py --shares 0.1,0.2,0.4,0.6 --seeds 3 --jobs 8 --out allocation.json
     python experiments/salt_allocation.py --quick --seeds 1 --jobs 2       # a first look
 
