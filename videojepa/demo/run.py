@@ -237,9 +237,9 @@ def probe_config(checkpoint: str | Path, probe_dir: str | Path, data_dir: str | 
     return load_config("demo/probe", [*overrides, *own.items()], schema=ProbeConfig)
 
 
-def probe(cfg, log: Log = print, clips=None) -> dict:
-    """`run_probe(cfg)`, unless run.dir already holds results of this config, newer than the encoder.
-    `clips`: a `videojepa.eval.features.ClipMemo` shared by the probes of several encoders."""
+def probe(cfg, log: Log = print, source=None) -> dict:
+    """`run_probe(cfg, source=source)`, unless run.dir already holds results of this config, newer than the
+    encoder. `source`: a `videojepa.eval.features.FeatureSource` shared by the probes of several encoders."""
     from videojepa.config.loader import to_dict
     from videojepa.encoder_io import resolve_encoder_path
     from videojepa.eval.runner import run_probe
@@ -253,7 +253,7 @@ def probe(cfg, log: Log = print, clips=None) -> dict:
             log(f"probe {checkpoint}: results already in {path}")
             return old
     log(f"probe {cfg.probe.checkpoint} -> {cfg.run.dir}")
-    return run_probe(cfg, log=log, clips=clips)
+    return run_probe(cfg, log=log, source=source)
 
 
 def top1(results: dict) -> dict:
@@ -281,7 +281,7 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
     from videojepa.demo.report import build_results, write_results
-    from videojepa.eval.features import ClipMemo
+    from videojepa.eval.features import FeatureSource
     from videojepa.demo.plots import pyplot
 
     pyplot()  # fail now if matplotlib is missing, not after the training
@@ -309,13 +309,13 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 
     log("[4/5] probes")
     probes = {}
-    clips = ClipMemo()  # every encoder is probed on the same videos: decode them once
+    source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
     for name in (RANDOM_INIT, *METHODS):
         checkpoint = "none" if name == RANDOM_INIT else out / "runs" / name
         cfg = probe_config(checkpoint, out / "probes" / name, out / "data", size.probe_epochs, settings.seed,
                            random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
                            overrides=settings.probe_overrides)
-        result = probe(cfg, log, clips)
+        result = probe(cfg, log, source)
         probes[name] = {"dir": str(cfg.run.dir), "checkpoint": str(checkpoint), "top1": top1(result),
                         "confusion": {t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
                                       for t in result["tasks"] if "confusion" in t},
