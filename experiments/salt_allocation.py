@@ -109,7 +109,7 @@ def markdown(summary: list[dict], budget: float, chance: dict, tasks=demo.TASKS)
 
 
 def plot(summary: list[dict], chance: dict, path: Path, tasks=demo.TASKS) -> None:
-    from videojepa.demo.plots import pyplot
+    from videojepa.utils.plotting import pyplot
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)

@@ -282,7 +282,7 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
     from videojepa.demo.report import build_results, write_results
     from videojepa.eval.features import FeatureSource
-    from videojepa.demo.plots import pyplot
+    from videojepa.utils.plotting import pyplot
 
     pyplot()  # fail now if matplotlib is missing, not after the training
     out, size = Path(settings.out), settings.size
@@ -331,14 +331,15 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 
 def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) -> list[Path]:
     """loss_curves.png, accuracy_vs_flops.png and masks.png in `out`."""
-    from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves, plot_masks_on_clip
+    from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves
+    from videojepa.masks.plot import draw_masks
 
     paths = [out / "loss_curves.png", out / "accuracy_vs_flops.png", out / "masks.png"]
     plot_loss_curves({name: run["dir"] for name, run in results["runs"].items()}, paths[0])
     plot_accuracy_vs_flops(results["rows"], results["chance"], results["budget"]["flops"], paths[1])
     clip, masks = masks_on_a_clip(configs, seed=results["settings"]["seed"])
     cfg = configs["vjepa"]
-    plot_masks_on_clip(clip, masks, cfg.model.tubelet_size, cfg.model.patch_size, paths[2])
+    draw_masks(masks, paths[2], clip=clip, tubelet=cfg.model.tubelet_size, patch=cfg.model.patch_size, columns=8)
     return paths
 
 
@@ -350,6 +351,7 @@ def masks_on_a_clip(configs: dict[str, PretrainConfig], seed: int = 0):
     from videojepa.data.datasets import build_dataset
     from videojepa.masks import build_mask_generators
     from videojepa.masks.build import describe
+    from videojepa.masks.plot import sample_masks
 
     cfg = configs["vjepa"]
     video = build_dataset(cfg.data.val, cfg.data, train=False)[0]["video"]  # C x T x H x W, normalised
@@ -360,9 +362,8 @@ def masks_on_a_clip(configs: dict[str, PretrainConfig], seed: int = 0):
         _, methods = groups.setdefault(tuple(describe(m) for m in c.masks), (c, []))
         if METHOD_LABELS[name] not in methods:
             methods.append(METHOD_LABELS[name])
-    masks = []
-    generator = torch.Generator().manual_seed(seed)
+    generators, labels = [], []
     for names, (c, methods) in groups.items():
-        for label, gen in zip(names, build_mask_generators(c)):
-            masks.append((f"{', '.join(methods)}\n{label}", gen.sample(1, generator)[0].numpy()))
-    return clip, masks
+        generators += build_mask_generators(c)
+        labels += [f"{', '.join(methods)}\n{label}" for label in names]
+    return clip, sample_masks(generators, labels, samples=1, seed=seed)
