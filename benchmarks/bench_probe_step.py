@@ -17,12 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from videojepa.eval.grid import ProbeGrid, grid_cells
 from videojepa.eval.probes import AttentiveProbe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import oracles  # noqa: E402 - the standard form lives with the tests that check the folded one against it
 
 
 def time_steps(probe: AttentiveProbe, x: torch.Tensor, steps: int) -> float:
@@ -38,15 +43,16 @@ def time_steps(probe: AttentiveProbe, x: torch.Tensor, steps: int) -> float:
 
 def time_grid(grid: ProbeGrid, x: torch.Tensor, y: torch.Tensor, steps: int, prepared: bool) -> float:
     """Median optimiser step of every cell; `prepared`: the batch went through the grid's parameter-free
-    `prepare` beforehand, as `videojepa probe` does once for a whole set of cached features."""
-    if prepared:
-        x = grid.prepare(x)
+    `prepare` beforehand, as `videojepa probe` does once for a whole set of cached features, else the
+    timed step includes it."""
+    step = (lambda x: grid.step(x, y)) if prepared else (lambda x: grid.step(grid.prepare(x), y))  # noqa: E731
+    x = grid.prepare(x) if prepared else x
     for _ in range(3):
-        grid.step(x, y, prepared)
+        step(x)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
-        grid.step(x, y, prepared)
+        step(x)
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
@@ -73,7 +79,7 @@ def main() -> None:
     grid_step_prepared = time_grid(make_grid(), x, y, args.steps, prepared=True)
     # the same parameters through the standard form (per-clip copies of the learned query, as in V-JEPA's code)
     probe.prepare = lambda x: x  # the standard block normalises the tokens itself
-    probe.pool.forward = lambda q, x: probe.pool.reference(q.expand(x.shape[0], -1, -1), x)
+    probe.pool.forward = lambda q, x: oracles.cross_attention_block(probe.pool, q.expand(x.shape[0], -1, -1), x)
     standard = time_steps(probe, x, args.steps)
     print(json.dumps({"batch": args.batch, "tokens": args.tokens, "width": args.width, "heads": args.heads,
                       "threads": args.threads, "folded_step_s": folded, "standard_step_s": standard,

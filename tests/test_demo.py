@@ -6,7 +6,7 @@ import pytest
 
 from videojepa.data.synth import DEFAULT_MOTIONS
 from videojepa.demo import METHODS, DemoSettings, DemoSize, run_demo
-from videojepa.demo_report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS, motion_split
+from videojepa.demo.report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS, motion_split
 from videojepa.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

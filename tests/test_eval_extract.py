@@ -194,24 +194,36 @@ def test_extract_rejects_bad_arguments_with_one_line(media, tmp_path, cli):
     assert code == 2 and "no such encoder file" in err
 
 
-def test_clip_memo_decodes_once_for_several_encoders(tiny_synth, monkeypatch):
+def test_a_source_keeping_clips_decodes_once_for_several_encoders(tiny_synth, monkeypatch):
     from videojepa.data.config import DataConfig
     from videojepa.data.datasets import VideoDataset, build_dataset
-    from videojepa.eval.features import ClipMemo, extract_dataset
+    from videojepa.eval.features import FeatureSource, extract_dataset
 
     data = DataConfig(frames_per_clip=8, frame_step=2, crop_size=32, num_workers=0)
     dataset = build_dataset(f"{tiny_synth}/motion/val.csv", data, train=False)
     torch.manual_seed(0)
     first, second = create_model("vit_pico", patch_size=8), create_model("vit_pico", patch_size=8)
-    memo = ClipMemo()
-    extract_dataset(first, dataset, 3, clips=memo, clips_key="val")
+    source = FeatureSource(keep_clips=True)
+    source.extract(first, dataset, 3)
     alone = extract_dataset(second, dataset, 3)  # decodes
     decoded = []
     getitem = VideoDataset.__getitem__
     monkeypatch.setattr(VideoDataset, "__getitem__", lambda self, i: decoded.append(i) or getitem(self, i))
-    shared = extract_dataset(second, dataset, 3, clips=memo, clips_key="val")
+    shared = source.extract(second, dataset, 3)
     assert decoded == []  # every clip came from memory
     assert torch.equal(shared.features, alone.features) and torch.equal(shared.indices, alone.indices)
     assert torch.equal(shared.labels, alone.labels)
-    with pytest.raises(ValueError, match="without augmentation"):
-        extract_dataset(second, build_dataset(f"{tiny_synth}/motion/train.csv", data, train=True), 3, clips=memo)
+    # the same files labelled by another task (another list file) share the kept clips
+    other_task = build_dataset(f"{tiny_synth}/appearance/val.csv", data, train=False)
+    assert [e.path for e in other_task.entries] == [e.path for e in dataset.entries]
+    source.extract(second, other_task, 3)
+    assert decoded == []
+    # negative controls: another batch size, and augmented clips (they differ at every read), are decoded
+    source.extract(second, dataset, 2)
+    assert len(decoded) == len(dataset)
+    augmented = build_dataset(f"{tiny_synth}/motion/train.csv", data, train=True)
+    kept = len(source.kept)
+    decoded.clear()
+    source.extract(second, augmented, 3)
+    source.extract(second, augmented, 3)
+    assert len(decoded) == 2 * len(augmented) and len(source.kept) == kept

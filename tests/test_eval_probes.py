@@ -8,6 +8,8 @@ from videojepa.eval.grid import ProbeGrid, cosine_factor, fit, grid_cells
 from videojepa.eval.probes import AttentiveProbe, CrossAttentionBlock, KNNClassifier, LinearProbe, build_probe
 from videojepa.eval.protocol import per_view, eval_logits, training_batch
 
+import oracles
+
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -39,7 +41,8 @@ def test_folded_cross_attention_equals_the_standard_form_in_value_and_gradient(q
     x = torch.randn(3, 37, 48, dtype=torch.double)
     outs, grads = [], []
     folded = lambda q, x: block(q, block.normalize(x))  # noqa: E731 - the block takes normalised tokens
-    for forward, queries_in in ((folded, q), (block.reference, q.expand(3, -1, -1))):
+    standard = lambda q, x: oracles.cross_attention_block(block, q, x)  # noqa: E731
+    for forward, queries_in in ((folded, q), (standard, q.expand(3, -1, -1))):
         block.zero_grad()
         out = forward(queries_in, x)
         out.square().sum().backward()
@@ -109,7 +112,7 @@ def _train(kind, cells, data, seed=3, steps_per_epoch=4, epochs=3):
     dim, classes = data[0][0].shape[-1], 4
     grid = ProbeGrid(lambda: build_probe(kind, dim, classes, num_heads=4), cells, seed, epochs * steps_per_epoch)
     grid.to(data[0][0].dtype)  # in place: the optimiser keeps the same parameters
-    fit(grid, epochs, lambda epoch: data[epoch * steps_per_epoch:(epoch + 1) * steps_per_epoch])
+    fit(grid, epochs, lambda epoch: [(grid.prepare(x), y) for x, y in data[epoch * steps_per_epoch:][:steps_per_epoch]])
     return grid
 
 
@@ -124,15 +127,38 @@ def test_grid_of_20_cells_equals_each_cell_trained_alone(kind):
     grid = _train(kind, cells, data)
     assert len(grid) == 20
     x_val = torch.randn(5, *shape[1:], dtype=torch.double)
-    together = grid.logits(x_val)
+    together = grid.logits(grid.prepare(x_val))
     tol = {"rtol": 1e-10, "atol": 1e-12} if kind == "attentive" else {"rtol": 0, "atol": 0}
     for i, cell in enumerate(cells):
         alone = _train(kind, [cell], data)
         for (name, p), q in zip(grid.probes[i].named_parameters(), alone.probes[0].parameters()):
             torch.testing.assert_close(p, q, **tol, msg=f"cell {cell}: {name} differs")
-        torch.testing.assert_close(together[i], alone.logits(x_val)[0], **tol)
+        torch.testing.assert_close(together[i], alone.logits(alone.prepare(x_val))[0], **tol)
     # the cells really differ: lr and weight decay change the trajectory
     assert not torch.equal(together[0], together[-1]) and not torch.equal(together[0], together[1])
+
+
+@pytest.mark.parametrize("kind", ["attentive", "attentive3", "linear"])
+def test_grid_logits_are_each_cell_probes_own_forward(kind):
+    # the grid scores prepared features with all cells together (`classify_many`); each cell is an ordinary
+    # probe whose forward on the raw features must give the same logits
+    torch.manual_seed(0)
+    x = torch.randn(5, 7, 16, dtype=torch.double) if kind != "linear" else torch.randn(5, 16, dtype=torch.double)
+    grid = ProbeGrid(lambda: build_probe(kind, 16, 4, num_heads=4), grid_cells([1e-2, 1e-3], [0.0, 0.1]), 0, 4)
+    grid.to(torch.double)
+    y = torch.randint(0, 4, (5,))
+    grid.step(grid.prepare(x), y)  # the cells now differ
+    together = grid.logits(grid.prepare(x))
+    for cell, probe in zip(together, grid.probes):
+        torch.testing.assert_close(cell, probe.eval()(x), rtol=1e-10, atol=1e-12)
+    assert not torch.equal(together[0], together[1])
+    if kind == "attentive":  # a negative control: unprepared tokens are not what the grid takes
+        assert not torch.allclose(grid.logits(x)[0], together[0])
+
+
+def test_a_grid_of_something_else_than_probes_is_refused():
+    with pytest.raises(TypeError, match="a probe grid trains videojepa.eval.probes.Probe modules, got Linear"):
+        ProbeGrid(lambda: torch.nn.Linear(4, 2), grid_cells([1e-3], [0.0]), 0, 1)
 
 
 def test_grid_cells_share_the_initialisation_and_the_optimiser_groups_follow_the_cells():
@@ -157,8 +183,8 @@ def test_features_prepared_once_train_the_grid_as_per_batch_preparation_does():
     once, per_batch = make(), make()
     y = torch.randint(0, 4, (10,))
     for _ in range(3):
-        once.step(prepared.features[0, :, 0], y, prepared=True)
-        per_batch.step(feats[0, :, 0].float(), y)
+        once.step(prepared.features[0, :, 0], y)
+        per_batch.step(per_batch.prepare(feats[0, :, 0].float()), y)
     assert all(torch.equal(p, q) for p, q in zip(once.parameters(), per_batch.parameters()))
 
 

@@ -100,3 +100,33 @@ def test_collator_is_seeded_by_sample_indices():
 def test_masks_cli_draws_a_picture(cli, tmp_path):
     code, out, _ = cli("masks", "vjepa/vitl16", "--out", tmp_path / "m.png", "--samples", 2)
     assert code == 0 and (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_sample_masks_draws_each_generator_in_turn_from_one_seed():
+    from videojepa.masks.plot import sample_masks
+
+    gens = [MultiBlockMask((4, 6, 6), num_blocks=2, spatial_scale=0.2), TubeMask((4, 6, 6), ratio=0.5)]
+    masks = sample_masks(gens, ["short", "tube"], samples=3, seed=5)
+    assert [name for name, _ in masks] == ["short"] * 3 + ["tube"] * 3
+    assert all(m.shape == (4, 6, 6) and m.dtype == bool for _, m in masks)
+    generator = torch.Generator().manual_seed(5)
+    expected = [m for g in gens for m in g.sample(3, generator).numpy()]
+    assert all((m == e).all() for (_, m), e in zip(masks, expected))
+    assert all((m == e).all() for (_, m), e in zip(sample_masks(gens, ["a", "b"], 3, seed=5), expected))
+    assert not all((m == e).all() for (_, m), e in zip(sample_masks(gens, ["a", "b"], 3, seed=6), expected))
+
+
+def test_one_drawer_draws_masks_alone_or_over_a_clip(tmp_path):
+    import numpy as np
+
+    from videojepa.masks.plot import _over_frame, draw_masks
+
+    mask = np.zeros((4, 2, 2), dtype=bool)
+    mask[:, 0, 1] = True  # the top-right token of every token frame
+    draw_masks([("m", mask)], tmp_path / "alone.png")
+    clip = np.full((8, 16, 16, 3), 0.5)
+    draw_masks([("m", mask)], tmp_path / "over.png", clip=clip, tubelet=2, patch=8, columns=2)
+    assert (tmp_path / "alone.png").stat().st_size > 1000 and (tmp_path / "over.png").stat().st_size > 1000
+    shaded = _over_frame(clip[0], mask[0], patch=8)
+    assert np.allclose(shaded[:8, 8:], 0.3 * 0.5 + 0.7 * np.array([0.85, 0.1, 0.1]))  # the target token: red
+    assert np.array_equal(shaded[8:], clip[0, 8:]) and np.array_equal(shaded[:8, :8], clip[0, :8, :8])  # context

@@ -62,7 +62,7 @@ def settings_from_args(args):
 
 def run(args) -> int:
     from videojepa.demo import run_demo
-    from videojepa.demo_report import markdown_table
+    from videojepa.demo.report import markdown_table
     from videojepa.errors import UserError
 
     settings = settings_from_args(args)

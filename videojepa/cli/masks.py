@@ -36,9 +36,9 @@ def run(args) -> int:
     batch_size = args.batch_size or min(cfg.train.batch_size, 64)
     generators = build_mask_generators(cfg)
     if args.out:
-        from videojepa.masks.plot import draw_masks
+        from videojepa.masks.plot import draw_masks, sample_masks
 
-        draw_masks(generators, [describe(m) for m in cfg.masks], args.out, args.samples, cfg.run.seed)
+        draw_masks(sample_masks(generators, [describe(m) for m in cfg.masks], args.samples, cfg.run.seed), args.out)
         print(f"wrote {args.out}")
     if args.json or args.stats or not args.out:
         stats = mask_statistics(generators, batch_size, args.batches, cfg.run.seed)

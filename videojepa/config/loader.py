@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from videojepa.config.schema import PlanConfig, PretrainConfig
 from videojepa.errors import ConfigError, UserError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
 AnyConfig = Union[PretrainConfig, PlanConfig]
 

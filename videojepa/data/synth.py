@@ -51,7 +51,7 @@ import numpy as np
 from videojepa.errors import UserError
 
 MOTIONS = ("rotate_cw", "rotate_ccw", "accelerate", "decelerate", "bounce", "oscillate")
-# The default motion task (the demo's). Calibrated on a GPU sweep (BENCHMARKS.md, "Choosing the demo task"):
+# The default motion task (the demo's). Calibrated on a GPU sweep (EXPERIMENTS.md, "Choosing the motion task"):
 # with all six classes and smaller objects every encoder, random or pretrained, probed at chance; these four
 # classes on larger objects put a random-init encoder's attentive probe at 48-59% (chance 25%), far from
 # saturated, and still need time: a single frame cannot tell them apart.
@@ -286,6 +286,31 @@ def write_dataset(
 
     `spec` overrides the rendering parameters (its frames and size are replaced by the arguments).
     """
+    check_request(num_videos, frames, size, val_fraction, motions, appearances)
+    videos_dir = empty_videos_dir(out, force)
+    spec = dataclasses.replace(spec or SynthSpec(), frames=frames, size=size)
+    scenes = plan_scenes(num_videos, seed, val_fraction, motions, appearances)
+    jobs = [(spec, seed, i, scene.motion, scene.appearance, os.path.join(videos_dir, scene.name))
+            for i, scene in enumerate(scenes)]
+
+    start = time.perf_counter()
+    workers = render(jobs, workers)
+    seconds = time.perf_counter() - start
+
+    write_lists(out, scenes, motions, appearances)
+    summary = {
+        "num_videos": num_videos, "num_train": sum(not s.val for s in scenes), "num_val": sum(s.val for s in scenes),
+        "seed": seed, "motion_classes": list(motions), "appearance_classes": list(appearances),
+        "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
+    }
+    with open(os.path.join(out, "synth.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return {**summary, "seconds": seconds, "workers": workers}
+
+
+def check_request(num_videos: int, frames: int, size: int, val_fraction: float, motions: Sequence[str],
+                  appearances: Sequence[str]) -> None:
+    """A UserError for a dataset that cannot be made: unknown or too few classes, too few videos or frames."""
     unknown = [m for m in motions if m not in MOTIONS] + [a for a in appearances if a not in APPEARANCES]
     if unknown:
         raise UserError(f"unknown class {unknown[0]!r}; motions: {', '.join(MOTIONS)}; "
@@ -296,50 +321,64 @@ def write_dataset(
         raise UserError("need --num-videos >= 2, --frames >= 2 and an even --size >= 16")
     if not 0 < val_fraction < 1:
         raise UserError(f"val fraction must be between 0 and 1, got {val_fraction}")
+
+
+def empty_videos_dir(out: str, force: bool) -> str:
+    """out/videos, created empty; one that holds files is replaced only with `force`."""
     videos_dir = os.path.join(out, "videos")
     if os.path.isdir(videos_dir) and os.listdir(videos_dir):
         if not force:
             raise UserError(f"{videos_dir} already holds files; choose another --out or pass --force to replace them")
         shutil.rmtree(videos_dir)
     os.makedirs(videos_dir, exist_ok=True)
+    return videos_dir
 
-    spec = dataclasses.replace(spec or SynthSpec(), frames=frames, size=size)
-    rng = np.random.default_rng([seed, 2**31])  # labels and split; scene i uses [seed, i]
+
+@dataclass(frozen=True)
+class Scene:
+    name: str  # file name in out/videos
+    motion: str
+    motion_label: int
+    appearance: str
+    appearance_label: int
+    val: bool  # in the validation split
+
+
+def plan_scenes(num_videos: int, seed: int, val_fraction: float, motions: Sequence[str],
+                appearances: Sequence[str]) -> list[Scene]:
+    """Every scene's labels (balanced over classes) and split, from `seed` alone."""
+    rng = np.random.default_rng([seed, 2**31])  # labels and split; scene i is rendered from [seed, i]
     motion_labels = rng.permutation(np.arange(num_videos) % len(motions))
     appearance_labels = rng.permutation(np.arange(num_videos) % len(appearances))
     is_val = np.zeros(num_videos, dtype=bool)
     is_val[rng.permutation(num_videos)[: max(1, int(round(num_videos * val_fraction)))]] = True
-    names = [f"{i:06d}.mp4" for i in range(num_videos)]
-    jobs = [(spec, seed, i, motions[motion_labels[i]], appearances[appearance_labels[i]],
-             os.path.join(videos_dir, names[i])) for i in range(num_videos)]
+    return [Scene(f"{i:06d}.mp4", motions[m], int(m), appearances[a], int(a), bool(v))
+            for i, (m, a, v) in enumerate(zip(motion_labels, appearance_labels, is_val))]
 
-    start = time.perf_counter()
-    workers = max(1, min(workers or os.cpu_count() or 1, num_videos))
+
+def render(jobs: list[tuple], workers: Optional[int]) -> int:
+    """Write every job's video (`_write_one`) with `workers` processes (default: all CPUs); returns how many."""
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers > 1:
         with multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) as pool:
-            pool.map(_write_one, jobs, chunksize=max(1, num_videos // (workers * 8)))
+            pool.map(_write_one, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
     else:
         for job in jobs:
             _write_one(job)
-    seconds = time.perf_counter() - start
+    return workers
 
-    for task, labels, classes in (("motion", motion_labels, motions), ("appearance", appearance_labels, appearances)):
+
+def write_lists(out: str, scenes: list[Scene], motions: Sequence[str], appearances: Sequence[str]) -> None:
+    """Both tasks' train / val lists and class names, and scenes.csv."""
+    for task, classes, labels in (("motion", motions, [s.motion_label for s in scenes]),
+                                  ("appearance", appearances, [s.appearance_label for s in scenes])):
         folder = os.path.join(out, task)
         os.makedirs(folder, exist_ok=True)
-        for split, keep in (("train", ~is_val), ("val", is_val)):
+        for split, in_split in (("train", False), ("val", True)):
             with open(os.path.join(folder, f"{split}.csv"), "w") as f:
-                f.writelines(f"../videos/{names[i]} {labels[i]}\n" for i in np.flatnonzero(keep))
+                f.writelines(f"../videos/{s.name} {label}\n" for s, label in zip(scenes, labels) if s.val == in_split)
         with open(os.path.join(folder, "classes.txt"), "w") as f:
             f.writelines(f"{c}\n" for c in classes)
     with open(os.path.join(out, "scenes.csv"), "w") as f:
         f.write("path,split,motion,appearance\n")
-        f.writelines(f"videos/{names[i]},{'val' if is_val[i] else 'train'},{motions[motion_labels[i]]},"
-                     f"{appearances[appearance_labels[i]]}\n" for i in range(num_videos))
-    summary = {
-        "num_videos": num_videos, "num_train": int((~is_val).sum()), "num_val": int(is_val.sum()), "seed": seed,
-        "motion_classes": list(motions), "appearance_classes": list(appearances),
-        "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
-    }
-    with open(os.path.join(out, "synth.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    return {**summary, "seconds": seconds, "workers": workers}
+        f.writelines(f"videos/{s.name},{'val' if s.val else 'train'},{s.motion},{s.appearance}\n" for s in scenes)

@@ -32,7 +32,7 @@ import shutil
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -142,11 +142,50 @@ def extract_features(
     encoder_id: Optional[dict] = None,
 ) -> dict:
     """Write features of every window of every file in `source` to `out`; returns the summary (F.json)."""
-    from videojepa.data.datasets import BadInputWarning, Entry, read_entries
-    from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from videojepa.data.datasets import BadInputWarning
     from videojepa.data.transforms import ClipTransform
 
     out = Path(out)
+    layers = check_request(encoder, out, frames, size, stride, layers, pooling)
+    entries = input_entries(source)
+    settings = _settings(encoder_id or {"arch": encoder.arch}, str(source), entries, frames=frames,
+                         frame_step=frame_step, fps=fps, stride=stride, size=size, layers=layers, pooling=pooling,
+                         mean=list(mean), std=list(std), precision=precision, format=out.suffix)
+    meta_path, index_path, parts = out.with_suffix(".json"), out.with_suffix(".index.csv"), out.with_suffix(".parts")
+    if out.exists() and not parts.exists() and not force:
+        done = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if done.get("settings") == settings:
+            return done
+        raise UserError(f"{out} already exists (made with other settings); choose another --out or pass --force")
+    start_parts(parts, settings, force)
+
+    todo = [i for i in range(len(entries)) if not (parts / f"{i:08d}.npz").is_file()]
+    transform = ClipTransform(size, tuple(mean), tuple(std), train=False, eval_resize_ratio=1.0)
+    stream = WindowStream(entries, todo, transform, frames, frame_step, fps, stride, batch_size)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+    bar = tqdm(total=len(entries), initial=len(entries) - len(todo), unit="video", disable=not progress,
+               desc=f"extract {out.name}")
+    encode_windows = lambda clips: window_features(encoder, clips, layers, pooling, precision)  # noqa: E731
+    writer = PartWriter(encode_windows, parts, batch_size, on_video_done=lambda: bar.update(1))
+    skipped: dict[str, str] = {}
+    for item in loader:
+        if "error" in item:
+            path = entries[item["video"]].path
+            skipped[path] = item["error"]
+            warnings.warn(f"skipping {path}: {item['error']} ({len(skipped)} bad of {len(entries)} files so far)",
+                          BadInputWarning, stacklevel=2)
+            writer.drop(item["video"])
+            bar.update(1)
+        else:
+            writer.add(item)
+    writer.flush()
+    bar.close()
+    return _assemble(out, entries, parts, settings, skipped, meta_path, index_path)
+
+
+def check_request(encoder, out: Path, frames: int, size: int, stride: Optional[int], layers: Sequence[int],
+                  pooling: str) -> list[int]:
+    """A UserError for settings the encoder or the output cannot take; returns the layers as ints."""
     if out.suffix not in FORMATS:
         raise UserError(f"--out {out}: the file name must end in {' or '.join(FORMATS)}")
     if pooling not in POOLINGS:
@@ -159,21 +198,23 @@ def extract_features(
     layers = [int(x) for x in layers]
     if any(not -encoder.depth <= x < encoder.depth for x in layers):
         raise UserError(f"--layers {layers}: the encoder has blocks 0..{encoder.depth - 1} (or -1..-{encoder.depth})")
+    return layers
+
+
+def input_entries(source: str) -> list:
+    """The files of `source`: one video or image file, or what `videojepa.data.read_entries` lists."""
+    from videojepa.data.datasets import Entry, read_entries
+    from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     path = Path(source)
     if path.is_file() and path.name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
-        entries = [Entry(str(path))]
-    else:
-        entries, _ = read_entries(str(path))
-    settings = _settings(encoder_id or {"arch": encoder.arch}, str(source), entries, frames=frames,
-                         frame_step=frame_step, fps=fps, stride=stride, size=size, layers=layers, pooling=pooling,
-                         mean=list(mean), std=list(std), precision=precision, format=out.suffix)
-    meta_path, index_path, parts = out.with_suffix(".json"), out.with_suffix(".index.csv"), out.with_suffix(".parts")
-    if out.exists() and not parts.exists() and not force:
-        done = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-        if done.get("settings") == settings:
-            return done
-        raise UserError(f"{out} already exists (made with other settings); choose another --out or pass --force")
+        return [Entry(str(path))]
+    return read_entries(str(path))[0]
+
+
+def start_parts(parts: Path, settings: dict, force: bool) -> None:
+    """The folder of finished videos' parts, for these settings: kept to resume the same run, refused when
+    an unfinished run with other settings left it (emptied with `force`)."""
     parts.mkdir(parents=True, exist_ok=True)
     settings_file = parts / "settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings and not force:
@@ -184,60 +225,64 @@ def extract_features(
             stale.unlink()
     settings_file.write_text(json.dumps(settings))
 
-    todo = [i for i in range(len(entries)) if not (parts / f"{i:08d}.npz").is_file()]
-    transform = ClipTransform(size, tuple(mean), tuple(std), train=False, eval_resize_ratio=1.0)
-    stream = WindowStream(entries, todo, transform, frames, frame_step, fps, stride, batch_size)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
-    grid_t = frames // encoder.tubelet_size
-    skipped: dict[str, str] = {}
-    pending: list[tuple[int, int, torch.Tensor]] = []   # (video, window, clip) waiting for the encoder
-    results: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
-    window_frames: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
-    totals: dict[int, int] = {}
-    bar = tqdm(total=len(entries), initial=len(entries) - len(todo), unit="video", disable=not progress,
-               desc=f"extract {out.name}")
 
-    def run_encoder(batch):
-        video = torch.stack([clip for _, _, clip in batch])
-        tokens = encode(encoder, video, layers=layers, precision=precision)
-        if len(layers) > 1:  # (B, N, L*D) -> (B, L, N, D)
-            tokens = tokens.view(*tokens.shape[:2], len(layers), encoder.embed_dim).transpose(1, 2)
-        feats = pool(tokens, pooling, grid_t).numpy()
-        for (v, w, _), f in zip(batch, feats):
-            results[v][w] = f
-        for v in {v for v, _, _ in batch}:
-            if v in totals and len(results[v]) == totals[v]:
-                finish(v)
+def window_features(encoder, clips: torch.Tensor, layers: list[int], pooling: str, precision: str) -> np.ndarray:
+    """Output rows for a batch of windows (B, C, T, S, S), see the module docstring."""
+    tokens = encode(encoder, clips, layers=layers, precision=precision)
+    if len(layers) > 1:  # (B, N, L*D) -> (B, L, N, D)
+        tokens = tokens.view(*tokens.shape[:2], len(layers), encoder.embed_dim).transpose(1, 2)
+    return pool(tokens, pooling, clips.shape[2] // encoder.tubelet_size).numpy()
 
-    def finish(v: int):
-        rows = np.stack([results[v][w] for w in range(totals[v])])
-        idx = np.stack([window_frames[v][w] for w in range(totals[v])])
-        with atomic_path(parts / f"{v:08d}.npz") as tmp, open(tmp, "wb") as f:
-            np.savez(f, features=rows.astype(np.float32), frames=idx)
-        del results[v], window_frames[v], totals[v]
-        bar.update(1)
 
-    for item in loader:
+class PartWriter:
+    """Gathers the windows of `WindowStream` items into batches of `batch_size` for the encoder (across
+    videos), and writes a video's part file (its rows and their frame indices) once its last window is done."""
+
+    def __init__(self, encode_windows: Callable[[torch.Tensor], np.ndarray], parts: Path, batch_size: int,
+                 on_video_done: Callable[[], None]):
+        self.encode_windows, self.parts, self.batch_size, self.on_video_done = (encode_windows, parts, batch_size,
+                                                                                on_video_done)
+        self.pending: list[tuple[int, int, torch.Tensor]] = []  # (video, window, clip) waiting for the encoder
+        self.rows: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
+        self.frames: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
+        self.totals: dict[int, int] = {}
+
+    def add(self, item: dict) -> None:
+        """A chunk of one video's windows; encodes every full batch."""
         v = item["video"]
-        if "error" in item:
-            skipped[entries[v].path] = item["error"]
-            warnings.warn(f"skipping {entries[v].path}: {item['error']} ({len(skipped)} bad of {len(entries)} files "
-                          f"so far)", BadInputWarning, stacklevel=2)
-            pending = [p for p in pending if p[0] != v]
-            results.pop(v, None), window_frames.pop(v, None), totals.pop(v, None)
-            bar.update(1)
-            continue
-        totals[v] = item["total"]
+        self.totals[v] = item["total"]
         for k, (clip, idx) in enumerate(zip(item["windows"], item["frames"])):
-            window_frames[v][item["first"] + k] = np.asarray(idx)
-            pending.append((v, item["first"] + k, clip))
-        while len(pending) >= batch_size:
-            run_encoder(pending[:batch_size])
-            pending = pending[batch_size:]
-    if pending:
-        run_encoder(pending)
-    bar.close()
-    return _assemble(out, entries, parts, settings, skipped, meta_path, index_path)
+            self.frames[v][item["first"] + k] = np.asarray(idx)
+            self.pending.append((v, item["first"] + k, clip))
+        while len(self.pending) >= self.batch_size:
+            self.encode(self.pending[:self.batch_size])
+            self.pending = self.pending[self.batch_size:]
+
+    def drop(self, v: int) -> None:
+        """Forget a video that turned out unreadable."""
+        self.pending = [p for p in self.pending if p[0] != v]
+        self.rows.pop(v, None), self.frames.pop(v, None), self.totals.pop(v, None)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.encode(self.pending)
+            self.pending = []
+
+    def encode(self, batch: list[tuple[int, int, torch.Tensor]]) -> None:
+        feats = self.encode_windows(torch.stack([clip for _, _, clip in batch]))
+        for (v, w, _), f in zip(batch, feats):
+            self.rows[v][w] = f
+        for v in {v for v, _, _ in batch}:
+            if v in self.totals and len(self.rows[v]) == self.totals[v]:
+                self.write(v)
+
+    def write(self, v: int) -> None:
+        rows = np.stack([self.rows[v][w] for w in range(self.totals[v])])
+        idx = np.stack([self.frames[v][w] for w in range(self.totals[v])])
+        with atomic_path(self.parts / f"{v:08d}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, features=rows.astype(np.float32), frames=idx)
+        del self.rows[v], self.frames[v], self.totals[v]
+        self.on_video_done()
 
 
 def _assemble(out: Path, entries, parts: Path, settings: dict, skipped: dict, meta_path: Path,

@@ -4,7 +4,8 @@
     feats = extract_dataset(encoder, dataset, batch_size=16, passes=2, pooled=False)
     feats.features.shape                                    # (passes, videos, S, N, D); S = clips x views
     feats = load_or_extract(path, key, lambda: extract_dataset(...))   # reuse a matching cache file
-    memo = ClipMemo()   # extract_dataset(..., clips=memo, clips_key=k): decode once for several encoders
+    source = FeatureSource(keep_clips=True)   # source.extract(...) as extract_dataset, decoding each video
+                                              # once for all the encoders it extracts with
 
 `video` is a clip batch (B, C, T, H, W) or a multi-clip/view batch (B, S, C, T, H, W) as the datasets
 give it. Several `layers` are concatenated along channels. Tokens are ordered (t, h, w).
@@ -28,6 +29,8 @@ from tqdm import tqdm
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 POOLINGS = ("none", "mean", "frame")
+# DataConfig fields that change how items are loaded, not what they contain.
+LOADER_ONLY = ("train", "val", "num_workers", "decode_threads", "worker_timeout", "max_bad_fraction")
 
 
 def prepare_encoder(encoder: torch.nn.Module, precision: str = "fp32") -> torch.nn.Module:
@@ -121,53 +124,70 @@ class FeatureSet:
             yield self.features[pass_index, idx].float(), self.labels[pass_index, idx]
 
 
-class ClipMemo:
-    """Decoded clip batches of un-augmented datasets, kept in memory so that several encoders evaluated in
-    one process decode each video once (the demo probes five encoders on the same videos). Opt-in: it holds
-    every clip as the loader gives it (float32), ~1.3 GB for the demo's 1600 clips of 16x64x64."""
+class FeatureSource:
+    """Reads datasets' clips and encodes them: `extract` (what `extract_dataset` does with a fresh source).
 
-    def __init__(self):
-        self.store: dict[str, list[dict]] = {}
+    `keep_clips=True` keeps the decoded clip batches of datasets without augmentation in memory, so that
+    the next encoder evaluated with this source does not decode them again (the demo probes five encoders
+    on the same videos). It holds every clip as the loader gives it (float32): ~1.3 GB for the demo's 1600
+    clips of 16x64x64. Augmented clips differ at every read and are never kept.
+    """
 
-    def batches(self, key: str, loader) -> Iterator[dict]:
-        """The loader's batches, from memory when `key` was read to the end before."""
-        if key in self.store:
-            yield from self.store[key]
+    def __init__(self, keep_clips: bool = False):
+        self.keep_clips = keep_clips
+        self.kept: dict[str, list[dict]] = {}  # a complete un-augmented pass by the files, settings, batch size
+
+    def extract(self, encoder, dataset, batch_size: int, layers: Sequence[int] = (-1,), precision: str = "fp32",
+                pooled: bool = False, passes: int = 1, seed: int = 0, dtype: str = "fp32",
+                desc: str = "features") -> FeatureSet:
+        """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation)."""
+        from videojepa.data.loader import build_loader
+
+        loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
+        n = len(dataset)
+        features, indices = None, torch.empty(passes, n, dtype=torch.long)
+        for p in range(passes):
+            row = 0
+            batches = self.clip_batches(dataset, loader, batch_size, p)
+            for feats, _, index in encode_batches(encoder, batches, layers, precision, pooled,
+                                                  f"{desc} {p + 1}/{passes}", total=len(loader)):
+                if features is None:
+                    features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
+                features[p, row:row + len(index)] = feats.to("cpu", features.dtype)
+                indices[p, row:row + len(index)] = index
+                row += len(index)
+        return FeatureSet(features, indices).label([e.label for e in dataset.entries])
+
+    def clip_batches(self, dataset, loader, batch_size: int, epoch: int) -> Iterator[dict]:
+        """The loader's batches of pass `epoch`, from memory when this source kept them before."""
+        loader.set_epoch(epoch)
+        if not self.keep_clips or dataset.train:
+            yield from loader
+            return
+        key = cache_key(**dataset_contents(dataset), batch_size=batch_size, epoch=epoch)
+        if key in self.kept:
+            yield from self.kept[key]
             return
         kept = []
         for batch in loader:
             # cloned: a worker's batch lives in shared memory, which may be small (a container's /dev/shm)
             kept.append({k: batch[k].clone() for k in ("video", "label", "index")})
             yield batch
-        self.store[key] = kept  # only complete passes are kept
+        self.kept[key] = kept  # only complete passes are kept
 
 
 def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (-1,), precision: str = "fp32",
                     pooled: bool = False, passes: int = 1, seed: int = 0, dtype: str = "fp32",
-                    desc: str = "features", clips: Optional[ClipMemo] = None, clips_key: str = "") -> FeatureSet:
-    """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation).
+                    desc: str = "features") -> FeatureSet:
+    """`FeatureSource.extract` reading every clip from the data."""
+    return FeatureSource().extract(encoder, dataset, batch_size, layers, precision, pooled, passes, seed, dtype, desc)
 
-    `clips` keeps the decoded clips under `clips_key` (which must name the files, the data settings and the
-    batch size) for the next encoder; only for a dataset without augmentation, whose clips never change."""
-    from videojepa.data.loader import build_loader
 
-    if clips is not None and dataset.train:
-        raise ValueError("decoded clips can only be reused for a dataset without augmentation (train=False)")
-    loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
-    n = len(dataset)
-    features, indices = None, torch.empty(passes, n, dtype=torch.long)
-    for p in range(passes):
-        loader.set_epoch(p)
-        row = 0
-        batches = loader if clips is None else clips.batches(f"{clips_key}/{p}", loader)
-        for feats, _, index in encode_batches(encoder, batches, layers, precision, pooled, f"{desc} {p + 1}/{passes}",
-                                              total=len(loader)):
-            if features is None:
-                features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
-            features[p, row:row + len(index)] = feats.to("cpu", features.dtype)
-            indices[p, row:row + len(index)] = index
-            row += len(index)
-    return FeatureSet(features, indices).label([e.label for e in dataset.entries])
+def dataset_contents(dataset) -> dict:
+    """What a dataset's items are made of: its files (not their labels: tasks may label the same files
+    differently) and the data settings that shape a clip; for cache keys."""
+    return {"entries": [(e.path, e.start_frame, e.end_frame) for e in dataset.entries],
+            "data": {k: v for k, v in dataset.cfg.model_dump().items() if k not in LOADER_ONLY}}
 
 
 def cache_key(**parts) -> str:

@@ -3,8 +3,12 @@
     grid = ProbeGrid(lambda: build_probe("linear", 384, 10), grid_cells([1e-3, 1e-4], [0.01, 0.1]),
                      seed=0, total_steps=1000)
     for x, y in batches:
-        losses = grid.step(x, y)          # (cells,) one loss per cell
-    logits = grid.logits(x_val)           # (cells, B, num_classes)
+        losses = grid.step(grid.prepare(x), y)    # (cells,) one loss per cell
+    logits = grid.logits(grid.prepare(x_val))     # (cells, B, num_classes)
+
+`step` and `logits` take features through the grid's `prepare`: the probes' parameter-free first part
+(`Probe.prepare`, e.g. the attentive probe's layer norm), the same for every cell, so it is computed once
+per batch, or once for a whole set of fixed features (`videojepa probe` on cached features).
 
 Each cell is an ordinary probe module. All cells start from the SAME initialisation (the probe built
 under `seed`), see the same batches in the same order, and own their AdamW parameter groups: the
@@ -13,11 +17,9 @@ with a cosine schedule from the cell's lr to 0 over `total_steps` and no warmup.
 through the sum of the cells' losses gives every cell the gradient it gets alone, and the optimiser
 updates each group independently, so a cell follows the trajectory of training it alone with the same
 seed (`ProbeGrid` with that single cell): bit for bit for linear probes; for attentive probes up to the
-rounding of the one matrix product in which all cells score the tokens (`AttentiveProbe.forward_many`;
+rounding of the one matrix product in which all cells score the tokens (`AttentiveProbe.classify_many`;
 tested to 1e-10 in float64). What the cells share is getting the batch (reading cached features, or
-running the frozen encoder), its parameter-free preparation (`prepare`: the attentive probe's layer
-norm, done once for a whole set of fixed features by `videojepa probe`) and, for attentive probes, the
-passes over its tokens.
+running the frozen encoder), its preparation and, for attentive probes, the passes over its tokens.
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ from typing import Callable, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from videojepa.eval.probes import Probe
 
 
 def grid_cells(lrs: Sequence[float], weight_decays: Sequence[float]) -> list[dict]:
@@ -42,7 +46,7 @@ def cosine_factor(step: int, total_steps: int) -> float:
 
 
 class ProbeGrid(nn.Module):
-    def __init__(self, make_probe: Callable[[], nn.Module], cells: Sequence[dict], seed: int, total_steps: int,
+    def __init__(self, make_probe: Callable[[], Probe], cells: Sequence[dict], seed: int, total_steps: int,
                  betas: tuple[float, float] = (0.9, 0.999)):
         super().__init__()
         if not cells:
@@ -50,6 +54,8 @@ class ProbeGrid(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             first = make_probe()
+        if not isinstance(first, Probe):
+            raise TypeError(f"a probe grid trains videojepa.eval.probes.Probe modules, got {type(first).__name__}")
         self.cells = [dict(c) for c in cells]
         self.probes = nn.ModuleList([first] + [copy.deepcopy(first) for _ in cells[1:]])
         groups = []
@@ -67,14 +73,14 @@ class ProbeGrid(nn.Module):
     def __len__(self) -> int:
         return len(self.probes)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, prepared: bool = False) -> torch.Tensor:
-        """One optimiser step of every cell on the same batch; returns the cells' losses (cells,).
-        `prepared`: x is already `self.prepare(features)`."""
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimiser step of every cell on the same prepared batch `x` (`prepare`); returns the cells'
+        losses (cells,)."""
         self.train()
         factor = cosine_factor(self.step_count, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        losses = torch.stack([F.cross_entropy(logits, y) for logits in self.forward(x, prepared)])
+        losses = torch.stack([F.cross_entropy(logits, y) for logits in self.forward(x)])
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.optimizer.step()
@@ -82,36 +88,30 @@ class ProbeGrid(nn.Module):
         return losses.detach().cpu()
 
     @torch.no_grad()
-    def logits(self, x: torch.Tensor, prepared: bool = False) -> torch.Tensor:
-        """(cells, B, num_classes) in eval mode."""
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(cells, B, num_classes) for the prepared batch `x`, in eval mode."""
         self.eval()
-        return torch.stack(self.forward(x, prepared))
+        return torch.stack(self.forward(x))
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """The parameter-free part of the cells' forward pass (the probes' `prepare`, e.g. the attentive
-        probe's layer norm), the same for every cell: computed once per batch, or once for a whole set of
-        fixed features and passed with `prepared=True`."""
-        first = self.probes[0]
-        return first.prepare(x) if hasattr(first, "prepare") else x
+        """Features -> the input of `step` and `logits` (the cells' common `Probe.prepare`)."""
+        return self.probes[0].prepare(x)
 
-    def forward(self, x: torch.Tensor, prepared: bool = False) -> list[torch.Tensor]:
-        """Every cell's logits; what the cells compute alike from the batch is computed once, and probes
-        that can (`forward_many`) take the batch together."""
-        many = getattr(type(self.probes[0]), "forward_many", None)
-        if many is None:
-            return [probe(x) for probe in self.probes]
-        return many(self.probes, x if prepared else self.prepare(x))
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every cell's logits for the prepared batch `x`, taken together where the probes can
+        (`Probe.classify_many`)."""
+        return type(self.probes[0]).classify_many(self.probes, x)
 
 
 def fit(grid: ProbeGrid, epochs: int, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-        on_epoch: Callable[[int, torch.Tensor], None] | None = None, prepared: bool = False) -> torch.Tensor:
-    """Train for `epochs`; `epoch_batches(e)` yields (x, y), x already `grid.prepare`d when `prepared`.
+        on_epoch: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Train for `epochs`; `epoch_batches(e)` yields (x, y), x prepared (`grid.prepare`).
     Returns the last epoch's mean loss per cell."""
     mean_loss = torch.zeros(len(grid))
     for epoch in range(epochs):
         total, count = torch.zeros(len(grid)), 0
         for x, y in epoch_batches(epoch):
-            total += grid.step(x, y, prepared) * len(y)
+            total += grid.step(x, y) * len(y)
             count += len(y)
         mean_loss = total / max(count, 1)
         if on_epoch is not None:

@@ -12,6 +12,8 @@
   exp(similarity / temperature) (the DINO recipe); returns per-class vote shares as scores.
 
 A probe's `pooled` attribute says which input it takes: tokens (False) or mean-pooled features (True).
+The trainable ones are `Probe`s: a parameter-free `prepare` (the same for every probe of one kind and
+shape, so a probe grid computes it once) followed by `classify`; `probe(x)` is the two in a row.
 """
 from __future__ import annotations
 
@@ -98,15 +100,6 @@ class CrossAttention(nn.Module):
         out = torch.einsum("bqhd,hcd->bqhc", pooled.view(B, QH // H, H, D), w_v) + self.kv.bias.view(2, H, D // H)[1]
         return self.proj(out.reshape(B, QH // H, D))
 
-    def reference(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Standard cross-attention with the same parameters (materialised keys and values), for tests."""
-        B, Q, D = q.shape
-        N, H = x.shape[1], self.num_heads
-        q = self.q(q).view(B, Q, H, D // H).transpose(1, 2)
-        k, v = self.kv(x).view(B, N, 2, H, D // H).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(B, Q, D))
-
 
 class CrossAttentionBlock(nn.Module):
     """q + xattn(q, LN(x)), then q + MLP(LN(q)) (V-JEPA's pooler block: the tokens are normed, not q)."""
@@ -139,13 +132,31 @@ class CrossAttentionBlock(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return F.layer_norm(x, x.shape[-1:], eps=self.norm1.eps)
 
-    def reference(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The unfolded block (standard LayerNorm and cross-attention), for tests."""
-        q = q + self.xattn.reference(q, self.norm1(x))
-        return q + self.mlp(self.norm2(q))
+
+class Probe(nn.Module):
+    """A trainable probe: features -> `prepare` (parameter-free) -> `classify` (the parameters) -> logits."""
+
+    pooled: bool  # takes mean-pooled features (B, D), not tokens (B, N, D)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The parameter-free start of the forward pass; nothing by default."""
+        return x
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from prepared features."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.prepare(x))
+
+    @staticmethod
+    def classify_many(probes: Sequence["Probe"], x: torch.Tensor) -> list[torch.Tensor]:
+        """Each probe's logits for the same prepared features (a probe grid's cells); probes that can share
+        work between them override it."""
+        return [p.classify(x) for p in probes]
 
 
-class AttentiveProbe(nn.Module):
+class AttentiveProbe(Probe):
     pooled = False
 
     def __init__(self, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1,
@@ -169,9 +180,8 @@ class AttentiveProbe(nn.Module):
         shape, so a grid computes it once per batch, and a run on fixed features once per feature set."""
         return x if len(self.blocks) else self.pool.normalize(x)
 
-    def forward(self, x: torch.Tensor, prepared: bool = False) -> torch.Tensor:
-        """tokens (B, N, D) -> logits; `prepared`: x is already `self.prepare(tokens)`."""
-        x = x if prepared else self.prepare(x)
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """`prepare`d tokens (B, N, D) -> logits."""
         if len(self.blocks):
             for block in self.blocks:
                 x = block(x)
@@ -180,17 +190,17 @@ class AttentiveProbe(nn.Module):
         return self.head(q.flatten(1))
 
     @staticmethod
-    def forward_many(probes: Sequence["AttentiveProbe"], x: torch.Tensor) -> list[torch.Tensor]:
+    def classify_many(probes: Sequence["AttentiveProbe"], x: torch.Tensor) -> list[torch.Tensor]:
         """Each probe's logits for the same prepared tokens (a probe grid's cells). Without self-attention
         blocks the probes' queries score and pool the tokens together (`attend_shared`): one pass over
         the tokens for all of them instead of one per probe; the rest is per probe and small."""
         if any(len(p.blocks) for p in probes):
-            return [p(x, prepared=True) for p in probes]
+            return [p.classify(x) for p in probes]
         pooled = attend_shared([p.pool.keys(p.query)[0] for p in probes], x)
         return [p.head(p.pool.finish(p.query, z).flatten(1)) for p, z in zip(probes, pooled)]
 
 
-class LinearProbe(nn.Module):
+class LinearProbe(Probe):
     pooled = True
 
     def __init__(self, dim: int, num_classes: int):
@@ -198,7 +208,7 @@ class LinearProbe(nn.Module):
         self.head = nn.Linear(dim, num_classes)
         self.apply(init_weights)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x)
 
 
@@ -226,7 +236,7 @@ class KNNClassifier:
     __call__ = scores
 
 
-def build_probe(kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1) -> nn.Module:
+def build_probe(kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1) -> Probe:
     """A trainable probe by kind name (kNN is built from its training features: `KNNClassifier`)."""
     if kind == "attentive":
         return AttentiveProbe(dim, num_classes, num_heads, num_queries)

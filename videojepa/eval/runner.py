@@ -26,16 +26,13 @@ import torch.nn.functional as F
 from videojepa.data.config import DataConfig
 from videojepa.errors import UserError
 from videojepa.eval.config import ProbeConfig, TaskConfig
-from videojepa.eval.features import (ClipMemo, FeatureSet, cache_key, encode_batches, extract_dataset,
+from videojepa.eval.features import (FeatureSet, FeatureSource, cache_key, dataset_contents, encode_batches,
                                      load_or_extract, prepare_encoder)
 from videojepa.eval.grid import ProbeGrid, fit, grid_cells
 from videojepa.eval.probes import KNNClassifier, build_probe
 from videojepa.eval.protocol import eval_logits, training_batch
 from videojepa.eval.report import SCHEMA, write_results
 from videojepa.utils.device import resolve_device
-
-# DataConfig fields that change how items are loaded, not what they contain.
-LOADER_ONLY = ("train", "val", "num_workers", "decode_threads", "worker_timeout", "max_bad_fraction")
 
 
 def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
@@ -94,7 +91,8 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor
 
 def prepare_features(grid: ProbeGrid, feats: FeatureSet, chunk: int = 64) -> FeatureSet:
     """Fixed features through the grid's parameter-free `prepare` (the attentive probe's layer norm) once,
-    instead of once per batch of every epoch; float32, in place when they already are (one copy in memory)."""
+    instead of once per batch of every epoch; float32, in place when they already are (one copy in memory).
+    The result is what `grid.step` and `grid.logits` take."""
     x = feats.features
     device = next(grid.parameters()).device
     with torch.no_grad():
@@ -112,11 +110,11 @@ class TaskRunner:
     """Evaluates one task; see the module docstring."""
 
     def __init__(self, cfg: ProbeConfig, encoder, identity: dict, task: TaskConfig, data: DataConfig,
-                 log: Callable[[str], None], clips: Optional[ClipMemo] = None):
+                 log: Callable[[str], None], source: FeatureSource):
         from videojepa.data.datasets import build_dataset
 
         self.cfg, self.encoder, self.identity, self.task, self.data, self.log = cfg, encoder, identity, task, data, log
-        self.clips = clips
+        self.source = source
         check_protocol(encoder, data, task.name)
         kind, feat = cfg.probe.kind, cfg.features
         self.pooled = kind in ("linear", "knn")
@@ -131,19 +129,14 @@ class TaskRunner:
 
     def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
         cfg = self.cfg
-        entries = [(e.path, e.start_frame, e.end_frame) for e in dataset.entries]  # not labels: tasks share files
-        data = {k: v for k, v in self.data.model_dump().items() if k not in LOADER_ONLY}
-        key = cache_key(encoder=self.identity, entries=entries, train=dataset.train, passes=passes, data=data,
+        key = cache_key(encoder=self.identity, **dataset_contents(dataset), train=dataset.train, passes=passes,
                         layers=cfg.probe.layers, precision=cfg.probe.precision, pooled=self.pooled,
                         dtype=cfg.features.dtype, seed=cfg.run.seed if dataset.train else None)
         path = self.cache_dir / f"{split}-{key}.safetensors" if to_disk else None
-        clips = None if dataset.train else self.clips  # augmented clips differ every time
-        clips_key = cache_key(entries=entries, data=data, batch_size=cfg.features.batch_size)
         start = time.perf_counter()
-        result, hit = load_or_extract(path, key, lambda: extract_dataset(
+        result, hit = load_or_extract(path, key, lambda: self.source.extract(
             self.encoder, dataset, cfg.features.batch_size, cfg.probe.layers, cfg.probe.precision, self.pooled,
-            passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}", clips=clips,
-            clips_key=clips_key))
+            passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}"))
         result.label([e.label for e in dataset.entries])
         self.seconds["features"] += time.perf_counter() - start
         self.cached[split] = hit
@@ -215,7 +208,7 @@ class TaskRunner:
 
             def epoch_batches(epoch: int):
                 g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
-                for x, y in train.batches(opt.batch_size, epoch % train.passes, g):
+                for x, y in train.batches(opt.batch_size, epoch % train.passes, g):  # prepared above
                     yield training_batch(x.to(device, non_blocking=True), y.to(device), self.K, self.V)
         else:
             loader = build_loader(self.train_ds, opt.batch_size, self.data, cfg.run.seed, drop_last=False)
@@ -224,16 +217,17 @@ class TaskRunner:
                 loader.set_epoch(epoch)
                 for x, y, _ in encode_batches(self.encoder, loader, cfg.probe.layers, cfg.probe.precision,
                                               self.pooled, f"{self.task.name} epoch {epoch + 1}"):
-                    yield training_batch(x.to(device), y.to(device), self.K, self.V)
+                    x, y = training_batch(x.to(device), y.to(device), self.K, self.V)
+                    yield grid.prepare(x), y
 
         self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
         start = time.perf_counter()
-        train_loss = fit(grid, opt.epochs, epoch_batches, prepared=cfg.features.cache)
+        train_loss = fit(grid, opt.epochs, epoch_batches)
         self.seconds["train"] += time.perf_counter() - start
 
         start = time.perf_counter()
         val = prepare_features(grid, val)
-        logits = torch.cat([eval_logits(lambda x: grid.logits(x, prepared=True), x.to(device), self.K, self.V).cpu()
+        logits = torch.cat([eval_logits(grid.logits, x.to(device), self.K, self.V).cpu()
                             for x, _ in val.batches(cfg.features.batch_size)], dim=1)  # (cells, B, C)
         labels = val.labels[0]
         s = self.scores(logits, labels)
@@ -244,9 +238,11 @@ class TaskRunner:
         return cells, logits.argmax(-1)
 
 
-def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print, clips: Optional[ClipMemo] = None) -> dict:
+def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print,
+              source: Optional[FeatureSource] = None) -> dict:
     """Evaluate the configured encoder on every task; writes results into run.dir and returns them.
-    `clips`: decoded clips shared with other encoders evaluated in this process (`features.ClipMemo`)."""
+    `source` reads and encodes the clips (default: a fresh `FeatureSource`; pass one made with
+    `keep_clips=True` to several calls to decode their videos once)."""
     from videojepa.config.loader import save_config, to_dict
 
     log = log or (lambda _: None)
@@ -255,7 +251,8 @@ def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print, cl
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = build_encoder(cfg)
-    tasks = [TaskRunner(cfg, encoder, identity, task, data, log, clips) for task, data in cfg.task_list()]
+    source = source or FeatureSource()
+    tasks = [TaskRunner(cfg, encoder, identity, task, data, log, source) for task, data in cfg.task_list()]
     task_results = [t.run() for t in tasks]
     p = cfg.probe
     probe = {"kind": p.kind, "heads": p.heads, "queries": p.queries, "layers": list(p.layers),

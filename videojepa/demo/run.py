@@ -1,4 +1,4 @@
-"""`videojepa demo`: SALT, V-JEPA and VideoMAE pretrained at matched FLOPs on synthetic videos, then probed.
+"""The steps of `videojepa demo` (`run_demo`) and the numbers that size it (`SIZES`).
 
     from videojepa.demo import SIZES, DemoSettings, run_demo
     results = run_demo(DemoSettings(out="runs/demo", size=SIZES["quick"]))
@@ -15,9 +15,9 @@ Steps, each skipped when its output is already there, so a killed demo continues
              once from a finished one.
   4. probe   OUT/probes/<run or random_init>: the demo/probe attentive probe on both tasks, for each trained
              encoder and for a random-init encoder of the same architecture.
-  5. report  OUT/results.md and OUT/results.json (`videojepa.demo_report`), OUT/*.png (`videojepa.plots`).
+  5. report  OUT/results.md and OUT/results.json (`videojepa.demo.report`), OUT/*.png (`videojepa.demo.plots`).
 
-The functions are public so that other experiments (benchmarks/salt_allocation.py) reuse the same
+The functions are public so that other experiments (experiments/salt_allocation.py) reuse the same
 configs, budget arithmetic, training and probing.
 """
 from __future__ import annotations
@@ -54,16 +54,16 @@ class DemoSize:
     size: int = 64  # frame side in pixels (the demo presets' crop)
 
 
-# Every number that sizes the demo, in one place; they go with the demo presets (videojepa/configs/demo/*.yaml)
+# Every number that sizes the demo, in one place; they go with the demo presets (videojepa/presets/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
-# minutes (measured 13 min 47 s, see README), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
+# minutes (measured 13 min 47 s, see BENCHMARKS.md), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
 # batch 8): ~0.66 s per V-JEPA step, and SALT and VideoMAE spend about as long per budget step (~5 min for
 # the four runs of a 120-step budget); a probe costs ~25 ms per video for bf16 features (videos decoded
 # once for all encoders) plus ~12 ms per step of its 2-cell grid, for each of the two tasks.
 # The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
 # (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~50-57%, far from both chance and saturation.
 # They also need the epochs: at 10 the attentive probe had not left its initial plateau for the trained
-# encoders (BENCHMARKS.md, probe protocol); at 30 its training loss ends near 0.
+# encoders (EXPERIMENTS.md, probe protocol); at 30 its training loss ends near 0.
 SIZES = {
     "full": DemoSize(num_videos=1600, budget_steps=120, teacher_share=0.2, probe_epochs=30),
     "quick": DemoSize(num_videos=160, budget_steps=30, teacher_share=0.2, probe_epochs=15),
@@ -238,9 +238,9 @@ def probe_config(checkpoint: str | Path, probe_dir: str | Path, data_dir: str | 
     return load_config("demo/probe", [*overrides, *own.items()], schema=ProbeConfig)
 
 
-def probe(cfg, log: Log = print, clips=None) -> dict:
-    """`run_probe(cfg)`, unless run.dir already holds results of this config, newer than the encoder.
-    `clips`: a `videojepa.eval.features.ClipMemo` shared by the probes of several encoders."""
+def probe(cfg, log: Log = print, source=None) -> dict:
+    """`run_probe(cfg, source=source)`, unless run.dir already holds results of this config, newer than the
+    encoder. `source`: a `videojepa.eval.features.FeatureSource` shared by the probes of several encoders."""
     from videojepa.config.loader import to_dict
     from videojepa.encoder_io import resolve_encoder_path
     from videojepa.eval.runner import run_probe
@@ -254,7 +254,7 @@ def probe(cfg, log: Log = print, clips=None) -> dict:
             log(f"probe {checkpoint}: results already in {path}")
             return old
     log(f"probe {cfg.probe.checkpoint} -> {cfg.run.dir}")
-    return run_probe(cfg, log=log, clips=clips)
+    return run_probe(cfg, log=log, source=source)
 
 
 def top1(results: dict) -> dict:
@@ -281,9 +281,9 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
 
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
-    from videojepa.demo_report import build_results, write_results
-    from videojepa.eval.features import ClipMemo
-    from videojepa.plots import pyplot
+    from videojepa.demo.report import build_results, write_results
+    from videojepa.eval.features import FeatureSource
+    from videojepa.utils.plotting import pyplot
 
     pyplot()  # fail now if matplotlib is missing, not after the training
     out, size = Path(settings.out), settings.size
@@ -310,13 +310,13 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 
     log("[4/5] probes")
     probes = {}
-    clips = ClipMemo()  # every encoder is probed on the same videos: decode them once
+    source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
     for name in (RANDOM_INIT, *METHODS):
         checkpoint = "none" if name == RANDOM_INIT else out / "runs" / name
         cfg = probe_config(checkpoint, out / "probes" / name, out / "data", size.probe_epochs, settings.seed,
                            random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
                            overrides=settings.probe_overrides)
-        result = probe(cfg, log, clips)
+        result = probe(cfg, log, source)
         probes[name] = {"dir": str(cfg.run.dir), "checkpoint": str(checkpoint), "top1": top1(result),
                         "confusion": {t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
                                       for t in result["tasks"] if "confusion" in t},
@@ -332,14 +332,15 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 
 def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) -> list[Path]:
     """loss_curves.png, accuracy_vs_flops.png and masks.png in `out`."""
-    from videojepa.plots import plot_accuracy_vs_flops, plot_loss_curves, plot_masks_on_clip
+    from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves
+    from videojepa.masks.plot import draw_masks
 
     paths = [out / "loss_curves.png", out / "accuracy_vs_flops.png", out / "masks.png"]
     plot_loss_curves({name: run["dir"] for name, run in results["runs"].items()}, paths[0])
     plot_accuracy_vs_flops(results["rows"], results["chance"], results["budget"]["flops"], paths[1])
     clip, masks = masks_on_a_clip(configs, seed=results["settings"]["seed"])
     cfg = configs["vjepa"]
-    plot_masks_on_clip(clip, masks, cfg.model.tubelet_size, cfg.model.patch_size, paths[2])
+    draw_masks(masks, paths[2], clip=clip, tubelet=cfg.model.tubelet_size, patch=cfg.model.patch_size, columns=8)
     return paths
 
 
@@ -351,6 +352,7 @@ def masks_on_a_clip(configs: dict[str, PretrainConfig], seed: int = 0):
     from videojepa.data.datasets import build_dataset
     from videojepa.masks import build_mask_generators
     from videojepa.masks.build import describe
+    from videojepa.masks.plot import sample_masks
 
     cfg = configs["vjepa"]
     video = build_dataset(cfg.data.val, cfg.data, train=False)[0]["video"]  # C x T x H x W, normalised
@@ -361,9 +363,8 @@ def masks_on_a_clip(configs: dict[str, PretrainConfig], seed: int = 0):
         _, methods = groups.setdefault(tuple(describe(m) for m in c.masks), (c, []))
         if METHOD_LABELS[name] not in methods:
             methods.append(METHOD_LABELS[name])
-    masks = []
-    generator = torch.Generator().manual_seed(seed)
+    generators, labels = [], []
     for names, (c, methods) in groups.items():
-        for label, gen in zip(names, build_mask_generators(c)):
-            masks.append((f"{', '.join(methods)}\n{label}", gen.sample(1, generator)[0].numpy()))
-    return clip, masks
+        generators += build_mask_generators(c)
+        labels += [f"{', '.join(methods)}\n{label}" for label in names]
+    return clip, sample_masks(generators, labels, samples=1, seed=seed)

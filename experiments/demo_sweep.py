@@ -1,11 +1,11 @@
 """Calibration sweep for the demo: pretrain + probe many (dataset, recipe) pairs in parallel processes.
 
-The demo's recipe and its motion task were chosen with this script (BENCHMARKS.md lists the runs).
+The demo's recipe and its motion task were chosen with this script (EXPERIMENTS.md lists the runs).
 A JSON plan names synthetic datasets and jobs; each job trains zero or more stages through the CLI
 (`videojepa pretrain PRESET key=value ...`, a stage may point at an earlier stage's run with
 "{run:NAME}") and probes the last stage's encoder (or a random-init one when it has no stage).
 
-    python benchmarks/demo_sweep.py plan.json --out sweep/ --jobs 8 --threads 2
+    python experiments/demo_sweep.py plan.json --out sweep/ --jobs 8 --threads 2
 
 plan.json:
     {"datasets": {"m6": {"num_videos": 1600, "motions": [...], "spec": {"object_size": [0.2, 0.3]}}},
@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 
-from videojepa.demo import last_health
+from videojepa.demo.run import last_health
 
 
 def synth(out: str, name: str, spec: dict, workers: int) -> str:

@@ -1,13 +1,13 @@
 """SALT's compute split: the student's probe accuracy against the teacher's share of a fixed FLOPs budget.
 
-    python benchmarks/salt_allocation.py                                  # JSON to stdout, work in runs/salt_allocation
-    python benchmarks/salt_allocation.py --shares 0.1,0.2,0.4,0.6 --seeds 3 --jobs 8 --out allocation.json
-    python benchmarks/salt_allocation.py --quick --seeds 1 --jobs 2       # a first look
+    python experiments/salt_allocation.py                       # JSON to stdout, work in runs/salt_allocation
+    python experiments/salt_allocation.py --shares 0.1,0.2,0.4,0.6 --seeds 3 --jobs 8 --out allocation.json
+    python experiments/salt_allocation.py --quick --seeds 1 --jobs 2       # a first look
 
 The budget is the demo's (`videojepa.demo.SIZES`; `--budget-steps` V-JEPA steps' FLOPs). For every
 (teacher share, seed) one job trains a SALT teacher on `share` of the budget, then a student on the rest,
 then probes the student on motion and appearance: the same configs, budget arithmetic, training and
-probing as `videojepa demo` (the functions of `videojepa.demo`), in WORK/runs/share<F>-seed<S>/.
+probing as `videojepa demo` (the functions of `videojepa.demo.run`), in WORK/runs/share<F>-seed<S>/.
 The synthetic data is rendered once PER SEED (WORK/data/seed<S>, shared by all shares), so the spread
 over seeds covers the data, the weights, the masks and the probes.
 
@@ -34,7 +34,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from videojepa import demo
+from videojepa.demo import run as demo
 
 
 def job_configs(work: Path, share: float, seed: int, overrides: tuple[str, ...]) -> dict:
@@ -109,7 +109,7 @@ def markdown(summary: list[dict], budget: float, chance: dict, tasks=demo.TASKS)
 
 
 def plot(summary: list[dict], chance: dict, path: Path, tasks=demo.TASKS) -> None:
-    from videojepa.plots import pyplot
+    from videojepa.utils.plotting import pyplot
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)

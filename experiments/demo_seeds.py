@@ -1,7 +1,7 @@
 """Mean ± std over seeds of several `videojepa demo` runs (one results.json per seed), as a Markdown table.
 
     for s in 0 1 2; do videojepa demo --seed $s --out runs/demo_s$s; done
-    python benchmarks/demo_seeds.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json]
+    python experiments/demo_seeds.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json]
 
 Each argument is a demo output folder or its results.json. The runs must share everything but the seed
 (same budget, data size and overrides); the table adds, per method, the margin over the random-init

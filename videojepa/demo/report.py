@@ -93,7 +93,7 @@ def motion_split(classes: list[str], matrix: list[list[int]]) -> dict | None:
 
 
 def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, chance: dict) -> dict:
-    """The results.json document from the demo's pieces (see `videojepa.demo.run_demo`)."""
+    """The results.json document from the demo's pieces (see `videojepa.demo.run.run_demo`)."""
     rows = []
     for name, label, names in ROWS:
         probe = names[-1] if names else "random_init"

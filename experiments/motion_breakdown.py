@@ -1,9 +1,9 @@
 """Where the demo's motion accuracy comes from, over seeds: the motion score split into its sub-problems.
 
-    python benchmarks/motion_breakdown.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json out.json]
+    python experiments/motion_breakdown.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json out.json]
 
 Per encoder, mean ± std over the demo folders (one per seed) of the motion top-1 and of its split
-(`videojepa.demo_report.motion_split`, from the best probe cell's confusion matrix on the validation
+(`videojepa.demo.report.motion_split`, from the best probe cell's confusion matrix on the validation
 clips): spinning vs translating classes, rotation sense among spinning clips, and which translation
 among translating clips (chance 50% each with the default four classes).
 Probe results written before probes recorded their confusion matrix are re-probed on motion from the
@@ -17,7 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-from videojepa.demo_report import SPLIT_LABELS, motion_split
+from videojepa.demo.report import SPLIT_LABELS, motion_split
 
 ENCODERS = ("random_init", "salt_teacher", "salt_student", "vjepa", "videomae")
 

@@ -1,13 +1,13 @@
 """One demo pretraining run with changed settings, probed on motion like the demo (JSON on stdout).
 
-    python benchmarks/demo_variant.py --demo runs/demo_s0 --method vjepa --steps 120 --out runs/exp/lr3e4 \
+    python experiments/demo_variant.py --demo runs/demo_s0 --method vjepa --steps 120 --out runs/exp/lr3e4 \
         train.lr=3e-4 train.start_lr=6e-5
 
 Trains `demo/<method>` on the demo folder's motion videos with the demo's own code path
-(`videojepa.demo.pretrain_config` with the overrides, `with_steps`, the Trainer), then trains the demo's
+(`videojepa.demo.run.pretrain_config` with the overrides, `with_steps`, the Trainer), then trains the demo's
 attentive probe (demo/probe: 30 epochs, its lr x wd grid) on the motion task only. The demo folder's
 random-init row (same videos, same seed) is the baseline to compare with. Prints the motion top-1, its
-split into sub-problems (`videojepa.demo_report.motion_split`), every grid cell, and the run's final
+split into sub-problems (`videojepa.demo.report.motion_split`), every grid cell, and the run's final
 health monitors. The run and probe directories are ordinary ones: a killed run resumes.
 """
 from __future__ import annotations
@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE pretraining overrides, as `videojepa pretrain`")
     args = parser.parse_args()
 
-    from videojepa import demo
+    from videojepa.demo import run as demo
     from videojepa.config.loader import load_config
-    from videojepa.demo_report import motion_split
+    from videojepa.demo.report import motion_split
     from videojepa.eval.config import ProbeConfig
     from videojepa.eval.runner import run_probe
     from videojepa.train.trainer import Trainer

@@ -1,0 +1,34 @@
+"""Pretraining: the method-agnostic loop (`trainer`) and its parts.
+
+    from videojepa.train import Trainer
+    Trainer(load_config("vjepa/vitl16")).fit()     # `videojepa pretrain CONFIG`
+
+`checkpoint` (atomic, rotated checkpoints that resume exactly), `distributed` (torchrun),
+`logger` (metrics.jsonl), `monitors` (collapse monitors: RankMe, feature std), `optim` (AdamW with
+V-JEPA's parameter groups), `schedules` (the optimiser's schedules as functions of the step).
+
+The names below are imported on first use: the methods import parts of this package, and the trainer
+imports the methods, so importing them all here would make `import videojepa.methods` circular.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "Trainer": "trainer", "TrainingError": "trainer",
+    "save_checkpoint": "checkpoint", "load_latest": "checkpoint", "list_checkpoints": "checkpoint",
+    "DistInfo": "distributed", "init_distributed": "distributed",
+    "MetricsWriter": "logger", "read_metrics": "logger",
+    "CollapseWatch": "monitors", "rankme": "monitors",
+    "build_optimizer": "optim",
+    "learning_rate": "schedules", "weight_decay": "schedules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'videojepa.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"videojepa.train.{_EXPORTS[name]}"), name)
