@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from videojepa.errors import UserError
+from videojepa.utils.files import atomic_savefig
 
 
 def pyplot():
@@ -55,7 +56,7 @@ def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("training loss", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -85,7 +86,7 @@ def plot_accuracy_vs_flops(rows: list[dict], chance: dict[str, float], budget: f
         ax.tick_params(labelsize=7)
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -117,5 +118,5 @@ def plot_masks_on_clip(clip: np.ndarray, masks: list[tuple[str, np.ndarray]], tu
                 ax.set_title(f"frame {t * tubelet}", fontsize=7)
     fig.suptitle("red = target tokens (predicted), clear = context (what the encoder sees)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

@@ -234,5 +234,8 @@ def to_dict(cfg: BaseModel) -> dict:
 
 
 def save_config(cfg: BaseModel, path: str | Path) -> None:
-    """Write the resolved config (what the run actually used) as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the resolved config (what the run actually used) as YAML, atomically: under torchrun other
+    ranks may read it while rank 0 writes, and a crash mid-write must not leave a truncated file."""
+    from videojepa.utils.files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

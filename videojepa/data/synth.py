@@ -49,6 +49,7 @@ import av
 import numpy as np
 
 from videojepa.errors import UserError
+from videojepa.utils.files import atomic_write_text
 
 MOTIONS = ("rotate_cw", "rotate_ccw", "accelerate", "decelerate", "bounce", "oscillate")
 # The default motion task (the demo's). Calibrated on a GPU sweep (BENCHMARKS.md, "Choosing the demo task"):
@@ -323,23 +324,21 @@ def write_dataset(
             _write_one(job)
     seconds = time.perf_counter() - start
 
+    # Whole files, written atomically: synth.json last, so that it only exists beside complete lists
+    # (the demo takes a matching synth.json as "the data is there").
     for task, labels, classes in (("motion", motion_labels, motions), ("appearance", appearance_labels, appearances)):
         folder = os.path.join(out, task)
-        os.makedirs(folder, exist_ok=True)
         for split, keep in (("train", ~is_val), ("val", is_val)):
-            with open(os.path.join(folder, f"{split}.csv"), "w") as f:
-                f.writelines(f"../videos/{names[i]} {labels[i]}\n" for i in np.flatnonzero(keep))
-        with open(os.path.join(folder, "classes.txt"), "w") as f:
-            f.writelines(f"{c}\n" for c in classes)
-    with open(os.path.join(out, "scenes.csv"), "w") as f:
-        f.write("path,split,motion,appearance\n")
-        f.writelines(f"videos/{names[i]},{'val' if is_val[i] else 'train'},{motions[motion_labels[i]]},"
-                     f"{appearances[appearance_labels[i]]}\n" for i in range(num_videos))
+            atomic_write_text(os.path.join(folder, f"{split}.csv"),
+                              "".join(f"../videos/{names[i]} {labels[i]}\n" for i in np.flatnonzero(keep)))
+        atomic_write_text(os.path.join(folder, "classes.txt"), "".join(f"{c}\n" for c in classes))
+    atomic_write_text(os.path.join(out, "scenes.csv"), "path,split,motion,appearance\n" + "".join(
+        f"videos/{names[i]},{'val' if is_val[i] else 'train'},{motions[motion_labels[i]]},"
+        f"{appearances[appearance_labels[i]]}\n" for i in range(num_videos)))
     summary = {
         "num_videos": num_videos, "num_train": int((~is_val).sum()), "num_val": int(is_val.sum()), "seed": seed,
         "motion_classes": list(motions), "appearance_classes": list(appearances),
         "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
     }
-    with open(os.path.join(out, "synth.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    atomic_write_text(os.path.join(out, "synth.json"), json.dumps(summary, indent=2))
     return {**summary, "seconds": seconds, "workers": workers}

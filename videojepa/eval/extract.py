@@ -182,7 +182,7 @@ def extract_features(
     if force:
         for stale in parts.glob("*.npz"):
             stale.unlink()
-    settings_file.write_text(json.dumps(settings))
+    atomic_write_text(settings_file, json.dumps(settings))
 
     todo = [i for i in range(len(entries)) if not (parts / f"{i:08d}.npz").is_file()]
     transform = ClipTransform(size, tuple(mean), tuple(std), train=False, eval_resize_ratio=1.0)

@@ -6,6 +6,7 @@ import torch
 
 def draw_masks(generators: list, names: list[str], path: str, samples: int = 4, seed: int = 0) -> None:
     from videojepa.plots import pyplot
+    from videojepa.utils.files import atomic_savefig
 
     plt = pyplot()
     generator = torch.Generator().manual_seed(seed)
@@ -27,5 +28,5 @@ def draw_masks(generators: list, names: list[str], path: str, samples: int = 4, 
                     ax.set_title(f"t={t}", fontsize=7)
     fig.suptitle("black = target (masked), white = context", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
