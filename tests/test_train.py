@@ -221,6 +221,41 @@ def test_a_nan_loss_is_skipped_and_counted_then_too_many_abort(tiny_synth, tmp_p
         trainer.train_step(video, masks)
 
 
+def test_fp16_overflow_steps_skip_the_ema_are_counted_and_abort(tiny_synth, tmp_path, caplog):
+    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path,
+                           **{"train.precision": "fp16", "train.max_nonfinite_steps": 3})
+    video, masks = first_batch(trainer)
+    method = trainer.method
+    weights = lambda: [p.detach().clone() for p in (*method.encoder.parameters(), *method.target_encoder.parameters())]  # noqa: E731
+    overflow = {"on": False}
+    for p in method.encoder.parameters():  # an overflowing backward: inf gradients, finite loss
+        p.register_hook(lambda g: torch.full_like(g, float("inf")) if overflow["on"] else g)
+
+    def step(expect_applied: bool):
+        before, scale = weights(), trainer.scaler.get_scale()
+        record = trainer.train_step(video, masks)
+        unchanged = [torch.equal(a, b) for a, b in zip(before, weights())]
+        if expect_applied:  # negative control: the online encoder moved and the EMA pulled the target along
+            assert not any(unchanged)
+        else:  # no optimiser step, no EMA update, and the scaler halved its scale
+            assert all(unchanged) and trainer.scaler.get_scale() == scale / 2
+        return record
+
+    assert step(True)["skipped"] == 0
+    overflow["on"] = True
+    with caplog.at_level(logging.WARNING, logger="videojepa.train"):
+        assert step(False)["skipped"] == 1 and trainer.nonfinite_in_row == 1
+        assert step(False)["skipped"] == 2 and trainer.nonfinite_in_row == 2
+    assert "fp16 gradient overflow" in caplog.text and "step skipped (2 in a row, 2 in all)" in caplog.text
+    overflow["on"] = False
+    assert step(True)["skipped"] == 2 and trainer.nonfinite_in_row == 0
+    overflow["on"] = True
+    step(False), step(False)
+    with pytest.raises(TrainingError, match=r"^3 non-finite steps in a row \(train.max_nonfinite_steps=3\)"):
+        trainer.train_step(video, masks)
+    assert trainer.skipped == 5
+
+
 def test_gradient_accumulation_matches_one_big_batch(tiny_synth, tmp_path):
     a = make_trainer("demo/salt_teacher", tiny_synth, tmp_path / "a")
     b = make_trainer("demo/salt_teacher", tiny_synth, tmp_path / "b", **{"train.accum_steps": 2})

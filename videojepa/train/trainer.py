@@ -186,19 +186,16 @@ class Trainer:
         max_norm = tc.grad_clip if tc.grad_clip is not None else float("inf")
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True)  # CPU's default is a slow loop
         loss_value = float(all_reduce_mean(torch.as_tensor(loss_sum), self.dist))
-        # fp16's scaler handles overflowing gradients itself; otherwise they are a skipped step
-        finite = math.isfinite(loss_value) and (self.scaler.is_enabled() or bool(torch.isfinite(grad_norm)))
-        if finite:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+        applied, reason = self._optimizer_step(loss_value, grad_norm)
+        if applied:
             self.method.after_step(momentum)
             self.nonfinite_in_row = 0
-        else:
+        else:  # nothing of this step reaches the weights: no optimiser step, no EMA update
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
             self.nonfinite_in_row += 1
-            log.warning("step %d: non-finite loss (%s) or gradient norm (%s): step skipped (%d in a row, %d in all)",
-                        step, loss_value, float(grad_norm), self.nonfinite_in_row, self.skipped)
+            log.warning("step %d: %s: step skipped (%d in a row, %d in all)", step, reason, self.nonfinite_in_row,
+                        self.skipped)
             if self.nonfinite_in_row >= tc.max_nonfinite_steps:
                 raise TrainingError(f"{self.nonfinite_in_row} non-finite steps in a row (train.max_nonfinite_steps="
                                     f"{tc.max_nonfinite_steps}); last good checkpoint is in {self.run_dir}/checkpoints. "
@@ -207,6 +204,29 @@ class Trainer:
         return {"step": self.step, "loss": loss_value, "lr": lr, "wd": wd, "momentum": momentum,
                 "grad_norm": float(grad_norm), "clipped": float(grad_norm) > max_norm, "skipped": self.skipped,
                 **metric_sums}
+
+    def _optimizer_step(self, loss_value: float, grad_norm: torch.Tensor) -> tuple[bool, str]:
+        """Apply the unscaled gradients unless the loss or a gradient is non-finite; returns (applied, why not).
+
+        fp16: the GradScaler skips the optimiser step itself when a gradient overflowed and then lowers its
+        scale; a lower scale after `update()` is how that skip is seen (it is the scaler's only overflow
+        signal), and it counts as a skipped step like any other non-finite one."""
+        if not math.isfinite(loss_value):
+            if self.scaler.is_enabled():
+                self.scaler.update()  # closes this step's unscale_(); the next step may unscale again
+            return False, f"non-finite loss ({loss_value})"
+        if not self.scaler.is_enabled():
+            if not bool(torch.isfinite(grad_norm)):
+                return False, f"non-finite gradient norm ({float(grad_norm)})"
+            self.optimizer.step()
+            return True, ""
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() < scale:
+            return False, (f"fp16 gradient overflow (norm {float(grad_norm)}): the scaler skipped the optimiser step "
+                           f"and lowered its scale from {scale:g} to {self.scaler.get_scale():g}")
+        return True, ""
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
