@@ -189,6 +189,47 @@ def test_a_constant_encoder_triggers_the_collapse_warning(tiny_synth, tmp_path):
     assert last["collapse_warning"] and last["feature_std"] < 1e-3 and last["feature_rank"] < 2
 
 
+def test_a_method_without_std_metrics_is_watched_on_the_held_out_signals(tiny_synth, tmp_path):
+    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5, "train.lr": 1e-9,
+                                                                  "train.start_lr": 1e-9})
+    forward = trainer.method.forward
+
+    def no_std_metrics(v, m):  # a method that reports neither target_std nor pred_std
+        loss, metrics = forward(v, m)
+        return loss, {k: x for k, x in metrics.items() if not k.endswith("_std")}
+
+    trainer.method.forward = no_std_metrics
+    trainer.model = trainer.method
+    with torch.no_grad():
+        for encoder in (trainer.method.encoder, trainer.method.target_encoder):
+            encoder.norm.weight.zero_()
+            encoder.norm.bias.uniform_(-1, 1)
+    trainer.fit()
+    log = (tmp_path / "train.log").read_text()
+    assert "the method reports no target_std; watching the held-out feature std and rank only" in log
+    warning = next(line for line in log.splitlines() if "collapse suspected" in line)
+    assert "collapse suspected: feature std 0.0000 (threshold 0.02), effective rank 1.00" in warning
+    last = [r for r in read_metrics(tmp_path) if len(r) > 2][-1]
+    assert last["collapse_warning"] and "target_std" not in last
+
+
+def test_collapse_watch_has_no_stand_ins_for_missing_or_nan_signals(caplog):
+    from videojepa.train.monitors import CollapseWatch
+
+    healthy = {"feature_std": 0.5, "feature_rank": 10.0}
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "target_std": 0.4}) is False  # negative control
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "target_std": 0.001}) is True
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "feature_std": float("nan")}) is True
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "feature_rank": float("nan")}) is True
+    with pytest.raises(ValueError, match="collapse watch: no feature_std or feature_rank measured"):
+        CollapseWatch(0.02, 2.0).check(1, {"target_std": 0.001})
+    watch = CollapseWatch(0.02, 2.0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="videojepa.train"):
+        assert watch.check(1, healthy) is False and watch.check(2, healthy) is False
+    assert caplog.text.count("reports no target_std") == 1
+
+
 def test_healthy_training_raises_no_collapse_warning(tiny_synth, tmp_path):
     make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5}).fit()
     log = (tmp_path / "train.log").read_text()

@@ -309,7 +309,8 @@ class Trainer:
         full = {**record, **health, "clips_per_s": clips_per_s, "step_time": seconds / max(window["steps"], 1),
                 "data_wait_fraction": window["wait"] / seconds, "clip_rate": window["clipped"] / max(window["steps"], 1),
                 "flops_per_s": clips_per_s * flops_per_clip, "flops_per_s_with_attention": clips_per_s * flops_attn_per_clip}
-        full["collapse_warning"] = self.collapse.check(self.step, {**health, "target_std": record.get("target_std", 1.0)})
+        watched = {**health, **{k: record[k] for k in ("target_std",) if k in record}}  # no stand-in for a missing one
+        full["collapse_warning"] = self.collapse.check(self.step, watched)
         if self.metrics:
             self.metrics.write(full)
         log.info("step %d loss %.4f lr %.2e grad %.3f | target std %.3f pred std %.3f | feature std %.3f rank %.1f | "
