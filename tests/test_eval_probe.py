@@ -176,3 +176,21 @@ def test_probe_config_and_data_errors_are_one_line(synth, tmp_path, cli):
     code, _, err = cli(*base, "tasks=[]", f"data.train={synth}/appearance/small_train.csv",
                        f"data.val={synth}/appearance/small_val.csv", *TINY, "run.device=gpu0")
     assert code == 2 and "run.device='gpu0' is not a torch device" in err
+
+
+def test_an_unreadable_validation_file_is_excluded_and_reported_never_substituted(synth, tmp_path, cli):
+    (tmp_path / "broken.mp4").write_text("not a video\n")
+    val = (synth / "appearance/small_val.csv").read_text().splitlines()  # 20 videos, paths relative to synth
+    (tmp_path / "val.csv").write_text("".join(f"{synth / 'appearance' / line.split()[0]} {line.split()[1]}\n"
+                                              for line in val[:10]) + "broken.mp4 0\n"
+                                      + "".join(f"{synth / 'appearance' / line.split()[0]} {line.split()[1]}\n"
+                                                for line in val[10:]))
+    args = ["tasks=[]", f"data.train={synth}/appearance/small_train.csv", f"data.val={tmp_path / 'val.csv'}", *TINY,
+            "probe.kind=linear", "optim.epochs=2", "data.max_bad_fraction=0.1"]
+    for attempt in ("extracted", "from cache"):
+        results, out = probe(cli, tmp_path / "run", *args)
+        task = results["tasks"][0]
+        assert task["cached"]["val"] == (attempt == "from cache")
+        assert task["val_excluded"] == [str(tmp_path / "broken.mp4")] and task["bad_files"]["val"] == 1
+        assert task["num_val"] == 20 and np.array(task["confusion"]).sum() == 20  # the 20 readable videos, once each
+    assert "1 unreadable validation file(s) excluded from the score: " + str(tmp_path / "broken.mp4") in out

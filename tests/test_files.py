@@ -98,3 +98,24 @@ def test_atomic_savefig_writes_the_format_of_the_suffix(tmp_path):
     plt.close(fig)
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "a.pdf").read_bytes()[:5] == b"%PDF-" and leftovers(tmp_path) == []
+
+
+def test_tensorboard_is_skipped_only_when_missing(tmp_path, monkeypatch, caplog):
+    import logging
+    import sys
+    import types
+
+    from videojepa.train.logger import MetricsWriter
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # not installed: ImportError
+    with caplog.at_level(logging.INFO, logger="videojepa.train"):
+        writer = MetricsWriter(tmp_path / "metrics.jsonl", None)
+    assert writer.tensorboard is None and "tensorboard package is not installed" in caplog.text
+    writer.close()
+
+    def broken_writer(logdir):
+        raise PermissionError(13, "Permission denied", logdir)
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=broken_writer))
+    with pytest.raises(PermissionError):  # installed but failing: an error, not a silent "no TensorBoard"
+        MetricsWriter(tmp_path / "metrics.jsonl", None)

@@ -41,10 +41,10 @@ class MetricsWriter:
         self.tensorboard = None
         try:
             from torch.utils.tensorboard import SummaryWriter
-
+        except ImportError:  # the tensorboard package is optional; any other failure of the writer is not hidden
+            log.info("TensorBoard logs are not written: the tensorboard package is not installed")
+        else:
             self.tensorboard = SummaryWriter(str(path.parent / "tensorboard"))
-        except Exception:  # tensorboard is optional
-            self.tensorboard = None
 
     def write(self, record: dict) -> None:
         self.file.write(json.dumps(record) + "\n")
