@@ -100,3 +100,21 @@ def test_collator_is_seeded_by_sample_indices():
 def test_masks_cli_draws_a_picture(cli, tmp_path):
     code, out, _ = cli("masks", "vjepa/vitl16", "--out", tmp_path / "m.png", "--samples", 2)
     assert code == 0 and (tmp_path / "m.png").stat().st_size > 1000
+
+
+def test_masks_cli_reports_a_plan_config_per_stage(cli, tmp_path):
+    args = ("masks", "paper/salt_vitl", "--batches", 3, "--batch-size", 8)
+    code, out, err = cli(*args, "--json", "stages.1.overrides={masks.0.num_blocks: 4}")
+    doc = json.loads(out)
+    assert code == 0 and err == "" and [(s["name"], s["config"]) for s in doc["stages"]] == [
+        ("teacher", "salt/vitl16_teacher"), ("student", "salt/vitl16_student")]
+    teacher, student = doc["stages"]
+    assert teacher["grid"] == student["grid"] == [8, 14, 14] and teacher["batches"] == 3
+    assert [g["generator"] for g in teacher["generators"]][0].startswith("multiblock 8x0.15")
+    assert [g["generator"] for g in student["generators"]][0].startswith("multiblock 4x0.15")  # its own override
+    code, out, _ = cli(*args)
+    assert code == 0 and out.startswith("stage teacher (salt/vitl16_teacher)\ngrid [8, 14, 14] (1568 tokens)")
+    assert "\nstage student (salt/vitl16_student)\n" in out
+    code, out, _ = cli("masks", "paper/salt_vitl", "--out", tmp_path / "m.png", "--samples", 1)
+    assert code == 0 and out.split() == ["wrote", str(tmp_path / "m_teacher.png"), "wrote", str(tmp_path / "m_student.png")]
+    assert (tmp_path / "m_teacher.png").stat().st_size > 1000 and not (tmp_path / "m.png").exists()
