@@ -312,3 +312,31 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_synth, tmp_path):
 def test_pretrain_cli_reports_missing_data(cli, tmp_path):
     code, _, err = cli("pretrain", "demo/vjepa", f"run.dir={tmp_path}", "data.train=null")
     assert code == 2 and "data.train is not set" in err
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.val=nowhere/val.csv", "data.val: data source not found: nowhere/val.csv. Pretraining uses data.val only for "
+     "the health monitors' held-out batch (feature std and RankMe on 8 clips); give an existing CSV/folder, or "
+     "data.val=null to measure them on un-augmented training clips"),
+    ("data.train=nowhere/train.csv", "data.train: data source not found: nowhere/train.csv (a CSV/list file, a folder "
+     "of videos or one video)"),
+    ("data.num_views=3", "data.num_views: 3 is an evaluation setting: pretraining reads one clip and one view per "
+     "video (allowed: 1); set it in a probe config instead"),
+    ("data.num_clips=2", "data.num_clips: 2 is an evaluation setting: pretraining reads one clip and one view per "
+     "video (allowed: 1); set it in a probe config instead"),
+])
+def test_pretrain_refuses_bad_data_settings_before_any_work(cli, tiny_synth, tmp_path, override, message):
+    run = tmp_path / "run"
+    code, out, err = cli("pretrain", "demo/vjepa", *tiny_overrides(tiny_synth, run), override)
+    assert (code, out, err) == (2, "", f"videojepa pretrain: error: {message}\n")
+    assert not run.exists()  # nothing written
+
+
+def test_pretraining_without_data_val_logs_its_held_out_fallback(tiny_synth, tmp_path):
+    make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 1, "train.log_every": 1,
+                                                        "data.val": "null"}).fit()
+    log = (tmp_path / "train.log").read_text()
+    assert "data.val is not set: the health monitors' held-out batch is 8 un-augmented training clips" in log
+    assert "feature std" in log  # the monitors ran on that batch
+    make_trainer("demo/vjepa", tiny_synth, tmp_path / "with_val", **{"train.steps": 1}).fit()  # negative control
+    assert "data.val is not set" not in (tmp_path / "with_val" / "train.log").read_text()

@@ -227,6 +227,17 @@ def check_consistency(cfg: PretrainConfig) -> None:
     if cfg.method.teacher.model is not None and cfg.method.teacher.model not in models:
         raise ConfigError("method.teacher.model", f"unknown model {cfg.method.teacher.model!r}; "
                           f"allowed values: {', '.join(models)}")
+    check_pretraining_data(cfg)
+
+
+def check_pretraining_data(cfg: PretrainConfig) -> None:
+    """Pretraining feeds the model ONE clip and ONE view per video (a batch is B x C x T x H x W); the
+    multi-clip / multi-view keys of the shared data section are evaluation settings (`videojepa probe`)."""
+    for key in ("num_clips", "num_views"):
+        value = getattr(cfg.data, key)
+        if value != 1:
+            raise ConfigError(f"data.{key}", f"{value} is an evaluation setting: pretraining reads one clip and one "
+                              f"view per video (allowed: 1); set it in a probe config instead")
 
 
 def to_dict(cfg: BaseModel) -> dict:

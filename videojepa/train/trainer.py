@@ -33,6 +33,7 @@ from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.optim import build_optimizer, set_hyperparameters
 from videojepa.train.schedules import ema_momentum, learning_rate, weight_decay
+from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
 
 log = logging.getLogger("videojepa.train")
 
@@ -100,9 +101,7 @@ class Trainer:
         from videojepa.data.loader import build_loader
 
         cfg = self.cfg
-        if not cfg.data.train:
-            raise UserError("data.train is not set: give a CSV or folder of videos, e.g. `videojepa data synth --out "
-                            "data/synth` then data.train=data/synth/motion/train.csv")
+        check_data_sources(cfg.data)
         dataset = build_dataset(cfg.data.train, cfg.data, train=True)
         collate = MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed)
         per_rank = cfg.train.batch_size // self.dist.world_size
@@ -112,8 +111,12 @@ class Trainer:
                                    distributed=self.dist.enabled)
         # A fixed held-out batch for the health monitors: validation clips if any, else training
         # clips without augmentation.
-        held_out = build_dataset(cfg.data.val or cfg.data.train, cfg.data, train=False)
-        count = min(len(held_out), 8)
+        if not cfg.data.val:
+            log.info("data.val is not set: the health monitors' held-out batch is %d un-augmented training clips",
+                     HELD_OUT_CLIPS)
+        held_out = build_dataset(cfg.data.val or cfg.data.train, cfg.data, train=False,
+                                 key="data.val" if cfg.data.val else "data.train")
+        count = min(len(held_out), HELD_OUT_CLIPS)
         self.health_video = torch.stack([held_out[i]["video"] for i in range(count)]).to(self.device)
 
     def prepare_run_dir(self) -> dict | None:
