@@ -10,7 +10,9 @@ def register(subparsers) -> None:
         description="Pretrain an encoder with the config's method. The run directory (run.dir) receives the "
                     "resolved config.yaml, metrics.jsonl, train.log, checkpoints/ and encoder.safetensors. "
                     "Running again on an existing run directory resumes from its newest checkpoint; a config "
-                    "that conflicts with the saved one is refused. Launch with torchrun for several processes.")
+                    "that conflicts with the saved one is refused. data.train is required; data.val is used only "
+                    "for the health monitors' held-out batch (unset: un-augmented training clips, logged; set but "
+                    "missing: an error before any work). Launch with torchrun for several processes.")
     add_config_arguments(p)
     p.set_defaults(func=run)
 
