@@ -120,3 +120,30 @@ def test_workers_share_the_count_and_surface_the_abort_cleanly(tmp_path):
     message = str(info.value)
     assert "Traceback" not in message and "\n" not in message
     assert "are unreadable, more than data.max_bad_fraction=0.1" in message
+
+
+def test_an_exclude_dataset_never_substitutes_a_bad_file(tmp_path):
+    from videojepa.eval.features import extract_dataset
+    from videojepa.models.registry import create_model
+
+    write_index_video(str(tmp_path / "good0.mp4"), 24, 32, 32)
+    write_index_video(str(tmp_path / "good1.mp4"), 24, 32, 32)
+    (tmp_path / "bad.mp4").write_text("not a video\n")
+    (tmp_path / "list.csv").write_text("good0.mp4 0\nbad.mp4 1\ngood1.mp4 1\n")
+    cfg = DataConfig(**{**CFG, "max_bad_fraction": 0.5, "num_views": 2})
+    ds = build_dataset(str(tmp_path / "list.csv"), cfg, train=False, on_bad="exclude")
+    with pytest.warns(BadInputWarning, match=r"bad\.mp4: not a readable media file .*\(1 bad of 3 files so far\)"):
+        item = ds[1]
+    assert item["index"] == -1 and item["label"] == 1 and item["video"].shape == (2, 3, 4, 32, 32)
+    assert ds[0]["index"] == 0 and ds[2]["index"] == 2 and ds.num_bad == 1
+    encoder = create_model("vit_pico", patch_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BadInputWarning)
+        feats = extract_dataset(encoder, ds, batch_size=3, pooled=True)
+    assert feats.indices.tolist() == [[0, 2]] and feats.labels.tolist() == [[0, 1]]  # no row for bad.mp4
+    assert feats.features.shape[:2] == (1, 2)
+    # negative control: the training rule replaces it by another file, so a file is counted twice
+    replaced = build_dataset(str(tmp_path / "list.csv"), cfg, train=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BadInputWarning)
+        assert replaced[(1, 0, 0)]["index"] in (0, 2)

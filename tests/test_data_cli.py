@@ -19,6 +19,14 @@ def test_synth_writes_both_label_sets(tmp_path, cli):
     assert code == 2 and err.startswith("videojepa data: error: ") and "pass --force" in err
 
 
+def test_synth_motions_replaces_the_default_classes(tmp_path, cli):
+    code, text, _ = cli("data", "synth", "--out", tmp_path, "--num-videos", 4, "--frames", 2, "--size", 16,
+                        "--workers", 1, "--motions", "decelerate,accelerate,bounce")
+    assert code == 0 and "motion     3 classes (chance 33.3%): decelerate, accelerate, bounce" in text
+    assert (tmp_path / "motion" / "classes.txt").read_text().split() == ["decelerate", "accelerate", "bounce"]
+    assert json.loads((tmp_path / "synth.json").read_text())["motion_classes"] == ["decelerate", "accelerate", "bounce"]
+
+
 def test_check_reports_exactly_the_planted_bad_file(tmp_path, cli):
     for i in range(4):
         write_index_video(str(tmp_path / f"clip{i}.mp4"), 40, 32, 32)

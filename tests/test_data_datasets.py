@@ -132,3 +132,18 @@ def test_single_file_mixed_labels_and_binary_lists(tmp_path):
     (tmp_path / "blob.csv").write_bytes(bytes(range(256)) * 4)
     with pytest.raises(UserError, match="not a text file list"):
         read_entries(str(tmp_path / "blob.csv"))
+
+
+def test_classes_txt_with_fewer_names_than_labels_is_an_error(tmp_path, cli):
+    write_index_video(str(tmp_path / "v.mp4"), 10, 32, 32)
+    (tmp_path / "list.csv").write_text("v.mp4 0\nv.mp4 2\n")
+    (tmp_path / "classes.txt").write_text("cat\ndog\n")
+    message = (f"{tmp_path / 'classes.txt'} names 2 classes but {tmp_path / 'list.csv'} uses label 2: it needs at "
+               f"least 3 names, one per line in label order (or remove it to number the classes)")
+    with pytest.raises(UserError) as err:
+        read_entries(str(tmp_path / "list.csv"))
+    assert str(err.value) == message
+    code, out, stderr = cli("data", "check", tmp_path / "list.csv")
+    assert code == 2 and stderr == f"videojepa data: error: {message}\n" and "Traceback" not in stderr
+    (tmp_path / "classes.txt").write_text("cat\ndog\nbird\n")  # negative control: enough names
+    assert read_entries(str(tmp_path / "list.csv"))[1] == ["cat", "dog", "bird"]

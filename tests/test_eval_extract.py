@@ -107,6 +107,24 @@ def test_feature_cache_is_reused_only_for_the_same_key(tmp_path):
     assert again.label([5, 6, 7, 8]).labels.tolist() == [[5, 6, 6, 8]]  # labels follow the files actually used
 
 
+def test_feature_cache_recomputes_a_damaged_file_with_a_warning_but_lets_other_errors_through(tmp_path, monkeypatch):
+    import safetensors
+
+    compute = lambda: FeatureSet(torch.randn(1, 2, 4), torch.tensor([[0, 1]]))  # noqa: E731
+    path = tmp_path / "f.safetensors"
+    path.write_bytes(b"half a file")
+    with pytest.warns(UserWarning, match=f"feature cache {path} is damaged .*; computing the features again"):
+        _, hit = load_or_extract(path, cache_key(a=1), compute)
+    assert not hit and load_or_extract(path, cache_key(a=1), compute)[1]  # rewritten whole, then reused
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(safetensors, "safe_open", unreadable)
+    with pytest.raises(PermissionError):  # not a stale cache: never hidden behind a silent recompute
+        load_or_extract(path, cache_key(a=1), compute)
+
+
 def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
     out = tmp_path / "a.npy"
     code, stdout, err = cli("extract", "--checkpoint", media / "enc.safetensors", "--input", media / "videos/a.mp4",

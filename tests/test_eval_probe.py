@@ -7,6 +7,7 @@ import pytest
 import torch
 import yaml
 
+from videojepa.data.datasets import BadInputWarning
 from videojepa.data.synth import DEFAULT_MOTIONS
 from videojepa.eval.report import SCHEMA, TASK_KEYS, TOP_KEYS, check_results
 
@@ -176,3 +177,23 @@ def test_probe_config_and_data_errors_are_one_line(synth, tmp_path, cli):
     code, _, err = cli(*base, "tasks=[]", f"data.train={synth}/appearance/small_train.csv",
                        f"data.val={synth}/appearance/small_val.csv", *TINY, "run.device=gpu0")
     assert code == 2 and "run.device='gpu0' is not a torch device" in err
+
+
+def test_an_unreadable_validation_file_is_excluded_and_reported_never_substituted(synth, tmp_path, cli):
+    (tmp_path / "broken.mp4").write_text("not a video\n")
+    val = (synth / "appearance/small_val.csv").read_text().splitlines()  # 20 videos, paths relative to synth
+    (tmp_path / "val.csv").write_text("".join(f"{synth / 'appearance' / line.split()[0]} {line.split()[1]}\n"
+                                              for line in val[:10]) + "broken.mp4 0\n"
+                                      + "".join(f"{synth / 'appearance' / line.split()[0]} {line.split()[1]}\n"
+                                                for line in val[10:]))
+    args = ["tasks=[]", f"data.train={synth}/appearance/small_train.csv", f"data.val={tmp_path / 'val.csv'}", *TINY,
+            "probe.kind=linear", "optim.epochs=2", "data.max_bad_fraction=0.1"]
+    with pytest.warns(BadInputWarning, match="broken.mp4: not a readable media file"):
+        extracted, out = probe(cli, tmp_path / "run", *args)
+    cached, _ = probe(cli, tmp_path / "run", *args)  # the same run again: validation features from the cache
+    for results, from_cache in ((extracted, False), (cached, True)):
+        task = results["tasks"][0]
+        assert task["cached"]["val"] == from_cache
+        assert task["val_excluded"] == [str(tmp_path / "broken.mp4")] and task["bad_files"]["val"] == 1
+        assert task["num_val"] == 20 and np.array(task["confusion"]).sum() == 20  # the 20 readable videos, once each
+    assert "1 unreadable validation file(s) excluded from the score: " + str(tmp_path / "broken.mp4") in out

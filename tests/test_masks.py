@@ -130,3 +130,21 @@ def test_one_drawer_draws_masks_alone_or_over_a_clip(tmp_path):
     shaded = _over_frame(clip[0], mask[0], patch=8)
     assert np.allclose(shaded[:8, 8:], 0.3 * 0.5 + 0.7 * np.array([0.85, 0.1, 0.1]))  # the target token: red
     assert np.array_equal(shaded[8:], clip[0, 8:]) and np.array_equal(shaded[:8, :8], clip[0, :8, :8])  # context
+
+
+def test_masks_cli_reports_a_plan_config_per_stage(cli, tmp_path):
+    args = ("masks", "paper/salt_vitl", "--batches", 3, "--batch-size", 8)
+    code, out, err = cli(*args, "--json", "stages.1.overrides={masks.0.num_blocks: 4}")
+    doc = json.loads(out)
+    assert code == 0 and err == "" and [(s["name"], s["config"]) for s in doc["stages"]] == [
+        ("teacher", "salt/vitl16_teacher"), ("student", "salt/vitl16_student")]
+    teacher, student = doc["stages"]
+    assert teacher["grid"] == student["grid"] == [8, 14, 14] and teacher["batches"] == 3
+    assert [g["generator"] for g in teacher["generators"]][0].startswith("multiblock 8x0.15")
+    assert [g["generator"] for g in student["generators"]][0].startswith("multiblock 4x0.15")  # its own override
+    code, out, _ = cli(*args)
+    assert code == 0 and out.startswith("stage teacher (salt/vitl16_teacher)\ngrid [8, 14, 14] (1568 tokens)")
+    assert "\nstage student (salt/vitl16_student)\n" in out
+    code, out, _ = cli("masks", "paper/salt_vitl", "--out", tmp_path / "m.png", "--samples", 1)
+    assert code == 0 and out.split() == ["wrote", str(tmp_path / "m_teacher.png"), "wrote", str(tmp_path / "m_student.png")]
+    assert (tmp_path / "m_teacher.png").stat().st_size > 1000 and not (tmp_path / "m.png").exists()

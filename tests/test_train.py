@@ -189,6 +189,47 @@ def test_a_constant_encoder_triggers_the_collapse_warning(tiny_synth, tmp_path):
     assert last["collapse_warning"] and last["feature_std"] < 1e-3 and last["feature_rank"] < 2
 
 
+def test_a_method_without_std_metrics_is_watched_on_the_held_out_signals(tiny_synth, tmp_path):
+    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5, "train.lr": 1e-9,
+                                                                  "train.start_lr": 1e-9})
+    forward = trainer.method.forward
+
+    def no_std_metrics(v, m):  # a method that reports neither target_std nor pred_std
+        loss, metrics = forward(v, m)
+        return loss, {k: x for k, x in metrics.items() if not k.endswith("_std")}
+
+    trainer.method.forward = no_std_metrics
+    trainer.model = trainer.method
+    with torch.no_grad():
+        for encoder in (trainer.method.encoder, trainer.method.target_encoder):
+            encoder.norm.weight.zero_()
+            encoder.norm.bias.uniform_(-1, 1)
+    trainer.fit()
+    log = (tmp_path / "train.log").read_text()
+    assert "the method reports no target_std; watching the held-out feature std and rank only" in log
+    warning = next(line for line in log.splitlines() if "collapse suspected" in line)
+    assert "collapse suspected: feature std 0.0000 (threshold 0.02), effective rank 1.00" in warning
+    last = [r for r in read_metrics(tmp_path) if len(r) > 2][-1]
+    assert last["collapse_warning"] and "target_std" not in last
+
+
+def test_collapse_watch_has_no_stand_ins_for_missing_or_nan_signals(caplog):
+    from videojepa.train.monitors import CollapseWatch
+
+    healthy = {"feature_std": 0.5, "feature_rank": 10.0}
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "target_std": 0.4}) is False  # negative control
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "target_std": 0.001}) is True
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "feature_std": float("nan")}) is True
+    assert CollapseWatch(0.02, 2.0).check(1, {**healthy, "feature_rank": float("nan")}) is True
+    with pytest.raises(ValueError, match="collapse watch: no feature_std or feature_rank measured"):
+        CollapseWatch(0.02, 2.0).check(1, {"target_std": 0.001})
+    watch = CollapseWatch(0.02, 2.0)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="videojepa.train"):
+        assert watch.check(1, healthy) is False and watch.check(2, healthy) is False
+    assert caplog.text.count("reports no target_std") == 1
+
+
 def test_healthy_training_raises_no_collapse_warning(tiny_synth, tmp_path):
     make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5}).fit()
     log = (tmp_path / "train.log").read_text()
@@ -221,6 +262,41 @@ def test_a_nan_loss_is_skipped_and_counted_then_too_many_abort(tiny_synth, tmp_p
         trainer.train_step(video, masks)
 
 
+def test_fp16_overflow_steps_skip_the_ema_are_counted_and_abort(tiny_synth, tmp_path, caplog):
+    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path,
+                           **{"train.precision": "fp16", "train.max_nonfinite_steps": 3})
+    video, masks = first_batch(trainer)
+    method = trainer.method
+    weights = lambda: [p.detach().clone() for p in (*method.encoder.parameters(), *method.target_encoder.parameters())]  # noqa: E731
+    overflow = {"on": False}
+    for p in method.encoder.parameters():  # an overflowing backward: inf gradients, finite loss
+        p.register_hook(lambda g: torch.full_like(g, float("inf")) if overflow["on"] else g)
+
+    def step(expect_applied: bool):
+        before, scale = weights(), trainer.scaler.get_scale()
+        record = trainer.train_step(video, masks)
+        unchanged = [torch.equal(a, b) for a, b in zip(before, weights())]
+        if expect_applied:  # negative control: the online encoder moved and the EMA pulled the target along
+            assert not any(unchanged)
+        else:  # no optimiser step, no EMA update, and the scaler halved its scale
+            assert all(unchanged) and trainer.scaler.get_scale() == scale / 2
+        return record
+
+    assert step(True)["skipped"] == 0
+    overflow["on"] = True
+    with caplog.at_level(logging.WARNING, logger="videojepa.train"):
+        assert step(False)["skipped"] == 1 and trainer.nonfinite_in_row == 1
+        assert step(False)["skipped"] == 2 and trainer.nonfinite_in_row == 2
+    assert "fp16 gradient overflow" in caplog.text and "step skipped (2 in a row, 2 in all)" in caplog.text
+    overflow["on"] = False
+    assert step(True)["skipped"] == 2 and trainer.nonfinite_in_row == 0
+    overflow["on"] = True
+    step(False), step(False)
+    with pytest.raises(TrainingError, match=r"^3 non-finite steps in a row \(train.max_nonfinite_steps=3\)"):
+        trainer.train_step(video, masks)
+    assert trainer.skipped == 5
+
+
 def test_gradient_accumulation_matches_one_big_batch(tiny_synth, tmp_path):
     a = make_trainer("demo/salt_teacher", tiny_synth, tmp_path / "a")
     b = make_trainer("demo/salt_teacher", tiny_synth, tmp_path / "b", **{"train.accum_steps": 2})
@@ -236,3 +312,31 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_synth, tmp_path):
 def test_pretrain_cli_reports_missing_data(cli, tmp_path):
     code, _, err = cli("pretrain", "demo/vjepa", f"run.dir={tmp_path}", "data.train=null")
     assert code == 2 and "data.train is not set" in err
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.val=nowhere/val.csv", "data.val: data source not found: nowhere/val.csv. Pretraining uses data.val only for "
+     "the health monitors' held-out batch (feature std and RankMe on 8 clips); give an existing CSV/folder, or "
+     "data.val=null to measure them on un-augmented training clips"),
+    ("data.train=nowhere/train.csv", "data.train: data source not found: nowhere/train.csv (a CSV/list file, a folder "
+     "of videos or one video)"),
+    ("data.num_views=3", "data.num_views: 3 is an evaluation setting: pretraining reads one clip and one view per "
+     "video (allowed: 1); set it in a probe config instead"),
+    ("data.num_clips=2", "data.num_clips: 2 is an evaluation setting: pretraining reads one clip and one view per "
+     "video (allowed: 1); set it in a probe config instead"),
+])
+def test_pretrain_refuses_bad_data_settings_before_any_work(cli, tiny_synth, tmp_path, override, message):
+    run = tmp_path / "run"
+    code, out, err = cli("pretrain", "demo/vjepa", *tiny_overrides(tiny_synth, run), override)
+    assert (code, out, err) == (2, "", f"videojepa pretrain: error: {message}\n")
+    assert not run.exists()  # nothing written
+
+
+def test_pretraining_without_data_val_logs_its_held_out_fallback(tiny_synth, tmp_path):
+    make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 1, "train.log_every": 1,
+                                                        "data.val": "null"}).fit()
+    log = (tmp_path / "train.log").read_text()
+    assert "data.val is not set: the health monitors' held-out batch is 8 un-augmented training clips" in log
+    assert "feature std" in log  # the monitors ran on that batch
+    make_trainer("demo/vjepa", tiny_synth, tmp_path / "with_val", **{"train.steps": 1}).fit()  # negative control
+    assert "data.val is not set" not in (tmp_path / "with_val" / "train.log").read_text()

@@ -60,7 +60,8 @@ def register(subparsers) -> None:
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     synth.add_argument("--val-fraction", type=float, default=0.25, help="fraction of videos in val.csv")
     synth.add_argument("--motions", default=",".join(DEFAULT_MOTIONS),
-                       help=f"motion classes, comma separated, from: {', '.join(MOTIONS)}")
+                       help=f"the motion classes (replaces the default list; labels follow this order), comma "
+                            f"separated, from: {', '.join(MOTIONS)}")
     synth.add_argument("--appearances", default=",".join(APPEARANCES), help="appearance classes, comma separated")
     synth.add_argument("--clutter", type=float, default=0.1, help="strength of the background texture")
     synth.add_argument("--force", action="store_true", help="replace videos already in OUT")

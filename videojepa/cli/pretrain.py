@@ -10,7 +10,9 @@ def register(subparsers) -> None:
         description="Pretrain an encoder with the config's method. The run directory (run.dir) receives the "
                     "resolved config.yaml, metrics.jsonl, train.log, checkpoints/ and encoder.safetensors. "
                     "Running again on an existing run directory resumes from its newest checkpoint; a config "
-                    "that conflicts with the saved one is refused. Launch with torchrun for several processes.")
+                    "that conflicts with the saved one is refused. data.train is required; data.val is used only "
+                    "for the health monitors' held-out batch (unset: un-augmented training clips, logged; set but "
+                    "missing: an error before any work). Launch with torchrun for several processes.")
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -19,11 +21,13 @@ def run(args) -> int:
     from videojepa.config.loader import load_config
     from videojepa.config.schema import PretrainConfig
     from videojepa.errors import UserError
+    from videojepa.train.sources import check_data_sources
     from videojepa.train.trainer import Trainer
 
     cfg = load_config(args.config, args.overrides)
     if not isinstance(cfg, PretrainConfig):
         raise UserError(f"{args.config} is a plan of several stages; pretrain each stage's config in turn")
+    check_data_sources(cfg.data)  # before the run directory exists
     last = Trainer(cfg).fit()
     print(f"run directory: {cfg.run.dir} (step {last.get('step', '?')}, encoder at {cfg.run.dir}/encoder.safetensors)")
     return 0

@@ -12,7 +12,7 @@ def register(subparsers) -> None:
                     "model.name), data.train and data.val (CSV or folder; or several `tasks:` in the config file), "
                     "run.dir (gets results.json, results.md, config.yaml), probe.kind, optim.lr and "
                     "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
-        epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo_vjepa run.dir=runs/probe")
+        epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe")
     add_config_arguments(p)
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.set_defaults(func=run)

@@ -257,6 +257,17 @@ def check_consistency(cfg: PretrainConfig) -> None:
     from videojepa.methods import get_method
 
     get_method(cfg.method.name).check_config(cfg)  # the method's own rules; unknown names fail here
+    check_pretraining_data(cfg)
+
+
+def check_pretraining_data(cfg: PretrainConfig) -> None:
+    """Pretraining feeds the model ONE clip and ONE view per video (a batch is B x C x T x H x W); the
+    multi-clip / multi-view keys of the shared data section are evaluation settings (`videojepa probe`)."""
+    for key in ("num_clips", "num_views"):
+        value = getattr(cfg.data, key)
+        if value != 1:
+            raise ConfigError(f"data.{key}", f"{value} is an evaluation setting: pretraining reads one clip and one "
+                              f"view per video (allowed: 1); set it in a probe config instead")
 
 
 def to_dict(cfg: BaseModel) -> dict:
@@ -264,5 +275,8 @@ def to_dict(cfg: BaseModel) -> dict:
 
 
 def save_config(cfg: BaseModel, path: str | Path) -> None:
-    """Write the resolved config (what the run actually used) as YAML."""
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """Write the resolved config (what the run actually used) as YAML, atomically: under torchrun other
+    ranks may read it while rank 0 writes, and a crash mid-write must not leave a truncated file."""
+    from videojepa.utils.files import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -1,7 +1,7 @@
 """Typed defaults for every configuration.
 
 A pretraining config is the sections below; YAML presets only list what differs from these
-defaults. Defaults follow the SALT / V-JEPA 2 ViT-L recipe (SPEC section 9).
+defaults. Defaults follow the ViT-L recipe of the SALT paper (arXiv 2509.24317), which trains as V-JEPA 2 does.
 A *plan* config (top-level `stages:`) strings several pretraining configs together, e.g. the
 two SALT stages, for the FLOPs accountant.
 """

@@ -1,4 +1,9 @@
-"""The `data` section of every config: where clips come from and how they are sampled."""
+"""The `data` section of every config: where clips come from and how they are sampled.
+
+One section serves two readers. Pretraining (`videojepa pretrain`) reads every key except num_clips and
+num_views, which must stay 1 there (the config loader refuses other values before any work); it uses val
+only for the health monitors' held-out batch. Evaluation (`videojepa probe`) reads every key.
+"""
 from __future__ import annotations
 
 from typing import Literal, Optional
@@ -17,14 +22,18 @@ class DataConfig(BaseModel):
     train: Optional[str] = Field(
         None, description="training set: a CSV list (`path label`, or headed `path,label[,start_frame,end_frame]`), "
         "a folder with one sub-folder per class, or a flat folder")
-    val: Optional[str] = Field(None, description="validation set, in the same forms as train")
+    val: Optional[str] = Field(
+        None, description="validation set, in the same forms as train. Pretraining uses it only for the health "
+        "monitors' fixed held-out batch (first 8 clips: feature std and RankMe); unset, that batch is 8 "
+        "un-augmented training clips (logged); set but missing, the run stops before any work")
     frames_per_clip: int = Field(16, ge=1, description="frames in one clip")
     frame_step: int = Field(4, ge=1, description="take every k-th frame (ignored when fps is set)")
     fps: Optional[float] = Field(None, gt=0, description="resample clips to this frame rate instead of frame_step")
-    num_clips: int = Field(1, ge=1, description="temporal segments per video, one clip from each")
+    num_clips: int = Field(1, ge=1, description="evaluation only (pretraining requires 1): temporal segments per "
+                           "video, one clip from each")
     num_views: int = Field(
-        1, ge=1, description="spatial views per clip: evenly spaced crops at evaluation (3 = V-JEPA multi-view), "
-        "independent random crops in training")
+        1, ge=1, description="evaluation only (pretraining requires 1): spatial views per clip, evenly spaced crops "
+        "for validation (3 = V-JEPA multi-view), independent random crops for probe training")
     crop_size: int = Field(224, ge=1, description="side of the square crop fed to the model, in pixels")
     random_resize_scale: tuple[float, float] = Field(
         (0.3, 1.0), description="training: range of the crop's area as a fraction of the frame")

@@ -14,16 +14,19 @@ Items: `dataset[i]` is a dict
   - "video": float32 C×T×H×W (normalised) for one clip and one view; with num_clips K and num_views V
     and K·V > 1, a tensor K·V×C×T×H×W ordered clip-major: element k·V + v is view v of clip k;
   - "label": int;
-  - "index": the dataset index of the file actually used (differs from i after a bad-file replacement).
+  - "index": the dataset index of the file actually used (differs from i after a bad-file replacement;
+    -1 for a bad file of a dataset that excludes bad files, whose "video" is then zeros of the usual shape).
 A key may also be a tuple (index, seed, epoch), as yielded by `loader.ResumableSampler`: the item's
 randomness (clip starts, crops, flips, replacements) is then a pure function of the key, which makes
 data order and augmentation exactly reproducible across workers and resumes. A plain int key draws its
 randomness from torch's global generator (seeded per worker by the DataLoader).
 
 Bad input: a file that is missing, empty, not a video, in an unsupported codec, truncated, or too short
-under the "skip" policy is skipped with a `BadInputWarning` naming the file and the reason, counted once
-(the count is shared by all worker processes), and replaced by a random other file. When more than
-`max_bad_fraction` of the dataset's files are bad, loading stops with `TooManyBadFilesError`.
+under the "skip" policy is skipped with a `BadInputWarning` naming the file and the reason and counted once
+(the count is shared by all worker processes). What takes its place depends on `on_bad`: "replace"
+(training sets: a random other file, so that batches stay full) or "exclude" (validation sets: nothing;
+the item comes back with index -1 and the caller drops it, so that a score never counts a file twice).
+When more than `max_bad_fraction` of the dataset's files are bad, loading stops with `TooManyBadFilesError`.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ import multiprocessing
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -157,8 +160,11 @@ def _read_list(path: str) -> tuple[list[Entry], list[str]]:
     if not classes and os.path.isfile(names_file):  # class names beside the list, one per line in label order
         with open(names_file, encoding="utf-8") as f:
             names = [line.strip() for line in f if line.strip()]
-        if len(names) > max(numeric):
-            classes = names
+        if len(names) <= max(numeric):
+            raise UserError(f"{names_file} names {len(names)} classes but {path} uses label {max(numeric)}: it needs "
+                            f"at least {max(numeric) + 1} names, one per line in label order (or remove it to number "
+                            f"the classes)")
+        classes = names
     entries = []
     for (n, p, _, start, end), label in zip(rows, numeric):
         if end is not None and end <= start:
@@ -190,10 +196,12 @@ class VideoDataset(torch.utils.data.Dataset):
     """Clips from a list of video/image files; see the module docstring for items and bad-input rules."""
 
     def __init__(self, entries: list[Entry], cfg: DataConfig, train: bool, classes: Optional[list[str]] = None,
-                 source: str = ""):
+                 source: str = "", on_bad: Literal["replace", "exclude"] = "replace"):
         if cfg.decoder not in _BACKENDS:
             raise UserError(f"data.decoder: unknown backend {cfg.decoder!r}; available: {sorted(_BACKENDS)}")
-        self.entries, self.cfg, self.train = entries, cfg, train
+        if on_bad not in ("replace", "exclude"):
+            raise ValueError(f"on_bad must be 'replace' or 'exclude', got {on_bad!r}")
+        self.entries, self.cfg, self.train, self.on_bad = entries, cfg, train, on_bad
         self.classes = classes or []
         self.source = source
         self.transform = ClipTransform.from_config(cfg, train)
@@ -228,9 +236,20 @@ class VideoDataset(torch.utils.data.Dataset):
                     return {"video": video, "label": self.entries[index].label, "index": index}
                 except BadFileError as err:
                     self._mark_bad(index, err.reason)
+            if self.on_bad == "exclude":
+                return self.excluded_item(index)
             index = int(np.random.default_rng([*seed, index, attempt, 1]).integers(len(self)))
         raise TooManyBadFilesError(f"no readable file found in {MAX_REPLACEMENT_TRIES} random tries "
                                    f"({self.num_bad} of {len(self)} files bad in {self.source or 'the dataset'})")
+
+    def excluded_item(self, index: int) -> dict:
+        """The stand-in for a bad file of an "exclude" dataset: index -1 (to be dropped), zeros as video so
+        that the batch still collates."""
+        cfg = self.cfg
+        views = cfg.num_clips * cfg.num_views
+        shape = (3, cfg.frames_per_clip, cfg.crop_size, cfg.crop_size)
+        return {"video": torch.zeros((views, *shape) if views > 1 else shape), "label": self.entries[index].label,
+                "index": -1}
 
     def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode, sample and augment file `index` (raises `BadFileError`); see the module docstring for the shape."""
@@ -276,9 +295,16 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"List them all with: videojepa data check {self.source or '<your data>'}")
 
 
-def build_dataset(path: Optional[str], data_cfg: DataConfig, train: bool) -> VideoDataset:
-    """The dataset at `path` (CSV/list file or folder) with training or evaluation sampling and augmentation."""
+def build_dataset(path: Optional[str], data_cfg: DataConfig, train: bool, key: Optional[str] = None,
+                  on_bad: Literal["replace", "exclude"] = "replace") -> VideoDataset:
+    """The dataset at `path` (CSV/list file or folder) with training or evaluation sampling and augmentation.
+
+    `key` names the config key `path` came from in error messages (default data.train / data.val);
+    `on_bad`: see the module docstring."""
+    key = key or f"data.{'train' if train else 'val'}"
     if not path:
-        raise UserError(f"data.{'train' if train else 'val'} is not set: give a CSV file or a folder")
+        raise UserError(f"{key} is not set: give a CSV file or a folder")
+    if not os.path.exists(os.path.expanduser(str(path))):
+        raise UserError(f"{key}: data source not found: {path} (a CSV/list file, a folder of videos or one video)")
     entries, classes = read_entries(path)
-    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path))
+    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path), on_bad=on_bad)

@@ -49,6 +49,7 @@ import av
 import numpy as np
 
 from videojepa.errors import UserError
+from videojepa.utils.files import atomic_write_text
 
 MOTIONS = ("rotate_cw", "rotate_ccw", "accelerate", "decelerate", "bounce", "oscillate")
 # The default motion task (the demo's). Calibrated on a GPU sweep (EXPERIMENTS.md, "Choosing the motion task"):
@@ -303,8 +304,8 @@ def write_dataset(
         "seed": seed, "motion_classes": list(motions), "appearance_classes": list(appearances),
         "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
     }
-    with open(os.path.join(out, "synth.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    # synth.json last, so that it only exists beside complete lists (the demo takes it as "the data is there")
+    atomic_write_text(os.path.join(out, "synth.json"), json.dumps(summary, indent=2))
     return {**summary, "seconds": seconds, "workers": workers}
 
 
@@ -369,16 +370,13 @@ def render(jobs: list[tuple], workers: Optional[int]) -> int:
 
 
 def write_lists(out: str, scenes: list[Scene], motions: Sequence[str], appearances: Sequence[str]) -> None:
-    """Both tasks' train / val lists and class names, and scenes.csv."""
+    """Both tasks' train / val lists and class names, and scenes.csv, each written atomically."""
     for task, classes, labels in (("motion", motions, [s.motion_label for s in scenes]),
                                   ("appearance", appearances, [s.appearance_label for s in scenes])):
         folder = os.path.join(out, task)
-        os.makedirs(folder, exist_ok=True)
         for split, in_split in (("train", False), ("val", True)):
-            with open(os.path.join(folder, f"{split}.csv"), "w") as f:
-                f.writelines(f"../videos/{s.name} {label}\n" for s, label in zip(scenes, labels) if s.val == in_split)
-        with open(os.path.join(folder, "classes.txt"), "w") as f:
-            f.writelines(f"{c}\n" for c in classes)
-    with open(os.path.join(out, "scenes.csv"), "w") as f:
-        f.write("path,split,motion,appearance\n")
-        f.writelines(f"videos/{s.name},{'val' if s.val else 'train'},{s.motion},{s.appearance}\n" for s in scenes)
+            atomic_write_text(os.path.join(folder, f"{split}.csv"), "".join(
+                f"../videos/{s.name} {label}\n" for s, label in zip(scenes, labels) if s.val == in_split))
+        atomic_write_text(os.path.join(folder, "classes.txt"), "".join(f"{c}\n" for c in classes))
+    atomic_write_text(os.path.join(out, "scenes.csv"), "path,split,motion,appearance\n" + "".join(
+        f"videos/{s.name},{'val' if s.val else 'train'},{s.motion},{s.appearance}\n" for s in scenes))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videojepa.utils.files import atomic_savefig
 from videojepa.utils.plotting import pyplot
 
 
@@ -42,7 +43,7 @@ def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("training loss", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -72,5 +73,5 @@ def plot_accuracy_vs_flops(rows: list[dict], chance: dict[str, float], budget: f
         ax.tick_params(labelsize=7)
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

@@ -223,7 +223,7 @@ def start_parts(parts: Path, settings: dict, force: bool) -> None:
     if force:
         for stale in parts.glob("*.npz"):
             stale.unlink()
-    settings_file.write_text(json.dumps(settings))
+    atomic_write_text(settings_file, json.dumps(settings))
 
 
 def window_features(encoder, clips: torch.Tensor, layers: list[int], pooling: str, precision: str) -> np.ndarray:

@@ -10,7 +10,8 @@
 `video` is a clip batch (B, C, T, H, W) or a multi-clip/view batch (B, S, C, T, H, W) as the datasets
 give it. Several `layers` are concatenated along channels. Tokens are ordered (t, h, w).
 A cache file is a safetensors file holding `features` and `indices` (which file of the dataset each
-row came from; a bad file is replaced by another), with the cache key in its metadata. The key hashes
+row came from: a bad file of a training set is replaced by another, a bad file of a validation set
+(`on_bad="exclude"`) has no row), with the cache key in its metadata. The key hashes
 everything the features depend on (encoder, file list, protocol, layers, passes, seed) but not the
 labels, so tasks that label the same videos differently share one file; a changed input never reuses
 a stale one.
@@ -20,12 +21,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from tqdm import tqdm
+
+from videojepa.errors import UserError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 POOLINGS = ("none", "mean", "frame")
@@ -156,6 +160,12 @@ class FeatureSource:
                 features[p, row:row + len(index)] = feats.to("cpu", features.dtype)
                 indices[p, row:row + len(index)] = index
                 row += len(index)
+        if dataset.on_bad == "exclude":  # unreadable files (index -1) get no row, in any pass
+            keep = (indices >= 0).all(0)
+            if not keep.any():
+                raise UserError(f"none of the {n} files of {dataset.source or 'the dataset'} could be read")
+            if not keep.all():
+                features, indices = features[:, keep], indices[:, keep]
         return FeatureSet(features, indices).label([e.label for e in dataset.entries])
 
     def clip_batches(self, dataset, loader, batch_size: int, epoch: int) -> Iterator[dict]:
@@ -186,7 +196,7 @@ def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (
 def dataset_contents(dataset) -> dict:
     """What a dataset's items are made of: its files (not their labels: tasks may label the same files
     differently) and the data settings that shape a clip; for cache keys."""
-    return {"entries": [(e.path, e.start_frame, e.end_frame) for e in dataset.entries],
+    return {"entries": [(e.path, e.start_frame, e.end_frame) for e in dataset.entries], "on_bad": dataset.on_bad,
             "data": {k: v for k, v in dataset.cfg.model_dump().items() if k not in LOADER_ONLY}}
 
 
@@ -200,20 +210,26 @@ def load_or_extract(path: Optional[Path], key: str, compute: Callable[[], Featur
 
     Returns (features, whether they came from the cache); `labels` is not stored: see `FeatureSet.label`.
     """
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file, save_file
 
     from videojepa.utils.files import atomic_path
 
     if path is not None and Path(path).is_file():
+        # Only a cache made for other inputs (another key) or one that is not a complete safetensors file of
+        # ours is recomputed, with a warning; any other error (permissions, I/O) stops the run.
         try:
             with safe_open(str(path), framework="pt") as f:
                 stored = (f.metadata() or {}).get("key")
-            if stored == key:
-                tensors = load_file(str(path))
-                return FeatureSet(tensors["features"], tensors["indices"]), True
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            pass
+                names = set(f.keys())
+        except SafetensorError as err:
+            warnings.warn(f"feature cache {path} is damaged ({err}); computing the features again")
+            stored, names = None, set()
+        if stored == key and names == {"features", "indices"}:
+            tensors = load_file(str(path))
+            return FeatureSet(tensors["features"], tensors["indices"]), True
+        if stored == key:
+            warnings.warn(f"feature cache {path} holds {sorted(names)}, not features and indices; computing again")
     result = compute()
     if path is not None:
         with atomic_path(path) as tmp:

@@ -15,7 +15,7 @@ results.json (schema "videojepa.probe/1"):
       "tasks": [
         {
           "name": "appearance", "train": path, "val": path,
-          "num_classes": 4, "num_train": 360, "num_val": 120,
+          "num_classes": 4, "num_train": 360, "num_val": 120,   # num_val: validation videos scored
           "protocol": {"frames_per_clip", "frame_step", "fps", "num_clips", "num_views", "crop_size"},
           "chance": 0.25,                          # 1 / num_classes
           "majority": 0.27,                        # share of the most frequent class in val
@@ -27,7 +27,9 @@ results.json (schema "videojepa.probe/1"):
           ],
           "classes": ["rotate_cw", ...],           # label names in label order (numbers when the data has none)
           "confusion": [[...], ...],               # best cell, validation videos: [true label][predicted label]
-          "bad_files": {"train": 0, "val": 0},     # files skipped as unreadable
+          "bad_files": {"train": 0, "val": 0},     # unreadable files: train ones replaced by other files (as
+                                                   # found while decoding), val ones excluded from the score
+          "val_excluded": [path, ...],             # the excluded validation files
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
           "seconds": {"features", "train", "eval"}
         }
@@ -45,7 +47,7 @@ from pathlib import Path
 
 SCHEMA = "videojepa.probe/1"
 TASK_KEYS = ("name", "train", "val", "num_classes", "num_train", "num_val", "protocol", "chance", "majority",
-             "top1", "top5", "best", "cells", "classes", "confusion", "bad_files", "cached", "seconds")
+             "top1", "top5", "best", "cells", "classes", "confusion", "bad_files", "val_excluded", "cached", "seconds")
 TOP_KEYS = ("schema", "created", "checkpoint", "encoder", "probe", "features", "tasks", "seconds", "config")
 
 
@@ -74,6 +76,10 @@ def markdown_table(results: dict) -> str:
         lines.append(f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
                      f"| {p['num_clips']} x {p['num_views']} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
                      f"| {t['num_train']} / {t['num_val']} |")
+    for t in results["tasks"]:
+        if t["val_excluded"]:
+            lines += ["", f"{t['name']}: {len(t['val_excluded'])} unreadable validation file(s) excluded from the "
+                      f"score: " + ", ".join(t["val_excluded"][:5]) + (", ..." if len(t["val_excluded"]) > 5 else "")]
     for t in results["tasks"]:
         if len(t["classes"]) <= 20:
             lines += ["", f"Per-class top-1 for {t['name']} (best cell, validation; %): " + ", ".join(

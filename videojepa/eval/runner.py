@@ -119,8 +119,12 @@ class TaskRunner:
         kind, feat = cfg.probe.kind, cfg.features
         self.pooled = kind in ("linear", "knn")
         self.augment = kind != "knn" and (not feat.cache or feat.augmentations > 0)
-        self.train_ds = build_dataset(task.train, data, train=self.augment)
-        self.val_ds = build_dataset(task.val, data, train=False)
+        where = f"tasks.{[t.name for t in cfg.tasks].index(task.name)}" if cfg.tasks else "data"
+        self.train_ds = build_dataset(task.train, data, train=self.augment, key=f"{where}.train")
+        # Validation never substitutes a bad file by another one (that would count a video twice): bad files
+        # are excluded from the score and reported.
+        self.val_ds = build_dataset(task.val, data, train=False, key=f"{where}.val", on_bad="exclude")
+        self.val_excluded: list[str] = []
         self.num_classes = task_classes(task, self.train_ds, self.val_ds)
         self.K, self.V = data.num_clips, data.num_views
         self.cache_dir = Path(feat.dir or Path(cfg.run.dir) / "features")
@@ -148,6 +152,11 @@ class TaskRunner:
         cfg = self.cfg
         self.log(f"task {self.task.name}: {self.num_classes} classes, probe {cfg.probe.kind}")
         val = self.features("val", self.val_ds, 1, cfg.features.cache)
+        scored = set(val.indices[0].tolist())
+        self.val_excluded = [e.path for i, e in enumerate(self.val_ds.entries) if i not in scored]
+        if self.val_excluded:
+            self.log(f"  val: {len(self.val_excluded)} unreadable file(s) excluded from the score, e.g. "
+                     f"{self.val_excluded[0]}; scoring the other {len(val)}")
         cells, predictions = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
         score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
         best = max(cells, key=score)
@@ -158,7 +167,7 @@ class TaskRunner:
         d = self.data
         return {
             "name": self.task.name, "train": str(self.task.train), "val": str(self.task.val),
-            "num_classes": self.num_classes, "num_train": len(self.train_ds), "num_val": len(self.val_ds),
+            "num_classes": self.num_classes, "num_train": len(self.train_ds), "num_val": len(val),
             "protocol": {"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
                          "num_clips": d.num_clips, "num_views": d.num_views, "crop_size": d.crop_size},
             "chance": 1.0 / self.num_classes, "majority": float(counts.max() / counts.sum()),
@@ -167,7 +176,8 @@ class TaskRunner:
             "cells": cells,
             "classes": self.class_names(),
             "confusion": confusion.tolist(),
-            "bad_files": {"train": self.train_ds.num_bad, "val": self.val_ds.num_bad},
+            "bad_files": {"train": self.train_ds.num_bad, "val": len(self.val_excluded)},
+            "val_excluded": list(self.val_excluded),
             "cached": dict(self.cached), "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 

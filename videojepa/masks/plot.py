@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from videojepa.utils.files import atomic_savefig
 from videojepa.utils.plotting import pyplot
 
 TINT = np.array([0.85, 0.1, 0.1])  # target tokens drawn over a clip
@@ -56,7 +57,7 @@ def draw_masks(masks: list, path: str | Path, clip: Optional[np.ndarray] = None,
     fig.suptitle("black = target (masked), white = context" if clip is None else
                  "red = target tokens (predicted), clear = context (what the encoder sees)", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 

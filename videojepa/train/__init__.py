@@ -1,7 +1,7 @@
 """Pretraining: the method-agnostic loop (`trainer`) and its parts.
 
     from videojepa.train import Trainer
-    Trainer(load_config("vjepa/vitl16")).fit()     # `videojepa pretrain CONFIG`
+    Trainer(load_config("my_run.yaml")).fit()     # `videojepa pretrain CONFIG`
 
 `checkpoint` (atomic, rotated checkpoints that resume exactly), `distributed` (torchrun),
 `logger` (metrics.jsonl), `monitors` (collapse monitors: RankMe, feature std), `optim` (AdamW with

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from videojepa.utils.files import atomic_write_text
+
 log = logging.getLogger("videojepa.train")
 
 
@@ -35,19 +37,19 @@ class MetricsWriter:
     def __init__(self, path: Path, resume_step: int | None):
         self.path = path
         if resume_step is None:
-            path.write_text("")
-        else:  # drop records a killed run wrote after its last checkpoint
+            atomic_write_text(path, "")
+        else:  # drop records a killed run wrote after its last checkpoint; atomically, so a crash keeps them all
             kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step] \
                 if path.exists() else []
-            path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
         self.file = open(path, "a")
         self.tensorboard = None
         try:
             from torch.utils.tensorboard import SummaryWriter
-
+        except ImportError:  # the tensorboard package is optional; any other failure of the writer is not hidden
+            log.info("TensorBoard logs are not written: the tensorboard package is not installed")
+        else:
             self.tensorboard = SummaryWriter(str(path.parent / "tensorboard"))
-        except Exception:  # tensorboard is optional
-            self.tensorboard = None
 
     def write(self, kind: str, record: dict) -> None:
         if kind not in KINDS:

@@ -36,20 +36,40 @@ def feature_health(encoder: torch.nn.Module, video: torch.Tensor) -> dict:
 
 
 class CollapseWatch:
-    """Warns (once per episode) when std or rank fall below their thresholds."""
+    """Warns (once per episode) when a watched signal falls below its threshold.
+
+    Signals: `feature_std` and `feature_rank` (RankMe) of the evaluated encoder on the fixed held-out batch,
+    which the trainer measures itself (`feature_health`) for every method, so the watch works whatever a
+    method reports; and `target_std`, the per-channel std of the method's regression targets, when the
+    method reports it (an EMA target collapses there first). A method that reports no `target_std` is
+    watched on the held-out signals alone, which is logged once. A missing held-out signal is a bug, not a
+    healthy value, and a non-finite value (NaN features) counts as collapsed.
+    """
+
+    REQUIRED = ("feature_std", "feature_rank")
 
     def __init__(self, min_std: float, min_rank: float):
         self.min_std, self.min_rank = min_std, min_rank
         self.alarmed = False
+        self.told_no_target = False
 
     def check(self, step: int, health: dict) -> bool:
-        low_std = health.get("feature_std", 1.0) < self.min_std or health.get("target_std", 1.0) < self.min_std
-        low_rank = health.get("feature_rank", float("inf")) < self.min_rank
+        missing = [k for k in self.REQUIRED if k not in health]
+        if missing:
+            raise ValueError(f"collapse watch: no {' or '.join(missing)} measured on the held-out batch (got "
+                             f"{sorted(health)}); it cannot tell a collapse from a healthy run without them")
+        if "target_std" not in health and not self.told_no_target:
+            log.info("collapse watch: the method reports no target_std; watching the held-out feature std and "
+                     "rank only")
+            self.told_no_target = True
+        stds = {k: health[k] for k in ("feature_std", "target_std") if k in health}
+        # `not x >= threshold`: NaN compares false both ways and must raise the alarm, not pass
+        low_std = any(not value >= self.min_std for value in stds.values())
+        low_rank = not health["feature_rank"] >= self.min_rank
         collapsed = low_std or low_rank
         if collapsed and not self.alarmed:
-            log.warning("step %d: representation collapse suspected: feature std %.4f, target std %.4f "
-                        "(threshold %g), effective rank %.2f (threshold %g)", step, health.get("feature_std", float("nan")),
-                        health.get("target_std", float("nan")), self.min_std, health.get("feature_rank", float("nan")),
-                        self.min_rank)
+            log.warning("step %d: representation collapse suspected: %s (threshold %g), effective rank %.2f "
+                        "(threshold %g)", step, ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in stds.items()),
+                        self.min_std, health["feature_rank"], self.min_rank)
         self.alarmed = collapsed
         return collapsed

@@ -28,13 +28,14 @@ from videojepa.methods import Method, build_method
 from videojepa.methods.registry import ROLES
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.compile import compile_blocks
-from videojepa.utils.dtensor import full_value
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.optim import build_optimizer, set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
 from videojepa.train.schedules import learning_rate, weight_decay
+from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
+from videojepa.utils.dtensor import full_value
 
 log = logging.getLogger("videojepa.train")
 
@@ -111,9 +112,7 @@ class Trainer:
         from videojepa.data.loader import build_loader
 
         cfg = self.cfg
-        if not cfg.data.train:
-            raise UserError("data.train is not set: give a CSV or folder of videos, e.g. `videojepa data synth --out "
-                            "data/synth` then data.train=data/synth/motion/train.csv")
+        check_data_sources(cfg.data)
         dataset = build_dataset(cfg.data.train, cfg.data, train=True)
         collate = MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed)
         per_rank = cfg.train.batch_size // self.dist.world_size
@@ -123,8 +122,12 @@ class Trainer:
                                    distributed=self.dist.enabled)
         # A fixed held-out batch for the health monitors: validation clips if any, else training
         # clips without augmentation.
-        held_out = build_dataset(cfg.data.val or cfg.data.train, cfg.data, train=False)
-        count = min(len(held_out), 8)
+        if not cfg.data.val:
+            log.info("data.val is not set: the health monitors' held-out batch is %d un-augmented training clips",
+                     HELD_OUT_CLIPS)
+        held_out = build_dataset(cfg.data.val or cfg.data.train, cfg.data, train=False,
+                                 key="data.val" if cfg.data.val else "data.train")
+        count = min(len(held_out), HELD_OUT_CLIPS)
         self.health_video = torch.stack([held_out[i]["video"] for i in range(count)]).to(self.device)
 
     def prepare_run_dir(self) -> dict | None:
@@ -197,19 +200,16 @@ class Trainer:
         # foreach: CPU's default is a slow per-tensor loop; under FSDP2 the norm is a DTensor over the shards
         grad_norm = full_value(torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True))
         loss_value = float(all_reduce_mean(torch.as_tensor(loss_sum), self.dist))
-        # fp16's scaler handles overflowing gradients itself; otherwise they are a skipped step
-        finite = math.isfinite(loss_value) and (self.scaler.is_enabled() or bool(torch.isfinite(grad_norm)))
-        if finite:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+        applied, reason = self._optimizer_step(loss_value, grad_norm)
+        if applied:
             method_metrics = self.method.after_step(step)
             self.nonfinite_in_row = 0
-        else:
+        else:  # nothing of this step reaches the weights: no optimiser step, no EMA update
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
             self.nonfinite_in_row += 1
-            log.warning("step %d: non-finite loss (%s) or gradient norm (%s): step skipped (%d in a row, %d in all)",
-                        step, loss_value, float(grad_norm), self.nonfinite_in_row, self.skipped)
+            log.warning("step %d: %s: step skipped (%d in a row, %d in all)", step, reason, self.nonfinite_in_row,
+                        self.skipped)
             if self.nonfinite_in_row >= tc.max_nonfinite_steps:
                 raise TrainingError(f"{self.nonfinite_in_row} non-finite steps in a row (train.max_nonfinite_steps="
                                     f"{tc.max_nonfinite_steps}); last good checkpoint is in {self.run_dir}/checkpoints. "
@@ -218,6 +218,29 @@ class Trainer:
         return {"step": self.step, "loss": loss_value, "lr": lr, "wd": wd,
                 "grad_norm": float(grad_norm), "clipped": float(grad_norm) > max_norm, "skipped": self.skipped,
                 **metric_sums, **method_metrics}
+
+    def _optimizer_step(self, loss_value: float, grad_norm: torch.Tensor) -> tuple[bool, str]:
+        """Apply the unscaled gradients unless the loss or a gradient is non-finite; returns (applied, why not).
+
+        fp16: the GradScaler skips the optimiser step itself when a gradient overflowed and then lowers its
+        scale; a lower scale after `update()` is how that skip is seen (it is the scaler's only overflow
+        signal), and it counts as a skipped step like any other non-finite one."""
+        if not math.isfinite(loss_value):
+            if self.scaler.is_enabled():
+                self.scaler.update()  # closes this step's unscale_(); the next step may unscale again
+            return False, f"non-finite loss ({loss_value})"
+        if not self.scaler.is_enabled():
+            if not bool(torch.isfinite(grad_norm)):
+                return False, f"non-finite gradient norm ({float(grad_norm)})"
+            self.optimizer.step()
+            return True, ""
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() < scale:
+            return False, (f"fp16 gradient overflow (norm {float(grad_norm)}): the scaler skipped the optimiser step "
+                           f"and lowered its scale from {scale:g} to {self.scaler.get_scale():g}")
+        return True, ""
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
@@ -300,7 +323,8 @@ class Trainer:
         full = {**record, **health, "clips_per_s": clips_per_s, "step_time": seconds / max(window["steps"], 1),
                 "data_wait_fraction": window["wait"] / seconds, "clip_rate": window["clipped"] / max(window["steps"], 1),
                 "flops_per_s": clips_per_s * flops_per_clip, "flops_per_s_with_attention": clips_per_s * flops_attn_per_clip}
-        full["collapse_warning"] = self.collapse.check(self.step, {**health, "target_std": record.get("target_std", 1.0)})
+        watched = {**health, **{k: record[k] for k in ("target_std",) if k in record}}  # no stand-in for a missing one
+        full["collapse_warning"] = self.collapse.check(self.step, watched)
         if self.metrics:
             self.metrics.write("log", full)
         log.info("step %d loss %.4f lr %.2e grad %.3f | target std %.3f pred std %.3f | feature std %.3f rank %.1f | "

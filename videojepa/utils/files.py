@@ -1,4 +1,10 @@
-"""Crash-safe file writing: a reader sees the old file or the complete new one, never a torn one."""
+"""Crash-safe file writing: a reader sees the old file or the complete new one, never a torn one.
+
+Every file the project writes as a whole goes through `atomic_path` (configs, metrics files rewritten on
+resume, results, synthetic data lists, pictures, checkpoints, feature caches, encoder files): the content
+is written to a hidden temporary file beside the target, fsynced and renamed over it. A crash or an
+exception mid-write leaves the previous file (or none) and no temporary file behind.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +35,16 @@ def atomic_path(path: str | Path):
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Replace `path` by `text` (UTF-8) atomically."""
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def atomic_savefig(fig, path: str | Path, **kwargs) -> None:
+    """`fig.savefig(path)` atomically; the format comes from `path`'s suffix (the temporary name has none)."""
+    fmt = Path(path).suffix.lstrip(".").lower() or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, **kwargs)
 
 
 def write_json_and_markdown(folder: str | Path, document: dict, markdown: str,
