@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from videojepa.config.loader import save_config, to_dict
 from videojepa.config.schema import PretrainConfig
-from videojepa.encoder_io import save_encoder
+from videojepa.encoder_io import ENCODER_FILE, ClipProtocol, EncoderCard, save_encoder
 from videojepa.errors import UserError
 from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 from videojepa.methods import Method, build_method
@@ -157,11 +157,11 @@ class Trainer:
         if not self.dist.is_main:
             return
         ckpt.save_checkpoint(self.run_dir, self.step, self.state_dict(), self.train_cfg.keep_checkpoints)
-        d = self.cfg.data
-        save_encoder(self.method.export_encoder(), self.run_dir / "encoder.safetensors",
-                     data={"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
-                           "crop_size": d.crop_size, "mean": list(d.mean), "std": list(d.std)},
-                     extra={"method": self.cfg.method.name, "step": self.step})
+        d, encoder = self.cfg.data, self.method.export_encoder()
+        clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
+                            mean=tuple(d.mean), std=tuple(d.std))
+        save_encoder(encoder, self.run_dir / ENCODER_FILE,
+                     card=EncoderCard.describe(encoder, clip=clip, method=self.cfg.method.name, step=self.step))
 
     # ------------------------------------------------------------------ step
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
