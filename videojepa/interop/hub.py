@@ -1,0 +1,43 @@
+"""SRC of `convert`: a local path, or a Hugging Face Hub model id fetched into the usual Hub cache.
+
+A model already in the cache (HF_HUB_CACHE / HF_HOME) is used without going online; otherwise
+`huggingface_hub` downloads config.json, preprocessor_config.json and *.safetensors only (never
+pickled `.bin` files).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from videojepa.errors import UserError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+PATTERNS = ["config.json", "preprocessor_config.json", "*.safetensors"]
+
+
+def resolve_source(src: str | Path, source: str) -> Path:
+    path = Path(src)
+    if path.exists():
+        return path
+    if source == "official" or not HUB_ID.match(str(src)):
+        raise UserError(f"{src}: no such file or folder" + ("" if source == "official" else
+                                                             " (nor a Hub model id like facebook/vjepa2-vitl-fpc64-256)"))
+    return hub_folder(str(src))
+
+
+def hub_folder(repo_id: str) -> Path:
+    """The local snapshot folder of `repo_id`: from the cache if there, else downloaded into it."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise UserError(f"{repo_id}: fetching Hub models needs huggingface_hub (pip install huggingface_hub), or "
+                        f"download the folder yourself and give its path") from None
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=PATTERNS, local_files_only=True))
+    except Exception:  # not cached (the library raises several types): fetch it below
+        pass
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=PATTERNS))
+    except Exception as err:
+        raise UserError(f"{repo_id}: not in the Hub cache and could not be downloaded "
+                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
