@@ -29,15 +29,16 @@ def hub_folder(repo_id: str) -> Path:
     """The local snapshot folder of `repo_id`: from the cache if there, else downloaded into it."""
     try:
         from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:
         raise UserError(f"{repo_id}: fetching Hub models needs huggingface_hub (pip install huggingface_hub), or "
                         f"download the folder yourself and give its path") from None
     try:
         return Path(snapshot_download(repo_id, allow_patterns=PATTERNS, local_files_only=True))
-    except Exception:  # not cached (the library raises several types): fetch it below
+    except LocalEntryNotFoundError:  # not cached yet: fetch it below
         pass
     try:
         return Path(snapshot_download(repo_id, allow_patterns=PATTERNS))
-    except Exception as err:
+    except Exception as err:  # network, authentication, unknown id: all mean "not available", told in one line
         raise UserError(f"{repo_id}: not in the Hub cache and could not be downloaded "
                         f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
