@@ -121,3 +121,26 @@ def test_convert_refuses_renamed_key(converted, cli, tmp_path):
     code, out, err = cli("convert", "--from", "hf", hf_dir, tmp_path / "bad")
     assert code == 2 and not (tmp_path / "bad").exists()
     assert "missing 1: encoder.layer.1.attention.key.weight" in err and "unexpected 1: encoder.layer.1.attention.kee.weight" in err
+
+
+def test_a_hub_id_resolves_to_its_cached_snapshot_without_going_online(tmp_path, one_thread):
+    from videojepa.interop import convert
+
+    hf = tiny_hf(tmp_path)
+    snapshot = tmp_path / "cache" / "models--facebook--vjepa2-tiny" / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).write_bytes((tmp_path / "hf" / name).read_bytes())
+    (tmp_path / "cache" / "models--facebook--vjepa2-tiny" / "refs").mkdir()
+    (tmp_path / "cache" / "models--facebook--vjepa2-tiny" / "refs" / "main").write_text("0123abcd")
+    out = convert("hf", "facebook/vjepa2-tiny", tmp_path / "ours", cache_dir=tmp_path / "cache")
+    encoder = load_encoder(out)
+    assert encoder.card.source["path"] == str(snapshot.resolve())
+    video = torch.randn(1, FRAMES, 3, CROP, CROP)
+    with torch.no_grad():
+        assert max_diff(encoder(video.transpose(1, 2)), hf.get_vision_features(video)) < TOL
+
+
+def test_a_source_that_is_neither_a_path_nor_a_hub_id(cli, tmp_path):
+    code, out, err = cli("convert", "--from", "hf", tmp_path / "nowhere", tmp_path / "ours")
+    assert code == 2 and "no such file or folder (nor a Hub model id" in err

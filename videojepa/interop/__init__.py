@@ -23,14 +23,14 @@ SOURCES = ("hf", "official", "videomae")
 TARGETS = ("hf",)
 
 
-def convert(source: str, src: str | Path, out: str | Path, **options) -> Path:
-    """Convert `src` (format `source`) into the folder `out`; options go to the format's reader
-    (official: which, arch, heads, predictor_heads, frames, crop)."""
+def convert(source: str, src: str | Path, out: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
+    """Convert `src` (format `source`; a Hub id is looked up in `cache_dir` or the default Hub cache) into the
+    folder `out`; options go to the format's reader (official: which, arch, heads, predictor_heads, frames, crop)."""
     from videojepa.interop.hub import resolve_source
 
     if source not in SOURCES:
         raise UserError(f"unknown source format {source!r}; available: {', '.join(SOURCES)}")
-    path = resolve_source(src, source)
+    path = resolve_source(src, source, cache_dir)
     if source == "hf":
         from videojepa.interop.hf_vjepa2 import from_hf
 
