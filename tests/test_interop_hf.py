@@ -12,7 +12,6 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from videojepa.encoder_io import build_encoder, load_encoder, load_predictor  # noqa: E402
-from videojepa.models.predictor import Predictor  # noqa: E402
 
 TOL = 1e-4
 FRAMES, CROP = 6, 32
@@ -65,7 +64,8 @@ def converted(tmp_path, cli):
 
 def test_hf_vjepa2_parity_with_negative_controls(converted, cli, one_thread):
     hf, encoder, predictor, tmp_path = converted
-    assert encoder.card.source["format"] == "hf" and encoder.card.clip.frames == FRAMES and encoder.card.clip.crop == CROP
+    card = encoder.card
+    assert card.source["format"] == "hf" and card.clip.frames == FRAMES and card.clip.crop == CROP
     assert encoder.arch["pos_embed"] == "rope_vjepa2" and predictor.default_mask_index == 1
     gen = torch.Generator().manual_seed(1)
     video = torch.randn(2, FRAMES, 3, CROP, CROP, generator=gen)  # HF: (B, T, C, H, W)
@@ -120,7 +120,8 @@ def test_convert_refuses_renamed_key(converted, cli, tmp_path):
     save_file(tensors, str(hf_dir / "model.safetensors"))
     code, out, err = cli("convert", "--from", "hf", hf_dir, tmp_path / "bad")
     assert code == 2 and not (tmp_path / "bad").exists()
-    assert "missing 1: encoder.layer.1.attention.key.weight" in err and "unexpected 1: encoder.layer.1.attention.kee.weight" in err
+    assert "missing 1: encoder.layer.1.attention.key.weight" in err
+    assert "unexpected 1: encoder.layer.1.attention.kee.weight" in err
 
 
 def test_a_hub_id_resolves_to_its_cached_snapshot_without_going_online(tmp_path, one_thread):

@@ -106,7 +106,8 @@ def test_a_damaged_official_file_names_the_removed_renamed_and_reshaped_tensors(
                          *convert_args())
     assert code == 2 and not (tmp_path / "ours").exists()
     assert len(err.strip().splitlines()) == 1
-    for expected in ("missing 2: blocks.0.norm2.bias, blocks.1.mlp.fc2.weight", "unexpected 1: blocks.1.mlp.fc_2.weight",
+    for expected in ("missing 2: blocks.0.norm2.bias, blocks.1.mlp.fc2.weight",
+                     "unexpected 1: blocks.1.mlp.fc_2.weight",
                      "wrong shape 1: blocks.1.attn.proj.weight (18, 72), expected (36, 36)"):
         assert expected in err, err
 

@@ -5,4 +5,5 @@ from videojepa.models import PixelDecoder, Predictor, VisionTransformer, count_p
 
 __version__ = "0.1.0"
 
-__all__ = ["load_encoder", "save_encoder", "convert", "create_model", "list_models", "count_parameters", "VisionTransformer", "Predictor", "PixelDecoder"]
+__all__ = ["load_encoder", "save_encoder", "convert", "create_model", "list_models", "count_parameters",
+           "VisionTransformer", "Predictor", "PixelDecoder"]

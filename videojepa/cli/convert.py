@@ -12,7 +12,8 @@ def register(subparsers) -> None:
                     "extract, method.teacher.checkpoint). --to hf: write SRC (a convert output) as a folder that "
                     "transformers' VJEPA2Model.from_pretrained loads. Every source tensor must be used: a missing, "
                     "renamed or mis-shaped one is an error naming it. .pt/.pth.tar files are read with "
-                    "torch.load(weights_only=True): a file that needs more than tensors and plain containers is refused.",
+                    "torch.load(weights_only=True): a file that needs more than tensors and plain containers is "
+                    "refused.",
         epilog="examples: videojepa convert --from hf facebook/vjepa2-vitl-fpc64-256 models/vjepa2-vitl | "
                "videojepa convert --from official vitg.pt models/vjepa2-vitg --arch vjepa2_vitg | "
                "videojepa convert --to hf models/vjepa2-vitl hf/vjepa2-vitl")

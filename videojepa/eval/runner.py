@@ -75,9 +75,10 @@ def check_protocol(encoder, data: DataConfig, task: str) -> None:
         return
     clip = card.clip
     recorded = {"mean": clip.mean, "std": clip.std, "frames_per_clip": clip.frames, "crop_size": clip.crop}
-    differing = [f"data.{key}={tuple(getattr(data, key)) if key in ('mean', 'std') else getattr(data, key)} (encoder: "
-                 f"{value})" for key, value in recorded.items() if value is not None
-                 and (tuple(value) != tuple(getattr(data, key)) if key in ("mean", "std") else value != getattr(data, key))]
+    task_values = {key: getattr(data, key) for key in recorded}
+    task_values.update(mean=tuple(data.mean), std=tuple(data.std))
+    differing = [f"data.{key}={task_values[key]} (encoder: {value})" for key, value in recorded.items()
+                 if value is not None and value != task_values[key]]
     if differing:  # longer clips or other crops can be intended; other normalisation rarely is
         warnings.warn(f"task {task}: the protocol differs from the encoder card's ({card.source or card.method}): "
                       + ", ".join(differing))

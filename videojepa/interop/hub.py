@@ -20,8 +20,8 @@ def resolve_source(src: str | Path, source: str, cache_dir: str | Path | None = 
     if path.exists():
         return path
     if source == "official" or not HUB_ID.match(str(src)):
-        raise UserError(f"{src}: no such file or folder" + ("" if source == "official" else
-                                                             " (nor a Hub model id like facebook/vjepa2-vitl-fpc64-256)"))
+        hint = "" if source == "official" else " (nor a Hub model id like facebook/vjepa2-vitl-fpc64-256)"
+        raise UserError(f"{src}: no such file or folder{hint}")
     return hub_folder(str(src), cache_dir)
 
 

@@ -57,8 +57,9 @@ def from_official(path: str | Path, which: str = "target_encoder", arch: str | N
     hidden = fc1.shape[0] if fc1 is not None else 4 * dim
     name, num_heads = _heads(family, dim, depth, arch, heads, src.origin)
     released = RELEASED.get(name or "", {})
-    frames = frames or released.get("frames_per_clip") or (VJEPA1_CLIP["frames_per_clip"] if family == "vjepa1" else None)
-    crop = crop or released.get("crop_size") or (VJEPA1_CLIP["crop_size"] if family == "vjepa1" else None)
+    fallback = VJEPA1_CLIP if family == "vjepa1" else {}
+    frames = frames or released.get("frames_per_clip") or fallback.get("frames_per_clip")
+    crop = crop or released.get("crop_size") or fallback.get("crop_size")
     encoder = build_encoder(dict(embed_dim=dim, depth=depth, num_heads=num_heads, mlp_hidden=hidden, patch_size=patch,
                                  tubelet_size=tubelet, in_chans=chans, qkv_bias="blocks.0.attn.qkv.bias" in tensors,
                                  pos_embed="sincos" if family == "vjepa1" else "rope_vjepa2", name=name))
@@ -70,7 +71,8 @@ def from_official(path: str | Path, which: str = "target_encoder", arch: str | N
     load_state_strict(encoder, state, src.origin)
     predictor = None
     if "predictor" in payload:
-        predictor = _predictor(payload["predictor"], path, family, dim, num_heads, predictor_heads, encoder, frames, crop)
+        predictor = _predictor(payload["predictor"], path, family, dim, num_heads, predictor_heads, encoder,
+                               frames, crop)
     clip = ClipProtocol(frames=frames, crop=crop, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     source = {"format": "official", "path": str(path.resolve()), "which": which, "family": family,
               "heads_from": f"arch {name}" if name else "--heads"}
@@ -91,11 +93,13 @@ def _predictor(raw: dict, path: Path, family: str, enc_dim: int, enc_heads: int,
     heads = heads or (VJEPA2_PREDICTOR_HEADS if family == "vjepa2" else enc_heads)
     try:
         predictor = Predictor(enc_dim, proj.shape[0], embed_dim=pdim, depth=depth, num_heads=heads, mlp_ratio=ratio,
-                              num_mask_tokens=max(n_tokens, 1), pos_embed="sincos" if family == "vjepa1" else "rope_vjepa2",
+                              num_mask_tokens=max(n_tokens, 1),
+                              pos_embed="sincos" if family == "vjepa1" else "rope_vjepa2",
                               default_mask_index=1 if family == "vjepa2" and n_tokens > 1 else 0)
     except ValueError as err:
         raise UserError(f"{src.origin}: {err} (give --predictor-heads)") from None
-    names = {"embed": "predictor_embed", "blocks": "predictor_blocks", "norm": "predictor_norm", "head": "predictor_proj"}
+    names = {"embed": "predictor_embed", "blocks": "predictor_blocks", "norm": "predictor_norm",
+             "head": "predictor_proj"}
     state = {}
     for key, value in predictor.state_dict().items():
         head, _, rest = key.partition(".")
@@ -158,5 +162,5 @@ def _check_table(src: SourceState, key: str, dim: int, encoder, frames: int | No
         return
     error = float((stored[0] - sincos_3d(dim, grid)).abs().max())
     if error > TABLE_TOL:
-        raise UserError(f"{src.origin}: {key} differs from the 3D sin-cos table by up to {error:.3g}: not V-JEPA's fixed "
-                        f"table, refusing to drop it")
+        raise UserError(f"{src.origin}: {key} differs from the 3D sin-cos table by up to {error:.3g}: not V-JEPA's "
+                        f"fixed table, refusing to drop it")

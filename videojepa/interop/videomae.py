@@ -37,7 +37,8 @@ def from_videomae(folder: str | Path):
         c("intermediate_size", 3072)
     patch, tubelet, chans, crop = c("patch_size", 16), c("tubelet_size", 2), c("num_channels", 3), c("image_size", 224)
     if not isinstance(patch, int) or not isinstance(crop, int):
-        raise UserError(f"{folder}/config.json: patch_size {patch!r} / image_size {crop!r}: only square sizes are supported")
+        raise UserError(f"{folder}/config.json: patch_size {patch!r} / image_size {crop!r}: only square sizes are "
+                        f"supported")
     if c("hidden_act", "gelu") != "gelu":
         raise UserError(f"{folder}/config.json: hidden_act {c('hidden_act')!r}: only gelu is supported")
     qv_bias = c("qv_bias", c("qkv_bias", True))

@@ -24,7 +24,8 @@ class Predictor(nn.Module):
                  activation_checkpointing: bool = False, default_mask_index: int = 0):
         super().__init__()
         if not 0 <= default_mask_index < num_mask_tokens:
-            raise ValueError(f"default_mask_index {default_mask_index} but the predictor has {num_mask_tokens} mask tokens")
+            raise ValueError(f"default_mask_index {default_mask_index} but the predictor has {num_mask_tokens} "
+                             f"mask tokens")
         self.activation_checkpointing = activation_checkpointing
         self.default_mask_index = default_mask_index
         self.embed = nn.Linear(in_dim, embed_dim)
