@@ -26,8 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("src", help="source file, folder, or Hugging Face Hub model id (fetched into the Hub cache)")
     p.add_argument("out", help="output folder (must not hold an encoder yet)")
     p.add_argument("--which", choices=["target_encoder", "encoder"], default="target_encoder",
-                   help="official only: which network of the checkpoint (default: target_encoder, the EMA encoder "
-                        "the official evaluations load and the Hugging Face V-JEPA 2 models were converted from)")
+                   help="official only: which network of the checkpoint. Default target_encoder: the EMA encoder, "
+                        "what the official frozen evaluations load. encoder: the online network, what the official "
+                        "V-JEPA 2 torch.hub loader loads, and with it the Hugging Face conversions made from it")
     p.add_argument("--arch", help="official only: registry name giving the head count, which official files do not "
                                   "store (e.g. vjepa2_vitg: 22 heads; vit_giant: V-JEPA 1's 16). Default: the "
                                   "registry entry of the checkpoint's family with its width and depth")

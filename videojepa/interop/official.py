@@ -1,8 +1,8 @@
 """Official V-JEPA (`.pth.tar`) and V-JEPA 2 (`.pt`) training checkpoints -> our encoder and predictor.
 
-The files are dicts with `encoder`, `target_encoder` (the EMA encoder: what the official evaluations
-load and what the Hugging Face V-JEPA 2 models were converted from) and `predictor`, whose keys carry
-`module.` (DDP) and/or `backbone.` (the multi-mask wrapper) prefixes. They are read with
+The files are dicts with `encoder` (the online network: what the official V-JEPA 2 torch.hub loader
+reads), `target_encoder` (the EMA encoder: what the official frozen evaluations read) and `predictor`,
+whose keys carry `module.` (DDP) and/or `backbone.` (the multi-mask wrapper) prefixes. They are read with
 `torch.load(weights_only=True)`; a file that needs more is refused.
 
 Layout differences handled (official name -> ours):
