@@ -131,3 +131,17 @@ def test_a_pickle_that_would_run_code_is_refused(cli, tmp_path):
     code, out, err = cli("convert", "--from", "official", tmp_path / "evil.pt", tmp_path / "ours")
     assert code == 2 and "evil.pt: refused: loading it would import or call code" in err
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "ours").exists()
+
+
+def test_head_counts_come_from_the_registry_of_the_checkpoints_family():
+    from videojepa.interop.official import _heads
+    from videojepa.models.registry import RELEASED, find_architecture
+
+    # a V-JEPA 2 ViT-g (no pos_embed in the file) has 22 heads; V-JEPA 1's ViT-g of the same size has 16
+    assert _heads("vjepa2", 1408, 40, None, None, "f") == ("vjepa2_vitg", 22)
+    assert _heads("vjepa1", 1408, 40, None, None, "f") == ("vit_giant", 16)
+    assert _heads("vjepa2", 1024, 24, None, None, "f") == ("vjepa2_vitl", 16)
+    assert _heads("vjepa2", 1024, 24, None, 8, "f") == (None, 8)  # --heads wins
+    assert RELEASED["vjepa2_vitg"]["frames_per_clip"] == 64 and RELEASED["vjepa2_vitg"]["crop_size"] == 256
+    assert find_architecture(1408, 40, 22, 6144, "rope_vjepa2") == "vjepa2_vitg"
+    assert find_architecture(1408, 40, 16, 6144, "rope_vjepa2") is None

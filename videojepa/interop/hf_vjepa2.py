@@ -26,6 +26,7 @@ from videojepa.errors import UserError
 from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
 from videojepa.models.predictor import Predictor
+from videojepa.models.registry import find_architecture
 
 WEIGHTS = "model.safetensors"
 HF_MASK_INDEX = 1  # VJEPA2PredictorEmbeddings.forward's default
@@ -75,7 +76,7 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
         raise UserError(f"{folder}/config.json: patch_size {patch!r}: only square patches are supported")
     encoder = build_encoder(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
                                  tubelet_size=tubelet, in_chans=chans, pos_embed="rope_vjepa2", qkv_bias=qkv_bias,
-                                 norm_eps=eps, name=None))
+                                 norm_eps=eps, name=find_architecture(dim, depth, heads, hidden, "rope_vjepa2")))
     pdim, pdepth = c("pred_hidden_size", 384), c("pred_num_hidden_layers", 12)
     phidden = int(pdim * c("pred_mlp_ratio", 4.0))
     predictor = Predictor(dim, dim, embed_dim=pdim, depth=pdepth, num_heads=c("pred_num_attention_heads", 12),

@@ -36,6 +36,15 @@ RELEASED: dict[str, dict] = {
 }
 
 
+def find_architecture(embed_dim: int, depth: int, num_heads: int, mlp_hidden: int, pos_embed: str) -> str | None:
+    """The registry name of exactly these sizes and position encoding (for converted weights), or None."""
+    for name, spec in ARCHITECTURES.items():
+        if (spec["embed_dim"], spec["depth"], spec["num_heads"], spec.get("mlp_hidden", 4 * spec["embed_dim"]),
+                spec.get("pos_embed", "rope")) == (embed_dim, depth, num_heads, mlp_hidden, pos_embed):
+            return name
+    return None
+
+
 def list_models() -> list[str]:
     return list(ARCHITECTURES)
 
