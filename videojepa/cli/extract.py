@@ -55,16 +55,16 @@ def run(args) -> int:
     device = resolve_device(args.device or "auto", "--device")
     path = resolve_encoder_path(args.checkpoint)
     encoder = prepare_encoder(load_encoder(path, device=device), args.precision)
-    trained = encoder.meta.get("data", {})
     stat = path.stat()
+    clip = encoder.card.clip
     summary = extract_features(
         encoder, args.input, args.out,
-        frames=args.frames or trained.get("frames_per_clip", 16),
-        frame_step=args.frame_step or trained.get("frame_step", 4),
-        fps=args.fps if args.fps or args.frame_step else trained.get("fps"), stride=args.stride,
-        size=args.size or trained.get("crop_size", 224),
+        frames=args.frames or clip.frames or 16,
+        frame_step=args.frame_step or clip.frame_step or 4,
+        fps=args.fps if args.fps or args.frame_step else clip.fps, stride=args.stride,
+        size=args.size or clip.crop or 224,
         layers=args.layers, pooling=args.pooling,
-        mean=trained.get("mean", IMAGENET_MEAN), std=trained.get("std", IMAGENET_STD),
+        mean=list(clip.mean or IMAGENET_MEAN), std=list(clip.std or IMAGENET_STD),
         batch_size=args.batch_size, precision=args.precision, workers=args.workers,
         progress=not args.no_progress, force=args.force,
         encoder_id={"file": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns},

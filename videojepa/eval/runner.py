@@ -59,17 +59,26 @@ def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
 
 
 def check_protocol(encoder, data: DataConfig, task: str) -> None:
-    """The clip must tile into the encoder's tubelets and patches; warn when normalisation differs."""
+    """The clip must tile into the encoder's tubelets and patches; warn where the task's protocol differs from
+    the one the encoder card records (normalisation, frames, crop)."""
     if data.crop_size % encoder.patch_size:
         raise UserError(f"data.crop_size={data.crop_size} (task {task}) is not divisible by the encoder's patch "
                         f"size {encoder.patch_size}")
     if data.frames_per_clip % encoder.tubelet_size:
         raise UserError(f"data.frames_per_clip={data.frames_per_clip} (task {task}) is not divisible by the encoder's "
                         f"tubelet size {encoder.tubelet_size}")
-    trained = (getattr(encoder, "meta", None) or {}).get("data", {})
-    for key in ("mean", "std"):
-        if key in trained and tuple(trained[key]) != tuple(getattr(data, key)):
-            warnings.warn(f"data.{key}={getattr(data, key)} differs from the {trained[key]} the encoder was trained with")
+    card = getattr(encoder, "card", None)
+    if card is None:  # a random-init encoder: no protocol to compare with
+        return
+    clip = card.clip
+    recorded = {"mean": clip.mean, "std": clip.std, "frames_per_clip": clip.frames, "crop_size": clip.crop}
+    task_values = {key: getattr(data, key) for key in recorded}
+    task_values.update(mean=tuple(data.mean), std=tuple(data.std))
+    differing = [f"data.{key}={task_values[key]} (encoder: {value})" for key, value in recorded.items()
+                 if value is not None and value != task_values[key]]
+    if differing:  # longer clips or other crops can be intended; other normalisation rarely is
+        warnings.warn(f"task {task}: the protocol differs from the encoder card's ({card.source or card.method}): "
+                      + ", ".join(differing))
 
 
 def task_classes(task: TaskConfig, train_ds, val_ds) -> int:

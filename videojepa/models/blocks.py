@@ -1,4 +1,9 @@
-"""Transformer building blocks: pre-norm block, fused-qkv attention with optional RoPE."""
+"""Transformer building blocks: pre-norm block, fused-qkv attention with optional RoPE.
+
+Variants needed to reproduce released checkpoints exactly (selected by the converters):
+`k_bias=False` gives q and v biases but none for k (VideoMAE), `norm_eps` the LayerNorm epsilon
+(VideoMAE uses 1e-12 where V-JEPA uses 1e-6).
+"""
 from __future__ import annotations
 
 import torch
@@ -11,17 +16,26 @@ LN_EPS = 1e-6
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, k_bias: bool = True):
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"width {dim} is not divisible by {num_heads} heads")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.split_bias = qkv_bias and not k_bias
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias and k_bias)
+        if self.split_bias:  # q and v biases only: k has none to load, so it has none to train either
+            self.q_bias = nn.Parameter(torch.zeros(dim))
+            self.v_bias = nn.Parameter(torch.zeros(dim))
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, N, C = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        if self.split_bias:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+            qkv = F.linear(x, self.qkv.weight, bias)
+        else:
+            qkv = self.qkv(x)
+        q, k, v = qkv.view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         if rope is not None:
             cos, sin = (t.to(q.dtype) for t in rope)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
@@ -67,11 +81,12 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.0, qkv_bias: bool = True):
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.0, qkv_bias: bool = True,
+                 k_bias: bool = True, norm_eps: float = LN_EPS):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.attn = Attention(dim, num_heads, qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = Attention(dim, num_heads, qkv_bias, k_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, mlp_hidden)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 

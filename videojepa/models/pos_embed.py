@@ -36,6 +36,18 @@ def sincos_3d(embed_dim: int, grid: tuple[int, int, int]) -> torch.Tensor:
     return table[:, :embed_dim].float()
 
 
+def sincos_flat(embed_dim: int, num_tokens: int) -> torch.Tensor:
+    """VideoMAE's fixed table (num_tokens, embed_dim): ONE position per token, its flat index.
+
+    Channel j of token n is sin (even j) or cos (odd j) of n / 10000^(2 * (j // 2) / embed_dim):
+    interleaved channels and no notion of time, height or width, unlike `sincos_3d`.
+    """
+    pos = torch.arange(num_tokens, dtype=torch.float64)[:, None]
+    channel = torch.arange(embed_dim)
+    angles = pos / 10000.0 ** (2 * (channel // 2).double() / embed_dim)
+    return torch.where(channel % 2 == 0, angles.sin(), angles.cos()).float()
+
+
 class Rope3D:
     """3D rotary embedding with V-JEPA 2's channel split.
 

@@ -1,7 +1,10 @@
 """Model registry: `create_model("vit_large", **overrides)` and parameter counts.
 
 Sizes follow V-JEPA / V-JEPA 2 (width / depth / heads); the `vit_pico`..`vit_micro`
-presets are sized for CPU demos and tests.
+presets are sized for CPU demos and tests. The `vjepa2_*` entries are the released V-JEPA 2
+encoders (their RoPE layout; the ViT-g has 22 heads, where V-JEPA 1's has 16): official weight
+files do not store the head count, so the converter takes it from here. `RELEASED` holds the clip
+protocol those weights were trained with.
 """
 from __future__ import annotations
 
@@ -20,7 +23,26 @@ ARCHITECTURES: dict[str, dict] = {
     "vit_huge": dict(embed_dim=1280, depth=32, num_heads=16),
     "vit_giant": dict(embed_dim=1408, depth=40, num_heads=16, mlp_hidden=1408 * 48 // 11),
     "vit_gigantic": dict(embed_dim=1664, depth=48, num_heads=16, mlp_hidden=8192),
+    "vjepa2_vitl": dict(embed_dim=1024, depth=24, num_heads=16, pos_embed="rope_vjepa2"),
+    "vjepa2_vith": dict(embed_dim=1280, depth=32, num_heads=16, pos_embed="rope_vjepa2"),
+    "vjepa2_vitg": dict(embed_dim=1408, depth=40, num_heads=22, mlp_hidden=1408 * 48 // 11, pos_embed="rope_vjepa2"),
 }
+
+# Released weights: clip protocol (V-JEPA 2: 64 frames at 256 px) and the predictor that comes with them.
+_VJEPA2_PREDICTOR = dict(embed_dim=384, depth=12, num_heads=12, num_mask_tokens=10, default_mask_index=1)
+RELEASED: dict[str, dict] = {
+    name: dict(frames_per_clip=64, crop_size=256, predictor=_VJEPA2_PREDICTOR)
+    for name in ("vjepa2_vitl", "vjepa2_vith", "vjepa2_vitg")
+}
+
+
+def find_architecture(embed_dim: int, depth: int, num_heads: int, mlp_hidden: int, pos_embed: str) -> str | None:
+    """The registry name of exactly these sizes and position encoding (for converted weights), or None."""
+    for name, spec in ARCHITECTURES.items():
+        if (spec["embed_dim"], spec["depth"], spec["num_heads"], spec.get("mlp_hidden", 4 * spec["embed_dim"]),
+                spec.get("pos_embed", "rope")) == (embed_dim, depth, num_heads, mlp_hidden, pos_embed):
+            return name
+    return None
 
 
 def list_models() -> list[str]:

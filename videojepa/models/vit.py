@@ -14,11 +14,17 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from videojepa.models.blocks import LN_EPS, Block, init_weights, rescale_residual_init
-from videojepa.models.pos_embed import Rope3D, sincos_3d, token_coords
+from videojepa.models.pos_embed import Rope3D, sincos_3d, sincos_flat, token_coords
 
 
-# sincos: V-JEPA's fixed table; rope: 3D rotary; rope_vjepa2: rotary in V-JEPA 2's released layout.
-POS_EMBEDS = ("sincos", "rope", "rope_vjepa2")
+# sincos: V-JEPA's fixed 3D table; rope: 3D rotary; rope_vjepa2: rotary in V-JEPA 2's released layout;
+# sincos_1d: VideoMAE's 1-D table over the flat token index.
+POS_EMBEDS = ("sincos", "rope", "rope_vjepa2", "sincos_1d")
+ABSOLUTE = ("sincos", "sincos_1d")
+
+# Architecture variants that only converted checkpoints use; `arch` records them only when they differ
+# from these defaults, so files and descriptions of our own models stay as they were.
+VARIANT_DEFAULTS = {"k_bias": True, "final_norm": True, "norm_eps": LN_EPS}
 
 
 class PositionEncoding(nn.Module):
@@ -37,12 +43,14 @@ class PositionEncoding(nn.Module):
     def sincos(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
         key = (grid, device)
         if key not in self._tables:
-            self._tables[key] = sincos_3d(self.embed_dim, grid).to(device)
+            table = sincos_3d(self.embed_dim, grid) if self.kind == "sincos" else \
+                sincos_flat(self.embed_dim, grid[0] * grid[1] * grid[2])
+            self._tables[key] = table.to(device)
         return self._tables[key]
 
     def add_absolute(self, tokens: torch.Tensor, ids: torch.Tensor, grid) -> torch.Tensor:
         """Add the sin-cos rows of `ids` (B, N) to tokens (B, N, D); identity for RoPE."""
-        if self.kind != "sincos":
+        if self.kind not in ABSOLUTE:
             return tokens
         return tokens + self.sincos(grid, tokens.device)[ids].to(tokens.dtype)
 
@@ -66,7 +74,10 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rope, use_checkpointing: 
 class VisionTransformer(nn.Module):
     def __init__(self, embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, mlp_hidden: int | None = None,
                  patch_size: int = 16, tubelet_size: int = 2, in_chans: int = 3, pos_embed: str = "rope",
-                 drop_path: float = 0.0, qkv_bias: bool = True, activation_checkpointing: bool = False):
+                 drop_path: float = 0.0, qkv_bias: bool = True, activation_checkpointing: bool = False,
+                 k_bias: bool = True, final_norm: bool = True, norm_eps: float = LN_EPS):
+        """k_bias=False: q/v biases without a k bias; final_norm=False: no LayerNorm on the outputs
+        (VideoMAE's mean-pooling encoders); norm_eps: the LayerNorm epsilon. See `VARIANT_DEFAULTS`."""
         super().__init__()
         mlp_hidden = mlp_hidden or 4 * embed_dim
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
@@ -76,11 +87,14 @@ class VisionTransformer(nn.Module):
                                      stride=(tubelet_size, patch_size, patch_size))
         self.pos = PositionEncoding(pos_embed, embed_dim, num_heads)
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_hidden, rates[i], qkv_bias) for i in range(depth))
-        self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_hidden, rates[i], qkv_bias, k_bias, norm_eps)
+                                    for i in range(depth))
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if final_norm else nn.Identity()
         self.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_hidden=mlp_hidden,
                          patch_size=patch_size, tubelet_size=tubelet_size, in_chans=in_chans,
                          pos_embed=pos_embed, qkv_bias=qkv_bias)
+        variants = dict(k_bias=k_bias, final_norm=final_norm, norm_eps=norm_eps)
+        self.arch.update({k: v for k, v in variants.items() if v != VARIANT_DEFAULTS[k]})
         self.apply(init_weights)
         rescale_residual_init(self.blocks)
 
@@ -124,6 +138,7 @@ class VisionTransformer(nn.Module):
         keep: (B, K) token ids to process (others are dropped before the blocks); None = all.
         layers: block indices (negative counts from the end) whose normed outputs to return
             as a list, in the given order; None returns the final normed tokens (B, K, D).
+            (An encoder built with final_norm=False returns them un-normed.)
         """
         tokens, grid = self.embed(x)
         return self.forward_tokens(tokens, grid, keep, layers)

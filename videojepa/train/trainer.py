@@ -21,7 +21,7 @@ import yaml
 
 from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
 from videojepa.config.schema import PretrainConfig
-from videojepa.encoder_io import save_encoder
+from videojepa.encoder_io import ENCODER_FILE, ClipProtocol, EncoderCard, save_encoder
 from videojepa.errors import UserError
 from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 from videojepa.methods import Method, build_method
@@ -135,13 +135,17 @@ class Trainer:
         run_dir, current = self.run_dir, to_dict(self.cfg)
         saved_path = run_dir / "config.yaml"
         state = None
+        if not saved_path.exists() and (ckpt.list_checkpoints(run_dir) or (run_dir / ENCODER_FILE).exists()):
+            # a run without its config, or a `videojepa convert` folder: training here would overwrite it
+            raise UserError(f"{run_dir} holds checkpoints or an encoder but no config.yaml, so it is not a run this "
+                            f"command can resume; use another run.dir")
         if saved_path.exists():
             saved = migrate_moved_keys(yaml.safe_load(saved_path.read_text()), str(saved_path))
             conflicts = config_conflicts(saved, current)
             if conflicts:
                 raise UserError(f"{run_dir} holds a run with a different config; use another run.dir or the same "
                                 f"settings. Differences: {'; '.join(conflicts)}")
-            state = ckpt.load_latest(run_dir)
+            state = ckpt.load_latest(run_dir)  # raises, listing every file, when checkpoints exist but none loads
             if saved["train"]["steps"] != current["train"]["steps"] and state is not None:
                 warnings.warn(f"train.steps changed from {saved['train']['steps']} to {current['train']['steps']}: "
                               f"schedules are recomputed for the new length", stacklevel=2)
@@ -158,6 +162,11 @@ class Trainer:
                 "skipped": self.skipped, "nonfinite_in_row": self.nonfinite_in_row, "config": to_dict(self.cfg)}
 
     def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in ("step", "method", "optimizer", "scaler", "rng", "skipped", "nonfinite_in_row")
+                   if k not in state]
+        if missing:
+            raise UserError(f"{self.run_dir}: the checkpoint lacks {', '.join(missing)}; it was not written by "
+                            f"this trainer")
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -171,11 +180,11 @@ class Trainer:
         if not self.dist.is_main:
             return
         ckpt.save_checkpoint(self.run_dir, self.step, self.state_dict(), self.train_cfg.keep_checkpoints)
-        d = self.cfg.data
-        save_encoder(self.method.export_encoder(), self.run_dir / "encoder.safetensors",
-                     data={"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
-                           "crop_size": d.crop_size, "mean": list(d.mean), "std": list(d.std)},
-                     extra={"method": self.cfg.method.name, "step": self.step})
+        d, encoder = self.cfg.data, self.method.export_encoder()
+        clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
+                            mean=tuple(d.mean), std=tuple(d.std))
+        save_encoder(encoder, self.run_dir / ENCODER_FILE,
+                     card=EncoderCard.describe(encoder, clip=clip, method=self.cfg.method.name, step=self.step))
 
     # ------------------------------------------------------------------ step
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
@@ -273,7 +282,7 @@ class Trainer:
         window = {"clips": 0, "time": 0.0, "wait": 0.0, "clipped": 0, "steps": 0}
         self.method.train()
         batches = iter(self.loader)
-        last = {}
+        last, saved_at_boundary = {}, False
         try:
             while self.step < tc.steps:
                 started = time.perf_counter()
@@ -302,15 +311,21 @@ class Trainer:
                 bar.update(1)
                 if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
                     self.save()
-                if self._stop_signal is not None:
+                if self._stop_signal is not None:  # a step boundary: the state is on the uninterrupted trajectory
                     log.warning("received signal %d: checkpoint saved at step %d, stopping", self._stop_signal, self.step)
                     self.save()
+                    if self._stop_signal == signal.SIGINT:
+                        saved_at_boundary = True
+                        raise KeyboardInterrupt
                     break
         except KeyboardInterrupt:
-            log.warning("interrupted: saving a checkpoint at step %d", self.step)
-            self.save()
+            if not saved_at_boundary:
+                # a second Ctrl-C, or one outside our handler, lands mid-step: the loader has moved on and the
+                # optimiser may have stepped, so saving now would put an off-trajectory state under a step's name
+                log.warning("interrupted mid-step: nothing saved; the run resumes from its last checkpoint")
             raise
         finally:
+            self._restore_signal_handlers()
             bar.close()
             if self.metrics:
                 self.metrics.close()
@@ -334,11 +349,25 @@ class Trainer:
         return full
 
     def _install_signal_handlers(self) -> None:
-        """SIGTERM (cluster preemption): finish the step, checkpoint, exit cleanly."""
+        """SIGTERM (cluster preemption) and a first Ctrl-C: finish the step, checkpoint, stop.
+
+        Saving only at a step boundary keeps "exact resume" true on every path. A second Ctrl-C
+        interrupts at once (the default handler is back) and saves nothing.
+        """
         def handler(signum, frame):
             self._stop_signal = signum
+            if signum == signal.SIGINT:
+                signal.signal(signal.SIGINT, self._previous_handlers.get(signal.SIGINT, signal.default_int_handler))
+                log.warning("Ctrl-C: finishing this step, then saving; press Ctrl-C again to stop without saving")
 
+        self._stop_signal, self._previous_handlers = None, {}
         try:
-            signal.signal(signal.SIGTERM, handler)
-        except ValueError:  # not the main thread
-            pass
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous_handlers[signum] = signal.signal(signum, handler)
+        except ValueError:  # not the main thread: signals stay with whoever owns them
+            self._previous_handlers = {}
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, previous in getattr(self, "_previous_handlers", {}).items():
+            signal.signal(signum, previous)
+        self._previous_handlers = {}

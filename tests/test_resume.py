@@ -1,0 +1,130 @@
+"""Resume is pickle-free, loud when it cannot resume, and exact on every interruption path."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from videojepa.config import load_config, save_config
+from videojepa.train import checkpoint as ckpt
+from videojepa.train.logger import read_metrics
+from videojepa.train.trainer import Trainer
+
+
+def make_trainer(data, run_dir, **extra):
+    return Trainer(load_config("demo/vjepa", tiny_overrides(data, run_dir, **extra)))
+
+
+def losses(run_dir):
+    return [r["loss"] for r in read_metrics(run_dir) if len(r) == 2]
+
+
+class PlantedPayload:
+    """Unpickling this calls os.system: what a planted checkpoint would do under weights_only=False."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def interrupt_during_step(trainer, at_call: int, signum: int) -> None:
+    """Send `signum` to this process from inside the method's forward of step `at_call` (1-based)."""
+    forward, calls = trainer.method.forward, [0]
+
+    def wrapped(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == at_call:
+            os.kill(os.getpid(), signum)
+        return forward(*args, **kwargs)
+
+    trainer.method.forward = wrapped
+
+
+@pytest.mark.parametrize("precision,workers,signum", [("fp32", 0, signal.SIGTERM), ("bf16", 1, signal.SIGTERM),
+                                                      ("fp32", 0, signal.SIGINT)])
+def test_signal_mid_step_resumes_onto_the_uninterrupted_trajectory(tiny_synth, tmp_path, precision, workers, signum,
+                                                                  one_thread):
+    extra = {"train.steps": 8, "train.checkpoint_every": 100, "train.log_every": 4, "train.precision": precision,
+             "data.num_workers": workers}
+    make_trainer(tiny_synth, tmp_path / "a", **extra).fit()
+
+    interrupted = make_trainer(tiny_synth, tmp_path / "b", **extra)
+    interrupt_during_step(interrupted, at_call=3, signum=signum)
+    if signum == signal.SIGINT:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.fit()
+    else:
+        interrupted.fit()
+    # saved at the boundary after the interrupted step, under that step's name
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "b")] == ["step_00000003.pt"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer's handlers are gone again
+    make_trainer(tiny_synth, tmp_path / "b", **extra).fit()
+
+    assert len(losses(tmp_path / "a")) == 8 and losses(tmp_path / "a") == losses(tmp_path / "b")
+    a, b = ckpt.load_latest(tmp_path / "a"), ckpt.load_latest(tmp_path / "b")
+    assert a["step"] == b["step"] == 8
+    assert all(torch.equal(a["method"][k], b["method"][k]) for k in a["method"])
+
+
+def test_checkpoints_hold_only_tensors_and_plain_containers(tiny_synth, tmp_path):
+    trainer = make_trainer(tiny_synth, tmp_path, **{"train.steps": 2})
+    trainer.fit()
+    path = ckpt.list_checkpoints(tmp_path)[-1]
+    state = torch.load(path, weights_only=True)  # what resume does; raises on anything else
+    assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    with pytest.raises(TypeError, match=r"checkpoint.extra is a PlantedPayload"):
+        ckpt.save_checkpoint(tmp_path, 9, {"step": 9, "extra": PlantedPayload(tmp_path / "x")}, keep=3)
+
+
+def _pretrain(config_path, run_dir):
+    return subprocess.run([sys.executable, "-m", "videojepa", "pretrain", str(config_path), f"run.dir={run_dir}"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_a_planted_pickle_is_refused_and_its_code_never_runs(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, run, **{"train.steps": 4, "train.checkpoint_every": 2}))
+    make_trainer(tiny_synth, run, **{"train.steps": 4, "train.checkpoint_every": 2}).fit()
+    save_config(cfg, tmp_path / "cfg.yaml")
+    marker = tmp_path / "pwned"
+    planted = ckpt.checkpoint_dir(run) / "step_00000009.pt"
+    torch.save({"step": 9, "payload": PlantedPayload(marker)}, planted)
+
+    # the planted newest file is refused and resume falls back to the real step-4 checkpoint
+    done = _pretrain(tmp_path / "cfg.yaml", run)
+    assert done.returncode == 0, done.stderr
+    assert "step_00000009.pt: refused: loading it would import or call code" in done.stderr
+    assert "already trained for 4 steps" in done.stderr
+    assert not marker.exists()
+
+    # with only planted files left, the run stops with the list and its history stays as it was
+    for path in ckpt.list_checkpoints(run):
+        if path != planted:
+            path.unlink()
+    (ckpt.checkpoint_dir(run) / "step_00000008.pt").write_bytes(b"PK\x03\x04 torn")
+    metrics_before, config_before = (run / "metrics.jsonl").read_bytes(), (run / "config.yaml").read_bytes()
+    failed = _pretrain(tmp_path / "cfg.yaml", run)
+    assert failed.returncode == 2
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message.startswith("videojepa pretrain: error: ") and "no checkpoint could be loaded" in message
+    assert "step_00000009.pt: refused" in message and "step_00000008.pt: unreadable" in message
+    assert not marker.exists()
+    assert (run / "metrics.jsonl").read_bytes() == metrics_before
+    assert (run / "config.yaml").read_bytes() == config_before
+
+
+def test_a_convert_folder_is_never_trained_over(tiny_synth, tmp_path):
+    from videojepa.errors import UserError
+    from videojepa.models.registry import create_model
+    from videojepa.encoder_io import save_encoder
+
+    save_encoder(create_model("vit_pico", patch_size=8), tmp_path / "encoder.safetensors")
+    with pytest.raises(UserError, match="no config.yaml"):
+        make_trainer(tiny_synth, tmp_path).fit()
