@@ -11,7 +11,8 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from videojepa.encoder_io import build_encoder, load_encoder, load_predictor  # noqa: E402
+from videojepa.encoder_io import load_encoder, load_predictor  # noqa: E402
+from videojepa.models.registry import encoder_from_arch  # noqa: E402
 
 TOL = 1e-4
 FRAMES, CROP = 6, 32
@@ -88,9 +89,9 @@ def test_hf_vjepa2_parity_with_negative_controls(converted, cli, one_thread):
         diffs["predictor"] = max_diff(ours_pred, hf_pred)
 
         # negative controls: each must miss by far more than the tolerance
-        interleaved = build_encoder({**encoder.arch, "pos_embed": "rope"})
+        interleaved = encoder_from_arch({**encoder.arch, "pos_embed": "rope"})
         interleaved.load_state_dict(encoder.state_dict())
-        wrong_heads = build_encoder({**encoder.arch, "num_heads": 4})
+        wrong_heads = encoder_from_arch({**encoder.arch, "num_heads": 4})
         wrong_heads.load_state_dict(encoder.state_dict())
         controls = {"interleaved rope": max_diff(interleaved.eval()(clip), full),
                     "mask token 0": max_diff(predictor(gather(full, ctx), ctx, tgt, grid, mask_index=0), hf_pred),

@@ -8,7 +8,8 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from conftest import tiny_overrides  # noqa: E402
-from videojepa.encoder_io import build_encoder, load_encoder  # noqa: E402
+from videojepa.encoder_io import load_encoder  # noqa: E402
+from videojepa.models.registry import encoder_from_arch  # noqa: E402
 
 FRAMES, CROP = 8, 32
 
@@ -56,7 +57,7 @@ def test_videomae_parity_full_and_masked(cli, tmp_path, kind, mean_pooling, one_
                  "masked": float((encoder(video.transpose(1, 2), keep=keep)
                                   - body(video, bool_masked_pos=masked).last_hidden_state).abs().max())}
         # negative control: V-JEPA's 3D sin-cos table in place of VideoMAE's flat 1-D one
-        wrong = build_encoder({**encoder.arch, "pos_embed": "sincos"})
+        wrong = encoder_from_arch({**encoder.arch, "pos_embed": "sincos"})
         wrong.load_state_dict(encoder.state_dict())
         control = float((wrong.eval()(video.transpose(1, 2)) - full).abs().max())
     print(f"\nVideoMAE {kind} mean_pooling={mean_pooling} max abs diff: {diffs}; 3D sin-cos control: {control:.3g}")
@@ -80,5 +81,5 @@ def test_salt_student_learns_from_a_converted_videomae_teacher(cli, tiny_synth, 
     teacher = trainer.method.teacher
     assert teacher.arch["pos_embed"] == "sincos_1d" and teacher.embed_dim == 64
     assert all(torch.equal(teacher_before[k], v) for k, v in teacher.state_dict().items())  # frozen
-    losses = [r["loss"] for r in read_metrics(tmp_path / "run") if len(r) == 2]
+    losses = [r["loss"] for r in read_metrics(tmp_path / "run", kind="step")]
     assert len(losses) == 6 and all(torch.isfinite(torch.tensor(losses)))

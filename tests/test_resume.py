@@ -21,7 +21,7 @@ def make_trainer(data, run_dir, **extra):
 
 
 def losses(run_dir):
-    return [r["loss"] for r in read_metrics(run_dir) if len(r) == 2]
+    return [r["loss"] for r in read_metrics(run_dir, kind="step")]
 
 
 class PlantedPayload:

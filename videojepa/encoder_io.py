@@ -149,18 +149,6 @@ def read_metadata(path: str | Path) -> dict:
     return {**card.legacy(), "card": card}
 
 
-def build_encoder(arch: dict) -> torch.nn.Module:
-    """The `VisionTransformer` an architecture dict (a card's `arch`) describes."""
-    from videojepa.models.vit import VisionTransformer
-
-    try:
-        encoder = VisionTransformer(**{k: v for k, v in arch.items() if k != "name"})
-    except (TypeError, ValueError) as err:
-        raise UserError(f"architecture {arch} cannot be built: {err}") from None
-    encoder.arch["name"] = arch.get("name")
-    return encoder
-
-
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Build the encoder a file (or run / convert directory) describes and load its weights strictly.
 
@@ -168,9 +156,11 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> torch.
     """
     from safetensors.torch import load_file
 
+    from videojepa.models.registry import encoder_from_arch
+
     path = resolve_encoder_path(path)
     card = read_card(path)
-    encoder = build_encoder(card.arch)
+    encoder = encoder_from_arch(card.arch)
     load_state_strict(encoder, load_file(str(path)), str(path))
     encoder.card, encoder.meta = card, card.legacy()
     return encoder.to(device).eval()

@@ -35,17 +35,16 @@ from videojepa.eval.report import SCHEMA, write_results
 from videojepa.utils.device import resolve_device
 
 
-def build_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
+def probe_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
     """The frozen encoder, a description of it for the results, and its identity for cache keys."""
     from videojepa.encoder_io import load_encoder, resolve_encoder_path
-    from videojepa.models.registry import count_parameters, create_model
+    from videojepa.models.registry import build_encoder, count_parameters
 
     if cfg.probe.checkpoint == "none":
-        m = cfg.model
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.run.seed)
-            encoder = create_model(m.name, patch_size=m.patch_size, tubelet_size=m.tubelet_size, pos_embed=m.pos_embed)
-        identity = {"random_init": m.model_dump(), "seed": cfg.run.seed}
+            encoder = build_encoder(cfg.model)
+        identity = {"random_init": cfg.model.model_dump(), "seed": cfg.run.seed}
     else:
         path = resolve_encoder_path(cfg.probe.checkpoint)
         encoder = load_encoder(path)
@@ -269,7 +268,7 @@ def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print,
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    encoder, info, identity = build_encoder(cfg)
+    encoder, info, identity = probe_encoder(cfg)
     source = source or FeatureSource()
     tasks = [TaskRunner(cfg, encoder, identity, task, data, log, source) for task, data in cfg.task_list()]
     task_results = [t.run() for t in tasks]

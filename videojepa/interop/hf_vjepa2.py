@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
-from videojepa.encoder_io import ClipProtocol, EncoderCard, build_encoder, load_state_strict
+from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
+from videojepa.models.registry import encoder_from_arch
 from videojepa.errors import UserError
 from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
@@ -74,7 +75,7 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
     patch, tubelet, chans = c("patch_size", 16), c("tubelet_size", 2), c("in_chans", 3)
     if not isinstance(patch, int):
         raise UserError(f"{folder}/config.json: patch_size {patch!r}: only square patches are supported")
-    encoder = build_encoder(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
+    encoder = encoder_from_arch(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
                                  tubelet_size=tubelet, in_chans=chans, pos_embed="rope_vjepa2", qkv_bias=qkv_bias,
                                  norm_eps=eps, name=find_architecture(dim, depth, heads, hidden, "rope_vjepa2")))
     pdim, pdepth = c("pred_hidden_size", 384), c("pred_num_hidden_layers", 12)

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
-from videojepa.encoder_io import ClipProtocol, EncoderCard, build_encoder, load_state_strict
+from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
+from videojepa.models.registry import encoder_from_arch
 from videojepa.errors import UserError
 from videojepa.interop.state import SourceState, strip_prefixes
 from videojepa.models.pos_embed import sincos_3d
@@ -60,7 +61,7 @@ def from_official(path: str | Path, which: str = "target_encoder", arch: str | N
     fallback = VJEPA1_CLIP if family == "vjepa1" else {}
     frames = frames or released.get("frames_per_clip") or fallback.get("frames_per_clip")
     crop = crop or released.get("crop_size") or fallback.get("crop_size")
-    encoder = build_encoder(dict(embed_dim=dim, depth=depth, num_heads=num_heads, mlp_hidden=hidden, patch_size=patch,
+    encoder = encoder_from_arch(dict(embed_dim=dim, depth=depth, num_heads=num_heads, mlp_hidden=hidden, patch_size=patch,
                                  tubelet_size=tubelet, in_chans=chans, qkv_bias="blocks.0.attn.qkv.bias" in tensors,
                                  pos_embed="sincos" if family == "vjepa1" else "rope_vjepa2", name=name))
     renames = {"patch_embed.weight": "patch_embed.proj.weight", "patch_embed.bias": "patch_embed.proj.bias"}

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
-from videojepa.encoder_io import ClipProtocol, EncoderCard, build_encoder, load_state_strict
+from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
+from videojepa.models.registry import encoder_from_arch
 from videojepa.errors import UserError
 from videojepa.interop.hf_vjepa2 import WEIGHTS, read_folder
 from videojepa.interop.state import SourceState
@@ -43,7 +44,7 @@ def from_videomae(folder: str | Path):
         raise UserError(f"{folder}/config.json: hidden_act {c('hidden_act')!r}: only gelu is supported")
     qv_bias = c("qv_bias", c("qkv_bias", True))
     mean_pooling = c("use_mean_pooling", True)
-    encoder = build_encoder(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
+    encoder = encoder_from_arch(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
                                  tubelet_size=tubelet, in_chans=chans, pos_embed="sincos_1d", qkv_bias=qv_bias,
                                  k_bias=not qv_bias, final_norm=not mean_pooling, norm_eps=c("layer_norm_eps", 1e-12),
                                  name=None))

@@ -10,13 +10,12 @@ import warnings
 
 import torch
 
-from videojepa.encoder_io import load_encoder, read_metadata
+from videojepa.encoder_io import load_encoder, read_card
 from videojepa.errors import ConfigError, UserError
 from videojepa.methods.base import build_head, build_method_encoder
 from videojepa.methods.masked import LatentPrediction
 from videojepa.methods.registry import register_method
-from videojepa.models.registry import create_model, list_models
-from videojepa.models.vit import VisionTransformer
+from videojepa.models.registry import create_model, encoder_from_arch, list_models
 
 
 def random_teacher(cfg) -> torch.nn.Module:
@@ -70,8 +69,7 @@ class SALTStudent(LatentPrediction):
         """The teacher's network (weights not loaded): from method.teacher.model, else its file's metadata."""
         if cfg.method.teacher.model:
             return random_teacher(cfg)
-        arch = read_metadata(cfg.method.teacher.checkpoint)["arch"]
-        return VisionTransformer(**{k: v for k, v in arch.items() if k != "name"})
+        return encoder_from_arch(read_card(cfg.method.teacher.checkpoint).arch)
 
     @classmethod
     def meta_networks(cls, cfg):

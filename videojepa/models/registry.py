@@ -69,6 +69,19 @@ def build_encoder(model_cfg, **overrides) -> VisionTransformer:
     return create_model(model_cfg.name, **{**settings, **overrides})
 
 
+def encoder_from_arch(arch: dict) -> VisionTransformer:
+    """The encoder an architecture dict describes (an encoder card's `arch`, or a converter's reading of
+    another format's weights); `name` is carried along, not a constructor argument."""
+    from videojepa.errors import UserError
+
+    try:
+        encoder = VisionTransformer(**{k: v for k, v in arch.items() if k != "name"})
+    except (TypeError, ValueError) as err:
+        raise UserError(f"architecture {arch} cannot be built: {err}") from None
+    encoder.arch["name"] = arch.get("name")
+    return encoder
+
+
 def non_embedding_parameters(model: torch.nn.Module) -> int:
     """Parameters outside the tubelet (patch) embedding: the N of the 6*N*D compute rule."""
     return sum(p.numel() for name, p in model.named_parameters() if not name.startswith("patch_embed."))
