@@ -197,3 +197,26 @@ def test_an_unreadable_validation_file_is_excluded_and_reported_never_substitute
         assert task["val_excluded"] == [str(tmp_path / "broken.mp4")] and task["bad_files"]["val"] == 1
         assert task["num_val"] == 20 and np.array(task["confusion"]).sum() == 20  # the 20 readable videos, once each
     assert "1 unreadable validation file(s) excluded from the score: " + str(tmp_path / "broken.mp4") in out
+
+
+def test_clip_keys_left_unset_come_from_the_encoder_card():
+    from videojepa.config import load_config
+    from videojepa.encoder_io import ClipProtocol, EncoderCard
+    from videojepa.eval.config import ProbeConfig
+    from videojepa.eval.runner import encoder_protocol
+
+    card = EncoderCard(arch={"embed_dim": 64}, clip=ClipProtocol(frames=8, frame_step=2, crop=32, mean=(0.5,) * 3,
+                                                                 std=(0.25,) * 3))
+    cfg = load_config({"probe": {"checkpoint": "x"}, "data": {"train": "a.csv", "val": "b.csv", "crop_size": 64}},
+                      schema=ProbeConfig)
+    data = cfg.task_list()[0][1]
+    given = cfg.given_keys()
+    out, taken = encoder_protocol(data, card, lambda key: f"data.{key}" in given)
+    assert (out.frames_per_clip, out.frame_step, out.fps, out.crop_size) == (8, 2, None, 64)  # crop was given
+    assert out.mean == (0.5,) * 3 and out.std == (0.25,) * 3 and set(taken) == {
+        "frames_per_clip", "frame_step", "fps", "mean", "std"}
+    cfg = load_config({"probe": {"checkpoint": "x"}, "data": {"train": "a.csv", "val": "b.csv"}},
+                      ["data.fps=10"], schema=ProbeConfig)
+    out, taken = encoder_protocol(cfg.task_list()[0][1], card, lambda key: f"data.{key}" in cfg.given_keys())
+    assert (out.fps, out.frame_step, out.crop_size) == (10, 4, 32) and "frame_step" not in taken  # fps set: both kept
+    assert encoder_protocol(data, None, lambda key: False) == (data, {})  # a random-init encoder has no card

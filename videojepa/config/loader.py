@@ -16,6 +16,7 @@ from typing import Any, Iterable, Union
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from videojepa.config.base import dotted_keys
 from videojepa.config.schema import PlanConfig, PretrainConfig
 from videojepa.errors import ConfigError, UserError
 
@@ -148,12 +149,16 @@ def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, 
         return load_plan(data, overrides)
     if isinstance(source, dict):
         migrate_moved_keys(data)
+    given = dotted_keys(data)
     # Start from the full defaults so overrides can reach into default lists (masks.0...).
     data = deep_merge(schema().model_dump(), data)
     for item in overrides:  # "key=value" text, or (key, value) already parsed
         key, value = parse_override(item) if isinstance(item, str) else item
-        apply_override(data, moved_key(key) if schema is PretrainConfig else key, value)
+        key = moved_key(key) if schema is PretrainConfig else key
+        apply_override(data, key, value)
+        given |= {".".join(key.split(".")[:i]) for i in range(1, key.count(".") + 2)}
     cfg = validate(schema, data)
+    cfg._given = frozenset(given)
     if isinstance(cfg, PretrainConfig):
         check_consistency(cfg)
     elif hasattr(cfg, "check"):

@@ -66,7 +66,7 @@ def check_protocol(encoder, data: DataConfig, task: str) -> None:
     if data.frames_per_clip % encoder.tubelet_size:
         raise UserError(f"data.frames_per_clip={data.frames_per_clip} (task {task}) is not divisible by the encoder's "
                         f"tubelet size {encoder.tubelet_size}")
-    card = getattr(encoder, "card", None)
+    card = encoder.card
     if card is None:  # a random-init encoder: no protocol to compare with
         return
     clip = card.clip
@@ -78,6 +78,26 @@ def check_protocol(encoder, data: DataConfig, task: str) -> None:
     if differing:  # longer clips or other crops can be intended; other normalisation rarely is
         warnings.warn(f"task {task}: the protocol differs from the encoder card's ({card.source or card.method}): "
                       + ", ".join(differing))
+
+
+# DataConfig key -> the encoder card's ClipProtocol field it defaults to
+CARD_PROTOCOL = {"frames_per_clip": "frames", "frame_step": "frame_step", "fps": "fps", "crop_size": "crop",
+                 "mean": "mean", "std": "std"}
+
+
+def encoder_protocol(data: DataConfig, card, given) -> tuple[DataConfig, dict]:
+    """The task's protocol with every clip key the user left at its default taken from the encoder card
+    (frames, frame step or fps, crop, mean/std); returns it and what was taken. `given(key)` tells whether
+    the user set `key`. frame_step and fps go together: setting either keeps both."""
+    if card is None:
+        return data, {}
+    taken = {key: getattr(card.clip, field) for key, field in CARD_PROTOCOL.items()
+             if not given(key) and getattr(card.clip, field) is not None}
+    if given("frame_step") or given("fps"):
+        taken.pop("frame_step", None), taken.pop("fps", None)
+    elif "frame_step" in taken or "fps" in taken:
+        taken.setdefault("fps", None)
+    return (data.model_copy(update=taken) if taken else data), taken
 
 
 def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
@@ -270,7 +290,13 @@ def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print,
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = probe_encoder(cfg)
     source = source or FeatureSource()
-    tasks = [TaskRunner(cfg, encoder, identity, task, data, log, source) for task, data in cfg.task_list()]
+    given = cfg.given_keys()
+    tasks = []
+    for task, data in cfg.task_list():
+        data, taken = encoder_protocol(data, encoder.card, lambda key: f"data.{key}" in given or key in task.data)
+        if taken:
+            log(f"task {task.name}: from the encoder card: " + ", ".join(f"data.{k}={v}" for k, v in taken.items()))
+        tasks.append(TaskRunner(cfg, encoder, identity, task, data, log, source))
     task_results = [t.run() for t in tasks]
     p = cfg.probe
     probe = {"kind": p.kind, "heads": p.heads, "queries": p.queries, "layers": list(p.layers),

@@ -72,6 +72,8 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rope, use_checkpointing: 
 
 
 class VisionTransformer(nn.Module):
+    card = None  # the EncoderCard of an encoder read from a file (`videojepa.load_encoder`)
+
     def __init__(self, embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, mlp_hidden: int | None = None,
                  patch_size: int = 16, tubelet_size: int = 2, in_chans: int = 3, pos_embed: str = "rope",
                  drop_path: float = 0.0, qkv_bias: bool = True, activation_checkpointing: bool = False,
