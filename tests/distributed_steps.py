@@ -5,6 +5,8 @@
 
 Writes OUT/{method}-{parallel}-w{world}.pt (the full method state after the steps, gathered on rank 0) and
 OUT/samples-w{world}-r{rank}.json (the dataset indices each rank's loader drew for its first batches).
+One process also writes OUT/{method}-half-w1.pt, trained on the first half of each batch only: what a rank
+would end with if gradients were never averaged (the negative control).
 """
 import json
 import os
@@ -31,13 +33,13 @@ def full_state(method) -> dict:
     return {k: v.clone() for k, v in get_model_state_dict(method, options=options).items()}
 
 
-def train(method_name: str, parallel: str, data: str, out: Path, world: int, rank: int) -> None:
+def train(method_name: str, parallel: str, data: str, out: Path, world: int, rank: int, half: bool = False) -> None:
     overrides = tiny_overrides(data, out / f"run-{method_name}-{parallel}-w{world}", **{
         "train.parallel": parallel, "train.batch_size": GLOBAL_BATCH, "train.steps": STEPS,
         "train.warmup_steps": 0, "train.lr": 1e-3, "train.grad_clip": "null", "method.teacher.checkpoint": "null",
         "method.teacher.model": "vit_pico", "method.ema": "[0.9, 0.9]"})
     trainer = Trainer(load_config(METHODS[method_name], overrides))
-    per_rank = GLOBAL_BATCH // world
+    per_rank = GLOBAL_BATCH // (2 if half else world)
     generator = torch.Generator().manual_seed(0)
     collator = MaskCollator(build_mask_generators(trainer.cfg), seed=0)
     for step in range(STEPS):
@@ -47,7 +49,7 @@ def train(method_name: str, parallel: str, data: str, out: Path, world: int, ran
         trainer.train_step(video[part], [MaskIndices(m.context[part], m.target[part]) for m in masks])
     state = full_state(trainer.method)
     if rank == 0:
-        torch.save(state, out / f"{method_name}-{parallel}-w{world}.pt")
+        torch.save(state, out / f"{method_name}-{'half' if half else parallel}-w{world}.pt")
 
 
 def loader_samples(data: str, out: Path, world: int, rank: int) -> None:
@@ -64,9 +66,13 @@ def main() -> None:
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     torch.set_num_threads(1)
     loader_samples(data, out, world, rank)
-    for parallel in ("ddp", "fsdp2") if world > 1 else ("ddp",):
-        for method_name in METHODS:
-            train(method_name, parallel, data, out, world, rank)
+    for method_name in METHODS:
+        if world == 1:
+            train(method_name, "ddp", data, out, world, rank)
+            train(method_name, "ddp", data, out, world, rank, half=True)
+        else:
+            for parallel in ("ddp", "fsdp2"):
+                train(method_name, parallel, data, out, world, rank)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from torch import nn
 
 from videojepa.errors import UserError
 from videojepa.models.blocks import Block
+from videojepa.models.vit import VisionTransformer
 
-ENTRY_POINTS = ("embed", "forward_tokens")
+ENCODER_ENTRY_POINTS = ("embed", "forward_tokens")  # what the methods call besides forward
 
 
 def device_mesh(world_size: int, replicas: int, device_type: str):
@@ -47,8 +48,8 @@ def shard_network(network: nn.Module, mesh, precision: str, forward_only: bool) 
     # A forward-only root reshards right after its forward (FSDP2 keeps a root unsharded by default,
     # expecting a backward that never comes for an EMA target or a teacher).
     fully_shard(network, mesh=mesh, mp_policy=policy, reshard_after_forward=True if forward_only else None)
-    for name in ENTRY_POINTS:
-        if hasattr(network, name):
+    if isinstance(network, VisionTransformer):
+        for name in ENCODER_ENTRY_POINTS:
             register_fsdp_forward_method(network, name)
 
 
