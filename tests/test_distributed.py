@@ -13,9 +13,10 @@ from videojepa.train import checkpoint as ckpt
 from videojepa.train.logger import read_metrics
 
 
-def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
+def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path, parallel):
     cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "run", **{
-        "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2}))
+        "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2, "train.parallel": parallel}))
     save_config(cfg, tmp_path / "cfg.yaml")
     # --standalone: each launch rendezvouses on a free port (a fixed one failed once when the second launch
     # came right after the first)
@@ -30,6 +31,42 @@ def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path):
     proc = subprocess.run(command + ["train.steps=6"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed" in proc.stderr and ckpt.load_latest(tmp_path / "run")["step"] == 6
+    # the exported encoder is whole (gathered from the shards under FSDP2) and loads in one process
+    from videojepa import load_encoder
+
+    state = ckpt.load_latest(tmp_path / "run")["method"]
+    encoder = load_encoder(tmp_path / "run")
+    assert all(torch.equal(v, state[f"target_encoder.{k}"]) for k, v in encoder.state_dict().items())
+
+
+@pytest.mark.parametrize("target,parallel", [("rank", "ddp"), ("agent", "ddp"), ("rank", "fsdp2")])
+def test_sigterm_to_one_rank_or_the_agent_stops_both_ranks_after_the_same_step(tiny_synth, tmp_path, target, parallel):
+    """Preemption: the signal reaches one worker (or torchrun, which forwards it); the ranks agree on stopping,
+    both save the same step and end; none hangs in a collective."""
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, run, **{
+        "train.steps": 500, "train.checkpoint_every": 1000, "train.log_every": 100, "train.parallel": parallel}))
+    save_config(cfg, tmp_path / "cfg.yaml")
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "videojepa", "pretrain", str(tmp_path / "cfg.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not ((run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3):
+        assert time.time() < deadline and proc.poll() is None, "the run did not start"
+        time.sleep(0.1)
+    workers = (Path("/proc") / str(proc.pid) / "task" / str(proc.pid) / "children").read_text().split()
+    os.kill(int(workers[0]) if target == "rank" else proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    saved = [line.split("at step ")[1].split(",")[0] for line in err.splitlines() if "checkpoint saved at step" in line]
+    step = ckpt.load_latest(run)["step"]
+    assert len(saved) == 2 and set(saved) == {str(step)} and step < 500, err[-3000:]
+    if target == "rank":  # torchrun itself reports a SIGTERM it received as a failure; the workers end cleanly
+        assert proc.returncode == 0, err[-3000:]
+    assert [r["step"] for r in read_metrics(run, kind="step")][-1] == step
 
 
 METHODS = ("vjepa", "salt_student", "salt_teacher")

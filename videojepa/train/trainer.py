@@ -14,6 +14,7 @@ import math
 import signal
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from videojepa.errors import UserError
 from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 from videojepa.methods import Method, build_method
 from videojepa.methods.registry import ROLES
+from videojepa.models.registry import encoder_from_arch
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
@@ -80,6 +82,21 @@ def check_networks_declared(method: Method) -> None:
                         f"add them to its `networks` (roles: trained, ema, frozen)")
 
 
+@dataclass
+class Window:
+    """Throughput counters between two full log records."""
+
+    clips: int = 0
+    time: float = 0.0
+    wait: float = 0.0
+    clipped: int = 0
+    steps: int = 0
+
+    def add(self, clips: int, seconds: float, waited: float, clipped: bool) -> None:
+        self.clips, self.time, self.wait = self.clips + clips, self.time + seconds, self.wait + waited
+        self.clipped, self.steps = self.clipped + int(clipped), self.steps + 1
+
+
 class Trainer:
     def __init__(self, cfg: PretrainConfig, method: Method | None = None, dist_info: DistInfo | None = None):
         self.cfg, self.train_cfg = cfg, cfg.train
@@ -97,6 +114,7 @@ class Trainer:
             compiled = compile_blocks(self.method.modules_with_role(*ROLES), cfg.train.compile_backend)
             log.info("train.compile: %d transformer blocks compiled (backend %s)", compiled, cfg.train.compile_backend)
         self.model = wrap_for_training(self.method, cfg, self.dist)
+        self.sharded = self.dist.enabled and cfg.train.parallel == "fsdp2"
         self.params = [p for _, p in self.method.trainable_parameters()]
         self.optimizer = build_optimizer(self.method.trainable_parameters(), cfg.train)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
@@ -156,10 +174,19 @@ class Trainer:
 
     # ------------------------------------------------------------ state I/O
     def state_dict(self) -> dict:
-        return {"step": self.step, "method": self.method.state_dict(), "optimizer": self.optimizer.state_dict(),
+        """Everything an exact resume needs. Under FSDP2 the weights and optimiser state are gathered whole (a
+        collective: every rank calls this; rank 0 gets the tensors), so the file resumes on any number of ranks."""
+        method, optimizer = self.full_state() if self.sharded else (self.method.state_dict(), self.optimizer.state_dict())
+        return {"step": self.step, "method": method, "optimizer": optimizer,
                 "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(),
                 "loader": self.loader.state_dict() if self.loader is not None else None,
                 "skipped": self.skipped, "nonfinite_in_row": self.nonfinite_in_row, "config": to_dict(self.cfg)}
+
+    def full_state(self) -> tuple[dict, dict]:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        return get_state_dict(self.method, self.optimizer,
+                              options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def load_state_dict(self, state: dict) -> None:
         missing = [k for k in ("step", "method", "optimizer", "scaler", "rng", "skipped", "nonfinite_in_row")
@@ -167,8 +194,14 @@ class Trainer:
         if missing:
             raise UserError(f"{self.run_dir}: the checkpoint lacks {', '.join(missing)}; it was not written by "
                             f"this trainer")
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:  # each rank keeps its shards of the whole tensors
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+            set_state_dict(self.method, self.optimizer, model_state_dict=state["method"],
+                           optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))
+        else:
+            self.method.load_state_dict(state["method"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         ckpt.set_rng_state(state["rng"])
         if self.loader is not None and state.get("loader") is not None:
@@ -177,14 +210,31 @@ class Trainer:
         self.nonfinite_in_row = state["nonfinite_in_row"]
 
     def save(self) -> None:
+        """The checkpoint and the exported encoder with its card (rank 0 writes; under FSDP2 all ranks gather)."""
+        state = self.state_dict() if self.dist.is_main or self.sharded else None
+        encoder = self.exported_encoder()
         if not self.dist.is_main:
             return
-        ckpt.save_checkpoint(self.run_dir, self.step, self.state_dict(), self.train_cfg.keep_checkpoints)
-        d, encoder = self.cfg.data, self.method.export_encoder()
+        ckpt.save_checkpoint(self.run_dir, self.step, state, self.train_cfg.keep_checkpoints)
+        d = self.cfg.data
         clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
                             mean=tuple(d.mean), std=tuple(d.std))
         save_encoder(encoder, self.run_dir / ENCODER_FILE,
                      card=EncoderCard.describe(encoder, clip=clip, method=self.cfg.method.name, step=self.step))
+
+    def exported_encoder(self) -> torch.nn.Module:
+        """The network evaluation uses; under FSDP2 a plain copy rebuilt from the gathered weights (rank 0)."""
+        encoder = self.method.export_encoder()
+        if not self.sharded:
+            return encoder
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        weights = get_model_state_dict(encoder, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.dist.is_main:
+            return encoder
+        whole = encoder_from_arch(encoder.arch)
+        whole.load_state_dict(weights)
+        return whole
 
     # ------------------------------------------------------------------ step
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
@@ -253,68 +303,41 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
+        """Train to `train.steps`, resuming the run directory's newest checkpoint; returns the last full record."""
         from tqdm import tqdm
 
-        from videojepa.flops import stage_flops
-
         tc = self.train_cfg
-        state = self.prepare_run_dir()
-        setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
-        self.build_data()
-        if state is not None:
-            self.load_state_dict(state)
-            log.info("resumed %s at step %d", self.run_dir, self.step)
-        if self.step >= tc.steps:
-            log.info("%s already trained for %d steps", self.run_dir, self.step)
+        if not self.start():
             return {"step": self.step}
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", self.step if state is not None else None) \
-            if self.dist.is_main else None
-        try:  # achieved FLOP/s is a report, never a reason to stop training
-            flops = stage_flops(self.cfg, measured_masks=True)
-            flops_per_clip = flops["flops_per_step"] / tc.batch_size
-            flops_attn_per_clip = flops["flops_per_step_with_attention"] / tc.batch_size
-        except UserError as err:
-            log.warning("FLOP/s will not be reported: %s", err)
-            flops_per_clip = flops_attn_per_clip = float("nan")
-        self._install_signal_handlers()
+        flops_per_clip = self.flops_per_clip()
+        window, last = Window(), {}
+        batches = self.batches()
         bar = tqdm(total=tc.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True,
                    desc=f"{self.cfg.method.name}", unit="step")
-        window = {"clips": 0, "time": 0.0, "wait": 0.0, "clipped": 0, "steps": 0}
-        self.method.train()
-        batches = iter(self.loader)
-        last, saved_at_boundary = {}, False
+        self._install_signal_handlers()
+        saved_at_boundary = False
         try:
             while self.step < tc.steps:
                 started = time.perf_counter()
-                try:
-                    batch = next(batches)
-                except StopIteration:
-                    batches = iter(self.loader)
-                    batch = next(batches)
-                video = batch["video"].to(self.device, non_blocking=True)
-                masks = [MaskIndices(m.context.to(self.device), m.target.to(self.device)) for m in batch["masks"]]
+                video, masks = next(batches)
                 waited = time.perf_counter() - started
                 record = self.train_step(video, masks)
-                elapsed = time.perf_counter() - started
-                window["clips"] += video.shape[0] * self.dist.world_size
-                window["time"] += elapsed
-                window["wait"] += waited
-                window["clipped"] += record["clipped"]
-                window["steps"] += 1
+                window.add(video.shape[0] * self.dist.world_size, time.perf_counter() - started, waited,
+                           record["clipped"])
                 if self.metrics:
                     self.metrics.write("step", {"step": self.step, "loss": record["loss"]})
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
-                    last = self.log_record(record, window, flops_per_clip, flops_attn_per_clip)
-                    window = {k: 0 for k in window}
+                    last = self.log_record(record, window, *flops_per_clip)
+                    window = Window()
                     bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                                     clips_s=f"{last['clips_per_s']:.1f}", rank=f"{last['feature_rank']:.1f}")
                 bar.update(1)
-                if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
+                stop = self.agreed_stop()  # every rank stops after the same step, so all save it together
+                if stop or self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
                     self.save()
-                if self._stop_signal is not None:  # a step boundary: the state is on the uninterrupted trajectory
-                    log.warning("received signal %d: checkpoint saved at step %d, stopping", self._stop_signal, self.step)
-                    self.save()
-                    if self._stop_signal == signal.SIGINT:
+                if stop:  # a step boundary: the saved state is on the uninterrupted trajectory
+                    log.warning("received signal %d: checkpoint saved at step %d, stopping", stop, self.step)
+                    if stop == signal.SIGINT:
                         saved_at_boundary = True
                         raise KeyboardInterrupt
                     break
@@ -331,12 +354,56 @@ class Trainer:
                 self.metrics.close()
         return last
 
-    def log_record(self, record: dict, window: dict, flops_per_clip: float, flops_attn_per_clip: float) -> dict:
+    def start(self) -> bool:
+        """Run directory, logging, data and resume; False when the run has already reached train.steps."""
+        state = self.prepare_run_dir()
+        setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
+        self.build_data()
+        if state is not None:
+            self.load_state_dict(state)
+            log.info("resumed %s at step %d", self.run_dir, self.step)
+        if self.step >= self.train_cfg.steps:
+            log.info("%s already trained for %d steps", self.run_dir, self.step)
+            return False
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", self.step if state is not None else None) \
+            if self.dist.is_main else None
+        self.method.train()
+        return True
+
+    def batches(self):
+        """(video, masks) on the training device, epoch after epoch."""
+        while True:
+            for batch in self.loader:
+                video = batch["video"].to(self.device, non_blocking=True)
+                yield video, [MaskIndices(m.context.to(self.device), m.target.to(self.device)) for m in batch["masks"]]
+
+    def flops_per_clip(self) -> tuple[float, float]:
+        """Training FLOPs per clip by the paper's rule and with attention, for the achieved FLOP/s report."""
+        from videojepa.flops import stage_flops
+
+        try:  # a report, never a reason to stop training
+            flops = stage_flops(self.cfg, measured_masks=True)
+        except UserError as err:
+            log.warning("FLOP/s will not be reported: %s", err)
+            return float("nan"), float("nan")
+        batch = self.train_cfg.batch_size
+        return flops["flops_per_step"] / batch, flops["flops_per_step_with_attention"] / batch
+
+    def agreed_stop(self) -> int:
+        """The signal any rank received (0: none), the same on every rank, so no rank waits alone in a collective."""
+        signum = self._stop_signal or 0
+        if self.dist.enabled:
+            flag = torch.tensor([signum], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            signum = int(flag)
+        return signum
+
+    def log_record(self, record: dict, window: Window, flops_per_clip: float, flops_attn_per_clip: float) -> dict:
         health = feature_health(self.method.health_encoder(), self.health_video)
-        seconds = max(window["time"], 1e-9)
-        clips_per_s = window["clips"] / seconds
-        full = {**record, **health, "clips_per_s": clips_per_s, "step_time": seconds / max(window["steps"], 1),
-                "data_wait_fraction": window["wait"] / seconds, "clip_rate": window["clipped"] / max(window["steps"], 1),
+        seconds = max(window.time, 1e-9)
+        clips_per_s = window.clips / seconds
+        full = {**record, **health, "clips_per_s": clips_per_s, "step_time": seconds / max(window.steps, 1),
+                "data_wait_fraction": window.wait / seconds, "clip_rate": window.clipped / max(window.steps, 1),
                 "flops_per_s": clips_per_s * flops_per_clip, "flops_per_s_with_attention": clips_per_s * flops_attn_per_clip}
         watched = {**health, **{k: record[k] for k in ("target_std",) if k in record}}  # no stand-in for a missing one
         full["collapse_warning"] = self.collapse.check(self.step, watched)
