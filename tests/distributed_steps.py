@@ -33,23 +33,56 @@ def full_state(method) -> dict:
     return {k: v.clone() for k, v in get_model_state_dict(method, options=options).items()}
 
 
-def train(method_name: str, parallel: str, data: str, out: Path, world: int, rank: int, half: bool = False) -> None:
-    overrides = tiny_overrides(data, out / f"run-{method_name}-{parallel}-w{world}", **{
+def train(method_name: str, parallel: str, data: str, out: Path, world: int, rank: int, half: bool = False,
+          name: str = "", **extra) -> None:
+    name = name or f"{method_name}-{'half' if half else parallel}-w{world}"
+    overrides = tiny_overrides(data, out / f"run-{name}", **{
         "train.parallel": parallel, "train.batch_size": GLOBAL_BATCH, "train.steps": STEPS,
         "train.warmup_steps": 0, "train.lr": 1e-3, "train.grad_clip": "null", "method.teacher.checkpoint": "null",
-        "method.teacher.model": "vit_pico", "method.ema": "[0.9, 0.9]"})
+        "method.teacher.model": "vit_pico", "method.ema": "[0.9, 0.9]", **extra})
     trainer = Trainer(load_config(METHODS[method_name], overrides))
     per_rank = GLOBAL_BATCH // (2 if half else world)
     generator = torch.Generator().manual_seed(0)
     collator = MaskCollator(build_mask_generators(trainer.cfg), seed=0)
+    losses = []
     for step in range(STEPS):
         video = torch.randn(GLOBAL_BATCH, 3, 8, 32, 32, generator=generator)
         masks = collator.sample(GLOBAL_BATCH, step)
         part = slice(rank * per_rank, (rank + 1) * per_rank)
-        trainer.train_step(video[part], [MaskIndices(m.context[part], m.target[part]) for m in masks])
+        losses.append(trainer.train_step(video[part], [MaskIndices(m.context[part], m.target[part]) for m in masks])
+                      ["loss"])
     state = full_state(trainer.method)
     if rank == 0:
-        torch.save(state, out / f"{method_name}-{'half' if half else parallel}-w{world}.pt")
+        torch.save(state, out / f"{name}.pt")
+        (out / f"{name}-losses.json").write_text(json.dumps(losses))
+
+
+def ema_alignment_checks(data: str, out: Path) -> None:
+    """check_ema_alignment on an FSDP2-wrapped V-JEPA: passes as wrapped, refuses an unsharded target or a
+    target sharded on another dimension."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Shard
+
+    from videojepa.errors import UserError
+    from videojepa.models.registry import encoder_from_arch
+    from videojepa.train.parallel import check_ema_alignment
+
+    trainer = Trainer(load_config("demo/vjepa", tiny_overrides(data, out / "run-align", **{"train.parallel": "fsdp2"})))
+    method, outcomes = trainer.method, {}
+    other_dim = encoder_from_arch(method.encoder.arch)
+    for block in other_dim.blocks:
+        fully_shard(block, shard_placement_fn=lambda p: Shard(p.ndim - 1))
+    fully_shard(other_dim, shard_placement_fn=lambda p: Shard(p.ndim - 1))
+    for name, target in (("as wrapped", method.target_encoder), ("unsharded", encoder_from_arch(method.encoder.arch)),
+                         ("sharded on another dimension", other_dim)):
+        try:
+            check_ema_alignment(target, method.encoder, "target_encoder")
+            outcomes[name] = "accepted"
+        except UserError as err:
+            outcomes[name] = str(err)
+    if int(os.environ.get("RANK", "0")) == 0:
+        (out / "ema-alignment.json").write_text(json.dumps(outcomes))
+
 
 
 def loader_samples(data: str, out: Path, world: int, rank: int) -> None:
@@ -73,6 +106,12 @@ def main() -> None:
         else:
             for parallel in ("ddp", "fsdp2"):
                 train(method_name, parallel, data, out, world, rank)
+    if world > 1:
+        train("vjepa", "fsdp2", data, out, world, rank, name=f"vjepa-hsdp-w{world}", **{"train.replicas": world})
+        for shard in (False, True):  # bf16: the replicated teacher is cast to bf16, the sharded one computes in it
+            train("salt_student", "fsdp2", data, out, world, rank, name=f"teacher-shard-{shard}",
+                  **{"train.precision": "bf16", "method.teacher.shard": shard})
+        ema_alignment_checks(data, out)
 
 
 if __name__ == "__main__":

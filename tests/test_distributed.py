@@ -99,6 +99,23 @@ def test_two_ranks_equal_one_process_with_the_whole_batch(steps, method, paralle
     assert largest_difference(torch.load(steps / f"{method}-half-w1.pt"), reference) > 1e-4
 
 
+def test_hsdp_replicating_over_both_ranks_equals_one_process(steps):
+    reference = torch.load(steps / "vjepa-ddp-w1.pt")
+    assert largest_difference(torch.load(steps / "vjepa-hsdp-w2.pt"), reference) < 1e-5
+
+
+def test_a_sharded_and_a_replicated_teacher_give_the_same_losses(steps):
+    replicated, sharded = (json.loads((steps / f"teacher-shard-{s}-losses.json").read_text()) for s in (False, True))
+    assert replicated == pytest.approx(sharded, rel=1e-6, abs=0)
+
+
+def test_an_ema_target_sharded_unlike_its_encoder_is_refused(steps):
+    outcomes = json.loads((steps / "ema-alignment.json").read_text())
+    assert outcomes["as wrapped"] == "accepted"
+    for case in ("unsharded", "sharded on another dimension"):
+        assert outcomes[case].startswith("EMA target 'target_encoder' is not sharded like the network it follows"), case
+
+
 def test_ranks_read_disjoint_halves_of_the_global_batch(steps):
     rank0, rank1 = (json.loads((steps / f"samples-w2-r{r}.json").read_text()) for r in (0, 1))
     single = json.loads((steps / "samples-w1-r0.json").read_text())

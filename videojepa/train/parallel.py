@@ -36,12 +36,16 @@ def device_mesh(world_size: int, replicas: int, device_type: str):
 
 
 def shard_network(network: nn.Module, mesh, precision: str, forward_only: bool) -> None:
-    """fully_shard each Block of `network`, then the network itself (its embedding, norms, heads)."""
+    """fully_shard each Block of `network`, then the network itself (its embedding, norms, heads).
+
+    Under bf16 every network computes with bf16 copies of its parameters while the shards stay fp32 (the EMA
+    update and AdamW see fp32); trained networks reduce their gradients in fp32.
+    """
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
-    bf16 = precision == "bf16" and not forward_only
+    bf16 = precision == "bf16"
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None,
-                                  reduce_dtype=torch.float32 if bf16 else None)
+                                  reduce_dtype=torch.float32 if bf16 and not forward_only else None)
     for module in network.modules():
         if isinstance(module, Block):
             fully_shard(module, mesh=mesh, mp_policy=policy)
