@@ -196,7 +196,11 @@ def test_cli_memory_bad_world_size(cli):
     code, _, err = cli("flops", "vjepa/vitl16", "train.batch_size=12", "--memory", "--world-size", "5")
     assert code == 2 and "train.batch_size=12" in err and "--world-size 5" in err
     code, _, err = cli("flops", "vjepa/vitl16", "--memory", "--world-size", "0")
-    assert code == 2 and "--world-size" in err
+    assert code == 2 and "--world-size must be at least 1, got 0" in err
+    code, _, err = cli("flops", "vjepa/vitl16", "--world-size", "8")
+    assert code == 2 and "--world-size only applies with --memory" in err
+    code, _, err = cli("flops", "paper/salt_vitl", "--memory", "--budget", "1e21")
+    assert code == 2 and "--memory and --budget" in err
 
 
 def test_memory_names_no_method():
@@ -210,3 +214,42 @@ def test_memory_names_no_method():
     assert len(built_in) >= 4 and pattern.search("method.name=vjepa")
     text = Path(memory.__file__).read_text().splitlines()
     assert not [i for i, line in enumerate(text, 1) if pattern.search(line)]
+
+
+def test_a_sharded_teacher_is_divided_and_gathered_block_by_block():
+    cfg = load_config("salt/vitl16_student", ["model.name=vit_pico", "method.teacher.model=vit_base",
+                                              "method.teacher.checkpoint=null", "train.batch_size=8"])
+    networks, _, _ = memory.method_networks(cfg)
+    teacher = next(n for n in networks if n.role == "frozen")
+    replicated = memory.layout(networks, "fsdp2", 8, 2, shard_frozen=False, checkpointing=False)
+    sharded = memory.layout(networks, "fsdp2", 8, 2, shard_frozen=True, checkpointing=False)
+    assert replicated["frozen"] == 2 * teacher.params and sharded["frozen"] == 2 * teacher.params / 8
+    # the ViT-B teacher's blocks are the widest: two gathered in bf16; gradients (bf16 + their fp32 copy) only
+    # for the largest trained block; every sharded network's root group in bf16
+    block, roots = teacher.largest_block_params, sum(n.root_params for n in networks)
+    trained_block = max(n.largest_block_params for n in networks if n.role == "trained")
+    assert block > trained_block
+    assert sharded["fsdp2_unsharded"] == 2 * roots + 2 * 2 * block + (2 + 4) * trained_block
+    assert sharded["fsdp2_unsharded"] > replicated["fsdp2_unsharded"]
+
+
+def test_a_method_without_architectures_is_refused():
+    from videojepa.errors import UserError
+    from videojepa.methods.base import Method
+    from videojepa.methods.registry import register_method, unregister_method
+
+    class Opaque(Method):
+        name = "opaque_for_memory_test"
+        networks = {"encoder": "trained"}
+
+        @classmethod
+        def flops_components(cls, cfg, shape):
+            return []
+
+    register_method(Opaque)
+    try:
+        cfg = load_config("vjepa/vitl16", ["method.name=opaque_for_memory_test"])
+        with pytest.raises(UserError, match="method 'opaque_for_memory_test' declares no meta_networks"):
+            memory.stage_memory(cfg)
+    finally:
+        unregister_method(Opaque.name)

@@ -40,7 +40,10 @@ c*d per token) and, during backward, one block's recomputed activations: the pea
 block's set. The attention kernel is the fused one (flash / memory-efficient SDPA) that accelerators run:
 no seq x seq matrix is saved. Left out: the transient gradients of activations in backward, allocator
 fragmentation, the CUDA context (~0.5-1 GB), communication buffers other than DDP's buckets, the
-no-grad target network's per-block buffers (freed before the trained networks run).
+no-grad target network's per-block buffers (freed before the trained networks run). The total adds the
+gradients to the activation peak: exact with gradient accumulation (they live across micro-steps), an upper
+bound by up to the gradients' size otherwise (the trainer frees them between steps, and backward allocates
+them as it frees activations). A single process without torchrun has no DDP buckets.
 Validated on CPU against `torch.autograd.graph.saved_tensors_hooks` (tests/test_memory.py).
 """
 from __future__ import annotations
@@ -288,9 +291,10 @@ def layout(networks: list[Network], parallel: str, world: int, c: int, shard_fro
         out["autocast_weight_copies"] = 0.0 if c == FP32 else c * copies
     else:
         sharded = trained + ema + (frozen if shard_frozen else [])
-        largest = max(n.largest_block_params for n in sharded)
+        gathered = max(n.largest_block_params for n in sharded)  # current + prefetched block, compute dtype
+        with_grads = max(n.largest_block_params for n in trained)
         grads = c + (FP32 if c != FP32 else 0)  # computed in the compute dtype, reduced in fp32
-        out["fsdp2_unsharded"] = c * sum(n.root_params for n in sharded) + 2 * c * largest + grads * largest
+        out["fsdp2_unsharded"] = c * sum(n.root_params for n in sharded) + 2 * c * gathered + grads * with_grads
     return out
 
 

@@ -27,9 +27,10 @@ def register(subparsers) -> None:
                    help="instead of FLOPs: accelerator memory per rank (weights, gradients, AdamW states, EMA, "
                         "teacher, activations with and without activation checkpointing) under DDP and FSDP2, "
                         "and which 24/40/80/141 GB cards it fits; an estimate validated on CPU")
-    p.add_argument("--world-size", type=int, default=1, metavar="N",
-                   help="--memory: ranks the step is spread over (the FSDP2 divisor; each rank gets "
-                        "train.batch_size / (N x train.accum_steps) clips; default 1)")
+    p.add_argument("--world-size", type=int, metavar="N",
+                   help="with --memory: ranks the step is spread over (the FSDP2 divisor; each rank gets "
+                        "train.batch_size / (N x train.accum_steps) clips; default 1). --memory always uses "
+                        "the mask sampler's measured context/target lengths")
     p.set_defaults(func=run)
 
 
@@ -42,7 +43,11 @@ def run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     if args.memory:
-        return print_memory(cfg, args.world_size, args.json)
+        if args.budget is not None:
+            raise UserError("--memory and --budget are separate reports: give one of them")
+        return print_memory(cfg, 1 if args.world_size is None else args.world_size, args.json)
+    if args.world_size is not None:
+        raise UserError("--world-size only applies with --memory")
     if args.budget is not None:
         if not isinstance(cfg, PlanConfig):
             raise UserError(f"--budget needs a SALT plan config (teacher and student stages), e.g. paper/salt_vitl")
