@@ -102,9 +102,11 @@ def print_memory(cfg, world_size: int, as_json: bool) -> int:
     gib = 2**30
     for s in report["stages"]:
         nets = ", ".join(f"{n['name']} {n['params'] / 1e6:.1f}M {n['role']}" for n in s["networks"])
-        frozen = "sharded" if s["frozen_sharded"] else "replicated"
+        frozen = ""
+        if any(n["role"] == "frozen" for n in s["networks"]):
+            frozen = f"; frozen networks {'sharded' if s['frozen_sharded'] else 'replicated'} under FSDP2"
         print(f"{s['name']} ({s['method']}): {s['batch_per_rank']} clips per rank x {s['tokens_per_clip']} tokens, "
-              f"{s['precision']}, world size {s['world_size']}; {nets}; teacher {frozen} under FSDP2")
+              f"{s['precision']}, world size {s['world_size']}; {nets}{frozen}")
         columns = [(p, ac) for p in ("ddp", "fsdp2") for ac in ("no_checkpointing", "checkpointing")]
         print(f"  {'GiB per rank':<26}" + "".join(f"{p.upper() + (' +AC' if ac == 'checkpointing' else ''):>12}"
                                                  for p, ac in columns))
