@@ -253,3 +253,37 @@ def test_a_method_without_architectures_is_refused():
             memory.stage_memory(cfg)
     finally:
         unregister_method(Opaque.name)
+
+
+@pytest.mark.parametrize("precision,checkpointing", [("fp32", False), ("fp32", True), ("bf16", False),
+                                                    ("bf16", True)])
+def test_peak_against_pytorchs_memory_tracker(fused_attention, one_thread, precision, checkpointing):
+    """The peak model (saved activations + one recomputed block + inputs and targets + autocast's weight copies)
+    against the live bytes PyTorch's own MemTracker follows through a trainer-like step: forward under autocast,
+    backward after it (parameters and their gradients left out)."""
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    cfg = small_config("vjepa", precision, "sincos", checkpointing)
+    torch.manual_seed(0)
+    method = build_method(cfg).train()
+    method.target_encoder.requires_grad_(True)  # the tracker hooks every parameter it meets; targets stay no-grad
+    batch, c = 4, memory.compute_bytes(cfg)
+    masks = MaskCollator(build_mask_generators(cfg), seed=0).sample(batch, 0)
+    tracker = MemTracker()
+    tracker.track_external(method.encoder, method.predictor)
+    with tracker:
+        video = torch.randn(batch, 3, cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = method(video, masks)[0]
+        loss.backward()
+    peak = {str(k): v for k, v in tracker.get_tracker_snapshot("peak")[torch.device("cpu")].items()}
+    live = peak["Total"] - peak["_MemRefType.PARAM"] - peak["_MemRefType.GRAD"]
+    shape = StepShape(batch, math.prod(token_grid(cfg)), [(m.context.shape[1], m.target.shape[1]) for m in masks])
+    act = memory.activation_bytes(method.encoder, method.head, shape, c, checkpointing, "cpu",
+                                  memory.loss_saved_copies(cfg))
+    estimated = act.peak + memory.inputs_and_targets(cfg, method.encoder, method.head, shape)
+    if c == 2:  # autocast caches bf16 copies of weights that require grad until the forward's autocast ends
+        networks, _, _ = memory.method_networks(cfg)
+        estimated += memory.layout(networks, "ddp", 1, c, False, checkpointing)["autocast_weight_copies"]
+        estimated += c * memory.linear_weights(method.target_encoder)  # here the target's weights require grad too
+    assert abs(estimated / live - 1) <= TOLERANCE, (estimated, live)

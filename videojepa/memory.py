@@ -12,7 +12,8 @@ Precision assumptions (`train.precision`):
 
 Per rank, DDP replicates everything and adds its gradient buckets (a second fp32 copy of the
 gradients: DDP's default `gradient_as_bucket_view=False`) and, under autocast, the bf16 copies of the
-trained weights that autograd keeps from forward to backward. FSDP2 (bf16 parameters, fp32 reduction)
+trained weights that autocast caches through the forward (autograd keeps them into backward without
+checkpointing). FSDP2's bf16 parameters need no such copies. FSDP2 (bf16 parameters, fp32 reduction)
 divides weights, gradients, AdamW states and the EMA by the world size and adds an unsharded working
 set: each sharded network's root parameters, the largest block gathered twice (current + prefetched)
 and that block's unsharded gradients (bf16, and their fp32 copy for the reduce-scatter).
@@ -216,10 +217,18 @@ def activation_bytes(encoder: nn.Module, head: nn.Module, shape: StepShape, c: i
     return Activations(sum(parts.values()), largest if checkpointing else 0.0, parts)
 
 
+def inputs_and_targets(cfg: PretrainConfig, encoder: nn.Module, head: nn.Module, shape: StepShape) -> float:
+    """Kept through the step besides saved activations: the fp32 input clips, and the regression targets of
+    every token (computed first, without grad, in fp32, as wide as the head's predictions)."""
+    clips = shape.batch * cfg.data.frames_per_clip * cfg.data.crop_size ** 2 * encoder.in_chans * FP32
+    return clips + shape.batch * shape.tokens_per_clip * head.head.out_features * FP32
+
+
 def linear_weights(net: nn.Module, blocks: bool = True) -> int:
     """Elements of the nn.Linear weights a network multiplies by (inside its blocks or only outside them).
 
-    The tubelet embedding is left out: its input (pixels) needs no gradient, so autograd keeps no copy of it.
+    The tubelet embedding is left out: its weight is used through a view (not cached by autocast), and its
+    input (pixels) needs no gradient, so autograd keeps no copy of it.
     """
     block_ids = {id(m) for m in net.blocks.modules()}
     total = 0
@@ -282,12 +291,10 @@ def layout(networks: list[Network], parallel: str, world: int, c: int, shard_fro
     }
     if parallel == "ddp":
         out["ddp_gradient_buckets"] = FP32 * n_trained
-        # autocast's bf16 weight copies live from forward to backward; with checkpointing, those outside
-        # the blocks and the copies of the one block being recomputed
-        copies = sum(linear_weights(n.module, blocks=not checkpointing) for n in trained)
-        if checkpointing:
-            copies += max(linear_weights(n.module) - linear_weights(n.module, blocks=False) for n in trained) \
-                // max(len(n.module.blocks) for n in trained)
+        # autocast caches a bf16 copy of every trained weight until the forward's autocast region ends (with
+        # or without checkpointing), at the moment the saved activations peak; without checkpointing
+        # autograd keeps them into backward as well
+        copies = sum(linear_weights(n.module) for n in trained)
         out["autocast_weight_copies"] = 0.0 if c == FP32 else c * copies
     else:
         sharded = trained + ema + (frozen if shard_frozen else [])
@@ -316,10 +323,7 @@ def stage_memory(cfg: PretrainConfig, world_size: int = 1, name: str | None = No
     c = compute_bytes(cfg)
     copies = loss_saved_copies(cfg)
     shape = StepShape(batch, math.prod(token_grid(cfg)), mask_lengths(cfg, measured=True))
-    # kept through the step: the input clips, and the regression targets of every token (computed first,
-    # without grad, in fp32, as wide as the head's predictions)
-    inputs = batch * cfg.data.frames_per_clip * cfg.data.crop_size ** 2 * encoder.in_chans * FP32
-    kept = inputs + batch * shape.tokens_per_clip * head.head.out_features * FP32
+    kept = inputs_and_targets(cfg, encoder, head, shape)
     result = {
         "name": name or cfg.method.name, "method": cfg.method.name, "world_size": world_size,
         "batch_per_rank": batch, "precision": cfg.train.precision, "compute_bytes": c,
