@@ -43,6 +43,7 @@ def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> 
 class Method(nn.Module):
     name: str = ""
     networks: dict[str, str] = {}
+    head_attr = "head"  # the attribute holding the network after the encoder
     ema_of: dict[str, str] = {}  # EMA network -> the trained network it follows (they must be sharded alike)
 
     def __init__(self, cfg: PretrainConfig):
@@ -64,9 +65,24 @@ class Method(nn.Module):
         return [(f"{attr}.{n}", p) for attr, role in self.networks.items() if role == "trained"
                 for n, p in getattr(self, attr).named_parameters() if p.requires_grad]
 
-    def shard_frozen(self) -> bool:
+    @classmethod
+    def shard_frozen(cls, cfg: PretrainConfig) -> bool:
         """Under FSDP2, shard the frozen networks too (default: replicate them)."""
         return False
+
+    @classmethod
+    def meta_networks(cls, cfg: PretrainConfig) -> tuple[nn.Module, nn.Module]:
+        """(encoder, head): the networks that run with gradients, built on the meta device by the method's own
+        builders (for the FLOPs and memory accountants)."""
+        from videojepa.errors import UserError
+
+        raise UserError(f"method {cls.name!r} declares no meta_networks(cfg): the accountants need the "
+                        f"architectures of the networks it trains")
+
+    @classmethod
+    def target_architecture(cls, cfg: PretrainConfig) -> nn.Module | None:
+        """The network its EMA target or frozen teacher has (None: it has neither)."""
+        return None
 
     def after_step(self, step: int) -> dict:
         """Called after every optimiser step that was applied; returns metrics to log."""

@@ -15,7 +15,7 @@ from videojepa.methods.losses import channel_std, gather_tokens, latent_loss, no
 
 
 class MaskedPrediction(Method):
-    head_attr = "predictor"  # the attribute holding the network after the encoder
+    head_attr = "predictor"
 
     @property
     def head(self) -> nn.Module:
@@ -51,11 +51,6 @@ class MaskedPrediction(Method):
         encoder, head = cls.meta_networks(cfg)
         return [context_encoder_flops(encoder, shape), head_flops(cls.head_attr, head, shape)]
 
-    @classmethod
-    def meta_networks(cls, cfg) -> tuple[nn.Module, nn.Module]:
-        """(encoder, head) built on the meta device by the builders the method itself uses."""
-        raise TypeError(f"{cls.__qualname__} must define meta_networks()")
-
 
 class LatentPrediction(MaskedPrediction):
     """Predict another network's layer-normed features of the masked tokens (V-JEPA, SALT student)."""
@@ -81,8 +76,3 @@ class LatentPrediction(MaskedPrediction):
         with torch.device("meta"):
             target = cls.target_architecture(cfg)
         return [*super().flops_components(cfg, shape), forward_flops(cls.target_attr, target, shape)]
-
-    @classmethod
-    def target_architecture(cls, cfg) -> nn.Module:
-        raise TypeError(f"{cls.__qualname__} must define target_architecture()")
-

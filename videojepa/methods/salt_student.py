@@ -61,8 +61,9 @@ class SALTStudent(LatentPrediction):
             raise ConfigError("method.teacher.model", f"unknown model {teacher.model!r}; "
                               f"allowed values: {', '.join(list_models())}")
 
-    def shard_frozen(self) -> bool:
-        return self.cfg.method.teacher.shard
+    @classmethod
+    def shard_frozen(cls, cfg) -> bool:
+        return cfg.method.teacher.shard
 
     @classmethod
     def target_architecture(cls, cfg):

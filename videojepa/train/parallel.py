@@ -7,7 +7,7 @@ or a 2-D HSDP mesh (`train.replicas` > 1: replicate across groups, shard within 
 - EMA targets: sharded exactly like the network they follow and kept in fp32, so the EMA update runs on
   the local shards with no communication; `check_ema_alignment` refuses any other layout at setup;
 - frozen networks (a teacher): replicated, in bf16 under `precision=bf16`, unless the method asks for them
-  to be sharded (`Method.shard_frozen()`), then forward-only FSDP2 modules.
+  to be sharded (`Method.shard_frozen(cfg)`), then forward-only FSDP2 modules.
 The methods call `embed` and `forward_tokens` rather than `forward`: both are registered with FSDP2 so they
 gather the parameters, and a network that only runs forward reshards as soon as its forward ends.
 """
@@ -97,7 +97,7 @@ def wrap_for_training(method, cfg, dist_info) -> nn.Module:
             shard_network(network, mesh, cfg.train.precision, forward_only=False)
         elif role == "ema":
             shard_network(network, mesh, cfg.train.precision, forward_only=True)
-        elif method.shard_frozen():
+        elif method.shard_frozen(cfg):
             shard_network(network, mesh, cfg.train.precision, forward_only=True)
         elif cfg.train.precision == "bf16":
             network.to(torch.bfloat16)
