@@ -6,8 +6,8 @@ or a 2-D HSDP mesh (`train.replicas` > 1: replicate across groups, shard within 
 - trained networks: bf16 parameters in compute and fp32 gradient reduction under `precision=bf16`;
 - EMA targets: sharded exactly like the network they follow and kept in fp32, so the EMA update runs on
   the local shards with no communication; `check_ema_alignment` refuses any other layout at setup;
-- frozen networks (a teacher): replicated, in bf16 under `precision=bf16`, unless the method asks for them
-  to be sharded (`Method.shard_frozen(cfg)`), then forward-only FSDP2 modules.
+- frozen networks (a teacher): replicated, in bf16 under `precision=bf16` (so under DDP and on one device
+  too), unless the method asks for them to be sharded (`Method.shard_frozen(cfg)`): forward-only FSDP2 modules.
 The methods call `embed` and `forward_tokens` rather than `forward`: both are registered with FSDP2 so they
 gather the parameters, and a network that only runs forward reshards as soon as its forward ends.
 """
@@ -83,24 +83,26 @@ def check_ema_alignment(target: nn.Module, source: nn.Module, name: str) -> None
 
 
 def wrap_for_training(method, cfg, dist_info) -> nn.Module:
-    """The module the trainer calls: the method itself, DDP around it, or the method with FSDP2 networks."""
-    if not dist_info.enabled:
-        return method
-    if cfg.train.parallel == "ddp":
+    """The module the trainer calls: the method itself, DDP around it, or the method with FSDP2 networks (under
+    any torchrun launch, one process included, so FSDP2's own cost can be measured on one GPU).
+
+    Under `precision=bf16` a frozen network that stays whole (replicated) is stored in bf16: it only runs
+    forward under autocast, so this halves its memory and changes no result of the autocast matmuls.
+    """
+    fsdp2 = cfg.train.parallel == "fsdp2" and dist_info.grouped
+    for attr, role in method.networks.items():
+        if role == "frozen" and cfg.train.precision == "bf16" and not (fsdp2 and method.shard_frozen(cfg)):
+            getattr(method, attr).to(torch.bfloat16)
+    if not fsdp2:
+        if not dist_info.enabled:
+            return method
         from torch.nn.parallel import DistributedDataParallel
 
         return DistributedDataParallel(method)
     mesh = device_mesh(dist_info.world_size, cfg.train.replicas, dist_info.device.type)
     for attr, role in method.networks.items():
-        network = getattr(method, attr)
-        if role == "trained":
-            shard_network(network, mesh, cfg.train.precision, forward_only=False)
-        elif role == "ema":
-            shard_network(network, mesh, cfg.train.precision, forward_only=True)
-        elif method.shard_frozen(cfg):
-            shard_network(network, mesh, cfg.train.precision, forward_only=True)
-        elif cfg.train.precision == "bf16":
-            network.to(torch.bfloat16)
+        if role != "frozen" or method.shard_frozen(cfg):
+            shard_network(getattr(method, attr), mesh, cfg.train.precision, forward_only=role != "trained")
     for target, source in method.ema_of.items():
         check_ema_alignment(getattr(method, target), getattr(method, source), target)
     return method

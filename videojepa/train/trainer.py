@@ -114,7 +114,7 @@ class Trainer:
             compiled = compile_blocks(self.method.modules_with_role(*ROLES), cfg.train.compile_backend)
             log.info("train.compile: %d transformer blocks compiled (backend %s)", compiled, cfg.train.compile_backend)
         self.model = wrap_for_training(self.method, cfg, self.dist)
-        self.sharded = self.dist.enabled and cfg.train.parallel == "fsdp2"
+        self.sharded = self.dist.grouped and cfg.train.parallel == "fsdp2"
         self.params = [p for _, p in self.method.trainable_parameters()]
         self.optimizer = build_optimizer(self.method.trainable_parameters(), cfg.train)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
