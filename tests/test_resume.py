@@ -63,7 +63,7 @@ def test_signal_mid_step_resumes_onto_the_uninterrupted_trajectory(tiny_synth, t
     else:
         interrupted.fit()
     # saved at the boundary after the interrupted step, under that step's name
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "b")] == ["step_00000003.pt"]
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "b")] == ["step_00000003"]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the trainer's handlers are gone again
     make_trainer(tiny_synth, tmp_path / "b", **extra).fit()
 
@@ -74,11 +74,17 @@ def test_signal_mid_step_resumes_onto_the_uninterrupted_trajectory(tiny_synth, t
 
 
 def test_checkpoints_hold_only_tensors_and_plain_containers(tiny_synth, tmp_path):
+    import json
+
     trainer = make_trainer(tiny_synth, tmp_path, **{"train.steps": 2})
     trainer.fit()
     path = ckpt.list_checkpoints(tmp_path)[-1]
-    state = torch.load(path, weights_only=True)  # what resume does; raises on anything else
-    assert isinstance(state["rng"]["numpy"]["keys"], torch.Tensor)
+    record = json.loads((path / "record.json").read_text())["state"]  # everything but tensors is JSON
+    assert record["step"] == 2 and record["method"]["encoder.patch_embed.weight"] == {
+        "__tensor__": "method/encoder.patch_embed.weight"}
+    assert sorted(p.name for p in path.iterdir()) == [".metadata", "__0_0.distcp", "record.json"]
+    state = ckpt.read_checkpoint(path)
+    assert torch.equal(state["method"]["encoder.patch_embed.weight"], trainer.method.state_dict()["encoder.patch_embed.weight"])
     with pytest.raises(TypeError, match=r"checkpoint.extra is a PlantedPayload"):
         ckpt.save_checkpoint(tmp_path, 9, {"step": 9, "extra": PlantedPayload(tmp_path / "x")}, keep=3)
 
@@ -104,10 +110,14 @@ def test_a_planted_pickle_is_refused_and_its_code_never_runs(tiny_synth, tmp_pat
     assert "already trained for 4 steps" in done.stderr
     assert not marker.exists()
 
-    # with only planted files left, the run stops with the list and its history stays as it was
-    for path in ckpt.list_checkpoints(run):
-        if path != planted:
-            path.unlink()
+    # a planted pickle in DCP's index of a sharded checkpoint is refused too, never imported
+    import pickle
+    import shutil
+
+    index = ckpt.checkpoint_dir(run) / "step_00000004" / ".metadata"
+    index.write_bytes(pickle.dumps(PlantedPayload(marker)))
+    # with only planted or torn checkpoints left, the run stops with the list and its history stays as it was
+    shutil.rmtree(ckpt.checkpoint_dir(run) / "step_00000002")
     (ckpt.checkpoint_dir(run) / "step_00000008.pt").write_bytes(b"PK\x03\x04 torn")
     metrics_before, config_before = (run / "metrics.jsonl").read_bytes(), (run / "config.yaml").read_bytes()
     failed = _pretrain(tmp_path / "cfg.yaml", run)
@@ -115,6 +125,7 @@ def test_a_planted_pickle_is_refused_and_its_code_never_runs(tiny_synth, tmp_pat
     message = failed.stderr.strip().splitlines()[-1]
     assert message.startswith("videojepa pretrain: error: ") and "no checkpoint could be loaded" in message
     assert "step_00000009.pt: refused" in message and "step_00000008.pt: unreadable" in message
+    assert "step_00000004: unreadable (refused: the checkpoint index would import" in message
     assert not marker.exists()
     assert (run / "metrics.jsonl").read_bytes() == metrics_before
     assert (run / "config.yaml").read_bytes() == config_before

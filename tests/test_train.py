@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,7 +112,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_synth, tmp_path):
     assert straight.wait(timeout=300) == 0, straight.stderr.read()
 
     killed = _run_cli(tmp_path / "cfg.yaml", tmp_path / "b")
-    target = tmp_path / "b" / "checkpoints" / f"step_{n:08d}.pt"
+    target = tmp_path / "b" / "checkpoints" / f"step_{n:08d}"
     deadline = time.time() + 300
     while not target.exists() and time.time() < deadline and killed.poll() is None:
         time.sleep(0.02)
@@ -133,15 +134,15 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_synth, tmp_path):
 
 def _crash_while_saving(run_dir):
     """Child process: write checkpoint 1, then die (SIGKILL) halfway through writing checkpoint 2."""
+    import torch.distributed.checkpoint as dcp
+
     ckpt.save_checkpoint(run_dir, 1, {"step": 1, "w": torch.ones(1000)}, keep=3)
 
-    def torn_save(obj, path):
-        with open(path, "wb") as f:
-            f.write(b"PK\x03\x04 half a checkpoint")
-            f.flush()
+    def torn_save(state, checkpoint_id):
+        (Path(checkpoint_id) / "__0_0.distcp").write_bytes(b"half a checkpoint")
         os.kill(os.getpid(), signal.SIGKILL)
 
-    torch.save = torn_save
+    dcp.save = torn_save
     ckpt.save_checkpoint(run_dir, 2, {"step": 2, "w": torch.zeros(1000)}, keep=3)
 
 
@@ -150,15 +151,15 @@ def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000001.pt"]
-    assert ckpt.load_latest(tmp_path)["step"] == 1
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000001"]
+    assert ckpt.load_latest(tmp_path)["step"] == 1 and torch.equal(ckpt.load_latest(tmp_path)["w"], torch.ones(1000))
 
 
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
-    ckpt.save_checkpoint(tmp_path, 1, {"step": 1}, keep=3)
-    ckpt.save_checkpoint(tmp_path, 2, {"step": 2}, keep=3)
-    newest = ckpt.list_checkpoints(tmp_path)[-1]
-    newest.write_bytes(newest.read_bytes()[:20])
+    ckpt.save_checkpoint(tmp_path, 1, {"step": 1, "w": torch.ones(10)}, keep=3)
+    ckpt.save_checkpoint(tmp_path, 2, {"step": 2, "w": torch.zeros(10)}, keep=3)
+    shard = ckpt.list_checkpoints(tmp_path)[-1] / "__0_0.distcp"
+    shard.write_bytes(shard.read_bytes()[:20])
     with caplog.at_level(logging.WARNING, logger="videojepa.train"):
         assert ckpt.load_latest(tmp_path)["step"] == 1
     assert "unreadable checkpoint" in caplog.text
@@ -167,7 +168,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog
 def test_keep_last_k_checkpoints(tmp_path):
     for step in range(1, 6):
         ckpt.save_checkpoint(tmp_path, step, {"step": step}, keep=2)
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000004.pt", "step_00000005.pt"]
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000004", "step_00000005"]
 
 
 def test_resume_refuses_a_conflicting_config(tiny_synth, tmp_path):

@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
@@ -65,6 +66,10 @@ def config_conflicts(saved: dict, current: dict) -> list[str]:
     a, b = _flatten(saved), _flatten(current)
     return [f"{k}: run has {a.get(k)!r}, now {b.get(k)!r}" for k in sorted(set(a) | set(b))
             if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k)]
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 def split_batch(video: torch.Tensor, masks: list[MaskIndices], parts: int):
@@ -123,6 +128,7 @@ class Trainer:
         self.collapse = CollapseWatch(cfg.train.collapse_std, cfg.train.collapse_rank)
         self.loader, self.health_video, self.metrics = None, None, None
         self._stop_signal = None
+        self.saved_steps = None  # train.steps of the run found in run.dir, if any
 
     # ----------------------------------------------------------------- setup
     def build_data(self) -> None:
@@ -148,11 +154,10 @@ class Trainer:
         count = min(len(held_out), HELD_OUT_CLIPS)
         self.health_video = torch.stack([held_out[i]["video"] for i in range(count)]).to(self.device)
 
-    def prepare_run_dir(self) -> dict | None:
-        """Create or resume the run directory; returns the checkpoint to resume from."""
+    def prepare_run_dir(self) -> None:
+        """Create the run directory, or check that the one there is this run (config, no foreign files)."""
         run_dir, current = self.run_dir, to_dict(self.cfg)
         saved_path = run_dir / "config.yaml"
-        state = None
         if not saved_path.exists() and (ckpt.list_checkpoints(run_dir) or (run_dir / ENCODER_FILE).exists()):
             # a run without its config, or a `videojepa convert` folder: training here would overwrite it
             raise UserError(f"{run_dir} holds checkpoints or an encoder but no config.yaml, so it is not a run this "
@@ -163,59 +168,80 @@ class Trainer:
             if conflicts:
                 raise UserError(f"{run_dir} holds a run with a different config; use another run.dir or the same "
                                 f"settings. Differences: {'; '.join(conflicts)}")
-            state = ckpt.load_latest(run_dir)  # raises, listing every file, when checkpoints exist but none loads
-            if saved["train"]["steps"] != current["train"]["steps"] and state is not None:
-                warnings.warn(f"train.steps changed from {saved['train']['steps']} to {current['train']['steps']}: "
-                              f"schedules are recomputed for the new length", stacklevel=2)
+            self.saved_steps = saved["train"]["steps"]
         if self.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.cfg, saved_path)
-        return state
 
     # ------------------------------------------------------------ state I/O
-    def state_dict(self) -> dict:
-        """Everything an exact resume needs. Under FSDP2 the weights and optimiser state are gathered whole (a
-        collective: every rank calls this; rank 0 gets the tensors), so the file resumes on any number of ranks."""
-        method, optimizer = self.full_state() if self.sharded else (self.method.state_dict(), self.optimizer.state_dict())
-        return {"step": self.step, "method": method, "optimizer": optimizer,
-                "scaler": self.scaler.state_dict(), "rng": ckpt.rng_state(),
+    def checkpoint_state(self) -> dict:
+        """Everything an exact resume needs, the tensors as this rank holds them (its shards under FSDP2)."""
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        method, optimizer = get_state_dict(self.method, self.optimizer)
+        return {"step": self.step, "method": method, "optimizer": optimizer, "scaler": self.scaler.state_dict(),
                 "loader": self.loader.state_dict() if self.loader is not None else None,
-                "skipped": self.skipped, "nonfinite_in_row": self.nonfinite_in_row, "config": to_dict(self.cfg)}
+                "skipped": self.skipped, "nonfinite_in_row": self.nonfinite_in_row, "config": to_dict(self.cfg),
+                "world_size": self.dist.world_size}
 
-    def full_state(self) -> tuple[dict, dict]:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    def resume(self) -> bool:
+        """Load the newest checkpoint that reads into the live state (an older one if the newest is damaged);
+        False when the run has none. Raises CheckpointError, listing each, when none reads."""
+        found = ckpt.latest(self.run_dir, self.restore)
+        if found is None:
+            return False
+        if self.saved_steps not in (None, self.train_cfg.steps):
+            warnings.warn(f"train.steps changed from {self.saved_steps} to {self.train_cfg.steps}: schedules are "
+                          f"recomputed for the new length", stacklevel=2)
+        log.info("resumed %s at step %d (saved on %s rank(s), now %d)", self.run_dir, self.step,
+                 found[1].get("world_size", 1), self.dist.world_size)
+        return True
 
-        return get_state_dict(self.method, self.optimizer,
-                              options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    def restore(self, path: Path) -> dict:
+        """Checkpoint `path` into the model, optimiser, scaler, data cursor and counters; returns its record.
+        DCP reads each rank's part in the layout it has now, whatever the world size the run was saved on."""
+        from torch.distributed.checkpoint.state_dict import set_state_dict
 
-    def load_state_dict(self, state: dict) -> None:
-        missing = [k for k in ("step", "method", "optimizer", "scaler", "rng", "skipped", "nonfinite_in_row")
-                   if k not in state]
+        if path.is_file():
+            return self.restore_previous_format(path)
+        record = ckpt.read_record(path)
+        template = self.checkpoint_state()
+        template = {"method": template["method"], "optimizer": template["optimizer"]}
+        skeleton, tensors = ckpt.split_state(template)
+        ckpt.load_tensors(path, tensors)
+        loaded = ckpt.join_state(skeleton, tensors)
+        optimizer = {"state": loaded["optimizer"]["state"], "param_groups": record["optimizer"]["param_groups"]}
+        set_state_dict(self.method, self.optimizer, model_state_dict=loaded["method"], optim_state_dict=optimizer)
+        self.restore_record(record)
+        return record
+
+    def restore_previous_format(self, path: Path) -> dict:
+        """A single-file checkpoint written before checkpoints were sharded (whole tensors, optimiser state by
+        parameter position); it resumes as it was saved, on one process or under DDP."""
+        state = ckpt.read_legacy(path)
+        missing = [k for k in ("step", "method", "optimizer", "scaler", "skipped", "nonfinite_in_row") if k not in state]
         if missing:
-            raise UserError(f"{self.run_dir}: the checkpoint lacks {', '.join(missing)}; it was not written by "
-                            f"this trainer")
-        if self.sharded:  # each rank keeps its shards of the whole tensors
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+            raise UserError(f"{path}: the checkpoint lacks {', '.join(missing)}; it was not written by this trainer")
+        if self.sharded:
+            raise UserError(f"{path}: a checkpoint of the previous format resumes without FSDP2 only; resume it "
+                            f"with train.parallel=ddp once, then switch")
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.restore_record(state)
+        return state
 
-            set_state_dict(self.method, self.optimizer, model_state_dict=state["method"],
-                           optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))
-        else:
-            self.method.load_state_dict(state["method"])
-            self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        ckpt.set_rng_state(state["rng"])
-        if self.loader is not None and state.get("loader") is not None:
-            self.loader.load_state_dict(state["loader"])
-        self.step, self.skipped = state["step"], state["skipped"]
-        self.nonfinite_in_row = state["nonfinite_in_row"]
+    def restore_record(self, record: dict) -> None:
+        self.scaler.load_state_dict(record["scaler"])
+        if self.loader is not None and record.get("loader") is not None:
+            self.loader.load_state_dict(record["loader"])
+        self.step, self.skipped = record["step"], record["skipped"]
+        self.nonfinite_in_row = record["nonfinite_in_row"]
 
     def save(self) -> None:
-        """The checkpoint and the exported encoder with its card (rank 0 writes; under FSDP2 all ranks gather)."""
-        state = self.state_dict() if self.dist.is_main or self.sharded else None
+        """The checkpoint (every rank writes its part) and the exported encoder with its card (rank 0)."""
+        ckpt.save_checkpoint(self.run_dir, self.step, self.checkpoint_state(), self.train_cfg.keep_checkpoints)
         encoder = self.exported_encoder()
         if not self.dist.is_main:
             return
-        ckpt.save_checkpoint(self.run_dir, self.step, state, self.train_cfg.keep_checkpoints)
         d = self.cfg.data
         clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
                             mean=tuple(d.mean), std=tuple(d.std))
@@ -240,6 +266,9 @@ class Trainer:
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
         """One optimiser step (all micro-batches); returns its metrics."""
         tc, step = self.train_cfg, self.step
+        # randomness inside the step (drop path) is a function of (seed, step, rank): a resumed run, on any
+        # number of ranks, draws what the uninterrupted one would have, with no RNG state to save
+        torch.manual_seed(step_seed(self.cfg.run.seed, step, self.dist.rank))
         lr, wd = learning_rate(tc, step), weight_decay(tc, step)
         set_hyperparameters(self.optimizer, lr, wd)
         self.optimizer.zero_grad(set_to_none=True)
@@ -356,16 +385,16 @@ class Trainer:
 
     def start(self) -> bool:
         """Run directory, logging, data and resume; False when the run has already reached train.steps."""
-        state = self.prepare_run_dir()
+        self.prepare_run_dir()
         setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
         self.build_data()
-        if state is not None:
-            self.load_state_dict(state)
-            log.info("resumed %s at step %d", self.run_dir, self.step)
+        resumed = self.resume()
+        if self.dist.is_main:  # after a successful resume (or none): a run that cannot resume keeps its files
+            save_config(self.cfg, self.run_dir / "config.yaml")
         if self.step >= self.train_cfg.steps:
             log.info("%s already trained for %d steps", self.run_dir, self.step)
             return False
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", self.step if state is not None else None) \
+        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", self.step if resumed else None) \
             if self.dist.is_main else None
         self.method.train()
         return True
