@@ -341,3 +341,23 @@ def test_pretraining_without_data_val_logs_its_held_out_fallback(tiny_synth, tmp
     assert "feature std" in log  # the monitors ran on that batch
     make_trainer("demo/vjepa", tiny_synth, tmp_path / "with_val", **{"train.steps": 1}).fit()  # negative control
     assert "data.val is not set" not in (tmp_path / "with_val" / "train.log").read_text()
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("a small tmpfs cannot be mounted here")
+    try:
+        ckpt.save_checkpoint(small, 1, {"step": 1, "w": torch.ones(1000)}, keep=3)  # 4 kB
+        with pytest.raises(ckpt.CheckpointWriteError) as failure:
+            ckpt.save_checkpoint(small, 2, {"step": 2, "w": torch.ones(1_000_000)}, keep=3)  # 4 MB
+        message = str(failure.value)
+        assert "\n" not in message and message.startswith(f"cannot write checkpoint {small}/checkpoints/step_00000002: "
+                                                           "No space left on device; it needs about 3.8 MiB here")
+        assert message.endswith("the previous checkpoint is kept")
+        assert [p.name for p in (small / "checkpoints").iterdir()] == ["step_00000001"]  # no half-written one
+        assert torch.equal(ckpt.load_latest(small)["w"], torch.ones(1000))
+    finally:
+        subprocess.run(["umount", str(small)], check=True)

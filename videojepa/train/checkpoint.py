@@ -244,7 +244,8 @@ def _reason(err: BaseException) -> str:
 def _write_error(err: Exception, where: Path, tensors: dict) -> CheckpointWriteError:
     cause = err
     while cause is not None and not isinstance(cause, OSError):  # DCP wraps each rank's failure
-        nested = [e for e in getattr(cause, "failures", {}).values() if isinstance(e, BaseException)]
+        nested = [e[0] if isinstance(e, tuple) else e for e in getattr(cause, "failures", {}).values()]
+        nested = [e for e in nested if isinstance(e, BaseException)]
         cause = nested[0] if nested else cause.__cause__ or cause.__context__
     needed = sum(t.numel() * t.element_size() for t in tensors.values() if hasattr(t, "numel"))
     try:
