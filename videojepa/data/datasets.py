@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from videojepa.data.config import DataConfig
+from videojepa.data.manifest import Manifest
 from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, BadFileError, _BACKENDS, open_video, read_image
 from videojepa.data.sampling import ShortVideoError, clip_step, sample_clips
 from videojepa.data.transforms import ClipTransform
@@ -190,12 +191,13 @@ class VideoDataset(torch.utils.data.Dataset):
     """Clips from a list of video/image files; see the module docstring for items and bad-input rules."""
 
     def __init__(self, entries: list[Entry], cfg: DataConfig, train: bool, classes: Optional[list[str]] = None,
-                 source: str = ""):
+                 source: str = "", manifest: Optional[Manifest] = None):
         if cfg.decoder not in _BACKENDS:
             raise UserError(f"data.decoder: unknown backend {cfg.decoder!r}; available: {sorted(_BACKENDS)}")
         self.entries, self.cfg, self.train = entries, cfg, train
         self.classes = classes or []
         self.source = source
+        self.manifest = manifest  # a prepared copy's frame tables: files open without a scan
         self.transform = ClipTransform.from_config(cfg, train)
         # Shared by worker processes: one flag per file, and the number of flags set.
         self._bad_flags = multiprocessing.Array("b", len(entries))
@@ -241,14 +243,17 @@ class VideoDataset(torch.utils.data.Dataset):
             views = views.expand(-1, -1, cfg.frames_per_clip, -1, -1).contiguous()
             clips = [views] * cfg.num_clips
         else:
-            with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads) as reader:
+            index = self.manifest.index_for(entry.path) if self.manifest and cfg.decoder == "pyav" else None
+            with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads,
+                            **({"index": index} if index is not None else {})) as reader:
                 n = reader.num_frames
                 if entry.start_frame >= n:
                     raise BadFileError(entry.path, f"start_frame {entry.start_frame} is past the end ({n} frames)")
                 try:
                     step = clip_step(reader.fps, cfg.frame_step, cfg.fps)
                     indices = sample_clips(n, cfg.frames_per_clip, step, cfg.num_clips, rng if self.train else None,
-                                           cfg.short_video, entry.start_frame, entry.end_frame)
+                                           cfg.short_video, entry.start_frame, entry.end_frame,
+                                           grid=cfg.fps is not None)
                 except (ShortVideoError, ValueError) as err:
                     raise BadFileError(entry.path, str(err)) from None
                 frames = reader.read(indices.reshape(-1))
@@ -281,4 +286,4 @@ def build_dataset(path: Optional[str], data_cfg: DataConfig, train: bool) -> Vid
     if not path:
         raise UserError(f"data.{'train' if train else 'val'} is not set: give a CSV file or a folder")
     entries, classes = read_entries(path)
-    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path))
+    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path), manifest=Manifest.find(path))
