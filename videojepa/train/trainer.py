@@ -111,7 +111,7 @@ class Trainer:
         if not cfg.data.train:
             raise UserError("data.train is not set: give a CSV or folder of videos, e.g. `videojepa data synth --out "
                             "data/synth` then data.train=data/synth/motion/train.csv")
-        dataset = build_dataset(cfg.data.train, cfg.data, train=True)
+        dataset = build_dataset(cfg.data.train, cfg.data, train=True, uint8=True)  # see video_to_device
         collate = MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed)
         per_rank = cfg.train.batch_size // self.dist.world_size
         if len(dataset) < per_rank:
@@ -170,6 +170,15 @@ class Trainer:
                      data={"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
                            "crop_size": d.crop_size, "mean": list(d.mean), "std": list(d.std)},
                      extra={"method": self.cfg.method.name, "step": self.step})
+
+    def video_to_device(self, batch: dict) -> torch.Tensor:
+        """The batch's uint8 clips, copied to the device (non-blocking from pinned memory on CUDA), then flipped
+        and normalised there: the workers send 4x fewer bytes and do no float work."""
+        from videojepa.data.transforms import normalization_constants, normalize_clips
+
+        video = batch["video"].to(self.device, non_blocking=True)
+        return normalize_clips(video, batch["flip"].to(self.device, non_blocking=True),
+                               *normalization_constants(self.cfg.data.mean, self.cfg.data.std))
 
     # ------------------------------------------------------------------ step
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
@@ -256,7 +265,7 @@ class Trainer:
                 except StopIteration:
                     batches = iter(self.loader)
                     batch = next(batches)
-                video = batch["video"].to(self.device, non_blocking=True)
+                video = self.video_to_device(batch)
                 masks = [MaskIndices(m.context.to(self.device), m.target.to(self.device)) for m in batch["masks"]]
                 waited = time.perf_counter() - started
                 record = self.train_step(video, masks)
