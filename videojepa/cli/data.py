@@ -3,6 +3,7 @@ dataset for cheap training reads."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from videojepa.errors import UserError
@@ -34,10 +35,29 @@ def run_check(args) -> int:
 
     if args.frames_per_clip < 1 or args.frame_step < 1 or args.workers < 1 or (args.fps is not None and args.fps <= 0):
         raise UserError("--frames-per-clip, --frame-step, --workers and --fps must be positive")
-    report = check_dataset(args.path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
-                           workers=args.workers)
-    print(format_report(report, as_json=args.json))
-    return 1 if report.bad else 0
+    any_bad = False
+    for n, path in enumerate(args.path):  # one report per source (a mixture's sources are checked one by one)
+        report = check_dataset(path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
+                               workers=args.workers)
+        if len(args.path) > 1 and not args.json:
+            print(("\n" if n else "") + f"== {path}")
+        print(format_report(report, as_json=args.json))
+        any_bad = any_bad or bool(report.bad)
+    return 1 if any_bad else 0
+
+
+def run_bench(args) -> int:
+    from videojepa.data.bench import bench, format_report
+    from videojepa.data.config import DataConfig
+
+    try:
+        cfg = DataConfig(frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
+                         crop_size=args.crop_size, decode_threads=args.decode_threads, num_workers=0)
+    except ValueError as err:
+        raise UserError(f"invalid sampling option: {err.errors()[0]['loc'][0]} {err.errors()[0]['msg']}") from None
+    report = bench(args.path, cfg, clips=args.clips, target=args.target, run_dir=args.run, weights=args.weights)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
+    return 0
 
 
 def _size(num_bytes: float) -> str:
@@ -100,7 +120,7 @@ def register(subparsers) -> None:
                     "truncated and short files with reasons, and print decode throughput. Exit code 1 if any "
                     "file is bad.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    check.add_argument("path", metavar="CSV_OR_DIR", help="a CSV/list file or a folder")
+    check.add_argument("path", metavar="CSV_OR_DIR", nargs="+", help="CSV/list files or folders, checked one by one")
     check.add_argument("--frames-per-clip", type=int, default=16, help="clip length for the clip-decode timing")
     check.add_argument("--frame-step", type=int, default=4, help="frame step of that clip")
     check.add_argument("--fps", type=float, default=None, help="sample the clip at this frame rate instead")
@@ -128,3 +148,24 @@ def register(subparsers) -> None:
     prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(func=run_prepare)
+
+    bench = sub.add_parser(
+        "bench", help="CPU-ms per training clip and the workers / cores needed for a target clips/s",
+        description="Make training clips the way a DataLoader worker does and measure the CPU time per clip "
+                    "(decode, augment, total; median), the clips/s of one worker, and the workers and cores "
+                    "needed for a target rate: --target, or the rate a run's training step reaches (--run: its "
+                    "logged clips/s over 1 - data-wait fraction). One row per source; with several, also their "
+                    "--weights mixture.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    bench.add_argument("path", metavar="LIST", nargs="+", help="CSV/list files or folders (e.g. a prepared copy)")
+    bench.add_argument("--frames-per-clip", type=int, default=16, help="frames per clip")
+    bench.add_argument("--frame-step", type=int, default=4, help="frame step (ignored with --fps)")
+    bench.add_argument("--fps", type=float, default=None, help="sample clips at this frame rate (data.fps)")
+    bench.add_argument("--crop-size", type=int, default=224, help="crop side in pixels")
+    bench.add_argument("--decode-threads", type=int, default=1, help="FFmpeg threads per decoder")
+    bench.add_argument("--clips", type=int, default=32, help="clips timed per source")
+    bench.add_argument("--target", type=float, default=200.0, help="clips/s to feed (per GPU)")
+    bench.add_argument("--run", default=None, help="a pretrain run directory: its training clips/s is the target")
+    bench.add_argument("--weights", type=float, nargs="+", default=None, help="sampling weight per source")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.set_defaults(func=run_bench)

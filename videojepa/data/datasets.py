@@ -251,11 +251,13 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def load_views(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 clips K·V×C×T×H×W of file `index` before flip and normalisation, and their flips (bool K·V)."""
+        return self.augment(self.read_clips(index, rng), rng)
+
+    def read_clips(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        """Decoding: the sampled frames of file `index`, uint8 K×T×H×W×3 (an image: 1×1×H×W×3)."""
         entry, cfg = self.entries[index], self.cfg
         if entry.is_image:
-            views, flips = self.transform.views(read_image(entry.path)[None], rng if self.train else None)
-            views = views.expand(-1, -1, cfg.frames_per_clip, -1, -1)
-            return views.repeat(cfg.num_clips, 1, 1, 1, 1), flips.repeat(cfg.num_clips)
+            return read_image(entry.path)[None, None]
         index_table = self.manifest.index_for(entry.path) if self.manifest and cfg.decoder == "pyav" else None
         with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads,
                         **({"index": index_table} if index_table is not None else {})) as reader:
@@ -269,9 +271,17 @@ class VideoDataset(torch.utils.data.Dataset):
             except (ShortVideoError, ValueError) as err:
                 raise BadFileError(entry.path, str(err)) from None
             frames = reader.read(indices.reshape(-1))
-        frames = frames.view(cfg.num_clips, cfg.frames_per_clip, *frames.shape[1:])
+        return frames.view(cfg.num_clips, cfg.frames_per_clip, *frames.shape[1:])
+
+    def augment(self, frames: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmentation of `read_clips`' frames: uint8 views K·V×C×T×S×S and their flips."""
+        cfg = self.cfg
         clips = [self.transform.views(f, rng if self.train else None) for f in frames]
-        return torch.cat([v for v, _ in clips]), torch.cat([f for _, f in clips])
+        views, flips = torch.cat([v for v, _ in clips]), torch.cat([f for _, f in clips])
+        if frames.shape[:2] != (cfg.num_clips, cfg.frames_per_clip):  # an image: one still clip for every segment
+            views = views.expand(-1, -1, cfg.frames_per_clip, -1, -1).repeat(cfg.num_clips, 1, 1, 1, 1)
+            flips = flips.repeat(cfg.num_clips)
+        return views, flips
 
     def _mark_bad(self, index: int, reason: str) -> None:
         path = self.entries[index].path

@@ -281,7 +281,8 @@ class Trainer:
                     last = self.log_record(record, window, flops_per_clip, flops_attn_per_clip)
                     window = {k: 0 for k in window}
                     bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                                    clips_s=f"{last['clips_per_s']:.1f}", rank=f"{last['feature_rank']:.1f}")
+                                    clips_s=f"{last['clips_per_s']:.1f}", rank=f"{last['feature_rank']:.1f}",
+                                    data_wait=f"{last['data_wait_fraction']:.0%}")
                 bar.update(1)
                 if self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
                     self.save()
