@@ -133,7 +133,8 @@ def test_bad_sources_are_reported_and_skipped(tmp_path, cli):
     (src / "text.mp4").write_text("not a video")
     (src / "list.txt").write_text("good.mp4 0\ncut.mp4 1\ntext.mp4 1\n")
     before = digest(src)
-    code, out, err = cli("data", "prepare", src / "list.txt", tmp_path / "out", "--short-side", "16", "--quiet")
+    code, out, err = cli("data", "prepare", src / "list.txt", tmp_path / "out", "--short-side", "16", "--quiet",
+                         "--workers", "2")  # in parallel
     assert code == 0, err
     assert digest(src) == before  # originals untouched
     bad = {line.split(":")[0].split()[-1] for line in out.splitlines() if line.startswith("BAD")}

@@ -114,8 +114,8 @@ def measure_source(source: str, cfg: DataConfig, clips: int, seed: int = 0) -> S
     if not decode:
         raise UserError(f"{source}: no readable clip in {clips + 1} tries (run `videojepa data check {source}`)")
     total = [d + a for d, a in zip(decode, augment)]
-    return SourceCost(source, len(total), 1000 * statistics.median(decode), 1000 * statistics.median(augment),
-                      1000 * statistics.median(total), 1000 * statistics.median(wall), bad, dataset.manifest is not None)
+    ms = [1000 * statistics.median(x) for x in (decode, augment, total, wall)]
+    return SourceCost(source, len(total), *ms, bad=bad, manifest=getattr(dataset, "manifest", None) is not None)
 
 
 def target_from_run(run_dir: str) -> tuple[float, dict]:

@@ -1,7 +1,7 @@
 """The `data` section of every config: where clips come from and how they are sampled."""
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,14 +9,25 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class DataSource(BaseModel):
+    """One source of a training mixture (see videojepa.data.mixture for the per-epoch composition)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    path: str = Field(description="a CSV list, a folder, or a prepared copy's list")
+    weight: float = Field(1.0, gt=0, description="sampling weight: the source's share of every epoch is "
+                          "weight / sum of weights")
+
+
 class DataConfig(BaseModel):
     # The rules of videojepa.config.base.Section (strict keys, validated on assignment), restated here
     # because the videojepa.config package imports this module.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    train: Optional[str] = Field(
+    train: Optional[Union[str, list[DataSource]]] = Field(
         None, description="training set: a CSV list (`path label`, or headed `path,label[,start_frame,end_frame]`), "
-        "a folder with one sub-folder per class, or a flat folder")
+        "a folder with one sub-folder per class, or a flat folder; or a weighted mixture, a list of "
+        "{path, weight} (pretraining)")
     val: Optional[str] = Field(None, description="validation set, in the same forms as train")
     frames_per_clip: int = Field(16, ge=1, description="frames in one clip")
     frame_step: int = Field(4, ge=1, description="take every k-th frame (ignored when fps is set)")

@@ -302,11 +302,16 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"List them all with: videojepa data check {self.source or '<your data>'}")
 
 
-def build_dataset(path: Optional[str], data_cfg: DataConfig, train: bool, uint8: bool = False) -> VideoDataset:
-    """The dataset at `path` (CSV/list file or folder) with training or evaluation sampling and augmentation.
+def build_dataset(path, data_cfg: DataConfig, train: bool, uint8: bool = False) -> VideoDataset:
+    """The dataset at `path` (CSV/list file or folder; or a list of sources, see `mixture`) with training or
+    evaluation sampling and augmentation.
 
     `uint8`: items carry uint8 clips and their flips, for `transforms.normalize_clips` on the training device.
     """
+    if isinstance(path, (list, tuple)):  # a weighted mixture of sources (data.train as a list)
+        from videojepa.data.mixture import build_mixture
+
+        return build_mixture(list(path), data_cfg, train, uint8=uint8)
     if not path:
         raise UserError(f"data.{'train' if train else 'val'} is not set: give a CSV file or a folder")
     entries, classes = read_entries(path)

@@ -286,7 +286,10 @@ def prepare_dataset(src: str, out: str, settings: PrepareSettings = PrepareSetti
     bar = tqdm(total=len(jobs), disable=not progress or not jobs, desc="prepare", unit="video", dynamic_ncols=True)
     with open(log_path, "a", encoding="utf-8") as log:
         if workers > 1:
-            pool = multiprocessing.get_context("fork" if os.name != "nt" else "spawn").Pool(workers)
+            # Not fork: the caller may hold threads (tqdm's monitor, torch), and a forked child can deadlock on a
+            # lock one of them held.
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = multiprocessing.get_context(method).Pool(workers)
             results = pool.imap_unordered(_job, jobs)
         else:
             pool, results = None, map(_job, jobs)
