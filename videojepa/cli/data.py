@@ -74,7 +74,7 @@ def run_prepare(args) -> int:
     if args.workers < 1 or args.crf < 0:
         raise UserError("--workers must be at least 1 and --crf non-negative")
     settings = PrepareSettings(short_side=args.short_side, fps=args.fps, gop_seconds=args.gop_seconds, crf=args.crf,
-                               preset=args.preset)
+                               preset=args.preset, fast_decode=args.fast_decode)
     info = prepare_dataset(args.src, args.out, settings, workers=args.workers, progress=not args.quiet)
     for bad in info["bad"]:
         print(f"BAD   {bad['source']}: {bad['reason']}")
@@ -145,6 +145,8 @@ def register(subparsers) -> None:
     prepare.add_argument("--gop-seconds", type=float, default=1.0, help="seconds between keyframes")
     prepare.add_argument("--crf", type=int, default=20, help="x264 quality (lower = better, larger)")
     prepare.add_argument("--preset", default="fast", help="x264 speed preset")
+    prepare.add_argument("--no-fast-decode", dest="fast_decode", action="store_false",
+                         help="without x264's fastdecode tuning: ~20%% smaller files, about twice the decoding CPU")
     prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(func=run_prepare)

@@ -6,7 +6,8 @@ OUT as H.264 (MPEG-4 Part 2 where this FFmpeg lacks libx264) with
   - only the frames the sampler can use: with `fps` the video resampled to that rate, i.e. the frames on
     the sampler's resampled grid (see `sampling`), so training with `data.fps` equal to it decodes no frame
     in between; without `fps` every frame (for `data.frame_step` training);
-  - a keyframe every `gop_seconds` (one second: a seek decodes at most one second of frames), no B-frames.
+  - a keyframe every `gop_seconds` (one second: a seek decodes at most one second of frames), no B-frames,
+    and x264's fastdecode tuning (no CABAC, no deblocking: about half the decoding CPU for ~20% more disk).
 Alongside: the list in the source's own form (a space-separated `path label` list, a headed CSV, or a
 mirrored class-per-folder tree), `classes.txt` when the source has class names, and the manifest (see
 `manifest`) with each video's frame count, fps, duration and frame table, so the reader opens a prepared
@@ -53,6 +54,7 @@ class PrepareSettings:
     gop_seconds: float = 1.0
     crf: int = 20
     preset: str = "fast"
+    fast_decode: bool = True  # x264 --tune fastdecode: about half the decoding CPU for ~20% more disk
 
 
 # ----------------------------------------------------------------------------- one video
@@ -71,7 +73,8 @@ def _open_encoder(container, rate: fractions.Fraction, height: int, width: int, 
     if codec == "libx264":
         # One thread and mbtree off: the output is a pure function of the input (resume gives the same bytes).
         x264 = f"mbtree=0:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset, "threads": "1", "x264-params": x264}
+        stream.options = {"crf": str(settings.crf), "preset": settings.preset, "threads": "1", "x264-params": x264,
+                          **({"tune": "fastdecode"} if settings.fast_decode else {})}
     else:
         stream.options = {"qscale": "3", "g": str(gop), "bf": "0"}
     return stream
@@ -135,8 +138,8 @@ def _job(args) -> dict:
         return {**base, **prepare_video(source, output, settings)}
     except BadFileError as err:
         return {**base, "bad": err.reason}
-    except ValueError as err:  # e.g. frames the reader cannot give
-        return {**base, "bad": str(err)}
+    except (ValueError, RuntimeError, av.error.FFmpegError) as err:  # one video failing must not stop the rest
+        return {**base, "bad": f"cannot be re-encoded ({err})"}
 
 
 # ----------------------------------------------------------------------------- the dataset

@@ -88,7 +88,7 @@ def normalize_clips(video: torch.Tensor, flip: torch.Tensor, shift: list[float],
     """
     x = video.to(torch.float32)
     flip = flip.to(x.device)
-    if bool(flip.any()):
+    if x.device.type != "cpu" or bool(flip.any()):  # reading flip.any() would sync an accelerator
         x = torch.where(flip.reshape(*flip.shape, 1, 1, 1, 1), x.flip(-1), x)
     for c in range(x.shape[-4]):  # in place, one channel at a time: ~7x faster than broadcasting on CPU
         x.select(-4, c).sub_(shift[c]).mul_(scale[c])
