@@ -72,9 +72,9 @@ def test_mixture_loader_resumes_exactly(two_sources, one_thread):
 
 
 def test_mixture_config_and_training(two_sources, tiny_synth, tmp_path):
-    with pytest.raises(UserError, match="data.train"):
-        load_config("demo/vjepa", [("data.train", [{"path": "a.csv", "weight": 0}])])
-    with pytest.raises(UserError, match="data.train"):
+    with pytest.raises(UserError, match=r"data.train: source 1: weight: input should be greater than 0"):
+        load_config("demo/vjepa", [("data.train", ["a.csv", {"path": "b.csv", "weight": 0}])])
+    with pytest.raises(UserError, match=r"data.train: source 0: share: extra inputs are not permitted"):
         load_config("demo/vjepa", [("data.train", [{"path": "a.csv", "share": 1}])])
     cfg = load_config("demo/vjepa", [*tiny_overrides(tiny_synth, tmp_path, **{"train.steps": 2}),
                                      f"data.train=[{{path: {two_sources[0]['path']}, weight: 3}}, "
