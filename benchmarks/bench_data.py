@@ -11,7 +11,16 @@ content), then measures, through a DataLoader with 1 and 2 worker processes:
   naive     the same-run reference: decode from the first frame up to the clip's last frame and convert
             every frame to RGB (what a reader without seeking does).
 Each measurement is repeated (`--repeats`, interleaved) and the median wall-clock clips/s reported with
-its range. Wall-clock rates depend on what else runs on the machine, so every row also has the median
+its range.
+
+`--prepared` adds the comparison of original and prepared sources (`videojepa data prepare`, at 7.5 fps =
+frame_step 4 of 30 fps, short side 256), for 256×340 30 fps sources of 10 s and 120 s and a 1280×720 30 fps
+source of 10 s, 16×224×224 clips: in this process, interleaved `--repeats` times, the CPU ms per clip of
+  today     the original files, float items normalised in the worker (the pipeline before this change);
+  original  the original files, uint8 items (flip and normalisation on the training device);
+  prepared  the prepared copy read through its manifest, uint8 items, clips at data.fps = 7.5;
+split into decode and augment for the last two (`videojepa.data.bench.measure_source`), with the speedup of
+prepared over today and the workers + 1 cores per GPU for 200 clips/s. `--only-prepared` skips the rest. Wall-clock rates depend on what else runs on the machine, so every row also has the median
 CPU time a worker process spent per clip (all its threads; barely affected by other processes) and the
 CPU-time speedup over the naive reference. Prints JSON (machine, load average, settings, rows);
 `--out FILE` also writes it.
@@ -34,6 +43,8 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from videojepa.data import DataConfig, build_dataset, open_video  # noqa: E402
+from videojepa.data.bench import measure_source  # noqa: E402
+from videojepa.data.prepare import PrepareSettings, prepare_dataset  # noqa: E402
 from videojepa.data.sampling import clip_offsets, sample_clips  # noqa: E402
 from videojepa.data.synth import write_mp4  # noqa: E402
 
@@ -73,6 +84,89 @@ def write_sources(folder: str, size: int, count: int) -> str:
     with open(os.path.join(folder, "list.csv"), "w") as f:
         f.writelines(lines)
     return os.path.join(folder, "list.csv")
+
+
+# --prepared: source kind -> (height, width, seconds)
+PREPARED_SOURCES = {"256x340_10s": (256, 340, 10), "256x340_120s": (256, 340, 120), "720p_10s": (720, 1280, 10)}
+PREPARED_FPS, TARGET = 7.5, 200.0
+
+
+def write_long_source(path: str, height: int, width: int, seconds: int, seed: int) -> None:
+    """An H.264 source like write_mp4's (crf 18, keyframe every second, x264's default B-frames), written 10 s at
+    a time so that long and large sources fit in memory."""
+    import fractions
+
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(path + ".partial", "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=fractions.Fraction(FPS))
+        stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1", "g": str(FPS),
+                          "x264-params": f"mbtree=0:keyint={FPS}:min-keyint={FPS}:scenecut=0"}
+        for part in range(0, seconds, 10):
+            for frame in moving_texture(height, width, FPS * min(10, seconds - part), seed=seed * 1000 + part):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(path + ".partial", path)
+
+
+def item_cpu_ms(dataset, clips: int, seed: int) -> list[float]:
+    """CPU ms of each of `clips` training items (after one warm-up item), one torch thread."""
+    out = []
+    for i in range(clips + 1):
+        start = time.process_time()
+        dataset[(i % len(dataset), seed, i // len(dataset))]
+        if i:
+            out.append(1000 * (time.process_time() - start))
+    return out
+
+
+def prepared_comparison(root: str, kinds: list[str], videos: int, clips: int, repeats: int) -> list[dict]:
+    rows = []
+    for kind in kinds:
+        height, width, seconds = PREPARED_SOURCES[kind]
+        folder = os.path.join(root, f"orig_{kind}")
+        os.makedirs(folder, exist_ok=True)
+        for i in range(videos):
+            if not os.path.exists(os.path.join(folder, f"{i:03d}.mp4")):
+                write_long_source(os.path.join(folder, f"{i:03d}.mp4"), height, width, seconds, seed=i)
+        with open(os.path.join(folder, "list.csv"), "w") as f:
+            f.writelines(f"{i:03d}.mp4 0\n" for i in range(videos))
+        start = time.perf_counter()
+        info = prepare_dataset(os.path.join(folder, "list.csv"), os.path.join(root, f"prep_{kind}"),
+                               PrepareSettings(short_side=256, fps=PREPARED_FPS), workers=1, progress=False)
+        prepare_s = time.perf_counter() - start
+        base = dict(frames_per_clip=FRAMES, crop_size=224, num_workers=0)
+        original_cfg, prepared_cfg = DataConfig(frame_step=STEP, **base), DataConfig(fps=PREPARED_FPS, **base)
+        today = build_dataset(os.path.join(folder, "list.csv"), original_cfg, train=True)
+        ms = {"today": [], "original": [], "prepared": []}
+        split = {"original": [], "prepared": []}
+        for r in range(repeats):  # interleaved, so that load from other processes hits all alike
+            ms["today"] += item_cpu_ms(today, clips, seed=r)
+            for name, listing, cfg in (("original", os.path.join(folder, "list.csv"), original_cfg),
+                                       ("prepared", info["list"], prepared_cfg)):
+                cost = measure_source(listing, cfg, clips, seed=r)
+                split[name].append(cost)
+                ms[name].append(cost.total_ms)
+        today_ms = float(np.median(ms["today"]))
+        row = {"source": kind, "source_size": f"{width}x{height}", "source_fps": FPS, "seconds": seconds,
+               "videos": videos, "clip": f"{FRAMES}x224x224", "today_cpu_ms": round(today_ms, 2),
+               "prepare_seconds_per_video": round(prepare_s / videos, 2),
+               "disk_original_mb": round(info["source_bytes"] / 1e6, 2),
+               "disk_prepared_mb": round(info["output_bytes"] / 1e6, 2)}
+        for name in ("original", "prepared"):
+            costs = split[name]
+            total = float(np.median(ms[name]))
+            row.update({f"{name}_cpu_ms": round(total, 2),
+                        f"{name}_decode_cpu_ms": round(float(np.median([c.decode_ms for c in costs])), 2),
+                        f"{name}_augment_cpu_ms": round(float(np.median([c.augment_ms for c in costs])), 2),
+                        f"{name}_cores_at_200": int(np.ceil(TARGET * total / 1000)) + 1})
+        row["today_cores_at_200"] = int(np.ceil(TARGET * today_ms / 1000)) + 1
+        row["speedup_prepared_vs_today"] = round(today_ms / row["prepared_cpu_ms"], 2)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    return rows
 
 
 class RawClips(Dataset):
@@ -167,6 +261,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--videos", type=int, default=8, help="source videos per size")
     parser.add_argument("--repeats", type=int, default=3, help="timings per measurement; the median is reported")
     parser.add_argument("--data-dir", help="keep the source videos here (default: a temporary folder)")
+    parser.add_argument("--prepared", nargs="*", default=None, choices=sorted(PREPARED_SOURCES),
+                        help="also compare original and prepared sources (all kinds when given without values)")
+    parser.add_argument("--prepared-videos", type=int, default=2, help="videos per source kind for --prepared")
+    parser.add_argument("--prepared-clips", type=int, default=12, help="clips timed per repeat for --prepared")
+    parser.add_argument("--only-prepared", action="store_true", help="skip the decode/pipeline/naive rows")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
@@ -174,7 +273,7 @@ def main(argv=None) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_dir or tmp
-        for size in args.sizes:
+        for size in [] if args.only_prepared else args.sizes:
             listing = write_sources(os.path.join(root, f"src{size}"), size, args.videos)
             cfg = DataConfig(frames_per_clip=FRAMES, frame_step=STEP, crop_size=size, num_workers=0)
             pipeline = Items(build_dataset(listing, cfg, train=True))
@@ -200,6 +299,10 @@ def main(argv=None) -> dict:
                                  "naive_cpu_ms_per_clip": round(naive_ms, 2),
                                  "speedup_vs_naive_cpu": round(naive_ms / ms, 1)})
                     print(json.dumps(rows[-1]), file=sys.stderr)
+        prepared_rows = []
+        if args.prepared is not None:
+            prepared_rows = prepared_comparison(root, args.prepared or sorted(PREPARED_SOURCES), args.prepared_videos,
+                                                args.prepared_clips, args.repeats)
     result = {
         "benchmark": "data", "machine": {**machine(), "load_average_at_start": load},
         "settings": {"frames_per_clip": FRAMES, "frame_step": STEP, "source_fps": FPS, "source_seconds": SECONDS,
@@ -208,6 +311,9 @@ def main(argv=None) -> dict:
         "command": "python benchmarks/bench_data.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "results": rows,
     }
+    if args.prepared is not None:
+        result["prepared"] = {"fps": PREPARED_FPS, "short_side": 256, "target_clips_per_s": TARGET,
+                              "cores": "workers + 1 for the training process", "results": prepared_rows}
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

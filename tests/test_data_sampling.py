@@ -91,17 +91,24 @@ def test_dataset_returns_exactly_the_sampled_frames(video_list, train, sampling)
             k = cfg.num_clips
             segment = num_frames // k
             for c, clip in enumerate(clips):
-                assert (clip - clip[0]).tolist() == expected.tolist()
-                assert c * segment <= clip[0] and clip[-1] < (c + 1) * segment
-                if cfg.fps:  # the clip's frames are 1/fps apart in time, to within half a frame
-                    times = clip / fps - clip[0] / fps
+                if cfg.fps:  # consecutive frames of the video resampled to fps: round(j * step) for j, j+1, ...
+                    first = int(round(clip[0] / step))
+                    assert clip.tolist() == np.floor((first + np.arange(6)) * step + 0.5).astype(int).tolist()
+                    times = clip / fps - clip[0] / fps  # 1/fps apart in time, to within half a frame
                     assert np.abs(times - np.arange(6) / cfg.fps).max() <= 0.5 / fps + 1e-9
+                else:
+                    assert (clip - clip[0]).tolist() == expected.tolist()
+                assert c * segment <= clip[0] and clip[-1] < (c + 1) * segment
             seen.add(tuple(clips[:, 0]))
         if train:
             assert len(seen) > 1  # random starts
         else:
             assert len(seen) == 1  # uniform: the same clips every time
-            assert clips[0, 0] == (segment - (expected[-1] + 1)) // 2  # centred in the first segment
+            if cfg.fps:  # centred among the resampled frames
+                grid = int(np.ceil((num_frames - 0.5) / step))
+                assert clips[0, 0] == np.floor((grid - 6) // 2 * step + 0.5)
+            else:
+                assert clips[0, 0] == (segment - (expected[-1] + 1)) // 2  # centred in the first segment
 
 
 def test_num_clips_and_views_layout(video_list):
@@ -111,3 +118,19 @@ def test_num_clips_and_views_layout(video_list):
     shown = shown_indices(video)
     assert (shown[:3] == shown[0]).all() and (shown[3:] == shown[3]).all()
     assert shown[3, 0] > shown[0, -1]
+
+
+def test_grid_sampling_is_the_resampled_video():
+    """With fps, clips are consecutive frames of the resampled video; sampling that video at step 1 (a prepared
+    copy) draws the same clips for the same generator, mapped back through round(j * step)."""
+    step = 30 / 12
+    for seed in range(20):
+        original = sample_clips(120, 6, step, 2, np.random.default_rng(seed), grid=True)
+        resampled = sample_clips(48, 6, 1.0, 2, np.random.default_rng(seed), grid=True)  # 48 grid frames in 120
+        assert original.tolist() == np.floor(resampled * step + 0.5).astype(int).tolist()
+    # a frame range maps to the grid frames inside it
+    clips = sample_clips(120, 4, step, 1, None, start=11, end=40, grid=True)
+    assert clips.min() >= 11 and clips.max() < 40
+    # negative control: plain (non-grid) sampling may start off the grid, so it is not the resampled video
+    starts = {int(sample_clips(120, 6, step, 1, np.random.default_rng(s))[0, 0]) for s in range(40)}
+    assert any(s not in set(np.floor(np.arange(48) * step + 0.5).astype(int).tolist()) for s in starts)

@@ -28,7 +28,7 @@ def make_trainer(preset, data, run_dir, **extra):
 def first_batch(trainer):
     trainer.build_data()
     batch = next(iter(trainer.loader))
-    return batch["video"], list(batch["masks"])
+    return trainer.video_to_device(batch), list(batch["masks"])
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
-"""`videojepa data synth|check`: write the synthetic benchmark data; check a dataset's files."""
+"""`videojepa data synth|check|prepare`: write the synthetic benchmark data; check a dataset's files; prepare a
+dataset for cheap training reads."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from videojepa.errors import UserError
@@ -33,16 +35,62 @@ def run_check(args) -> int:
 
     if args.frames_per_clip < 1 or args.frame_step < 1 or args.workers < 1 or (args.fps is not None and args.fps <= 0):
         raise UserError("--frames-per-clip, --frame-step, --workers and --fps must be positive")
-    report = check_dataset(args.path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
-                           workers=args.workers)
-    print(format_report(report, as_json=args.json))
-    return 1 if report.bad else 0
+    any_bad = False
+    for n, path in enumerate(args.path):  # one report per source (a mixture's sources are checked one by one)
+        report = check_dataset(path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
+                               workers=args.workers)
+        if len(args.path) > 1 and not args.json:
+            print(("\n" if n else "") + f"== {path}")
+        print(format_report(report, as_json=args.json))
+        any_bad = any_bad or bool(report.bad)
+    return 1 if any_bad else 0
+
+
+def run_bench(args) -> int:
+    from videojepa.data.bench import bench, format_report
+    from videojepa.data.config import DataConfig
+
+    try:
+        cfg = DataConfig(frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
+                         crop_size=args.crop_size, decode_threads=args.decode_threads, num_workers=0)
+    except ValueError as err:
+        raise UserError(f"invalid sampling option: {err.errors()[0]['loc'][0]} {err.errors()[0]['msg']}") from None
+    report = bench(args.path, cfg, clips=args.clips, target=args.target, run_dir=args.run, weights=args.weights)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if num_bytes < 1024 or unit == "GiB":
+            return f"{num_bytes:.1f} {unit}" if unit != "B" else f"{int(num_bytes)} B"
+        num_bytes /= 1024
+    return ""
+
+
+def run_prepare(args) -> int:
+    from videojepa.data.prepare import PrepareSettings, prepare_dataset
+
+    if args.workers < 1 or args.crf < 0:
+        raise UserError("--workers must be at least 1 and --crf non-negative")
+    settings = PrepareSettings(short_side=args.short_side, fps=args.fps, gop_seconds=args.gop_seconds, crf=args.crf,
+                               preset=args.preset, fast_decode=args.fast_decode)
+    info = prepare_dataset(args.src, args.out, settings, workers=args.workers, progress=not args.quiet)
+    for bad in info["bad"]:
+        print(f"BAD   {bad['source']}: {bad['reason']}")
+    ratio = info["output_bytes"] / max(info["source_bytes"], 1)
+    print(f"prepared {info['videos']} videos ({info['encoded']} encoded now, {info['reused']} from an earlier run, "
+          f"{len(info['bad'])} bad and skipped) in {info['seconds']:.1f} s with {info['workers']} worker(s)")
+    print(f"disk: {_size(info['output_bytes'])} for the prepared videos ({ratio:.1%} of the "
+          f"{_size(info['source_bytes'])} of their originals)")
+    print(f"list: {info['list']}\nmanifest: {info['manifest']}")
+    return 0
 
 
 def register(subparsers) -> None:
     from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, MOTIONS
 
-    parser = subparsers.add_parser("data", help="synthesise a dataset or check one",
+    parser = subparsers.add_parser("data", help="synthesise, check, prepare or benchmark a dataset",
                                    description="Synthetic data and dataset checks.")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -73,10 +121,54 @@ def register(subparsers) -> None:
                     "truncated and short files with reasons, and print decode throughput. Exit code 1 if any "
                     "file is bad.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    check.add_argument("path", metavar="CSV_OR_DIR", help="a CSV/list file or a folder")
+    check.add_argument("path", metavar="CSV_OR_DIR", nargs="+", help="CSV/list files or folders, checked one by one")
     check.add_argument("--frames-per-clip", type=int, default=16, help="clip length for the clip-decode timing")
     check.add_argument("--frame-step", type=int, default=4, help="frame step of that clip")
     check.add_argument("--fps", type=float, default=None, help="sample the clip at this frame rate instead")
     check.add_argument("--workers", type=int, default=1, help="processes decoding in parallel")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(func=run_check)
+
+    prepare = sub.add_parser(
+        "prepare", help="re-encode a dataset once at the sampled frame rate and needed size, with an index manifest",
+        description="Re-encode every video of SRC into OUT (H.264, short side at most --short-side, resampled to "
+                    "--fps, a keyframe every --gop-seconds) and write the list in the source's form plus a manifest "
+                    "of frame counts, frame rates and frame tables, so that training decodes and scans less. Train "
+                    "with data.fps equal to --fps on the list printed at the end. Parallel and resumable: run it "
+                    "again after an interruption. Unreadable sources are reported and skipped; sources are only read.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    prepare.add_argument("src", metavar="SRC", help="a CSV/list file, a folder or a video file")
+    prepare.add_argument("out", metavar="OUT", help="output folder (created; sources are never written)")
+    prepare.add_argument("--short-side", type=int, default=256, help="short side in pixels (256 for 224 crops); "
+                         "never upscaled")
+    prepare.add_argument("--fps", type=float, default=None, help="frame rate to keep, = the training data.fps "
+                         "(default: keep every frame)")
+    prepare.add_argument("--gop-seconds", type=float, default=1.0, help="seconds between keyframes")
+    prepare.add_argument("--crf", type=int, default=20, help="x264 quality (lower = better, larger)")
+    prepare.add_argument("--preset", default="fast", help="x264 speed preset")
+    prepare.add_argument("--no-fast-decode", dest="fast_decode", action="store_false",
+                         help="without x264's fastdecode tuning: ~20%% smaller files, about twice the decoding CPU")
+    prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    prepare.set_defaults(func=run_prepare)
+
+    bench = sub.add_parser(
+        "bench", help="CPU-ms per training clip and the workers / cores needed for a target clips/s",
+        description="Make training clips the way a DataLoader worker does and measure the CPU time per clip "
+                    "(decode, augment, total; median), the clips/s of one worker, and the workers and cores "
+                    "needed for a target rate: --target, or the rate a run's training step reaches (--run: its "
+                    "logged clips/s over 1 - data-wait fraction). One row per source; with several, also their "
+                    "--weights mixture.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    bench.add_argument("path", metavar="LIST", nargs="+", help="CSV/list files or folders (e.g. a prepared copy)")
+    bench.add_argument("--frames-per-clip", type=int, default=16, help="frames per clip")
+    bench.add_argument("--frame-step", type=int, default=4, help="frame step (ignored with --fps)")
+    bench.add_argument("--fps", type=float, default=None, help="sample clips at this frame rate (data.fps)")
+    bench.add_argument("--crop-size", type=int, default=224, help="crop side in pixels")
+    bench.add_argument("--decode-threads", type=int, default=1, help="FFmpeg threads per decoder")
+    bench.add_argument("--clips", type=int, default=32, help="clips timed per source")
+    bench.add_argument("--target", type=float, default=200.0, help="clips/s to feed (per GPU)")
+    bench.add_argument("--run", default=None, help="a pretrain run directory: its training clips/s is the target")
+    bench.add_argument("--weights", type=float, nargs="+", default=None, help="sampling weight per source")
+    bench.add_argument("--json", action="store_true", help="print the report as JSON")
+    bench.set_defaults(func=run_bench)

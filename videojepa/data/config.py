@@ -6,12 +6,23 @@ only for the health monitors' held-out batch. Evaluation (`videojepa probe`) rea
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class DataSource(BaseModel):
+    """One source of a training mixture (see videojepa.data.mixture for the per-epoch composition)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    path: str = Field(description="a CSV list, a folder, or a prepared copy's list")
+    weight: float = Field(1.0, gt=0, description="sampling weight: the source's share of every epoch is "
+                          "weight / sum of weights")
 
 
 class DataConfig(BaseModel):
@@ -19,9 +30,10 @@ class DataConfig(BaseModel):
     # because the videojepa.config package imports this module.
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    train: Optional[str] = Field(
+    train: Optional[Union[str, list[DataSource]]] = Field(
         None, description="training set: a CSV list (`path label`, or headed `path,label[,start_frame,end_frame]`), "
-        "a folder with one sub-folder per class, or a flat folder")
+        "a folder with one sub-folder per class, or a flat folder; or a weighted mixture, a list of "
+        "{path, weight} (pretraining)")
     val: Optional[str] = Field(
         None, description="validation set, in the same forms as train. Pretraining uses it only for the health "
         "monitors' fixed held-out batch (first 8 clips: feature std and RankMe); unset, that batch is 8 "
@@ -55,6 +67,30 @@ class DataConfig(BaseModel):
     decoder: str = Field("pyav", description="video decoding backend (see videojepa.data.readers.register_backend)")
     decode_threads: int = Field(
         1, ge=0, description="FFmpeg threads per decoder (0 = automatic); the workers already run in parallel")
+    @field_validator("train", mode="before")
+    @classmethod
+    def _mixture_sources(cls, value):
+        """A list of sources: each a path (weight 1) or {path, weight}; one clear message for the first bad one."""
+        if not isinstance(value, (list, tuple)):
+            return value
+        sources = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                item = {"path": item}
+            if isinstance(item, DataSource):
+                sources.append(item)
+                continue
+            if not isinstance(item, dict):
+                raise PydanticCustomError("mixture_source", f"source {i} must be a path or {{path, weight}}")
+            try:
+                sources.append(DataSource.model_validate(item))
+            except ValidationError as err:
+                first = err.errors()[0]
+                key = ".".join(str(part) for part in first["loc"])
+                message = f"source {i}: {key}: {first['msg'].lower()} (a source is {{path, weight}})"
+                raise PydanticCustomError("mixture_source", message) from None
+        return sources
+
     worker_timeout: float = Field(
         600.0, ge=0, description="seconds to wait for a batch from the workers before failing instead of hanging "
         "(0 = forever)")

@@ -15,7 +15,10 @@ Items: `dataset[i]` is a dict
     and K·V > 1, a tensor K·V×C×T×H×W ordered clip-major: element k·V + v is view v of clip k;
   - "label": int;
   - "index": the dataset index of the file actually used (differs from i after a bad-file replacement;
-    -1 for a bad file of a dataset that excludes bad files, whose "video" is then zeros of the usual shape).
+    -1 for a bad file of a dataset that excludes bad files, whose "video" is then zeros of the usual shape);
+  - with `uint8=True` (what the trainer uses): "video" is uint8 and not yet flipped nor normalised, and
+    "flip" (bool, one per clip·view) says which to flip; `transforms.normalize_clips` on the training device
+    turns a batch of them into exactly the float items above.
 A key may also be a tuple (index, seed, epoch), as yielded by `loader.ResumableSampler`: the item's
 randomness (clip starts, crops, flips, replacements) is then a pure function of the key, which makes
 data order and augmentation exactly reproducible across workers and resumes. A plain int key draws its
@@ -41,9 +44,10 @@ import numpy as np
 import torch
 
 from videojepa.data.config import DataConfig
+from videojepa.data.manifest import Manifest
 from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, BadFileError, _BACKENDS, open_video, read_image
 from videojepa.data.sampling import ShortVideoError, clip_step, sample_clips
-from videojepa.data.transforms import ClipTransform
+from videojepa.data.transforms import ClipTransform, normalize_clips
 from videojepa.errors import UserError
 
 MAX_REPLACEMENT_TRIES = 100
@@ -196,7 +200,8 @@ class VideoDataset(torch.utils.data.Dataset):
     """Clips from a list of video/image files; see the module docstring for items and bad-input rules."""
 
     def __init__(self, entries: list[Entry], cfg: DataConfig, train: bool, classes: Optional[list[str]] = None,
-                 source: str = "", on_bad: Literal["replace", "exclude"] = "replace"):
+                 source: str = "", on_bad: Literal["replace", "exclude"] = "replace",
+                 manifest: Optional[Manifest] = None, uint8: bool = False):
         if cfg.decoder not in _BACKENDS:
             raise UserError(f"data.decoder: unknown backend {cfg.decoder!r}; available: {sorted(_BACKENDS)}")
         if on_bad not in ("replace", "exclude"):
@@ -204,6 +209,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.entries, self.cfg, self.train, self.on_bad = entries, cfg, train, on_bad
         self.classes = classes or []
         self.source = source
+        self.manifest = manifest  # a prepared copy's frame tables: files open without a scan
+        self.uint8 = uint8  # items hold uint8 clips + flips, normalised on the training device
         self.transform = ClipTransform.from_config(cfg, train)
         # Shared by worker processes: one flag per file, and the number of flags set.
         self._bad_flags = multiprocessing.Array("b", len(entries))
@@ -232,8 +239,13 @@ class VideoDataset(torch.utils.data.Dataset):
         for attempt in range(MAX_REPLACEMENT_TRIES):
             if not self._bad_flags[index]:
                 try:
-                    video = self.load(index, np.random.default_rng([*seed, index, attempt]))
-                    return {"video": video, "label": self.entries[index].label, "index": index}
+                    rng = np.random.default_rng([*seed, index, attempt])
+                    if not self.uint8:
+                        return {"video": self.load(index, rng), "label": self.entries[index].label, "index": index}
+                    views, flips = self.load_views(index, rng)
+                    if views.shape[0] == 1:
+                        views, flips = views[0], flips[0]
+                    return {"video": views, "flip": flips, "label": self.entries[index].label, "index": index}
                 except BadFileError as err:
                     self._mark_bad(index, err.reason)
             if self.on_bad == "exclude":
@@ -253,28 +265,43 @@ class VideoDataset(torch.utils.data.Dataset):
 
     def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode, sample and augment file `index` (raises `BadFileError`); see the module docstring for the shape."""
+        views, flips = self.load_views(index, rng)
+        video = normalize_clips(views, flips, self.transform.norm_shift, self.transform.norm_scale)
+        return video[0] if video.shape[0] == 1 else video
+
+    def load_views(self, index: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 clips K·V×C×T×H×W of file `index` before flip and normalisation, and their flips (bool K·V)."""
+        return self.augment(self.read_clips(index, rng), rng)
+
+    def read_clips(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        """Decoding: the sampled frames of file `index`, uint8 K×T×H×W×3 (an image: 1×1×H×W×3)."""
         entry, cfg = self.entries[index], self.cfg
         if entry.is_image:
-            frames = read_image(entry.path)[None]
-            views = self.transform(frames, rng if self.train else None)
-            views = views.expand(-1, -1, cfg.frames_per_clip, -1, -1).contiguous()
-            clips = [views] * cfg.num_clips
-        else:
-            with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads) as reader:
-                n = reader.num_frames
-                if entry.start_frame >= n:
-                    raise BadFileError(entry.path, f"start_frame {entry.start_frame} is past the end ({n} frames)")
-                try:
-                    step = clip_step(reader.fps, cfg.frame_step, cfg.fps)
-                    indices = sample_clips(n, cfg.frames_per_clip, step, cfg.num_clips, rng if self.train else None,
-                                           cfg.short_video, entry.start_frame, entry.end_frame)
-                except (ShortVideoError, ValueError) as err:
-                    raise BadFileError(entry.path, str(err)) from None
-                frames = reader.read(indices.reshape(-1))
-            frames = frames.view(cfg.num_clips, cfg.frames_per_clip, *frames.shape[1:])
-            clips = [self.transform(f, rng if self.train else None) for f in frames]
-        video = torch.cat(clips)
-        return video[0] if video.shape[0] == 1 else video
+            return read_image(entry.path)[None, None]
+        index_table = self.manifest.index_for(entry.path) if self.manifest and cfg.decoder == "pyav" else None
+        with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads,
+                        **({"index": index_table} if index_table is not None else {})) as reader:
+            n = reader.num_frames
+            if entry.start_frame >= n:
+                raise BadFileError(entry.path, f"start_frame {entry.start_frame} is past the end ({n} frames)")
+            try:
+                step = clip_step(reader.fps, cfg.frame_step, cfg.fps)
+                indices = sample_clips(n, cfg.frames_per_clip, step, cfg.num_clips, rng if self.train else None,
+                                       cfg.short_video, entry.start_frame, entry.end_frame, grid=cfg.fps is not None)
+            except (ShortVideoError, ValueError) as err:
+                raise BadFileError(entry.path, str(err)) from None
+            frames = reader.read(indices.reshape(-1))
+        return frames.view(cfg.num_clips, cfg.frames_per_clip, *frames.shape[1:])
+
+    def augment(self, frames: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmentation of `read_clips`' frames: uint8 views K·V×C×T×S×S and their flips."""
+        cfg = self.cfg
+        clips = [self.transform.views(f, rng if self.train else None) for f in frames]
+        views, flips = torch.cat([v for v, _ in clips]), torch.cat([f for _, f in clips])
+        if frames.shape[:2] != (cfg.num_clips, cfg.frames_per_clip):  # an image: one still clip for every segment
+            views = views.expand(-1, -1, cfg.frames_per_clip, -1, -1).repeat(cfg.num_clips, 1, 1, 1, 1)
+            flips = flips.repeat(cfg.num_clips)
+        return views, flips
 
     def _mark_bad(self, index: int, reason: str) -> None:
         path = self.entries[index].path
@@ -295,16 +322,24 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"List them all with: videojepa data check {self.source or '<your data>'}")
 
 
-def build_dataset(path: Optional[str], data_cfg: DataConfig, train: bool, key: Optional[str] = None,
-                  on_bad: Literal["replace", "exclude"] = "replace") -> VideoDataset:
-    """The dataset at `path` (CSV/list file or folder) with training or evaluation sampling and augmentation.
+def build_dataset(path, data_cfg: DataConfig, train: bool, key: Optional[str] = None,
+                  on_bad: Literal["replace", "exclude"] = "replace", uint8: bool = False) -> VideoDataset:
+    """The dataset at `path` (CSV/list file or folder; or a list of sources, see `mixture`) with training or
+    evaluation sampling and augmentation.
 
     `key` names the config key `path` came from in error messages (default data.train / data.val);
-    `on_bad`: see the module docstring."""
+    `on_bad`: see the module docstring; `uint8`: items carry uint8 clips and their flips, for
+    `transforms.normalize_clips` on the training device.
+    """
     key = key or f"data.{'train' if train else 'val'}"
+    if isinstance(path, (list, tuple)):  # a weighted mixture of sources (data.train as a list)
+        from videojepa.data.mixture import build_mixture
+
+        return build_mixture(list(path), data_cfg, train, uint8=uint8)
     if not path:
         raise UserError(f"{key} is not set: give a CSV file or a folder")
     if not os.path.exists(os.path.expanduser(str(path))):
         raise UserError(f"{key}: data source not found: {path} (a CSV/list file, a folder of videos or one video)")
     entries, classes = read_entries(path)
-    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path), on_bad=on_bad)
+    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path), on_bad=on_bad,
+                        manifest=Manifest.find(path), uint8=uint8)

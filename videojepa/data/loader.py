@@ -52,14 +52,17 @@ class ResumableSampler(Sampler):
         """Start `epoch` from its beginning."""
         self.epoch, self.position = epoch, 0
 
-    def order(self, epoch: int) -> list[int]:
-        """This rank's dataset indices for `epoch` (torch DistributedSampler's algorithm)."""
+    def epoch_indices(self, epoch: int) -> list[int]:
+        """All ranks' dataset indices for `epoch`, before padding and striding (a mixture composes them)."""
         if self.shuffle:
             g = torch.Generator()
             g.manual_seed(self.seed + epoch)
-            indices = torch.randperm(self.size, generator=g).tolist()
-        else:
-            indices = list(range(self.size))
+            return torch.randperm(self.size, generator=g).tolist()
+        return list(range(self.size))
+
+    def order(self, epoch: int) -> list[int]:
+        """This rank's dataset indices for `epoch` (torch DistributedSampler's algorithm)."""
+        indices = self.epoch_indices(epoch)
         total = self.num_samples * self.world_size
         if self.drop_last:
             indices = indices[:total]
@@ -169,8 +172,13 @@ def build_loader(
     rank, world_size = (rank or 0, world_size or 1) if distributed else (0, 1)
     if shuffle is None:
         shuffle = getattr(dataset, "train", True)
-    sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
+    make_sampler = getattr(dataset, "make_sampler", None)  # a mixture of sources brings its own composition
+    if make_sampler is not None:
+        sampler = make_sampler(shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
                                drop_last=drop_last and distributed)
+    else:
+        sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
+                                   drop_last=drop_last and distributed)
     workers = data_cfg.num_workers
     generator = torch.Generator()
     generator.manual_seed(seed * 1_000_003 + rank)

@@ -6,8 +6,10 @@ order asked (repeats allowed). `num_frames` and `fps` describe the file. Any pro
 (missing, empty, not a video, unsupported codec, truncated, corrupt) raises `BadFileError` with a short
 human-readable reason; callers decide whether to skip it.
 
-The PyAV backend builds a frame table when it opens a file: it demuxes the packets (no decoding) and
-records every frame's presentation timestamp and whether it is a keyframe. `read` then seeks to the
+The PyAV backend builds a frame table (`FrameIndex`) when it opens a file: it demuxes the packets (no
+decoding) and records every frame's presentation timestamp and whether it is a keyframe. On a long video
+that scan is a large part of a clip's cost, so a caller that knows the table (a prepared copy's manifest,
+see `prepare`) passes it as `index=` and the file is opened without scanning. `read` then seeks to the
 nearest keyframe at or before the first wanted frame, decodes forward, converts only the wanted frames to
 RGB and stops after the last one; it seeks again rather than decoding across a gap that contains a later
 keyframe. Decoded frames are matched to indices by timestamp, so the result is exact whatever the GOP
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 import abc
 import os
-from typing import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Sequence
 
 import av
 from av.video.reformatter import VideoReformatter
@@ -61,6 +64,42 @@ class VideoReader(abc.ABC):
         self.close()
 
 
+@dataclass
+class FrameIndex:
+    """A video stream's frame table: presentation timestamps (stream time base, ascending) and keyframe flags."""
+
+    pts: np.ndarray  # int64, one per frame, sorted
+    keyframe: np.ndarray  # bool, one per frame; frame 0 always True
+    fps: Optional[float]
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.pts)
+
+
+def scan_index(container, stream, path: str) -> FrameIndex:
+    """Demux every packet of `stream` (no decoding) into its frame table; raises `BadFileError`."""
+    rate = stream.average_rate or stream.guessed_rate
+    pts, keys = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 or packet.is_discard:
+                continue
+            t = packet.pts if packet.pts is not None else packet.dts
+            pts.append(len(pts) if t is None else t)
+            keys.append(packet.is_keyframe)
+    except av.error.FFmpegError as err:
+        raise BadFileError(path, f"corrupt container after {len(pts)} frames ({_ffmpeg_message(err)})") from None
+    if not pts:
+        raise BadFileError(path, "no video frames")
+    if stream.frames and len(pts) < stream.frames:
+        raise BadFileError(path, f"truncated: header says {stream.frames} frames, file holds {len(pts)}")
+    order = np.argsort(pts, kind="stable")
+    is_key = np.asarray(keys, dtype=bool)[order]
+    is_key[0] = True  # decoding always can start at the stream start
+    return FrameIndex(np.asarray(pts, dtype=np.int64)[order], is_key, float(rate) if rate else None)
+
+
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
         raise BadFileError(path, "file not found")
@@ -71,9 +110,12 @@ def _check_file(path: str) -> None:
 
 
 class PyAVReader(VideoReader):
-    """PyAV (FFmpeg) backend. `threads` > 1 enables FFmpeg's own decoding threads (0 = automatic)."""
+    """PyAV (FFmpeg) backend. `threads` > 1 enables FFmpeg's own decoding threads (0 = automatic).
 
-    def __init__(self, path: str, threads: int = 1):
+    `index`: the file's frame table, known in advance (e.g. from a prepared copy's manifest): no scan.
+    """
+
+    def __init__(self, path: str, threads: int = 1, index: Optional[FrameIndex] = None):
         self.path = str(path)
         self.frames_decoded = 0
         self._rgb = VideoReformatter()  # reused, single-threaded: skips a per-frame setup and thread start
@@ -83,12 +125,12 @@ class PyAVReader(VideoReader):
         except av.error.FFmpegError as err:
             raise BadFileError(self.path, f"not a readable media file ({_ffmpeg_message(err)})") from None
         try:
-            self._open_stream(threads)
+            self._open_stream(threads, index)
         except BaseException:
             self._container.close()
             raise
 
-    def _open_stream(self, threads: int) -> None:
+    def _open_stream(self, threads: int, index: Optional[FrameIndex]) -> None:
         if not self._container.streams.video:
             raise BadFileError(self.path, "no video stream")
         self._stream = stream = self._container.streams.video[0]
@@ -97,40 +139,28 @@ class PyAVReader(VideoReader):
         if threads != 1:
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = threads
-        rate = stream.average_rate or stream.guessed_rate
-        self.fps = float(rate) if rate else None
-
-        pts, keys = [], []
-        try:
-            for packet in self._container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                t = packet.pts if packet.pts is not None else packet.dts
-                pts.append(len(pts) if t is None else t)
-                keys.append(packet.is_keyframe)
-        except av.error.FFmpegError as err:
-            reason = f"corrupt container after {len(pts)} frames ({_ffmpeg_message(err)})"
-            raise BadFileError(self.path, reason) from None
-        if not pts:
-            raise BadFileError(self.path, "no video frames")
-        if stream.frames and len(pts) < stream.frames:
-            raise BadFileError(self.path, f"truncated: header says {stream.frames} frames, file holds {len(pts)}")
-        order = np.argsort(pts, kind="stable")
-        self._pts = np.asarray(pts, dtype=np.int64)[order]
-        self._index_of = {int(t): i for i, t in enumerate(self._pts)}
-        is_key = np.asarray(keys, dtype=bool)[order]
-        is_key[0] = True  # decoding always can start at the stream start
+        if index is None:
+            index = scan_index(self._container, stream, self.path)
+        self.fps = index.fps
+        self._pts = index.pts
         # _key_before[i]: index of the last keyframe at or before frame i.
-        self._key_before = np.maximum.accumulate(np.where(is_key, np.arange(len(pts)), 0))
-        self.num_frames = len(pts)
+        self._key_before = np.maximum.accumulate(np.where(index.keyframe, np.arange(len(self._pts)), 0))
+        self.num_frames = len(self._pts)
         self._frames, self._pos = None, -1  # the running decoder (see read) and its last frame index
+
+    def _frame_at(self, pts: Optional[int], default: int) -> int:
+        """The frame index of timestamp `pts` (`default` when it has none or an unknown one)."""
+        if pts is None:
+            return default
+        i = int(np.searchsorted(self._pts, pts))
+        return i if i < len(self._pts) and self._pts[i] == pts else default
 
     def _decode_from(self, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
         """Seek to keyframe `start` and yield (frame index, frame) in presentation order."""
         self._container.seek(int(self._pts[start]), stream=self._stream, backward=True, any_frame=False)
         prev, first = -1, True
         for frame in self._container.decode(self._stream):
-            index = self._index_of.get(frame.pts, prev + 1) if frame.pts is not None else prev + 1
+            index = self._frame_at(frame.pts, prev + 1)
             if first and index > start and start > 0:
                 # The demuxer landed after the keyframe we asked for: restart from the beginning.
                 yield from self._decode_from(0)

@@ -9,6 +9,13 @@ a random start inside the segment for training (`rng` given), the centred start 
 (`rng=None`). When a segment is shorter than a clip but the video is not, the clips overlap: clip k
 starts inside the k-th of K equal parts of the range of valid starts.
 
+With a target `fps` the clip's frames lie on the video's RESAMPLED GRID: grid frame j is source frame
+round(j * step) (halves up), for every j whose frame exists, and a clip is `frames_per_clip` consecutive
+grid frames. Starts (random or centred, per segment, as above) are drawn in grid frames, so the frames a
+clip can show are exactly those of the video resampled to `fps`; that is what `videojepa data prepare`
+stores, and why a prepared copy yields the same clips as its original (see `prepare`). With `frame_step`
+a clip may start on any frame.
+
 A video shorter than one clip is handled by the `short_video` policy:
   - "repeat_last": indices past the end are clamped to the last frame (the clip freezes at the end);
   - "loop": indices wrap around to the start (the video plays again);
@@ -40,6 +47,23 @@ def clip_offsets(frames_per_clip: int, step: float) -> np.ndarray:
     return np.floor(np.arange(frames_per_clip) * step + 0.5).astype(np.int64)
 
 
+def grid_frames(indices, step: float) -> np.ndarray:
+    """Source frame of each resampled-grid frame index (frame j of the video resampled by `step`)."""
+    return np.floor(np.asarray(indices, dtype=np.int64) * step + 0.5).astype(np.int64)
+
+
+def grid_range(start: int, end: int, step: float) -> tuple[int, int]:
+    """Grid frames [g0, g1) whose source frames lie in [start, end)."""
+
+    def first_at_or_after(frame: int) -> int:  # smallest j with round(j * step) >= frame
+        j = max(0, int(np.ceil((frame - 0.5) / step)) - 1)
+        while grid_frames(j, step) < frame:
+            j += 1
+        return j
+
+    return first_at_or_after(start), first_at_or_after(end)
+
+
 def sample_clips(
     num_frames: int,
     frames_per_clip: int,
@@ -49,14 +73,24 @@ def sample_clips(
     short_video: str = "repeat_last",
     start: int = 0,
     end: int | None = None,
+    grid: bool = False,
 ) -> np.ndarray:
     """Frame indices of `num_clips` clips from frames [start, end) of a video: int64 array K×T.
 
-    `rng` None means deterministic (evaluation) placement; otherwise starts are drawn from it.
+    `rng` None means deterministic (evaluation) placement; otherwise starts are drawn from it. `grid`: clips
+    are consecutive frames of the video resampled by `step` (the `fps` rule of the module docstring).
     """
     if short_video not in SHORT_VIDEO_POLICIES:
         raise ValueError(f"short_video must be one of {SHORT_VIDEO_POLICIES}, got {short_video!r}")
     end = num_frames if end is None else min(end, num_frames)
+    if grid:
+        if end - start <= 0:
+            raise ValueError(f"empty frame range [{start}, {end}) in a video of {num_frames} frames")
+        g0, g1 = grid_range(start, end, step)
+        if g1 <= g0:  # no grid frame inside the range: its first frame is the whole resampled video
+            return np.full((num_clips, frames_per_clip), start, dtype=np.int64)
+        on_grid = sample_clips(g1, frames_per_clip, 1.0, num_clips, rng, short_video, g0, g1)
+        return grid_frames(on_grid, step)
     n = end - start
     if n <= 0:
         raise ValueError(f"empty frame range [{start}, {end}) in a video of {num_frames} frames")

@@ -24,9 +24,12 @@ def check_data_sources(data: DataConfig) -> None:
     if not data.train:
         raise UserError("data.train is not set: give a CSV or folder of videos, e.g. `videojepa data synth --out "
                         "data/synth` then data.train=data/synth/motion/train.csv")
-    if not _exists(data.train):
-        raise ConfigError("data.train", f"data source not found: {data.train} (a CSV/list file, a folder of videos "
-                          f"or one video)")
+    sources = [data.train] if isinstance(data.train, str) else [source.path for source in data.train]
+    for i, path in enumerate(sources):
+        if not _exists(path):
+            where = "data.train" if isinstance(data.train, str) else f"data.train.{i}.path"
+            raise ConfigError(where, f"data source not found: {path} (a CSV/list file, a folder of videos or one "
+                              f"video)")
     if data.val and not _exists(data.val):
         raise ConfigError("data.val", f"data source not found: {data.val}. Pretraining uses data.val only for the "
                           f"health monitors' held-out batch (feature std and RankMe on {HELD_OUT_CLIPS} clips); "

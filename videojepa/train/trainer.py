@@ -137,7 +137,7 @@ class Trainer:
 
         cfg = self.cfg
         check_data_sources(cfg.data)
-        dataset = build_dataset(cfg.data.train, cfg.data, train=True)
+        dataset = build_dataset(cfg.data.train, cfg.data, train=True, uint8=True)  # see video_to_device
         collate = MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed)
         per_rank = cfg.train.batch_size // self.dist.world_size
         if len(dataset) < per_rank:
@@ -262,6 +262,15 @@ class Trainer:
         whole.load_state_dict(weights)
         return whole
 
+    def video_to_device(self, batch: dict) -> torch.Tensor:
+        """The batch's uint8 clips, copied to the device (non-blocking from pinned memory on CUDA), then flipped
+        and normalised there: the workers send 4x fewer bytes and do no float work."""
+        from videojepa.data.transforms import normalization_constants, normalize_clips
+
+        video = batch["video"].to(self.device, non_blocking=True)
+        return normalize_clips(video, batch["flip"].to(self.device, non_blocking=True),
+                               *normalization_constants(self.cfg.data.mean, self.cfg.data.std))
+
     # ------------------------------------------------------------------ step
     def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
         """One optimiser step (all micro-batches); returns its metrics."""
@@ -359,7 +368,8 @@ class Trainer:
                     last = self.log_record(record, window, *flops_per_clip)
                     window = Window()
                     bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                                    clips_s=f"{last['clips_per_s']:.1f}", rank=f"{last['feature_rank']:.1f}")
+                                    clips_s=f"{last['clips_per_s']:.1f}", rank=f"{last['feature_rank']:.1f}",
+                                    data_wait=f"{last['data_wait_fraction']:.0%}")
                 bar.update(1)
                 stop = self.agreed_stop()  # every rank stops after the same step, so all save it together
                 if stop or self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
@@ -403,8 +413,8 @@ class Trainer:
         """(video, masks) on the training device, epoch after epoch."""
         while True:
             for batch in self.loader:
-                video = batch["video"].to(self.device, non_blocking=True)
-                yield video, [MaskIndices(m.context.to(self.device), m.target.to(self.device)) for m in batch["masks"]]
+                yield self.video_to_device(batch), [MaskIndices(m.context.to(self.device), m.target.to(self.device))
+                                                    for m in batch["masks"]]
 
     def flops_per_clip(self) -> tuple[float, float]:
         """Training FLOPs per clip by the paper's rule and with attention, for the achieved FLOP/s report."""
