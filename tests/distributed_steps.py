@@ -2,6 +2,7 @@
 
     torchrun --nproc_per_node 2 tests/distributed_steps.py OUT   # each rank trains on its half of every batch
     python tests/distributed_steps.py OUT                         # one process, the whole batch
+    torchrun --nproc_per_node 2 tests/distributed_steps.py restore CONFIG OUT_FILE   # resume, write what loaded
 
 Writes OUT/{method}-{parallel}-w{world}.pt (the full method state after the steps, gathered on rank 0) and
 OUT/samples-w{world}-r{rank}.json (the dataset indices each rank's loader drew for its first batches).
@@ -94,7 +95,26 @@ def loader_samples(data: str, out: Path, world: int, rank: int) -> None:
     (out / f"samples-w{world}-r{rank}.json").write_text(json.dumps(drawn))
 
 
+def restore(config: str, out: Path) -> None:
+    """Resume the run of `config` on however many ranks this is and write, from rank 0, the whole state it
+    restored (weights, optimiser state, step, data cursor) to `out`, without training."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    trainer = Trainer(load_config(config))
+    trainer.prepare_run_dir()
+    trainer.build_data()
+    assert trainer.resume()
+    method, optimizer = get_state_dict(trainer.method, trainer.optimizer,
+                                       options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if trainer.dist.is_main:
+        torch.save({"method": method, "optimizer": optimizer["state"], "step": trainer.step,
+                    "loader": trainer.loader.state_dict()}, out)
+
+
 def main() -> None:
+    if sys.argv[1] == "restore":
+        torch.set_num_threads(1)
+        return restore(sys.argv[2], Path(sys.argv[3]))
     out, data = Path(sys.argv[1]), sys.argv[2]
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     torch.set_num_threads(1)

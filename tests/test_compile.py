@@ -13,7 +13,7 @@ def steps_of(trainer, count):
     for _ in range(count):
         batch = next(batches)
         lengths.append(tuple(m.context.shape[1] for m in batch["masks"]))
-        losses.append(trainer.train_step(batch["video"], list(batch["masks"]))["loss"])
+        losses.append(trainer.train_step(trainer.video_to_device(batch), list(batch["masks"]))["loss"])
     return lengths, losses
 
 

@@ -136,3 +136,38 @@ def test_workers_are_seeded_per_worker_and_per_seed():
     assert torch.equal(a, b) and not torch.equal(a[:, :3], c[:, :3])
     w0, w1 = a[a[:, 3] == 0, :3], a[a[:, 3] == 1, :3]
     assert len(w0) and len(w1) and not set(w0.flatten().tolist()) & set(w1.flatten().tolist())
+
+
+@pytest.mark.parametrize("before,after", [(2, 1), (1, 2), (2, 4), (4, 2)])
+def test_a_resized_run_reads_each_sample_of_the_epoch_once(before, after):
+    """Global batch 4: the ranks split each global batch, so the samples consumed do not depend on how many ranks
+    read them; resuming on another number of ranks continues the epoch's order with no repeat and no gap."""
+    from videojepa.data.loader import ResumableSampler
+
+    size, global_batch, steps_before = 30, 4, 3
+
+    def samplers(world):
+        return [ResumableSampler(size, seed=7, rank=r, world_size=world, drop_last=True,
+                                 batch_size=global_batch // world) for r in range(world)]
+
+    def read(ranks, steps):
+        """`steps` global batches: each rank takes its next per-rank batch."""
+        batch = global_batch // len(ranks)
+        seen = []
+        for _ in range(steps):
+            for s in ranks:
+                keys = list(iter(s))[:batch]
+                s.position += batch
+                seen += [k[0] for k in keys]
+        return seen
+
+    first = samplers(before)
+    seen = read(first, steps_before)
+    state = first[0].state_dict()
+    resumed = samplers(after)
+    for s in resumed:
+        s.load_state_dict(state)
+    seen += read(resumed, size // global_batch - steps_before)
+    epoch = ResumableSampler(size, seed=7).epoch_indices(0)
+    assert seen == epoch[:size // global_batch * global_batch]  # the epoch's order, each sample once
+    assert len(set(seen)) == len(seen)

@@ -16,7 +16,10 @@ from videojepa.train.logger import read_metrics
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
 def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path, parallel):
     cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "run", **{
-        "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2, "train.parallel": parallel}))
+        "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2, "train.parallel": parallel,
+        # schedules that do not depend on train.steps, so that 4 steps + 2 more are the same run as 6 straight
+        "train.final_lr": 2e-3, "train.final_weight_decay": 0.04, "train.weight_decay": 0.04,
+        "method.ema": "[0.999, 0.999]"}))
     save_config(cfg, tmp_path / "cfg.yaml")
     # --standalone: each launch rendezvouses on a free port (a fixed one failed once when the second launch
     # came right after the first)
@@ -31,6 +34,12 @@ def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path, parallel)
     proc = subprocess.run(command + ["train.steps=6"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed" in proc.stderr and ckpt.load_latest(tmp_path / "run")["step"] == 6
+    # the same 6 steps without the stop: the same losses, bit for bit
+    proc = subprocess.run(command + ["train.steps=6", f"run.dir={tmp_path / 'straight'}"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    losses = [[r["loss"] for r in read_metrics(run, kind="step")] for run in (tmp_path / "run", tmp_path / "straight")]
+    assert len(losses[0]) == 6 and losses[0] == losses[1]
     # the exported encoder is whole (gathered from the shards under FSDP2) and loads in one process
     from videojepa import load_encoder
 
@@ -121,3 +130,55 @@ def test_ranks_read_disjoint_halves_of_the_global_batch(steps):
     single = json.loads((steps / "samples-w1-r0.json").read_text())
     for a, b, whole in zip(rank0, rank1, single, strict=True):
         assert not set(a) & set(b) and sorted(a + b) == sorted(whole)
+
+
+def restored_equals_saved(restored: dict, saved: dict) -> None:
+    assert restored["step"] == saved["step"]
+    assert set(restored["method"]) == set(saved["method"])
+    for key, value in saved["method"].items():
+        assert torch.equal(restored["method"][key].float(), value.float()), key
+    for name, slots in saved["optimizer"]["state"].items():
+        for slot, value in slots.items():
+            assert torch.equal(restored["optimizer"][name][slot], value), (name, slot)
+
+
+def test_sharded_checkpoints_resume_on_another_number_of_ranks(tiny_synth, tmp_path):
+    """FSDP2 on 2 ranks saves; 1 process resumes it, and 2 ranks resume a 1-process checkpoint: the weights,
+    the EMA target and the optimiser state each gets are the saved ones, the data cursor the same sample."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    from videojepa.train.trainer import Trainer
+
+    script = Path(__file__).parent / "distributed_steps.py"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    two = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "two", **{
+        "train.steps": 4, "train.checkpoint_every": 4, "train.parallel": "fsdp2"}))
+    save_config(two, tmp_path / "two.yaml")
+    proc = subprocess.run([*torchrun, "-m", "videojepa", "pretrain", str(tmp_path / "two.yaml")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = ckpt.load_latest(tmp_path / "two")
+    cursor = saved["loader"]
+    assert saved["world_size"] == 2 and cursor["consumed"] == 2 * cursor["position"] > 0
+
+    one = Trainer(two)  # the same run, one process
+    one.prepare_run_dir()
+    one.build_data()
+    assert one.resume()
+    method, optimizer = get_state_dict(one.method, one.optimizer, options=StateDictOptions(full_state_dict=True))
+    restored_equals_saved({"method": method, "optimizer": optimizer["state"], "step": one.step}, saved)
+    # one rank continues after every sample the two consumed in the epoch
+    assert (one.loader.sampler.epoch, one.loader.sampler.position) == (cursor["epoch"], cursor["consumed"])
+
+    single = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "single", **{
+        "train.steps": 4, "train.checkpoint_every": 4}))
+    Trainer(single).fit()
+    save_config(single, tmp_path / "single.yaml")
+    proc = subprocess.run([*torchrun, str(script), "restore", str(tmp_path / "single.yaml"), str(tmp_path / "r.pt")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    restored = torch.load(tmp_path / "r.pt", weights_only=True)
+    saved = ckpt.load_latest(tmp_path / "single")
+    restored_equals_saved(restored, saved)
+    assert restored["loader"]["epoch"] == saved["loader"]["epoch"]
+    assert restored["loader"]["consumed"] == saved["loader"]["consumed"] == 2 * restored["loader"]["position"]

@@ -22,12 +22,16 @@ def run(args) -> int:
     from videojepa.config.schema import PretrainConfig
     from videojepa.errors import UserError
     from videojepa.train.sources import check_data_sources
+    from videojepa.train.distributed import shutdown_distributed
     from videojepa.train.trainer import Trainer
 
     cfg = load_config(args.config, args.overrides)
     if not isinstance(cfg, PretrainConfig):
         raise UserError(f"{args.config} is a plan of several stages; pretrain each stage's config in turn")
     check_data_sources(cfg.data)  # before the run directory exists
-    last = Trainer(cfg).fit()
+    try:
+        last = Trainer(cfg).fit()
+    finally:
+        shutdown_distributed()
     print(f"run directory: {cfg.run.dir} (step {last.get('step', '?')}, encoder at {cfg.run.dir}/encoder.safetensors)")
     return 0

@@ -1,12 +1,15 @@
 """DataLoader construction: per-worker seeding, persistent workers, sharding, exact resume.
 
-`ResumableSampler` orders a dataset like torch's `DistributedSampler` (same permutation for the same seed
-and epoch, same padding and rank striding; with one rank it is a plain shuffled or ordered sampler) and
-yields keys `(index, seed, epoch)`, so that each item's augmentation is a function of the key (see
-`datasets`). `ResumableLoader` is a DataLoader that counts the batches it hands out: its `state_dict()`
-holds the epoch and the position inside it, and `load_state_dict()` makes the next iteration continue
-with the next unseen sample. Batches after a resume are bit-identical to those of an uninterrupted run,
-whatever the number of workers. Iterating the loader again after a full epoch starts the next epoch.
+`ResumableSampler` orders a dataset by one permutation per (seed, epoch), padded like torch's
+`DistributedSampler`, and yields keys `(index, seed, epoch)`, so that each item's augmentation is a function
+of the key (see `datasets`). The ranks split each GLOBAL batch (the next `world_size x batch_size` indices of
+the epoch's order) into contiguous parts, so the samples a run consumes depend on the global batch only,
+not on how many ranks read it. `ResumableLoader` is a DataLoader that counts the batches it hands out: its
+`state_dict()` holds the epoch and the samples all ranks consumed in it, and `load_state_dict()` makes the
+next iteration continue with the next unseen sample, on the same number of ranks or another one that
+divides the global batch (a resized run sees every sample of the epoch once, no repeat, no gap). Batches
+after a resume are bit-identical to those of an uninterrupted run, whatever the number of workers.
+Iterating the loader again after a full epoch starts the next epoch.
 
 Workers are persistent (started once, reused every epoch); each seeds `random`, `numpy` and `torch`
 from (seed, rank, worker id), so randomness inside a custom `collate_fn` is reproducible from a fresh
@@ -34,11 +37,12 @@ class ResumableSampler(Sampler):
     """Shuffled (or ordered) keys for one rank's share of a dataset, resumable mid-epoch."""
 
     def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False):
+                 drop_last: bool = False, batch_size: Optional[int] = None):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
+        self.batch_size = batch_size or 1  # per rank: the global batch is world_size x batch_size
         self.epoch, self.position = 0, 0
         if drop_last and size % world_size:
             self.num_samples = size // world_size
@@ -61,7 +65,7 @@ class ResumableSampler(Sampler):
         return list(range(self.size))
 
     def order(self, epoch: int) -> list[int]:
-        """This rank's dataset indices for `epoch` (torch DistributedSampler's algorithm)."""
+        """This rank's dataset indices for `epoch`: its contiguous part of each global batch."""
         indices = self.epoch_indices(epoch)
         total = self.num_samples * self.world_size
         if self.drop_last:
@@ -69,22 +73,36 @@ class ResumableSampler(Sampler):
         else:
             padding = total - len(indices)
             indices += (indices * -(-padding // max(len(indices), 1)))[:padding]
-        return indices[self.rank:total:self.world_size]
+        mine = []
+        for start in range(0, total, self.world_size * self.batch_size):
+            chunk = indices[start:start + self.world_size * self.batch_size]
+            part = len(chunk) // self.world_size  # a last, shorter global batch is split evenly too
+            mine += chunk[self.rank * part:(self.rank + 1) * part]
+        return mine
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         keys = [(i, self.seed, self.epoch) for i in self.order(self.epoch)[self.position:]]
         return iter(keys)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "size": self.size, "seed": self.seed,
-                "world_size": self.world_size}
+        return {"epoch": self.epoch, "position": self.position, "consumed": self.position * self.world_size,
+                "size": self.size, "seed": self.seed, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("size", "world_size", "seed"):
+        for key in ("size", "seed"):
             if state[key] != getattr(self, key):
                 raise UserError(f"cannot resume the data order: it was saved with {key}={state[key]}, "
                                 f"this run has {key}={getattr(self, key)}")
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self.epoch = int(state["epoch"])
+        if state["world_size"] == self.world_size:
+            self.position = int(state["position"])
+            return
+        consumed = int(state.get("consumed", state["position"] * state["world_size"]))
+        if consumed % (self.world_size * self.batch_size) and consumed < self.num_samples * self.world_size:
+            raise UserError(f"cannot resume the data order on {self.world_size} ranks: the run stopped after "
+                            f"{consumed} samples of its epoch, not a whole number of global batches of "
+                            f"{self.world_size} x {self.batch_size}")
+        self.position = min(consumed // self.world_size, self.num_samples)
 
 
 class ResumableLoader(DataLoader):
@@ -175,10 +193,10 @@ def build_loader(
     make_sampler = getattr(dataset, "make_sampler", None)  # a mixture of sources brings its own composition
     if make_sampler is not None:
         sampler = make_sampler(shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                               drop_last=drop_last and distributed)
+                               drop_last=drop_last and distributed, batch_size=batch_size)
     else:
         sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                                   drop_last=drop_last and distributed)
+                                   drop_last=drop_last and distributed, batch_size=batch_size)
     workers = data_cfg.num_workers
     generator = torch.Generator()
     generator.manual_seed(seed * 1_000_003 + rank)

@@ -18,6 +18,8 @@ Indices are global: source i's file j is index offset_i + j. Items are those of 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -69,16 +71,17 @@ class MixtureDataset(torch.utils.data.Dataset):
         item = self.sources[source][(local, *rest) if rest else local]
         return {**item, "index": self.offsets[source] + item["index"], "source": source}
 
-    def make_sampler(self, shuffle: bool, seed: int, rank: int, world_size: int, drop_last: bool) -> "MixtureSampler":
-        return MixtureSampler(self.sizes, self.weights, shuffle, seed, rank, world_size, drop_last)
+    def make_sampler(self, shuffle: bool, seed: int, rank: int, world_size: int, drop_last: bool,
+                     batch_size: Optional[int] = None) -> "MixtureSampler":
+        return MixtureSampler(self.sizes, self.weights, shuffle, seed, rank, world_size, drop_last, batch_size)
 
 
 class MixtureSampler(ResumableSampler):
     """A ResumableSampler whose epochs have the mixture's composition (see the module docstring)."""
 
     def __init__(self, sizes: list[int], weights: list[float], shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = False):
-        super().__init__(sum(sizes), shuffle, seed, rank, world_size, drop_last)
+                 world_size: int = 1, drop_last: bool = False, batch_size: Optional[int] = None):
+        super().__init__(sum(sizes), shuffle, seed, rank, world_size, drop_last, batch_size)
         self.sizes, self.weights = list(sizes), [float(w) for w in weights]
         self.offsets = np.cumsum([0] + self.sizes[:-1]).tolist()
         self.counts = composition(self.size, self.weights)

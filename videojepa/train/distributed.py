@@ -45,3 +45,9 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(value)
         value /= info.world_size
     return value
+
+
+def shutdown_distributed() -> None:
+    """Destroy the process group: its communication threads, left to the interpreter's exit, can abort it."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
