@@ -1,8 +1,6 @@
 """Fine-tuning's augmentations and parameter groups, each against its definition."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch

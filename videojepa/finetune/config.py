@@ -23,7 +23,7 @@ Defaults follow the V-JEPA paper's fine-tuning recipe (its Table 8, K400 column)
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -52,7 +52,7 @@ class FinetuneSection(Section):
                                "norm at lr")
     freeze_encoder: bool = Field(False, description="train the head only; the encoder's weights stay bitwise "
                                  "unchanged (a probe trained end to end through the trainer)")
-    num_classes: Optional[int] = Field(None, ge=2, description="default: read from the data")
+    num_classes: int | None = Field(None, ge=2, description="default: read from the data")
 
 
 class FinetuneModelSection(ModelConfig):
@@ -64,9 +64,9 @@ class FinetuneTrainSection(TrainConfig):
     """The trainer's settings with the paper's fine-tuning defaults, plus epochs."""
 
     steps: int = Field(1000, ge=1, description="optimiser steps (set from train.epochs when that is given)")
-    epochs: Optional[float] = Field(None, gt=0, description="passes over data.train; sets train.steps = "
-                                    "ceil(epochs * videos / batch_size)")
-    warmup_epochs: Optional[float] = Field(None, ge=0, description="sets train.warmup_steps like train.epochs")
+    epochs: float | None = Field(None, gt=0, description="passes over data.train; sets train.steps = "
+                                 "ceil(epochs * videos / batch_size)")
+    warmup_epochs: float | None = Field(None, ge=0, description="sets train.warmup_steps like train.epochs")
     batch_size: int = Field(64, ge=1, description="VIDEOS per optimiser step, all devices together; with "
                             "augment.repeated = R the step trains on R x batch_size clips")
     lr: float = Field(3e-4, gt=0.0)
@@ -76,7 +76,7 @@ class FinetuneTrainSection(TrainConfig):
     weight_decay: float = Field(0.05, ge=0.0)
     final_weight_decay: float = Field(0.05, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: Optional[float] = Field(None, gt=0.0, description="max gradient norm; null disables")
+    grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm; null disables")
     checkpoint_every: int = Field(500, ge=1, description="also when the classifier is scored on data.val (one "
                                   "view) and best/ is updated")
 
@@ -117,7 +117,8 @@ class FinetuneConfig(Section):
         from videojepa.models.registry import list_models
 
         if self.finetune.checkpoint == "none" and self.model.name not in list_models():
-            raise ConfigError("model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}")
+            raise ConfigError("model.name", f"unknown model {self.model.name!r}; allowed values: "
+                                            f"{', '.join(list_models())}")
         for key in ("num_clips", "num_views"):
             if getattr(self.data, key) != 1:
                 raise ConfigError(f"data.{key}", f"{getattr(self.data, key)}: fine-tuning trains on one clip and one "

@@ -11,7 +11,7 @@ Unreadable validation files are excluded from the score and counted.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -56,7 +56,8 @@ def equalize(frames, m, sign):
     """Histogram equalisation per frame and channel over 256 levels."""
     levels = (frames * 255).round().long().clamp(0, 255)
     flat = levels.flatten(-2)  # (T, C, HW)
-    hist = torch.zeros(*flat.shape[:-1], 256, dtype=torch.float32).scatter_add_(-1, flat, torch.ones_like(flat, dtype=torch.float32))
+    ones = torch.ones_like(flat, dtype=torch.float32)
+    hist = torch.zeros(*flat.shape[:-1], 256, dtype=torch.float32).scatter_add_(-1, flat, ones)
     cdf = hist.cumsum(-1)
     cdf_min = torch.where(hist > 0, cdf, torch.full_like(cdf, float("inf"))).amin(-1, keepdim=True)
     total = cdf[..., -1:]

@@ -46,14 +46,16 @@ def markdown_table(results: dict) -> str:
              "|---|---|---|---|---|---|"]
     for name, entry in results["checkpoints"].items():
         for key, s in entry["protocols"].items():
-            lines.append(f"| {name} | {entry['step']} | {key} | {_pct(s['top1'])} | {_pct(s['top5'])} | {s['num_val']} |")
+            lines.append(f"| {name} | {entry['step']} | {key} | {_pct(s['top1'])} | {_pct(s['top5'])} "
+                         f"| {s['num_val']} |")
     best = results["checkpoints"]["best"]["protocols"]
     key = list(best)[-1]
     if "confusion" in best[key]:
         classes = results["classes"]
         lines += ["", f"Confusion matrix of best, {key} views (rows: true class, columns: predicted):", "",
                   "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
-        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |" for c, row in zip(classes, best[key]["confusion"])]
+        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |"
+                  for c, row in zip(classes, best[key]["confusion"], strict=True)]
     return "\n".join(lines) + "\n"
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 
@@ -50,7 +50,8 @@ def finetune_encoder(cfg: FinetuneConfig) -> tuple[torch.nn.Module, dict]:
     else:
         encoder = load_encoder(cfg.finetune.checkpoint)
     arch = encoder.arch
-    info = {k: arch.get(k) for k in ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")}
+    keys = ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")
+    info = {k: arch.get(k) for k in keys}
     info.update(params=count_parameters(encoder), random_init=cfg.finetune.checkpoint == "none")
     return encoder, info
 
@@ -141,7 +142,7 @@ class FinetuneTrainer(Trainer):
         return whole
 
 
-def read_info(folder: Path) -> Optional[dict]:
+def read_info(folder: Path) -> dict | None:
     import json
 
     from safetensors import safe_open
@@ -179,7 +180,7 @@ def test_classifiers(cfg: FinetuneConfig, run_dir: Path, num_classes: int, log_l
     return out
 
 
-def run_finetune(cfg: FinetuneConfig, log_line: Optional[Callable[[str], None]] = print) -> dict:
+def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = print) -> dict:
     """Fine-tune, test, and write results.json / results.md into run.dir; returns the results (rank 0) or {}."""
     from videojepa.config.loader import to_dict
     from videojepa.data.datasets import build_dataset
