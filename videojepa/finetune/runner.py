@@ -157,25 +157,32 @@ def read_info(folder: Path) -> dict | None:
 
 
 def test_classifiers(cfg: FinetuneConfig, run_dir: Path, num_classes: int, log_line: Callable[[str], None]) -> dict:
-    """Score RUN/best and RUN/last with one view and with the configured multi-view test."""
+    """Score RUN/best and RUN/last with one view and with the configured multi-view test, in the training
+    precision (bf16 / fp16 under autocast). When best is last (the same step), it is scored once."""
     protocols = [(1, 1)]
     if (cfg.eval.num_segments, cfg.eval.num_crops) != (1, 1):
         protocols.append((cfg.eval.num_segments, cfg.eval.num_crops))
     datasets = {p: view_dataset(cfg, *p) for p in protocols}
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
     out = {}
     for name in ("best", "last"):
         classifier = load_classifier(run_dir / name, device)
-        entry = {"step": classifier.info["step"], "protocols": {}}
+        step = classifier.info["step"]
+        if name == "last" and out["best"]["step"] == step:
+            out[name] = out["best"]
+            log_line(f"last (step {step}) is best: scored once")
+            continue
+        entry = {"step": step, "protocols": {}}
         for (segments, crops), dataset in datasets.items():
             start = time.perf_counter()
-            scores = evaluate(classifier.logits, dataset, cfg.eval.batch_size, num_classes, device)
+            scores = evaluate(classifier.logits, dataset, cfg.eval.batch_size, num_classes, device, autocast_dtype)
             key = f"{segments}x{crops}"
             if num_classes > CONFUSION_MAX_CLASSES:
                 scores.pop("confusion")
             entry["protocols"][key] = {"segments": segments, "crops": crops, **scores,
                                        "seconds": round(time.perf_counter() - start, 3)}
-            log_line(f"{name} (step {entry['step']}): {key} views top-1 {100 * scores['top1']:.1f}%")
+            log_line(f"{name} (step {step}): {key} views top-1 {100 * scores['top1']:.1f}%")
         out[name] = entry
     return out
 
