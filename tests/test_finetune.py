@@ -242,3 +242,28 @@ def test_finetune_command_bad_input_is_one_line(cli, tiny_synth, tmp_path):
                          f"data.train={tiny_synth}/motion/train.csv", f"data.val={tiny_synth}/motion/val.csv",
                          "model.name=vit_pico", "model.patch_size=8", "data.crop_size=32", "data.frames_per_clip=8")
     assert code == 2 and "finetune.heads: 7 does not divide the encoder width 64; allowed: 1, 2, 4, 8, 16" in err
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
+def test_torchrun_two_processes_finetune(tiny_synth, tmp_path, parallel):
+    import subprocess
+    import sys
+
+    from videojepa.config import save_config
+    from videojepa.finetune import load_classifier
+
+    cfg = tiny(tiny_synth, tmp_path / "run", **{"train.steps": 3, "train.checkpoint_every": 2,
+                                                 "train.parallel": parallel, "finetune.head": "attentive"})
+    save_config(cfg, tmp_path / "cfg.yaml")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "videojepa", "finetune", str(tmp_path / "cfg.yaml")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [r["step"] for r in read_metrics(tmp_path / "run", kind="step")] == [1, 2, 3]  # rank 0 writes
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["steps"] == 3 and results["checkpoints"]["last"]["step"] == 3
+    # the classifier written at the end holds the whole weights (gathered from the shards under FSDP2)
+    state = ckpt.load_latest(tmp_path / "run")["method"]
+    classifier = load_classifier(tmp_path / "run" / "last")
+    assert all(torch.equal(v, state[f"encoder.{k}"]) for k, v in classifier.encoder.state_dict().items())
+    assert all(torch.equal(v, state[f"head.{k}"]) for k, v in classifier.head.state_dict().items())
