@@ -54,8 +54,13 @@ def test_config_rules_name_the_key(tiny_synth, tmp_path):
     with pytest.raises(ConfigError, match=r"^data.num_views: 3: fine-tuning trains on one clip and one view per "
                                           r"video \(allowed: 1\); set the test views with eval.num_segments"):
         tiny(tiny_synth, tmp_path, **{"data.num_views": 3})
-    with pytest.raises(ConfigError, match=r"^train.steps: give train.epochs or train.steps, not both$"):
-        tiny(tiny_synth, tmp_path, **{"train.epochs": 2})
+    both = tiny(tiny_synth, tmp_path, **{"train.epochs": 2})  # steps 6 given too: checked once the data is known
+    with pytest.raises(ConfigError, match=r"^train.steps: 6 contradicts train.epochs=2 \(3 steps of 4 for 6 videos\); "
+                                          r"give one of them$"):
+        both.resolve_epochs(6)
+    agreeing = tiny(tiny_synth, tmp_path, **{"train.epochs": 4})
+    agreeing.resolve_epochs(6)  # a saved config.yaml: both keys, consistent
+    assert agreeing.train.steps == 6
     with pytest.raises(ConfigError, match=r"^finetune.head: got 'mlp'; allowed values: 'attentive' or 'linear'$"):
         tiny(tiny_synth, tmp_path, **{"finetune.head": "mlp"})
     cfg = load_config("finetune/vjepa_k400", schema=FinetuneConfig)
@@ -228,6 +233,8 @@ def test_finetune_command_writes_results_and_loadable_classifiers(cli, tiny_synt
     scores = lambda r: {(name, key): {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
                         for name, e in r["checkpoints"].items() for key, s in e["protocols"].items()}
     assert code == 0 and scores(json.loads((run / "results.json").read_text())) == scores(results)
+    code, out, err = cli("finetune", run / "config.yaml")  # the saved config (epochs and the steps they made)
+    assert code == 0, err
 
 
 def test_finetune_command_bad_input_is_one_line(cli, tiny_synth, tmp_path):

@@ -124,11 +124,6 @@ class FinetuneConfig(Section):
                 raise ConfigError(f"data.{key}", f"{getattr(self.data, key)}: fine-tuning trains on one clip and one "
                                   f"view per video (allowed: 1); set the test views with eval.num_segments and "
                                   f"eval.num_crops")
-        given = self.given_keys()
-        if self.train.epochs is not None and "train.steps" in given:
-            raise ConfigError("train.steps", "give train.epochs or train.steps, not both")
-        if self.train.warmup_epochs is not None and "train.warmup_steps" in given:
-            raise ConfigError("train.warmup_steps", "give train.warmup_epochs or train.warmup_steps, not both")
         if self.train.warmup_epochs is not None and self.train.epochs is None:
             raise ConfigError("train.warmup_epochs", "needs train.epochs (or give train.warmup_steps)")
         if self.train.batch_size % self.train.accum_steps:
@@ -138,9 +133,17 @@ class FinetuneConfig(Section):
             raise ConfigError("train.betas", f"{self.train.betas} must lie in [0, 1)")
 
     def resolve_epochs(self, num_videos: int) -> None:
-        """Set train.steps and train.warmup_steps from train.epochs and train.warmup_epochs (in place)."""
+        """Set train.steps and train.warmup_steps from train.epochs and train.warmup_epochs (in place). A steps
+        key the user gave as well must agree (a run's saved config.yaml holds both)."""
         per_epoch = num_videos / self.train.batch_size
-        if self.train.epochs is not None:
-            self.train.steps = max(1, math.ceil(self.train.epochs * per_epoch))
-        if self.train.warmup_epochs is not None:
-            self.train.warmup_steps = math.ceil(self.train.warmup_epochs * per_epoch)
+        given = self.given_keys()
+        for epochs_key, steps_key, least in (("epochs", "steps", 1), ("warmup_epochs", "warmup_steps", 0)):
+            epochs = getattr(self.train, epochs_key)
+            if epochs is None:
+                continue
+            steps = max(least, math.ceil(epochs * per_epoch))
+            if f"train.{steps_key}" in given and getattr(self.train, steps_key) != steps:
+                raise ConfigError(f"train.{steps_key}", f"{getattr(self.train, steps_key)} contradicts "
+                                  f"train.{epochs_key}={epochs:g} ({steps} steps of {self.train.batch_size} for "
+                                  f"{num_videos} videos); give one of them")
+            setattr(self.train, steps_key, steps)
