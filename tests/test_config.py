@@ -13,10 +13,12 @@ from videojepa.errors import ConfigError, UserError
 def test_every_preset_loads(preset):
     from videojepa.config.loader import read_yaml, resolve_config_path
     from videojepa.eval.config import ProbeConfig
+    from videojepa.finetune.config import FinetuneConfig
 
-    is_probe = "probe" in read_yaml(resolve_config_path(preset))
-    cfg = load_config(preset, schema=ProbeConfig) if is_probe else load_config(preset)
-    assert isinstance(cfg, ProbeConfig if is_probe else (PretrainConfig, PlanConfig))
+    data = read_yaml(resolve_config_path(preset))
+    schema = ProbeConfig if "probe" in data else FinetuneConfig if "finetune" in data else None
+    cfg = load_config(preset, schema=schema) if schema else load_config(preset)
+    assert isinstance(cfg, schema or (PretrainConfig, PlanConfig))
 
 
 def test_required_training_keys_exist():

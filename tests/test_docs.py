@@ -34,3 +34,13 @@ def test_readme_masking_figures_are_the_measured_ones(cli):
             f"leaving {pct(1 - short['mask_ratio'])} and {pct(1 - long['mask_ratio'])} as context") in text
     assert (f"the encoder receives {short['context_tokens']:.0f} and {long['context_tokens']:.0f} tokens "
             f"({pct(short['context_tokens'] / short['tokens'])} and {pct(long['context_tokens'] / long['tokens'])})") in text
+
+
+def test_finetune_examples_point_at_the_demo_runs():
+    demo_runs = {f"{DemoSettings.out}/runs/{method}" for method in METHODS}
+    texts = {"README.md": README, "demo/finetune.yaml": (ROOT / "videojepa/presets/demo/finetune.yaml").read_text(),
+             "cli/finetune.py": (ROOT / "videojepa/cli/finetune.py").read_text()}
+    found = {(name, path) for name, text in texts.items()
+             for path in re.findall(r"finetune\.checkpoint=(runs/[\w/.-]+)", text)}
+    assert {name for name, _ in found} == set(texts)
+    assert all(path in demo_runs for _, path in found), found

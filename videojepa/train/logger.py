@@ -27,8 +27,8 @@ def setup_logging(run_dir: Path | None, is_main: bool) -> None:
 
 
 # Record kinds in metrics.jsonl: "step" ({"kind", "step", "loss"}) after every optimiser step, "log" (every
-# metric and monitor) every train.log_every steps.
-KINDS = ("step", "log")
+# metric and monitor) every train.log_every steps, "val" (fine-tuning: validation scores) at each checkpoint.
+KINDS = ("step", "log", "val")
 
 
 class MetricsWriter:

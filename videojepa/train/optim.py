@@ -1,5 +1,8 @@
 """AdamW with V-JEPA's parameter groups: no weight decay on biases, norms and other 1-D tensors.
 
+`set_hyperparameters` applies the schedules each step; groups may carry an `lr_scale` (layer-wise lr decay,
+`videojepa.finetune.layer_decay`).
+
 The fused AdamW kernel is used wherever torch has one (CPU and CUDA floating-point parameters): on the
 2-core CPU the default per-parameter loop streams every tensor ~10 times; the fused kernel makes one pass
 (ViT-S V-JEPA reference step, same-process A/B: 4.12 s fused vs 4.42 s; BENCHMARKS.md, training step).
@@ -22,7 +25,9 @@ def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], train: T
 
 
 def set_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, wd: float) -> None:
+    """The scheduled lr and weight decay of this step; a group's `lr_scale` (fine-tuning's layer-wise decay)
+    multiplies its lr (x1.0, exact, for groups without one)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
         if group["apply_wd"]:
             group["weight_decay"] = wd

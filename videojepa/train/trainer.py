@@ -3,7 +3,9 @@
     Trainer(cfg).fit()
 
 knows optimisers, schedules, precision, accumulation, checkpoints, logging, monitors and
-torchrun - and nothing about any method: a method turns (video, masks) into (loss, metrics).
+torchrun - and nothing about any method: a method turns (video, masks) into (loss, metrics). More
+generally the trainer trains a *task* (`videojepa.train.task`): a pretraining method, or a fine-tuning
+classifier that names other batch entries (clips and soft targets) and brings its own data and optimiser.
 Starting on a run directory that holds a checkpoint resumes it exactly (same losses, same
 weights as an uninterrupted run); a config that conflicts with the saved one is refused.
 """
@@ -25,7 +27,6 @@ from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
 from videojepa.config.schema import PretrainConfig
 from videojepa.encoder_io import ENCODER_FILE, ClipProtocol, EncoderCard, save_encoder
 from videojepa.errors import UserError
-from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 from videojepa.methods import Method, build_method
 from videojepa.methods.registry import ROLES
 from videojepa.models.registry import encoder_from_arch
@@ -34,10 +35,12 @@ from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
-from videojepa.train.optim import build_optimizer, set_hyperparameters
+from videojepa.train.optim import set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
 from videojepa.train.schedules import learning_rate, weight_decay
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
+from videojepa.train.task import (batch_keys, split_entries, task_flops_per_clip, task_optimizer, to_device,
+                                  training_data)
 from videojepa.utils.dtensor import full_value
 
 log = logging.getLogger("videojepa.train")
@@ -70,13 +73,6 @@ def config_conflicts(saved: dict, current: dict) -> list[str]:
 
 def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def split_batch(video: torch.Tensor, masks: list[MaskIndices], parts: int):
-    size = video.shape[0] // parts
-    for i in range(parts):
-        sl = slice(i * size, (i + 1) * size)
-        yield video[sl], [MaskIndices(m.context[sl], m.target[sl]) for m in masks]
 
 
 def check_networks_declared(method: Method) -> None:
@@ -121,7 +117,7 @@ class Trainer:
         self.model = wrap_for_training(self.method, cfg, self.dist)
         self.sharded = self.dist.grouped and cfg.train.parallel == "fsdp2"
         self.params = [p for _, p in self.method.trainable_parameters()]
-        self.optimizer = build_optimizer(self.method.trainable_parameters(), cfg.train)
+        self.optimizer = task_optimizer(self.method, cfg.train)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
         self.step, self.skipped, self.nonfinite_in_row = 0, 0, 0
@@ -137,8 +133,7 @@ class Trainer:
 
         cfg = self.cfg
         check_data_sources(cfg.data)
-        dataset = build_dataset(cfg.data.train, cfg.data, train=True, uint8=True)  # see video_to_device
-        collate = MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed)
+        dataset, collate = training_data(self.method, cfg)
         per_rank = cfg.train.batch_size // self.dist.world_size
         if len(dataset) < per_rank:
             raise UserError(f"data.train has {len(dataset)} clips, fewer than one batch of {per_rank}")
@@ -246,7 +241,7 @@ class Trainer:
         clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
                             mean=tuple(d.mean), std=tuple(d.std))
         save_encoder(encoder, self.run_dir / ENCODER_FILE,
-                     card=EncoderCard.describe(encoder, clip=clip, method=self.cfg.method.name, step=self.step))
+                     card=EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step))
 
     def exported_encoder(self) -> torch.nn.Module:
         """The network evaluation uses; under FSDP2 a plain copy rebuilt from the gathered weights (rank 0)."""
@@ -272,8 +267,9 @@ class Trainer:
                                *normalization_constants(self.cfg.data.mean, self.cfg.data.std))
 
     # ------------------------------------------------------------------ step
-    def train_step(self, video: torch.Tensor, masks: list[MaskIndices]) -> dict:
-        """One optimiser step (all micro-batches); returns its metrics."""
+    def train_step(self, *entries) -> dict:
+        """One optimiser step (all micro-batches) on the task's batch entries (pretraining: video, masks);
+        returns its metrics."""
         tc, step = self.train_cfg, self.step
         # randomness inside the step (drop path) is a function of (seed, step, rank): a resumed run, on any
         # number of ranks, draws what the uninterrupted one would have, with no RNG state to save
@@ -282,11 +278,12 @@ class Trainer:
         set_hyperparameters(self.optimizer, lr, wd)
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum, metric_sums, method_metrics = 0.0, {}, {}
-        for i, (v, m) in enumerate(split_batch(video, masks, tc.accum_steps)):
+        rows = entries[0].shape[0]
+        for i, part in enumerate(split_entries(entries, tc.accum_steps, rows)):
             last = i == tc.accum_steps - 1
             with gradient_sync(self.model, self.method, enabled=last), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                       enabled=self.autocast_dtype is not None):
-                loss, metrics = self.model(v, m)
+                loss, metrics = self.model(*part)
             loss = loss / tc.accum_steps
             self.scaler.scale(loss).backward()
             loss_sum += loss.detach().float()
@@ -351,16 +348,16 @@ class Trainer:
         window, last = Window(), {}
         batches = self.batches()
         bar = tqdm(total=tc.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True,
-                   desc=f"{self.cfg.method.name}", unit="step")
+                   desc=f"{self.method.name}", unit="step")
         self._install_signal_handlers()
         saved_at_boundary = False
         try:
             while self.step < tc.steps:
                 started = time.perf_counter()
-                video, masks = next(batches)
+                entries = next(batches)
                 waited = time.perf_counter() - started
-                record = self.train_step(video, masks)
-                window.add(video.shape[0] * self.dist.world_size, time.perf_counter() - started, waited,
+                record = self.train_step(*entries)
+                window.add(entries[0].shape[0] * self.dist.world_size, time.perf_counter() - started, waited,
                            record["clipped"])
                 if self.metrics:
                     self.metrics.write("step", {"step": self.step, "loss": record["loss"]})
@@ -410,23 +407,21 @@ class Trainer:
         return True
 
     def batches(self):
-        """(video, masks) on the training device, epoch after epoch."""
+        """The task's batch entries (pretraining: video, masks) on the training device, epoch after epoch."""
+        keys = batch_keys(self.method)
         while True:
             for batch in self.loader:
-                yield self.video_to_device(batch), [MaskIndices(m.context.to(self.device), m.target.to(self.device))
-                                                    for m in batch["masks"]]
+                if "flip" in batch:  # uint8 clips (see datasets): flipped and normalised on the device
+                    batch["video"] = self.video_to_device(batch)
+                yield tuple(to_device(batch[key], self.device) for key in keys)
 
     def flops_per_clip(self) -> tuple[float, float]:
         """Training FLOPs per clip by the paper's rule and with attention, for the achieved FLOP/s report."""
-        from videojepa.flops import stage_flops
-
         try:  # a report, never a reason to stop training
-            flops = stage_flops(self.cfg, measured_masks=True)
+            return task_flops_per_clip(self.method, self.cfg)
         except UserError as err:
             log.warning("FLOP/s will not be reported: %s", err)
             return float("nan"), float("nan")
-        batch = self.train_cfg.batch_size
-        return flops["flops_per_step"] / batch, flops["flops_per_step_with_attention"] / batch
 
     def agreed_stop(self) -> int:
         """The signal any rank received (0: none), the same on every rank, so no rank waits alone in a collective."""

@@ -1,0 +1,35 @@
+"""The classification head on an encoder's tokens: an attentive pooler or mean-pool + linear, with dropout.
+
+    head = ClassifierHead("attentive", dim=192, num_classes=4, heads=12, dropout=0.5)
+    logits = head(tokens)            # tokens (B, N, D) -> (B, num_classes)
+
+Both reuse the probes of `videojepa.eval.probes` (so a fine-tuned head is the frozen-evaluation probe
+trained end to end); the dropout sits before their last linear layer (the paper's head_drop_rate).
+`head.arch` describes it for saving and loading.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from videojepa.errors import ConfigError
+from videojepa.eval.probes import AttentiveProbe, LinearProbe
+
+HEAD_KINDS = ("attentive", "linear")
+
+
+class ClassifierHead(nn.Module):
+    def __init__(self, kind: str, dim: int, num_classes: int, heads: int = 12, dropout: float = 0.0):
+        super().__init__()
+        if kind not in HEAD_KINDS:
+            raise ConfigError("finetune.head", f"got {kind!r}; allowed values: {', '.join(HEAD_KINDS)}")
+        if kind == "attentive" and dim % heads:
+            divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
+            raise ConfigError("finetune.heads", f"{heads} does not divide the encoder width {dim}; allowed: "
+                              f"{', '.join(map(str, divisors))}")
+        self.arch = dict(kind=kind, dim=dim, num_classes=num_classes, heads=heads, dropout=dropout)
+        self.probe = AttentiveProbe(dim, num_classes, heads) if kind == "attentive" else LinearProbe(dim, num_classes)
+        self.probe.head = nn.Sequential(nn.Dropout(dropout), self.probe.head)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.probe(tokens if not self.probe.pooled else tokens.mean(1))

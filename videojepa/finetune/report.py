@@ -1,0 +1,77 @@
+"""Fine-tuning results: `results.json` and a Markdown summary, written into the run directory.
+
+results.json (schema "videojepa.finetune/1"):
+
+    {
+      "schema": "videojepa.finetune/1", "created": "2025-01-01T12:00:00+00:00",
+      "checkpoint": "runs/vjepa" | "none",
+      "encoder": {"name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed",
+                  "params", "random_init"},
+      "train": path, "val": path, "num_classes": 4, "classes": [...], "num_train": 360, "num_val": 120,
+      "steps": 300,                                  # optimiser steps trained
+      "protocol": {"frames_per_clip", "frame_step", "fps", "crop_size"},
+      "chance": 0.25, "majority": 0.27,
+      "checkpoints": {
+        "best": {"step": 200, "protocols": {       # best: highest one-view validation top-1 at a checkpoint
+          "1x1": {"segments": 1, "crops": 1, "top1", "top5" (null for <= 5 classes), "confusion" ([true][pred],
+                  only for <= 20 classes), "num_val", "excluded", "seconds"},
+          "5x3": {...}}},                            # eval.num_segments x eval.num_crops, logits averaged
+        "last": {...}
+      },
+      "seconds": {"train", "total"},
+      "config": {...}                                # the resolved config
+    }
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+SCHEMA = "videojepa.finetune/1"
+TOP_KEYS = ("schema", "created", "checkpoint", "encoder", "num_classes", "classes", "chance", "checkpoints",
+            "seconds", "config")
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def markdown_table(results: dict) -> str:
+    enc, p = results["encoder"], results["protocol"]
+    name = enc.get("name") or f"vit {enc['embed_dim']}x{enc['depth']}"
+    step = f"{p['fps']:g} fps" if p.get("fps") else str(p["frame_step"])
+    lines = [f"Fine-tuned: {results['checkpoint']} ({name}{', random init' if enc.get('random_init') else ''}); "
+             f"{results['num_classes']} classes, chance {_pct(results['chance'])}%, {results['steps']} steps, "
+             f"clips {p['frames_per_clip']} x {step} at {p['crop_size']} px\n",
+             "| classifier | step | views (segments x crops) | top-1 | top-5 | val videos |",
+             "|---|---|---|---|---|---|"]
+    for name, entry in results["checkpoints"].items():
+        for key, s in entry["protocols"].items():
+            lines.append(f"| {name} | {entry['step']} | {key} | {_pct(s['top1'])} | {_pct(s['top5'])} "
+                         f"| {s['num_val']} |")
+    best = results["checkpoints"]["best"]["protocols"]
+    key = list(best)[-1]
+    if "confusion" in best[key]:
+        classes = results["classes"]
+        lines += ["", f"Confusion matrix of best, {key} views (rows: true class, columns: predicted):", "",
+                  "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
+        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |"
+                  for c, row in zip(classes, best[key]["confusion"], strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def check_results(results: dict) -> None:
+    """Raise ValueError if `results` does not follow the documented schema."""
+    if results.get("schema") != SCHEMA:
+        raise ValueError(f"schema must be {SCHEMA!r}, got {results.get('schema')!r}")
+    missing = [k for k in TOP_KEYS if k not in results]
+    missing += [f"checkpoints.{k}" for k in ("best", "last") if k not in results.get("checkpoints", {})]
+    if missing:
+        raise ValueError(f"results miss keys: {', '.join(missing)}")
+
+
+def write_results(run_dir: str | Path, results: dict) -> tuple[Path, Path]:
+    """Write results.json and results.md atomically; returns their paths."""
+    from videojepa.utils.files import write_json_and_markdown
+
+    check_results(results)
+    return write_json_and_markdown(run_dir, results, markdown_table(results))
