@@ -148,7 +148,7 @@ def test_killed_finetuning_resumes_to_identical_losses(tiny_synth, tmp_path, one
     interrupted = make_trainer(tiny(tiny_synth, tmp_path / "b", **extra))
     interrupt_during_step(interrupted, at_call=3)
     interrupted.fit()
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "b")][-1] == "step_00000003.pt"
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "b")][-1] == "step_00000003"
     assert len(losses(tmp_path / "b")) == 3
     make_trainer(tiny(tiny_synth, tmp_path / "b", **extra)).fit()  # resumes at step 3
     a, b = losses(tmp_path / "a"), losses(tmp_path / "b")

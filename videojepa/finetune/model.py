@@ -4,8 +4,8 @@
     loss, metrics = model(video, target)       # clips (B, C, T, H, W), soft targets (B, classes)
     logits = model.logits(video)
 
-It is a `Method` to the trainer (networks with roles, `export_encoder`, `health_encoder`) and a task
-(`videojepa.train.task`): it names its batch entries (video, target), builds its own training data
+It is a `Method` to the trainer (networks with roles, `export_encoder`, `health_encoder`) that overrides
+the trainer-facing defaults: it names its batch entries (video, target), builds its own training data
 (repeated augmentation, RandAugment, erasing, mixup / cutmix, label smoothing: `finetune.data`) and its own
 optimiser (AdamW with layer-wise lr decay: `finetune.layer_decay`). With `finetune.freeze_encoder` the
 encoder's role is "frozen": outside the optimiser, in eval mode, bitwise unchanged.
@@ -59,7 +59,7 @@ class Classification(Method):
         agree = (logits.argmax(-1) == target.argmax(-1)).float().mean()  # against the strongest label of the mix
         return loss, {"train_top1": agree.detach()}
 
-    # --------------------------------------------------------------- task hooks (videojepa.train.task)
+    # --------------------------------------------------------------- what the trainer feeds it (Method defaults)
     def training_data(self, cfg):
         from videojepa.data.datasets import build_dataset
         from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
@@ -84,11 +84,10 @@ class Classification(Method):
         return torch.optim.AdamW(groups, lr=train_cfg.lr, betas=train_cfg.betas, eps=train_cfg.eps,
                                  weight_decay=train_cfg.weight_decay, fused=fused)
 
-    def flops_per_clip(self) -> tuple[float, float]:
+    def flops_per_clip(self, cfg) -> tuple[float, float]:
         """The encoder over all tokens of a clip, trained (x6 per parameter and token) or frozen (x2)."""
         from videojepa.flops import StepShape, context_encoder_flops, forward_flops
 
-        cfg = self.cfg
         grid = self.encoder.grid(cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
         tokens = grid[0] * grid[1] * grid[2]
         shape = StepShape(batch=1, tokens_per_clip=tokens, lengths=[(tokens, 0)])

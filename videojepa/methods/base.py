@@ -15,6 +15,11 @@ and declares, as class attributes and classmethods, what the rest of the library
 At run time: `after_step(step)` after every optimiser step (V-JEPA's EMA update; returns metrics to
 log), `export_encoder()` (the network evaluation uses) and `health_encoder()` (the network whose
 features the collapse monitors watch).
+
+What the trainer feeds it, with defaults every pretraining method keeps (a fine-tuning classifier,
+`videojepa.finetune`, overrides them): `batch_keys` (the loader batch entries its forward takes, in
+order), `training_data(cfg)` (the training dataset and its collate function), `build_optimizer(train_cfg)`
+and `flops_per_clip(cfg)` (for the achieved FLOP/s report).
 """
 from __future__ import annotations
 
@@ -83,6 +88,31 @@ class Method(nn.Module):
     def target_architecture(cls, cfg: PretrainConfig) -> nn.Module | None:
         """The network its EMA target or frozen teacher has (None: it has neither)."""
         return None
+
+    batch_keys: tuple[str, ...] = ("video", "masks")
+
+    def training_data(self, cfg: PretrainConfig):
+        """(dataset, collate_fn) of the training loader: data.train as uint8 items (the trainer flips and
+        normalises them on the device) and a MaskCollator over the config's mask generators."""
+        from videojepa.data.datasets import build_dataset
+        from videojepa.masks import MaskCollator, build_mask_generators
+
+        return (build_dataset(cfg.data.train, cfg.data, train=True, uint8=True),
+                MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed))
+
+    def build_optimizer(self, train_cfg):
+        """AdamW over the trained networks with V-JEPA's weight-decay groups."""
+        from videojepa.train.optim import build_optimizer
+
+        return build_optimizer(self.trainable_parameters(), train_cfg)
+
+    def flops_per_clip(self, cfg: PretrainConfig) -> tuple[float, float]:
+        """Training FLOPs per clip by the paper's rule and with attention (UserError when not countable)."""
+        from videojepa.flops import stage_flops
+
+        flops = stage_flops(cfg, measured_masks=True)
+        batch = cfg.train.batch_size
+        return flops["flops_per_step"] / batch, flops["flops_per_step_with_attention"] / batch
 
     def after_step(self, step: int) -> dict:
         """Called after every optimiser step that was applied; returns metrics to log."""

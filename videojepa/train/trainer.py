@@ -3,9 +3,9 @@
     Trainer(cfg).fit()
 
 knows optimisers, schedules, precision, accumulation, checkpoints, logging, monitors and
-torchrun - and nothing about any method: a method turns (video, masks) into (loss, metrics). More
-generally the trainer trains a *task* (`videojepa.train.task`): a pretraining method, or a fine-tuning
-classifier that names other batch entries (clips and soft targets) and brings its own data and optimiser.
+torchrun - and nothing about any method: a method turns the batch entries it names (video and masks for
+pretraining; clips and soft targets for the fine-tuning classifier, which also brings its own data and
+optimiser) into (loss, metrics).
 Starting on a run directory that holds a checkpoint resumes it exactly (same losses, same
 weights as an uninterrupted run); a config that conflicts with the saved one is refused.
 """
@@ -39,8 +39,7 @@ from videojepa.train.optim import set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
 from videojepa.train.schedules import learning_rate, weight_decay
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
-from videojepa.train.task import (batch_keys, split_entries, task_flops_per_clip, task_optimizer, to_device,
-                                  training_data)
+from videojepa.train.batches import split_entries, to_device
 from videojepa.utils.dtensor import full_value
 
 log = logging.getLogger("videojepa.train")
@@ -117,7 +116,7 @@ class Trainer:
         self.model = wrap_for_training(self.method, cfg, self.dist)
         self.sharded = self.dist.grouped and cfg.train.parallel == "fsdp2"
         self.params = [p for _, p in self.method.trainable_parameters()]
-        self.optimizer = task_optimizer(self.method, cfg.train)
+        self.optimizer = self.method.build_optimizer(cfg.train)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
         self.step, self.skipped, self.nonfinite_in_row = 0, 0, 0
@@ -133,7 +132,7 @@ class Trainer:
 
         cfg = self.cfg
         check_data_sources(cfg.data)
-        dataset, collate = training_data(self.method, cfg)
+        dataset, collate = self.method.training_data(cfg)
         per_rank = cfg.train.batch_size // self.dist.world_size
         if len(dataset) < per_rank:
             raise UserError(f"data.train has {len(dataset)} clips, fewer than one batch of {per_rank}")
@@ -408,7 +407,7 @@ class Trainer:
 
     def batches(self):
         """The task's batch entries (pretraining: video, masks) on the training device, epoch after epoch."""
-        keys = batch_keys(self.method)
+        keys = self.method.batch_keys
         while True:
             for batch in self.loader:
                 if "flip" in batch:  # uint8 clips (see datasets): flipped and normalised on the device
@@ -418,7 +417,7 @@ class Trainer:
     def flops_per_clip(self) -> tuple[float, float]:
         """Training FLOPs per clip by the paper's rule and with attention, for the achieved FLOP/s report."""
         try:  # a report, never a reason to stop training
-            return task_flops_per_clip(self.method, self.cfg)
+            return self.method.flops_per_clip(self.cfg)
         except UserError as err:
             log.warning("FLOP/s will not be reported: %s", err)
             return float("nan"), float("nan")
