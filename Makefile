@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.videojepa-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: test demo install clean-venv help
+.PHONY: test lint format demo install clean-venv help
 
 install: $(STAMP)
 
@@ -22,6 +22,15 @@ $(STAMP): pyproject.toml | $(PY)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# ruff (configured in pyproject.toml): the linter and the formatter's check; `make format` applies both.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
 # The method comparison on synthetic videos (results in runs/demo); `make demo ARGS=--quick` for a short one.
 # The install includes matplotlib (the `test` extra) for the demo's plots.
 demo: $(STAMP)
@@ -32,6 +41,8 @@ clean-venv:
 
 help:
 	@echo "make test               create .venv if needed, run the test suite"
+	@echo "make lint               ruff check + ruff format --check (what CI runs before the tests)"
+	@echo "make format             apply ruff's fixes and formatting"
 	@echo "make demo [ARGS=...]    create .venv if needed, run \`videojepa demo\` (ARGS=--quick: a short one)"
 	@echo "make install            only create/update .venv"
 	@echo "make clean-venv         delete .venv"

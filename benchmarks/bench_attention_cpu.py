@@ -7,6 +7,7 @@ predictor on 352, a context of 120): median milliseconds of the softmax over the
 fp32, and of a forward-only attention as `videojepa.models.blocks.attention` computes it in bf16 on CPU
 (scaled q @ k^T, softmax, @ v) against torch's fused `scaled_dot_product_attention`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,13 +46,21 @@ def main() -> None:
             q, k, v = (torch.randn(*shape, dtype=torch.bfloat16) for _ in range(3))
             scores = q @ k.transpose(-2, -1)
             scores_fp32 = scores.float()
-            rows.append({"shape": list(shape),
-                         "softmax_bf16_ms": median_ms(lambda: scores.softmax(-1)),
-                         "softmax_fp32_ms": median_ms(lambda: scores_fp32.softmax(-1)),
-                         "attention_matmul_bf16_ms": median_ms(lambda: attention(q, k, v)),
-                         "attention_sdpa_bf16_ms": median_ms(lambda: F.scaled_dot_product_attention(q, k, v))})
-    print(json.dumps({"threads": args.threads, "torch": torch.__version__, "machine": platform.machine(),
-                      "results": rows}, indent=1))
+            rows.append(
+                {
+                    "shape": list(shape),
+                    "softmax_bf16_ms": median_ms(lambda: scores.softmax(-1)),
+                    "softmax_fp32_ms": median_ms(lambda: scores_fp32.softmax(-1)),
+                    "attention_matmul_bf16_ms": median_ms(lambda: attention(q, k, v)),
+                    "attention_sdpa_bf16_ms": median_ms(lambda: F.scaled_dot_product_attention(q, k, v)),
+                }
+            )
+    print(
+        json.dumps(
+            {"threads": args.threads, "torch": torch.__version__, "machine": platform.machine(), "results": rows},
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,11 +20,13 @@ source of 10 s, 16×224×224 clips: in this process, interleaved `--repeats` tim
   original  the original files, uint8 items (flip and normalisation on the training device);
   prepared  the prepared copy read through its manifest, uint8 items, clips at data.fps = 7.5;
 split into decode and augment for the last two (`videojepa.data.bench.measure_source`), with the speedup of
-prepared over today and the workers + 1 cores per GPU for 200 clips/s. `--only-prepared` skips the rest. Wall-clock rates depend on what else runs on the machine, so every row also has the median
+prepared over today and the workers + 1 cores per GPU for 200 clips/s. `--only-prepared` skips the rest.
+Wall-clock rates depend on what else runs on the machine, so every row also has the median
 CPU time a worker process spent per clip (all its threads; barely affected by other processes) and the
 CPU-time speedup over the naive reference. Prints JSON (machine, load average, settings, rows);
 `--out FILE` also writes it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,14 +58,20 @@ def moving_texture(height: int, width: int, frames: int, seed: int) -> np.ndarra
     """uint8 F×H×W×3: a smooth random texture panning diagonally, with a few moving discs and noise."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(0, 255, (height // 16 + 4, width // 16 + 4, 3)).astype(np.float32)
-    texture = torch.nn.functional.interpolate(torch.from_numpy(coarse).permute(2, 0, 1)[None], scale_factor=16,
-                                              mode="bicubic")[0].permute(1, 2, 0).clamp(0, 255).numpy()
+    texture = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(coarse).permute(2, 0, 1)[None], scale_factor=16, mode="bicubic"
+        )[0]
+        .permute(1, 2, 0)
+        .clamp(0, 255)
+        .numpy()
+    )
     y, x = np.mgrid[0:height, 0:width]
     discs = rng.uniform(0, 1, (4, 4))
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
         dy, dx = (t // 3) % 48, (t // 2) % 48
-        frame = texture[dy:dy + height, dx:dx + width].copy()
+        frame = texture[dy : dy + height, dx : dx + width].copy()
         for cy, cx, vy, vx in discs:
             py, px = (cy * height + 40 * vy * t / FPS) % height, (cx * width + 60 * vx * t / FPS) % width
             frame[(y - py) ** 2 + (x - px) ** 2 < (height / 10) ** 2] = 255 * vy
@@ -100,8 +108,13 @@ def write_long_source(path: str, height: int, width: int, seconds: int, seed: in
     with av.open(path + ".partial", "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fractions.Fraction(FPS))
         stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast", "threads": "1", "g": str(FPS),
-                          "x264-params": f"mbtree=0:keyint={FPS}:min-keyint={FPS}:scenecut=0"}
+        stream.options = {
+            "crf": "18",
+            "preset": "veryfast",
+            "threads": "1",
+            "g": str(FPS),
+            "x264-params": f"mbtree=0:keyint={FPS}:min-keyint={FPS}:scenecut=0",
+        }
         for part in range(0, seconds, 10):
             for frame in moving_texture(height, width, FPS * min(10, seconds - part), seed=seed * 1000 + part):
                 for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
@@ -134,8 +147,13 @@ def prepared_comparison(root: str, kinds: list[str], videos: int, clips: int, re
         with open(os.path.join(folder, "list.csv"), "w") as f:
             f.writelines(f"{i:03d}.mp4 0\n" for i in range(videos))
         start = time.perf_counter()
-        info = prepare_dataset(os.path.join(folder, "list.csv"), os.path.join(root, f"prep_{kind}"),
-                               PrepareSettings(short_side=256, fps=PREPARED_FPS), workers=1, progress=False)
+        info = prepare_dataset(
+            os.path.join(folder, "list.csv"),
+            os.path.join(root, f"prep_{kind}"),
+            PrepareSettings(short_side=256, fps=PREPARED_FPS),
+            workers=1,
+            progress=False,
+        )
         prepare_s = time.perf_counter() - start
         base = dict(frames_per_clip=FRAMES, crop_size=224, num_workers=0)
         original_cfg, prepared_cfg = DataConfig(frame_step=STEP, **base), DataConfig(fps=PREPARED_FPS, **base)
@@ -144,24 +162,37 @@ def prepared_comparison(root: str, kinds: list[str], videos: int, clips: int, re
         split = {"original": [], "prepared": []}
         for r in range(repeats):  # interleaved, so that load from other processes hits all alike
             ms["today"] += item_cpu_ms(today, clips, seed=r)
-            for name, listing, cfg in (("original", os.path.join(folder, "list.csv"), original_cfg),
-                                       ("prepared", info["list"], prepared_cfg)):
+            for name, listing, cfg in (
+                ("original", os.path.join(folder, "list.csv"), original_cfg),
+                ("prepared", info["list"], prepared_cfg),
+            ):
                 cost = measure_source(listing, cfg, clips, seed=r)
                 split[name].append(cost)
                 ms[name].append(cost.total_ms)
         today_ms = float(np.median(ms["today"]))
-        row = {"source": kind, "source_size": f"{width}x{height}", "source_fps": FPS, "seconds": seconds,
-               "videos": videos, "clip": f"{FRAMES}x224x224", "today_cpu_ms": round(today_ms, 2),
-               "prepare_seconds_per_video": round(prepare_s / videos, 2),
-               "disk_original_mb": round(info["source_bytes"] / 1e6, 2),
-               "disk_prepared_mb": round(info["output_bytes"] / 1e6, 2)}
+        row = {
+            "source": kind,
+            "source_size": f"{width}x{height}",
+            "source_fps": FPS,
+            "seconds": seconds,
+            "videos": videos,
+            "clip": f"{FRAMES}x224x224",
+            "today_cpu_ms": round(today_ms, 2),
+            "prepare_seconds_per_video": round(prepare_s / videos, 2),
+            "disk_original_mb": round(info["source_bytes"] / 1e6, 2),
+            "disk_prepared_mb": round(info["output_bytes"] / 1e6, 2),
+        }
         for name in ("original", "prepared"):
             costs = split[name]
             total = float(np.median(ms[name]))
-            row.update({f"{name}_cpu_ms": round(total, 2),
-                        f"{name}_decode_cpu_ms": round(float(np.median([c.decode_ms for c in costs])), 2),
-                        f"{name}_augment_cpu_ms": round(float(np.median([c.augment_ms for c in costs])), 2),
-                        f"{name}_cores_at_200": int(np.ceil(TARGET * total / 1000)) + 1})
+            row.update(
+                {
+                    f"{name}_cpu_ms": round(total, 2),
+                    f"{name}_decode_cpu_ms": round(float(np.median([c.decode_ms for c in costs])), 2),
+                    f"{name}_augment_cpu_ms": round(float(np.median([c.augment_ms for c in costs])), 2),
+                    f"{name}_cores_at_200": int(np.ceil(TARGET * total / 1000)) + 1,
+                }
+            )
         row["today_cores_at_200"] = int(np.ceil(TARGET * today_ms / 1000)) + 1
         row["speedup_prepared_vs_today"] = round(today_ms / row["prepared_cpu_ms"], 2)
         rows.append(row)
@@ -228,8 +259,14 @@ class Timed(Dataset):
 
 def measure(dataset: Dataset, workers: int, clips: int) -> tuple[float, list[float]]:
     """Wall-clock clips/s through a DataLoader with `workers` processes, and each clip's worker CPU ms."""
-    loader = DataLoader(Timed(dataset), batch_size=None, num_workers=workers, persistent_workers=True,
-                        prefetch_factor=4, collate_fn=lambda x: x)
+    loader = DataLoader(
+        Timed(dataset),
+        batch_size=None,
+        num_workers=workers,
+        persistent_workers=True,
+        prefetch_factor=4,
+        collate_fn=lambda x: x,
+    )
     it = iter(loader)
     for _ in range(2 * workers):  # warm-up: workers started, first files opened
         next(it)
@@ -247,9 +284,15 @@ def machine() -> dict:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(), "torch": torch.__version__,
-            "av": av.__version__, "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "av": av.__version__,
+        "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+    }
 
 
 def main(argv=None) -> dict:
@@ -261,8 +304,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--videos", type=int, default=8, help="source videos per size")
     parser.add_argument("--repeats", type=int, default=3, help="timings per measurement; the median is reported")
     parser.add_argument("--data-dir", help="keep the source videos here (default: a temporary folder)")
-    parser.add_argument("--prepared", nargs="*", default=None, choices=sorted(PREPARED_SOURCES),
-                        help="also compare original and prepared sources (all kinds when given without values)")
+    parser.add_argument(
+        "--prepared",
+        nargs="*",
+        default=None,
+        choices=sorted(PREPARED_SOURCES),
+        help="also compare original and prepared sources (all kinds when given without values)",
+    )
     parser.add_argument("--prepared-videos", type=int, default=2, help="videos per source kind for --prepared")
     parser.add_argument("--prepared-clips", type=int, default=12, help="clips timed per repeat for --prepared")
     parser.add_argument("--only-prepared", action="store_true", help="skip the decode/pipeline/naive rows")
@@ -284,36 +332,63 @@ def main(argv=None) -> dict:
                 rates = {"naive": [], "raw": [], "pipeline": []}
                 cpu = {"naive": [], "raw": [], "pipeline": []}
                 for _ in range(args.repeats):
-                    for mode, dataset, count in (("naive", RawClips(paths, naive=True), max(4, clips // 4)),
-                                                 ("raw", RawClips(paths), clips), ("pipeline", pipeline, clips)):
+                    for mode, dataset, count in (
+                        ("naive", RawClips(paths, naive=True), max(4, clips // 4)),
+                        ("raw", RawClips(paths), clips),
+                        ("pipeline", pipeline, clips),
+                    ):
                         rate, ms = measure(dataset, workers, count)
                         rates[mode].append(rate)
                         cpu[mode] += ms
                 naive_rate, naive_ms = float(np.median(rates["naive"])), float(np.median(cpu["naive"]))
                 for mode in ("raw", "pipeline"):
                     rate, ms = float(np.median(rates[mode])), float(np.median(cpu[mode]))
-                    rows.append({"size": size, "source": "x".join(map(str, SOURCES[size])), "mode": mode,
-                                 "workers": workers, "clips_per_s": round(rate, 1),
-                                 "clips_per_s_range": [round(min(rates[mode]), 1), round(max(rates[mode]), 1)],
-                                 "cpu_ms_per_clip": round(ms, 2), "naive_clips_per_s": round(naive_rate, 1),
-                                 "naive_cpu_ms_per_clip": round(naive_ms, 2),
-                                 "speedup_vs_naive_cpu": round(naive_ms / ms, 1)})
+                    rows.append(
+                        {
+                            "size": size,
+                            "source": "x".join(map(str, SOURCES[size])),
+                            "mode": mode,
+                            "workers": workers,
+                            "clips_per_s": round(rate, 1),
+                            "clips_per_s_range": [round(min(rates[mode]), 1), round(max(rates[mode]), 1)],
+                            "cpu_ms_per_clip": round(ms, 2),
+                            "naive_clips_per_s": round(naive_rate, 1),
+                            "naive_cpu_ms_per_clip": round(naive_ms, 2),
+                            "speedup_vs_naive_cpu": round(naive_ms / ms, 1),
+                        }
+                    )
                     print(json.dumps(rows[-1]), file=sys.stderr)
         prepared_rows = []
         if args.prepared is not None:
-            prepared_rows = prepared_comparison(root, args.prepared or sorted(PREPARED_SOURCES), args.prepared_videos,
-                                                args.prepared_clips, args.repeats)
+            prepared_rows = prepared_comparison(
+                root, args.prepared or sorted(PREPARED_SOURCES), args.prepared_videos, args.prepared_clips, args.repeats
+            )
     result = {
-        "benchmark": "data", "machine": {**machine(), "load_average_at_start": load},
-        "settings": {"frames_per_clip": FRAMES, "frame_step": STEP, "source_fps": FPS, "source_seconds": SECONDS,
-                     "gop": FPS, "videos": args.videos, "clips_timed": args.clips, "repeats": args.repeats,
-                     "decode_threads": 1, "torch_threads": 1},
+        "benchmark": "data",
+        "machine": {**machine(), "load_average_at_start": load},
+        "settings": {
+            "frames_per_clip": FRAMES,
+            "frame_step": STEP,
+            "source_fps": FPS,
+            "source_seconds": SECONDS,
+            "gop": FPS,
+            "videos": args.videos,
+            "clips_timed": args.clips,
+            "repeats": args.repeats,
+            "decode_threads": 1,
+            "torch_threads": 1,
+        },
         "command": "python benchmarks/bench_data.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "results": rows,
     }
     if args.prepared is not None:
-        result["prepared"] = {"fps": PREPARED_FPS, "short_side": 256, "target_clips_per_s": TARGET,
-                              "cores": "workers + 1 for the training process", "results": prepared_rows}
+        result["prepared"] = {
+            "fps": PREPARED_FPS,
+            "short_side": 256,
+            "target_clips_per_s": TARGET,
+            "cores": "workers + 1 for the training process",
+            "results": prepared_rows,
+        }
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -14,6 +14,7 @@ from the best round (`clips_per_s`), with the median round beside it; `ratio` = 
 transformers from the best rounds (> 1: videojepa is faster), `ratio_median` from the medians.
 Needs the benchmark extra: pip install -e ".[bench]".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,18 +33,31 @@ def build_ours(device):
     from videojepa.models import create_model
 
     c = CONFIG
-    return create_model("vit_small", patch_size=c["patch_size"], tubelet_size=c["tubelet_size"],
-                        pos_embed="rope").to(device).eval()
+    return (
+        create_model("vit_small", patch_size=c["patch_size"], tubelet_size=c["tubelet_size"], pos_embed="rope")
+        .to(device)
+        .eval()
+    )
 
 
 def build_hf(device):
     from transformers import VJEPA2Config, VJEPA2Model
 
     c = CONFIG
-    config = VJEPA2Config(hidden_size=c["embed_dim"], num_hidden_layers=c["depth"], num_attention_heads=c["num_heads"],
-                          patch_size=c["patch_size"], tubelet_size=c["tubelet_size"], frames_per_clip=c["frames"],
-                          crop_size=c["crop"], mlp_ratio=4.0, pred_num_hidden_layers=1, pred_hidden_size=64,
-                          pred_num_attention_heads=2, attn_implementation="sdpa")
+    config = VJEPA2Config(
+        hidden_size=c["embed_dim"],
+        num_hidden_layers=c["depth"],
+        num_attention_heads=c["num_heads"],
+        patch_size=c["patch_size"],
+        tubelet_size=c["tubelet_size"],
+        frames_per_clip=c["frames"],
+        crop_size=c["crop"],
+        mlp_ratio=4.0,
+        pred_num_hidden_layers=1,
+        pred_hidden_size=64,
+        pred_num_attention_heads=2,
+        attn_implementation="sdpa",
+    )
     return VJEPA2Model(config).to(device).eval()
 
 
@@ -108,14 +122,21 @@ def main() -> None:
     result = {
         "benchmark": "encoder inference, videojepa vs transformers VJEPA2Model",
         "config": {**c, "tokens": tokens, "batch": args.batch},
-        "params": {"videojepa": sum(p.numel() for p in ours.parameters()),
-                   "transformers_encoder": sum(p.numel() for p in hf.encoder.parameters())},
-        "machine": {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "cpu": platform.processor() or platform.machine()},
+        "params": {
+            "videojepa": sum(p.numel() for p in ours.parameters()),
+            "transformers_encoder": sum(p.numel() for p in hf.encoder.parameters()),
+        },
+        "machine": {
+            "device": str(device),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(),
+        },
         "results": {},
     }
     try:
         import transformers
+
         result["machine"]["transformers"] = transformers.__version__
     except ImportError:
         pass
@@ -123,11 +144,15 @@ def main() -> None:
     for precision in args.precisions.split(","):
         pure = precision == "bf16-weights"
         dtype = torch.float32 if precision == "fp32" else torch.bfloat16
-        models = {"videojepa": copy.deepcopy(ours).to(dtype) if pure else ours,
-                  "transformers": copy.deepcopy(hf).to(dtype) if pure else hf}
+        models = {
+            "videojepa": copy.deepcopy(ours).to(dtype) if pure else ours,
+            "transformers": copy.deepcopy(hf).to(dtype) if pure else hf,
+        }
         x = clips.to(dtype) if pure else clips
-        calls = {"videojepa": lambda: forward_ours(models["videojepa"], x),
-                 "transformers": lambda: forward_hf(models["transformers"], x)}
+        calls = {
+            "videojepa": lambda: forward_ours(models["videojepa"], x),
+            "transformers": lambda: forward_hf(models["transformers"], x),
+        }
         autocast = torch.autocast(device.type, dtype=dtype, enabled=precision == "bf16")
         times, peaks = {name: [] for name in calls}, []
         with torch.no_grad(), autocast:
@@ -141,11 +166,17 @@ def main() -> None:
         row = {"matmul_peak_gflops": round(peak, 1), "matmul_peak_gflops_median": round(statistics.median(peaks), 1)}
         for name, ts in times.items():
             best, median = min(ts), statistics.median(ts)
-            row[name] = {"clips_per_s": round(args.batch / best, 2), "clips_per_s_median": round(args.batch / median, 2),
-                         "ms_per_batch": round(1000 * best, 1), "gflops": round(flops / best / 1e9, 1),
-                         "fraction_of_peak": round(flops / best / 1e9 / peak, 3)}
+            row[name] = {
+                "clips_per_s": round(args.batch / best, 2),
+                "clips_per_s_median": round(args.batch / median, 2),
+                "ms_per_batch": round(1000 * best, 1),
+                "gflops": round(flops / best / 1e9, 1),
+                "fraction_of_peak": round(flops / best / 1e9 / peak, 3),
+            }
         row["ratio"] = round(row["videojepa"]["clips_per_s"] / row["transformers"]["clips_per_s"], 3)
-        row["ratio_median"] = round(row["videojepa"]["clips_per_s_median"] / row["transformers"]["clips_per_s_median"], 3)
+        row["ratio_median"] = round(
+            row["videojepa"]["clips_per_s_median"] / row["transformers"]["clips_per_s_median"], 3
+        )
         result["results"][precision] = row
     text = json.dumps(result, indent=2)
     print(text)

@@ -12,6 +12,7 @@ Also timed: one optimiser step of a `--cells`-cell probe grid (`videojepa.eval.g
 of the demo's kind) on the same batch: `grid_step_s` prepares (layer-norms) the batch in the step,
 `grid_step_prepared_s` takes it prepared, as `videojepa probe` trains from cached features.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,8 +73,12 @@ def main() -> None:
     probe = AttentiveProbe(args.width, 4, args.heads)
     x = torch.randn(args.batch, args.tokens, args.width)
     folded = time_steps(probe, x, args.steps)
-    make_grid = lambda: ProbeGrid(lambda: AttentiveProbe(args.width, 4, args.heads),  # noqa: E731
-                                  grid_cells([10.0 ** -(2 + i / 2) for i in range(args.cells)], [0.1]), 0, 10_000)
+    make_grid = lambda: ProbeGrid(
+        lambda: AttentiveProbe(args.width, 4, args.heads),  # noqa: E731
+        grid_cells([10.0 ** -(2 + i / 2) for i in range(args.cells)], [0.1]),
+        0,
+        10_000,
+    )
     y = torch.randint(0, 4, (args.batch,))
     grid_step = time_grid(make_grid(), x, y, args.steps, prepared=False)
     grid_step_prepared = time_grid(make_grid(), x, y, args.steps, prepared=True)
@@ -81,11 +86,26 @@ def main() -> None:
     probe.prepare = lambda x: x  # the standard block normalises the tokens itself
     probe.pool.forward = lambda q, x: oracles.cross_attention_block(probe.pool, q.expand(x.shape[0], -1, -1), x)
     standard = time_steps(probe, x, args.steps)
-    print(json.dumps({"batch": args.batch, "tokens": args.tokens, "width": args.width, "heads": args.heads,
-                      "threads": args.threads, "folded_step_s": folded, "standard_step_s": standard,
-                      "speedup": standard / folded, "grid_cells": args.cells,
-                      "grid_step_s": grid_step, "grid_step_prepared_s": grid_step_prepared, "torch": torch.__version__, "machine": platform.machine()},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                "batch": args.batch,
+                "tokens": args.tokens,
+                "width": args.width,
+                "heads": args.heads,
+                "threads": args.threads,
+                "folded_step_s": folded,
+                "standard_step_s": standard,
+                "speedup": standard / folded,
+                "grid_cells": args.cells,
+                "grid_step_s": grid_step,
+                "grid_step_prepared_s": grid_step_prepared,
+                "torch": torch.__version__,
+                "machine": platform.machine(),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

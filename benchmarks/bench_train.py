@@ -12,6 +12,7 @@ memory allocated. Data loading is excluded (a fixed batch of random clips): this
     python benchmarks/bench_train.py --device cuda --config vitl224 --methods vjepa --precisions bf16 --batch 32 --ac
     torchrun --nproc_per_node 1 benchmarks/bench_train.py --device cuda --config vitl224 --parallel fsdp2 ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ import json
 import platform
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -30,23 +32,70 @@ from videojepa.train.trainer import Trainer
 
 CONFIGS = {
     # the issue's reference: ViT-S, 16x112x112, tubelet 2, patch 16, batch 4, predictor 12 x 384
-    "reference": ["model.name=vit_small", "model.patch_size=16", "data.crop_size=112", "data.frames_per_clip=16",
-                  "train.batch_size=4", "predictor.depth=12", "predictor.embed_dim=384", "predictor.num_heads=12"],
-    "tiny": ["model.name=vit_micro", "model.patch_size=8", "data.crop_size=64", "data.frames_per_clip=16",
-             "train.batch_size=8", "predictor.depth=4", "predictor.embed_dim=96", "predictor.num_heads=4"],
+    "reference": [
+        "model.name=vit_small",
+        "model.patch_size=16",
+        "data.crop_size=112",
+        "data.frames_per_clip=16",
+        "train.batch_size=4",
+        "predictor.depth=12",
+        "predictor.embed_dim=384",
+        "predictor.num_heads=12",
+    ],
+    "tiny": [
+        "model.name=vit_micro",
+        "model.patch_size=8",
+        "data.crop_size=64",
+        "data.frames_per_clip=16",
+        "train.batch_size=8",
+        "predictor.depth=4",
+        "predictor.embed_dim=96",
+        "predictor.num_heads=4",
+    ],
     # the papers' ViT-L/16 at 16x224x224 (1568 tokens), predictor 12 x 384, SALT's multi-block masks
-    "vitl224": ["model.name=vit_large", "model.patch_size=16", "data.crop_size=224", "data.frames_per_clip=16",
-                "train.batch_size=24", "predictor.depth=12", "predictor.embed_dim=384", "predictor.num_heads=12",
-                "model.pos_embed=rope"],
-    "vitg224": ["model.name=vit_giant", "model.patch_size=16", "data.crop_size=224", "data.frames_per_clip=16",
-                "train.batch_size=8", "predictor.depth=12", "predictor.embed_dim=384", "predictor.num_heads=12",
-                "model.pos_embed=rope"],
+    "vitl224": [
+        "model.name=vit_large",
+        "model.patch_size=16",
+        "data.crop_size=224",
+        "data.frames_per_clip=16",
+        "train.batch_size=24",
+        "predictor.depth=12",
+        "predictor.embed_dim=384",
+        "predictor.num_heads=12",
+        "model.pos_embed=rope",
+    ],
+    "vitg224": [
+        "model.name=vit_giant",
+        "model.patch_size=16",
+        "data.crop_size=224",
+        "data.frames_per_clip=16",
+        "train.batch_size=8",
+        "predictor.depth=12",
+        "predictor.embed_dim=384",
+        "predictor.num_heads=12",
+        "model.pos_embed=rope",
+    ],
 }
+CPU = torch.device("cpu")
 # Dense bf16 tensor-core peaks from NVIDIA's datasheets (FLOP/s, no sparsity), matched on the device name.
-CARD_BF16_PEAK = {"H200": 989e12, "H100 SXM": 989e12, "H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12,
-                  "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12}
-PRESETS = {"vjepa": "demo/vjepa", "salt_teacher": "demo/salt_teacher", "salt_student": "demo/salt_student",
-           "videomae": "demo/videomae"}
+CARD_BF16_PEAK = {
+    "H200": 989e12,
+    "H100 SXM": 989e12,
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "A10": 125e12,
+    "RTX 4090": 165e12,
+}
+PRESETS = {
+    "vjepa": "demo/vjepa",
+    "salt_teacher": "demo/salt_teacher",
+    "salt_student": "demo/salt_student",
+    "videomae": "demo/videomae",
+}
 
 
 def synchronize(device: torch.device) -> None:
@@ -54,8 +103,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(dtype: torch.dtype, device: torch.device = torch.device("cpu"), windows: int = 4,
-                window_s: float = 0.25) -> float:
+def matmul_peak(dtype: torch.dtype, device: torch.device = CPU, windows: int = 4, window_s: float = 0.25) -> float:
     """Best FLOP/s of torch.mm over a few shapes typical of these models, best of several short windows
     per shape (a shared CPU's slow window would otherwise understate the peak and inflate MFU)."""
     shapes = ((2048, 2048, 2048), (4096, 384, 1536), (4096, 1536, 384), (3136, 768, 768))
@@ -84,9 +132,21 @@ def card_peak(device: torch.device) -> tuple[str, float | None]:
     return name, next((peak for key, peak in CARD_BF16_PEAK.items() if key in name), None)
 
 
-def bench(method: str, config: str, precision: str, steps: int, warmup: int, profile: bool = False,
-          device: torch.device = torch.device("cpu"), extra: tuple[str, ...] = ()) -> dict:
-    overrides = CONFIGS[config] + [f"train.precision={precision}", "run.dir=/tmp/videojepa-bench", "train.grad_clip=1.0"]
+def bench(
+    method: str,
+    config: str,
+    precision: str,
+    steps: int,
+    warmup: int,
+    profile: bool = False,
+    device: torch.device = CPU,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    overrides = CONFIGS[config] + [
+        f"train.precision={precision}",
+        "run.dir=/tmp/videojepa-bench",
+        "train.grad_clip=1.0",
+    ]
     if method == "salt_student":  # a same-size random frozen teacher: the cost is what matters here
         overrides += ["method.teacher.checkpoint=null", f"method.teacher.model={CONFIGS[config][0].split('=')[1]}"]
     cfg = load_config(PRESETS[method], overrides + list(extra))
@@ -95,13 +155,17 @@ def bench(method: str, config: str, precision: str, steps: int, warmup: int, pro
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        trainer = Trainer(cfg, dist_info=init_distributed() if torch.distributed.is_torchelastic_launched()
-                          else DistInfo(device=device))
+        trainer = Trainer(
+            cfg,
+            dist_info=init_distributed() if torch.distributed.is_torchelastic_launched() else DistInfo(device=device),
+        )
     device = trainer.device
     batch = cfg.train.batch_size
     video = torch.randn(batch, 3, cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size, device=device)
-    masks = [MaskIndices(m.context.to(device), m.target.to(device))
-             for m in MaskCollator(build_mask_generators(cfg), seed=0).sample(batch, seed=0)]
+    masks = [
+        MaskIndices(m.context.to(device), m.target.to(device))
+        for m in MaskCollator(build_mask_generators(cfg), seed=0).sample(batch, seed=0)
+    ]
     lengths = [(m.context.shape[1], m.target.shape[1]) for m in masks]
     parts = step_components(cfg, lengths=lengths)
     flops = sum(c.flops for c in parts)
@@ -124,15 +188,29 @@ def bench(method: str, config: str, precision: str, steps: int, warmup: int, pro
 
         with profiler(activities=[ProfilerActivity.CPU]) as prof:
             trainer.train_step(video, masks)
-        print(f"{method} {config} {precision}: one profiled step\n"
-              + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), file=sys.stderr)
+        print(
+            f"{method} {config} {precision}: one profiled step\n"
+            + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15),
+            file=sys.stderr,
+        )
     peak_memory = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return {"method": method, "config": config, "precision": precision, "batch_size": batch,
-            "settings": list(extra), "parallel": cfg.train.parallel if trainer.sharded else "none",
-            "peak_memory_bytes": peak_memory,
-            "mask_lengths": lengths, "step_time_s": step_time, "steps_per_s": 1 / step_time,
-            "clips_per_s": batch / step_time, "flops_per_step": flops, "flops_per_step_with_attention": flops_attn,
-            "achieved_flops_per_s": flops / step_time, "achieved_flops_per_s_with_attention": flops_attn / step_time}
+    return {
+        "method": method,
+        "config": config,
+        "precision": precision,
+        "batch_size": batch,
+        "settings": list(extra),
+        "parallel": cfg.train.parallel if trainer.sharded else "none",
+        "peak_memory_bytes": peak_memory,
+        "mask_lengths": lengths,
+        "step_time_s": step_time,
+        "steps_per_s": 1 / step_time,
+        "clips_per_s": batch / step_time,
+        "flops_per_step": flops,
+        "flops_per_step_with_attention": flops_attn,
+        "achieved_flops_per_s": flops / step_time,
+        "achieved_flops_per_s_with_attention": flops_attn / step_time,
+    }
 
 
 def main() -> None:
@@ -148,15 +226,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="clips per step (default: the config's)")
     parser.add_argument("--ac", action="store_true", help="activation checkpointing")
     parser.add_argument("--compile", action="store_true", help="train.compile=true (every block)")
-    parser.add_argument("--parallel", choices=["ddp", "fsdp2"], default="ddp",
-                        help="fsdp2 needs a torchrun launch (one process is enough)")
+    parser.add_argument(
+        "--parallel",
+        choices=["ddp", "fsdp2"],
+        default="ddp",
+        help="fsdp2 needs a torchrun launch (one process is enough)",
+    )
     parser.add_argument("--card-peak", type=float, help="the card's dense bf16 FLOP/s (default: by its name)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    extra = tuple(f"train.{k}={v}" for k, v in (("batch_size", args.batch), ("activation_checkpointing", args.ac),
-                                                   ("compile", args.compile),
-                                                   ("parallel", None if args.parallel == "ddp" else args.parallel))
-                  if v not in (None, False))
+    extra = tuple(
+        f"train.{k}={v}"
+        for k, v in (
+            ("batch_size", args.batch),
+            ("activation_checkpointing", args.ac),
+            ("compile", args.compile),
+            ("parallel", None if args.parallel == "ddp" else args.parallel),
+        )
+        if v not in (None, False)
+    )
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     # the peak is measured before and after the steps and the higher one kept: MFU is never flattered by a
     # peak taken during a slow spell of the machine
@@ -179,16 +267,29 @@ def main() -> None:
             row["mfu_vs_datasheet"] = row["achieved_flops_per_s"] / datasheet_peak
             row["mfu_with_attention_vs_datasheet"] = row["achieved_flops_per_s_with_attention"] / datasheet_peak
         memory = f" peak {row['peak_memory_bytes'] / 2**30:.1f} GiB" if row["peak_memory_bytes"] else ""
-        print(f"{row['config']:9} {row['method']:13} {row['precision']} {' '.join(row['settings'])}: "
-              f"{row['step_time_s'] * 1e3:7.1f} ms/step {row['clips_per_s']:6.2f} clips/s  MFU {row['mfu']:.1%} "
-              f"(with attention {row['mfu_with_attention']:.1%}){memory}", flush=True, file=sys.stderr)
-    doc = {"machine": {"platform": platform.platform(), "processor": platform.processor(), "device": card,
-                       "threads": torch.get_num_threads(), "torch": torch.__version__},
-           "matmul_peak_flops_per_s": peaks, "matmul_peak_before_after": [peaks_before, peaks_after],
-           "datasheet_bf16_peak_flops_per_s": datasheet_peak, "results": rows}
+        print(
+            f"{row['config']:9} {row['method']:13} {row['precision']} {' '.join(row['settings'])}: "
+            f"{row['step_time_s'] * 1e3:7.1f} ms/step {row['clips_per_s']:6.2f} clips/s  MFU {row['mfu']:.1%} "
+            f"(with attention {row['mfu_with_attention']:.1%}){memory}",
+            flush=True,
+            file=sys.stderr,
+        )
+    doc = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "device": card,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "matmul_peak_flops_per_s": peaks,
+        "matmul_peak_before_after": [peaks_before, peaks_after],
+        "datasheet_bf16_peak_flops_per_s": datasheet_peak,
+        "results": rows,
+    }
     text = json.dumps(doc, indent=2)
     if args.out:
-        open(args.out, "w").write(text)
+        Path(args.out).write_text(text)
     print(text)
 
 

@@ -7,6 +7,7 @@ Each argument is a demo output folder or its results.json. The runs must share e
 (same budget, data size and overrides); the table adds, per method, the margin over the random-init
 encoder of the same seed (paired, so data and probe noise shared by both cancel).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,16 @@ import json
 import statistics
 from pathlib import Path
 
-SAME = ("num_videos", "budget_steps", "teacher_share", "probe_epochs", "frames", "size", "pretrain_overrides",
-        "probe_overrides")
+SAME = (
+    "num_videos",
+    "budget_steps",
+    "teacher_share",
+    "probe_epochs",
+    "frames",
+    "size",
+    "pretrain_overrides",
+    "probe_overrides",
+)
 
 
 def load(path: str) -> dict:
@@ -42,20 +51,28 @@ def summarise(results: list[dict]) -> dict:
     for r in results:
         base = next(row for row in r["rows"] if row["name"] == "random_init")["top1"]
         for row in r["rows"]:
-            entry = rows.setdefault(row["name"], {"label": row["label"], "top1": {t: [] for t in tasks},
-                                                  "margin": {t: [] for t in tasks}})
+            entry = rows.setdefault(
+                row["name"], {"label": row["label"], "top1": {t: [] for t in tasks}, "margin": {t: [] for t in tasks}}
+            )
             for t in tasks:
                 entry["top1"][t].append(row["top1"][t])
                 entry["margin"][t].append(row["top1"][t] - base[t])
-    return {"seeds": [r["settings"]["seed"] for r in results], "settings": first, "chance": results[0]["chance"],
-            "rows": rows}
+    return {
+        "seeds": [r["settings"]["seed"] for r in results],
+        "settings": first,
+        "chance": results[0]["chance"],
+        "rows": rows,
+    }
 
 
 def markdown(summary: dict) -> str:
     tasks = list(summary["chance"])
     head = " | ".join(f"{t} top-1 | {t} − random init" for t in tasks)
-    lines = [f"| method | {head} |", "|---" * (1 + 2 * len(tasks)) + "|",
-             "| chance | " + " | ".join(f"{100 * summary['chance'][t]:.1f} | -" for t in tasks) + " |"]
+    lines = [
+        f"| method | {head} |",
+        "|---" * (1 + 2 * len(tasks)) + "|",
+        "| chance | " + " | ".join(f"{100 * summary['chance'][t]:.1f} | -" for t in tasks) + " |",
+    ]
     for row in summary["rows"].values():
         cells = " | ".join(f"{mean_std(row['top1'][t])} | {mean_std(row['margin'][t])}" for t in tasks)
         lines.append(f"| {row['label']} | {cells} |")

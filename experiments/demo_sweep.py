@@ -17,6 +17,7 @@ plan.json:
 Output: OUT/summary.json, one record per job: per-task top-1, chance, and the final health monitors
 (RankMe, feature/target/prediction std) of every stage; plus each job's logs under OUT/<job>/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,16 @@ def synth(out: str, name: str, spec: dict, workers: int) -> str:
     folder = os.path.join(out, "data", name)
     if not os.path.exists(os.path.join(folder, "synth.json")):
         render = SynthSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.get("spec", {}).items()})
-        write_dataset(folder, num_videos=spec.get("num_videos", 1600), frames=spec.get("frames", 16),
-                      size=spec.get("size", 64), seed=spec.get("seed", 0), workers=workers,
-                      motions=spec.get("motions", DEFAULT_MOTIONS), spec=render)
+        write_dataset(
+            folder,
+            num_videos=spec.get("num_videos", 1600),
+            frames=spec.get("frames", 16),
+            size=spec.get("size", 64),
+            seed=spec.get("seed", 0),
+            workers=workers,
+            motions=spec.get("motions", DEFAULT_MOTIONS),
+            spec=render,
+        )
     return folder
 
 
@@ -53,7 +61,9 @@ def run_job(job: dict, out: str, data: dict, probe_overrides: list, threads: int
     def call(args: list, log: str) -> None:
         start = time.perf_counter()
         with open(os.path.join(job_dir, log), "w") as f:
-            proc = subprocess.run([sys.executable, "-m", "videojepa", *args], stdout=f, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.run(
+                [sys.executable, "-m", "videojepa", *args], stdout=f, stderr=subprocess.STDOUT, env=env
+            )
         record["seconds"][log] = round(time.perf_counter() - start, 1)
         if proc.returncode:
             raise RuntimeError(f"{job['name']}: {' '.join(args[:2])} failed (see {job_dir}/{log})")
@@ -64,21 +74,41 @@ def run_job(job: dict, out: str, data: dict, probe_overrides: list, threads: int
             runs[stage["name"]] = run_dir
             overrides = list(stage.get("overrides", []))
             for earlier, path in runs.items():
-                overrides = [o.replace("{run:%s}" % earlier, path) for o in overrides]
-            call(["pretrain", stage.get("preset", "demo/vjepa"), f"run.dir={run_dir}",
-                  f"data.train={folder}/motion/train.csv", f"data.val={folder}/motion/val.csv", *overrides],
-                 f"{stage['name']}.log")
+                overrides = [o.replace(f"{{run:{earlier}}}", path) for o in overrides]
+            call(
+                [
+                    "pretrain",
+                    stage.get("preset", "demo/vjepa"),
+                    f"run.dir={run_dir}",
+                    f"data.train={folder}/motion/train.csv",
+                    f"data.val={folder}/motion/val.csv",
+                    *overrides,
+                ],
+                f"{stage['name']}.log",
+            )
             record["stages"].append({"name": stage["name"], **last_health(run_dir)})
         checkpoint = runs[job["stages"][-1]["name"]] if job.get("stages") else "none"
         probe_dir = os.path.join(job_dir, "probe")
-        call(["probe", job.get("probe_preset", "demo/probe"), f"run.dir={probe_dir}", f"probe.checkpoint={checkpoint}",
-              f"tasks.0.train={folder}/motion/train.csv", f"tasks.0.val={folder}/motion/val.csv",
-              f"tasks.1.train={folder}/appearance/train.csv", f"tasks.1.val={folder}/appearance/val.csv",
-              *probe_overrides, *job.get("probe", [])], "probe.log")
+        call(
+            [
+                "probe",
+                job.get("probe_preset", "demo/probe"),
+                f"run.dir={probe_dir}",
+                f"probe.checkpoint={checkpoint}",
+                f"tasks.0.train={folder}/motion/train.csv",
+                f"tasks.0.val={folder}/motion/val.csv",
+                f"tasks.1.train={folder}/appearance/train.csv",
+                f"tasks.1.val={folder}/appearance/val.csv",
+                *probe_overrides,
+                *job.get("probe", []),
+            ],
+            "probe.log",
+        )
         with open(os.path.join(probe_dir, "results.json")) as f:
             results = json.load(f)
-        record["tasks"] = {t["name"]: {"top1": t["top1"], "chance": t["chance"], "best": t["best"]}
-                           for t in results["tasks"]}
+        record["tasks"] = {
+            t["name"]: {"top1": t["top1"], "chance": t["chance"], "best": t["best"]} for t in results["tasks"]
+        }
     except Exception as error:  # one failed job must not stop the sweep
         record["error"] = str(error)
     return record
@@ -103,8 +133,18 @@ def main() -> None:
             records.append(record)
             tasks = {k: round(v["top1"], 3) for k, v in record.get("tasks", {}).items()}
             ranks = [round(s["feature_rank"] or 0, 1) for s in record["stages"]]
-            print(json.dumps({"job": record["name"], **tasks, "rank": ranks, "error": record.get("error"),
-                              "s": sum(record["seconds"].values())}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "job": record["name"],
+                        **tasks,
+                        "rank": ranks,
+                        "error": record.get("error"),
+                        "s": sum(record["seconds"].values()),
+                    }
+                ),
+                flush=True,
+            )
             with open(os.path.join(args.out, "summary.json"), "w") as f:
                 json.dump(sorted(records, key=lambda r: r["name"]), f, indent=1)
 

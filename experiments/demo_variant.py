@@ -10,6 +10,7 @@ random-init row (same videos, same seed) is the baseline to compare with. Prints
 split into sub-problems (`videojepa.demo.report.motion_split`), every grid cell, and the run's final
 health monitors. The run and probe directories are ordinary ones: a killed run resumes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE pretraining overrides, as `videojepa pretrain`")
     args = parser.parse_args()
 
-    from videojepa.demo import run as demo
     from videojepa.config.loader import load_config
+    from videojepa.demo import run as demo
     from videojepa.demo.report import motion_split
     from videojepa.eval.config import ProbeConfig
     from videojepa.eval.runner import run_probe
@@ -37,20 +38,43 @@ def main() -> None:
     demo_dir, out = Path(args.demo), Path(args.out)
     settings = json.loads((demo_dir / "settings.json").read_text())
     seed, epochs, data = settings["seed"], settings["probe_epochs"], demo_dir / "data"
-    cfg = demo.with_steps(demo.pretrain_config(args.method, out / "run", data, seed, overrides=args.overrides), args.steps)
+    cfg = demo.with_steps(
+        demo.pretrain_config(args.method, out / "run", data, seed, overrides=args.overrides), args.steps
+    )
     start = time.perf_counter()
     Trainer(cfg).fit()
     trained = time.perf_counter() - start
     motion = {"name": "motion", "train": str(data / "motion/train.csv"), "val": str(data / "motion/val.csv")}
-    probe_cfg = load_config("demo/probe", [("run.dir", str(out / "probe")), ("run.seed", seed), ("optim.epochs", epochs),
-                                           ("probe.checkpoint", str(out / "run")), ("tasks", [motion])], schema=ProbeConfig)
+    probe_cfg = load_config(
+        "demo/probe",
+        [
+            ("run.dir", str(out / "probe")),
+            ("run.seed", seed),
+            ("optim.epochs", epochs),
+            ("probe.checkpoint", str(out / "run")),
+            ("tasks", [motion]),
+        ],
+        schema=ProbeConfig,
+    )
     task = run_probe(probe_cfg, log=None)["tasks"][0]
     health = demo.last_health(out / "run")
-    print(json.dumps({"demo": str(demo_dir), "seed": seed, "method": args.method, "steps": args.steps,
-                      "overrides": args.overrides, "motion_top1": task["top1"],
-                      "motion_split": motion_split(task["classes"], task["confusion"]),
-                      "cells": [{k: c[k] for k in ("lr", "weight_decay", "top1", "train_loss")} for c in task["cells"]],
-                      "health": health, "train_s": round(trained, 1)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "demo": str(demo_dir),
+                "seed": seed,
+                "method": args.method,
+                "steps": args.steps,
+                "overrides": args.overrides,
+                "motion_top1": task["top1"],
+                "motion_split": motion_split(task["classes"], task["confusion"]),
+                "cells": [{k: c[k] for k in ("lr", "weight_decay", "top1", "train_loss")} for c in task["cells"]],
+                "health": health,
+                "train_s": round(trained, 1),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Probe results written before probes recorded their confusion matrix are re-probe
 demo's cached features (same config and seed, into DEMO/breakdown/<encoder>): a probe's training time,
 no encoder forward.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,13 @@ def main() -> None:
     print("|---|---|" + "---|" * len(keys))
     for encoder, found in rows.items():
         if found:
-            stats = [(statistics.mean(r[k] for r in found), statistics.stdev(r[k] for r in found) if len(found) > 1 else 0.0)
-                     for k in keys]
-            print(f"| {encoder} | {len(found)} | " + " | ".join(f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in stats) + " |")
+            stats = [
+                (statistics.mean(r[k] for r in found), statistics.stdev(r[k] for r in found) if len(found) > 1 else 0.0)
+                for k in keys
+            ]
+            print(
+                f"| {encoder} | {len(found)} | " + " | ".join(f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in stats) + " |"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
 

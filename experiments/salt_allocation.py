@@ -21,6 +21,7 @@ and wall time, student top-1 per task, health], "summary": [per share: runs, mea
 task], "table": the Markdown table, "plot": PNG path}; the table also goes to WORK/salt_allocation.md and
 the plot (top-1 against teacher share, mean +- std over seeds) to WORK/salt_allocation.png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,21 @@ def job_configs(work: Path, share: float, seed: int, overrides: tuple[str, ...])
     """The teacher and student of one job, and the V-JEPA config that prices the budget."""
     data, runs = work / "data" / f"seed{seed}", work / "runs" / f"share{share:g}-seed{seed}"
     teacher = demo.pretrain_config("salt_teacher", runs / "salt_teacher", data, seed, overrides=overrides)
-    student = demo.pretrain_config("salt_student", runs / "salt_student", data, seed, teacher=teacher,
-                                   overrides=overrides)
+    student = demo.pretrain_config(
+        "salt_student", runs / "salt_student", data, seed, teacher=teacher, overrides=overrides
+    )
     vjepa = demo.pretrain_config("vjepa", runs / "vjepa", data, seed, overrides=overrides)  # never trained
     return {"salt_teacher": teacher, "salt_student": student, "vjepa": vjepa}
 
 
-def run_job(work: Path, share: float, seed: int, size: demo.DemoSize, overrides: tuple[str, ...],
-            probe_overrides: tuple[str, ...]) -> dict:
+def run_job(
+    work: Path,
+    share: float,
+    seed: int,
+    size: demo.DemoSize,
+    overrides: tuple[str, ...],
+    probe_overrides: tuple[str, ...],
+) -> dict:
     """Teacher, then student, then the student's probe; returns the job's record."""
     configs = job_configs(work, share, seed, overrides)
     plan = demo.plan_budget(configs, size.budget_steps, share)
@@ -56,11 +64,21 @@ def run_job(work: Path, share: float, seed: int, size: demo.DemoSize, overrides:
     for name in ("salt_teacher", "salt_student"):
         row = plan["runs"][name]
         trained = demo.train(demo.with_steps(configs[name], row["steps"]), log=print)
-        record[name] = {"steps": row["steps"], "flops": row["flops"], "wall_s": trained["wall_s"],
-                        "health": demo.last_health(trained["dir"])}
+        record[name] = {
+            "steps": row["steps"],
+            "flops": row["flops"],
+            "wall_s": trained["wall_s"],
+            "health": demo.last_health(trained["dir"]),
+        }
     student_dir = Path(configs["salt_student"].run.dir)
-    cfg = demo.probe_config(student_dir, student_dir.parent / "probe", work / "data" / f"seed{seed}",
-                            size.probe_epochs, seed, overrides=probe_overrides)
+    cfg = demo.probe_config(
+        student_dir,
+        student_dir.parent / "probe",
+        work / "data" / f"seed{seed}",
+        size.probe_epochs,
+        seed,
+        overrides=probe_overrides,
+    )
     results = demo.probe(cfg, log=print)
     record["top1"] = demo.top1(results)
     record["chance"] = {t["name"]: t["chance"] for t in results["tasks"]}
@@ -83,27 +101,40 @@ def summarise(records: list[dict], shares: list[float], tasks=demo.TASKS) -> lis
     rows = []
     for share in shares:
         mine = [r for r in records if r["share"] == share]
-        row = {"share": share, "runs": len(mine),
-               "teacher_steps": mine[0]["salt_teacher"]["steps"] if mine else None,
-               "student_steps": mine[0]["salt_student"]["steps"] if mine else None}
+        row = {
+            "share": share,
+            "runs": len(mine),
+            "teacher_steps": mine[0]["salt_teacher"]["steps"] if mine else None,
+            "student_steps": mine[0]["salt_student"]["steps"] if mine else None,
+        }
         for task in tasks:
             scores = [r["top1"][task] for r in mine]
-            row[task] = {"mean": statistics.fmean(scores) if scores else None,
-                         "std": statistics.stdev(scores) if len(scores) > 1 else 0.0}
+            row[task] = {
+                "mean": statistics.fmean(scores) if scores else None,
+                "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+            }
         rows.append(row)
     return rows
 
 
 def markdown(summary: list[dict], budget: float, chance: dict, tasks=demo.TASKS) -> str:
-    lines = [f"SALT student at a fixed budget of {budget:.3g} FLOPs (teacher + student); attentive-probe "
-             f"top-1 (%) on validation, mean +- std over seeds.", "",
-             "| teacher share | teacher + student steps | seeds | " + " | ".join(f"{t} top-1" for t in tasks) + " |",
-             "|---" * (3 + len(tasks)) + "|"]
+    lines = [
+        f"SALT student at a fixed budget of {budget:.3g} FLOPs (teacher + student); attentive-probe "
+        f"top-1 (%) on validation, mean +- std over seeds.",
+        "",
+        "| teacher share | teacher + student steps | seeds | " + " | ".join(f"{t} top-1" for t in tasks) + " |",
+        "|---" * (3 + len(tasks)) + "|",
+    ]
     for row in summary:
-        cells = [f"{100 * row[t]['mean']:.1f} +- {100 * row[t]['std']:.1f}" if row[t]["mean"] is not None else "-"
-                 for t in tasks]
-        lines.append(f"| {row['share']:g} | {row['teacher_steps']} + {row['student_steps']} | {row['runs']} | "
-                     + " | ".join(cells) + " |")
+        cells = [
+            f"{100 * row[t]['mean']:.1f} +- {100 * row[t]['std']:.1f}" if row[t]["mean"] is not None else "-"
+            for t in tasks
+        ]
+        lines.append(
+            f"| {row['share']:g} | {row['teacher_steps']} + {row['student_steps']} | {row['runs']} | "
+            + " | ".join(cells)
+            + " |"
+        )
     lines.append("| chance | - | - | " + " | ".join(f"{100 * chance[t]:.1f}" for t in tasks) + " |")
     return "\n".join(lines) + "\n"
 
@@ -131,8 +162,9 @@ def plot(summary: list[dict], chance: dict, path: Path, tasks=demo.TASKS) -> Non
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--work", default="runs/salt_allocation", help="data, run directories, table and plot")
     parser.add_argument("--out", help="also write the JSON here")
     parser.add_argument("--shares", default="0.1,0.2,0.4,0.6", help="teacher shares of the budget, comma separated")
@@ -143,16 +175,29 @@ def main() -> None:
     parser.add_argument("--probe-epochs", type=int, help="probe epochs (default: the demo's)")
     parser.add_argument("--jobs", type=int, default=1, help="jobs run at once, each in its own process")
     parser.add_argument("--threads", type=int, help="torch threads per job (default: CPUs / jobs)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override for every pretraining config (repeatable)")
-    parser.add_argument("--probe-set", dest="probe_overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override for every probe config (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every pretraining config (repeatable)",
+    )
+    parser.add_argument(
+        "--probe-set",
+        dest="probe_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every probe config (repeatable)",
+    )
     args = parser.parse_args()
 
     shares = [float(s) for s in args.shares.split(",") if s.strip()]
     given = {"budget_steps": args.budget_steps, "num_videos": args.num_videos, "probe_epochs": args.probe_epochs}
-    size = dataclasses.replace(demo.SIZES["quick" if args.quick else "full"],
-                               **{k: v for k, v in given.items() if v is not None})
+    size = dataclasses.replace(
+        demo.SIZES["quick" if args.quick else "full"], **{k: v for k, v in given.items() if v is not None}
+    )
     work, seeds = Path(args.work), list(range(args.seeds))
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
     overrides, probe_overrides = tuple(args.overrides), tuple(args.probe_overrides)
@@ -184,8 +229,10 @@ def main() -> None:
     else:
         context = multiprocessing.get_context("spawn")  # safe with CUDA and with torch's thread pools
         with futures.ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
-            pending = {pool.submit(logged_job, threads, work, share, seed, size, overrides, probe_overrides):
-                       (share, seed) for share, seed in jobs}
+            pending = {
+                pool.submit(logged_job, threads, work, share, seed, size, overrides, probe_overrides): (share, seed)
+                for share, seed in jobs
+            }
             for done in futures.as_completed(pending):
                 finished(*pending[done], done.result)
     records.sort(key=lambda r: (r["share"], r["seed"]))
@@ -200,18 +247,30 @@ def main() -> None:
     (work / "salt_allocation.md").write_text(table)
     plot(summary, chance, work / "salt_allocation.png")
     sizes = {k: v for k, v in dataclasses.asdict(size).items() if k != "teacher_share"}  # shares replace it
-    result = {"settings": {**sizes, "shares": shares, "seeds": seeds, "jobs": args.jobs,
-                           "threads": threads, "overrides": list(overrides), "probe_overrides": list(probe_overrides),
-                           "data": "rendered once per seed"},
-              "budget": {k: v for k, v in budget.items() if k not in ("runs", "teacher_share")},
-              "chance": chance, "records": records, "failed": failed, "summary": summary, "table": table,
-              "plot": str(work / "salt_allocation.png")}
+    result = {
+        "settings": {
+            **sizes,
+            "shares": shares,
+            "seeds": seeds,
+            "jobs": args.jobs,
+            "threads": threads,
+            "overrides": list(overrides),
+            "probe_overrides": list(probe_overrides),
+            "data": "rendered once per seed",
+        },
+        "budget": {k: v for k, v in budget.items() if k not in ("runs", "teacher_share")},
+        "chance": chance,
+        "records": records,
+        "failed": failed,
+        "summary": summary,
+        "table": table,
+        "plot": str(work / "salt_allocation.png"),
+    }
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
     log(table)
-
 
 
 if __name__ == "__main__":

@@ -39,11 +39,25 @@ def tiny_synth(tmp_path_factory):
 def tiny_overrides(data_dir, run_dir, **extra):
     """Overrides that shrink a demo preset to a few-second CPU run."""
     settings = {
-        "run.dir": run_dir, "data.train": f"{data_dir}/motion/train.csv", "data.val": f"{data_dir}/motion/val.csv",
-        "data.crop_size": 32, "data.frames_per_clip": 8, "data.frame_step": 2, "data.num_workers": 0,
-        "model.name": "vit_pico", "model.patch_size": 8, "predictor.depth": 1, "predictor.embed_dim": 32,
-        "predictor.num_heads": 2, "train.batch_size": 4, "train.steps": 20, "train.warmup_steps": 2,
-        "train.lr": 2e-3, "train.start_lr": 2e-3, "train.log_every": 5, "train.checkpoint_every": 10,
+        "run.dir": run_dir,
+        "data.train": f"{data_dir}/motion/train.csv",
+        "data.val": f"{data_dir}/motion/val.csv",
+        "data.crop_size": 32,
+        "data.frames_per_clip": 8,
+        "data.frame_step": 2,
+        "data.num_workers": 0,
+        "model.name": "vit_pico",
+        "model.patch_size": 8,
+        "predictor.depth": 1,
+        "predictor.embed_dim": 32,
+        "predictor.num_heads": 2,
+        "train.batch_size": 4,
+        "train.steps": 20,
+        "train.warmup_steps": 2,
+        "train.lr": 2e-3,
+        "train.start_lr": 2e-3,
+        "train.log_every": 5,
+        "train.checkpoint_every": 10,
         "train.precision": "fp32",
     }
     settings.update(extra)

@@ -9,6 +9,7 @@ OUT/samples-w{world}-r{rank}.json (the dataset indices each rank's loader drew f
 One process also writes OUT/{method}-half-w1.pt, trained on the first half of each batch only: what a rank
 would end with if gradients were never averaged (the negative control).
 """
+
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_overrides  # noqa: E402
+
 from videojepa.config import load_config  # noqa: E402
 from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators  # noqa: E402
 from videojepa.train.trainer import Trainer  # noqa: E402
@@ -34,13 +36,34 @@ def full_state(method) -> dict:
     return {k: v.clone() for k, v in get_model_state_dict(method, options=options).items()}
 
 
-def train(method_name: str, parallel: str, data: str, out: Path, world: int, rank: int, half: bool = False,
-          name: str = "", **extra) -> None:
+def train(
+    method_name: str,
+    parallel: str,
+    data: str,
+    out: Path,
+    world: int,
+    rank: int,
+    half: bool = False,
+    name: str = "",
+    **extra,
+) -> None:
     name = name or f"{method_name}-{'half' if half else parallel}-w{world}"
-    overrides = tiny_overrides(data, out / f"run-{name}", **{
-        "train.parallel": parallel, "train.batch_size": GLOBAL_BATCH, "train.steps": STEPS,
-        "train.warmup_steps": 0, "train.lr": 1e-3, "train.grad_clip": "null", "method.teacher.checkpoint": "null",
-        "method.teacher.model": "vit_pico", "method.ema": "[0.9, 0.9]", **extra})
+    overrides = tiny_overrides(
+        data,
+        out / f"run-{name}",
+        **{
+            "train.parallel": parallel,
+            "train.batch_size": GLOBAL_BATCH,
+            "train.steps": STEPS,
+            "train.warmup_steps": 0,
+            "train.lr": 1e-3,
+            "train.grad_clip": "null",
+            "method.teacher.checkpoint": "null",
+            "method.teacher.model": "vit_pico",
+            "method.ema": "[0.9, 0.9]",
+            **extra,
+        },
+    )
     trainer = Trainer(load_config(METHODS[method_name], overrides))
     per_rank = GLOBAL_BATCH // (2 if half else world)
     generator = torch.Generator().manual_seed(0)
@@ -50,8 +73,9 @@ def train(method_name: str, parallel: str, data: str, out: Path, world: int, ran
         video = torch.randn(GLOBAL_BATCH, 3, 8, 32, 32, generator=generator)
         masks = collator.sample(GLOBAL_BATCH, step)
         part = slice(rank * per_rank, (rank + 1) * per_rank)
-        losses.append(trainer.train_step(video[part], [MaskIndices(m.context[part], m.target[part]) for m in masks])
-                      ["loss"])
+        losses.append(
+            trainer.train_step(video[part], [MaskIndices(m.context[part], m.target[part]) for m in masks])["loss"]
+        )
     state = full_state(trainer.method)
     if rank == 0:
         torch.save(state, out / f"{name}.pt")
@@ -74,8 +98,11 @@ def ema_alignment_checks(data: str, out: Path) -> None:
     for block in other_dim.blocks:
         fully_shard(block, shard_placement_fn=lambda p: Shard(p.ndim - 1))
     fully_shard(other_dim, shard_placement_fn=lambda p: Shard(p.ndim - 1))
-    for name, target in (("as wrapped", method.target_encoder), ("unsharded", encoder_from_arch(method.encoder.arch)),
-                         ("sharded on another dimension", other_dim)):
+    for name, target in (
+        ("as wrapped", method.target_encoder),
+        ("unsharded", encoder_from_arch(method.encoder.arch)),
+        ("sharded on another dimension", other_dim),
+    ):
         try:
             check_ema_alignment(target, method.encoder, "target_encoder")
             outcomes[name] = "accepted"
@@ -85,10 +112,10 @@ def ema_alignment_checks(data: str, out: Path) -> None:
         (out / "ema-alignment.json").write_text(json.dumps(outcomes))
 
 
-
 def loader_samples(data: str, out: Path, world: int, rank: int) -> None:
-    trainer = Trainer(load_config("demo/vjepa", tiny_overrides(data, out / "run-samples", **{
-        "train.batch_size": GLOBAL_BATCH})))
+    trainer = Trainer(
+        load_config("demo/vjepa", tiny_overrides(data, out / "run-samples", **{"train.batch_size": GLOBAL_BATCH}))
+    )
     trainer.build_data()
     batches = iter(trainer.loader)
     drawn = [next(batches)["index"].tolist() for _ in range(2)]
@@ -104,11 +131,19 @@ def restore(config: str, out: Path) -> None:
     trainer.prepare_run_dir()
     trainer.build_data()
     assert trainer.resume()
-    method, optimizer = get_state_dict(trainer.method, trainer.optimizer,
-                                       options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    method, optimizer = get_state_dict(
+        trainer.method, trainer.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
     if trainer.dist.is_main:
-        torch.save({"method": method, "optimizer": optimizer["state"], "step": trainer.step,
-                    "loader": trainer.loader.state_dict()}, out)
+        torch.save(
+            {
+                "method": method,
+                "optimizer": optimizer["state"],
+                "step": trainer.step,
+                "loader": trainer.loader.state_dict(),
+            },
+            out,
+        )
 
 
 def main() -> None:
@@ -129,8 +164,16 @@ def main() -> None:
     if world > 1:
         train("vjepa", "fsdp2", data, out, world, rank, name=f"vjepa-hsdp-w{world}", **{"train.replicas": world})
         for shard in (False, True):  # bf16: the replicated teacher is cast to bf16, the sharded one computes in it
-            train("salt_student", "fsdp2", data, out, world, rank, name=f"teacher-shard-{shard}",
-                  **{"train.precision": "bf16", "method.teacher.shard": shard})
+            train(
+                "salt_student",
+                "fsdp2",
+                data,
+                out,
+                world,
+                rank,
+                name=f"teacher-shard-{shard}",
+                **{"train.precision": "bf16", "method.teacher.shard": shard},
+            )
         ema_alignment_checks(data, out)
 
 

@@ -2,6 +2,7 @@
 
 Written the textbook way, with nothing folded or shared, so that a disagreement points at the fast form.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from videojepa.config import load_config
 from videojepa.train.trainer import Trainer
 
@@ -22,10 +22,19 @@ def test_compile_covers_every_block_reuses_graphs_and_matches_eager(tiny_synth, 
 
     torch._dynamo.reset()
     counters.clear()
-    compiled = Trainer(load_config("demo/vjepa", tiny_overrides(
-        tiny_synth, tmp_path / "compiled", **{"train.compile": True, "train.compile_backend": "aot_eager"})))
-    blocks = [m for net in (compiled.method.encoder, compiled.method.target_encoder, compiled.method.predictor)
-              for m in net.blocks]
+    compiled = Trainer(
+        load_config(
+            "demo/vjepa",
+            tiny_overrides(
+                tiny_synth, tmp_path / "compiled", **{"train.compile": True, "train.compile_backend": "aot_eager"}
+            ),
+        )
+    )
+    blocks = [
+        m
+        for net in (compiled.method.encoder, compiled.method.target_encoder, compiled.method.predictor)
+        for m in net.blocks
+    ]
     assert all(getattr(b, "_compiled_call_impl", None) is not None for b in blocks)
     lengths, losses = steps_of(compiled, 2)
     graphs_after_two = counters["stats"]["unique_graphs"]

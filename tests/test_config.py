@@ -29,8 +29,10 @@ def test_required_training_keys_exist():
 
 
 def test_overrides_reach_nested_keys_and_list_items():
-    cfg = load_config("vjepa/vitl16", ["train.steps=7", "masks.1.spatial_scale=0.5", "train.betas=[0.8, 0.9]",
-                                       "method.teacher.model=vit_base"])
+    cfg = load_config(
+        "vjepa/vitl16",
+        ["train.steps=7", "masks.1.spatial_scale=0.5", "train.betas=[0.8, 0.9]", "method.teacher.model=vit_base"],
+    )
     assert cfg.train.steps == 7 and cfg.masks[1].spatial_scale == 0.5 and cfg.train.betas == (0.8, 0.9)
     assert cfg.method.teacher.model == "vit_base"
 
@@ -55,16 +57,19 @@ def test_plan_overrides_apply_to_every_stage():
     assert [stage_config(s).train.batch_size for s in plan.stages] == [8, 8]
 
 
-@pytest.mark.parametrize("override, key, hint", [
-    ("train.stpes=3", "train.stpes", "did you mean 'train.steps'"),
-    ("train.steps=abc", "train.steps", "integer"),
-    ("train.precision=fp8", "train.precision", "'fp32', 'bf16' or 'fp16'"),
-    ("data.crop_size=100", "data.crop_size", "multiples of 16"),
-    ("data.frames_per_clip=15", "data.frames_per_clip", "multiples of 2"),
-    ("model.name=vit_enormous", "model.name", "vit_large"),
-    ("masks.0.spatial_scale=1.5", "masks.0.spatial_scale", "less than or equal to 1"),
-    ("masks.3.num_blocks=1", "masks.3", "index must be 0..1"),
-])
+@pytest.mark.parametrize(
+    "override, key, hint",
+    [
+        ("train.stpes=3", "train.stpes", "did you mean 'train.steps'"),
+        ("train.steps=abc", "train.steps", "integer"),
+        ("train.precision=fp8", "train.precision", "'fp32', 'bf16' or 'fp16'"),
+        ("data.crop_size=100", "data.crop_size", "multiples of 16"),
+        ("data.frames_per_clip=15", "data.frames_per_clip", "multiples of 2"),
+        ("model.name=vit_enormous", "model.name", "vit_large"),
+        ("masks.0.spatial_scale=1.5", "masks.0.spatial_scale", "less than or equal to 1"),
+        ("masks.3.num_blocks=1", "masks.3", "index must be 0..1"),
+    ],
+)
 def test_config_errors_name_the_key_and_allowed_values(cli, override, key, hint):
     code, out, err = cli("flops", "paper/vjepa2_vitl_224", override)
     assert code == 2 and out == ""
@@ -73,8 +78,9 @@ def test_config_errors_name_the_key_and_allowed_values(cli, override, key, hint)
 
 
 def test_config_error_in_a_real_process_has_no_traceback():
-    proc = subprocess.run([sys.executable, "-m", "videojepa", "flops", "vjepa/vitl16", "train.stpes=3"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "videojepa", "flops", "vjepa/vitl16", "train.stpes=3"], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "train.stpes" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""

@@ -1,4 +1,5 @@
 """Bad input never crashes a run and is never silently dropped."""
+
 import warnings
 
 import av
@@ -36,7 +37,7 @@ def plant_bad_files(root) -> dict:
     front = (root / "front.mp4").read_bytes()
     (root / "front.mp4").write_bytes(front[: len(front) // 2])
     tag = data.find(b"avc1", data.find(b"stsd"))
-    (root / "codec.mp4").write_bytes(data[:tag] + b"zzzz" + data[tag + 4:])
+    (root / "codec.mp4").write_bytes(data[:tag] + b"zzzz" + data[tag + 4 :])
     write_index_video(str(root / "short.mp4"), 3, 32, 32)
     return {
         "missing.mp4": "file not found",

@@ -1,4 +1,5 @@
 """`videojepa data bench`: CPU cost per clip, and the workers / cores for a target rate or a run's rate."""
+
 import json
 import math
 
@@ -44,8 +45,25 @@ def test_target_from_a_run_is_its_step_rate_without_data_wait(tmp_path):
 def test_bench_cli_with_a_run_and_two_sources(cli, tiny_synth, tmp_path):
     write_run(tmp_path, [(1.0, 0.0), (40.0, 0.2), (40.0, 0.2)])
     sources = [tiny_synth / "motion" / "train.csv", tiny_synth / "motion" / "val.csv"]
-    code, out, err = cli("data", "bench", *sources, "--crop-size", "32", "--frames-per-clip", "8", "--frame-step", "2",
-                         "--clips", "4", "--run", tmp_path, "--weights", "3", "1", "--json")
+    code, out, err = cli(
+        "data",
+        "bench",
+        *sources,
+        "--crop-size",
+        "32",
+        "--frames-per-clip",
+        "8",
+        "--frame-step",
+        "2",
+        "--clips",
+        "4",
+        "--run",
+        tmp_path,
+        "--weights",
+        "3",
+        "1",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["target_clips_per_s"] == pytest.approx(50.0)

@@ -1,4 +1,5 @@
 """`videojepa data synth|check`, through the real command line entry point (conftest's `cli`)."""
+
 import json
 
 import pytest
@@ -8,8 +9,9 @@ from videojepa.data.synth import write_index_video
 
 def test_synth_writes_both_label_sets(tmp_path, cli):
     out = tmp_path / "synth"
-    code, text, _ = cli("data", "synth", "--out", out, "--num-videos", 8, "--frames", 8, "--size", 32,
-                        "--workers", 2, "--seed", 1)
+    code, text, _ = cli(
+        "data", "synth", "--out", out, "--num-videos", 8, "--frames", 8, "--size", 32, "--workers", 2, "--seed", 1
+    )
     assert code == 0 and "wrote 8 videos (6 train, 2 val)" in text
     assert "motion     4 classes (chance 25.0%): rotate_cw, rotate_ccw, bounce, oscillate" in text
     for task in ("motion", "appearance"):
@@ -20,8 +22,22 @@ def test_synth_writes_both_label_sets(tmp_path, cli):
 
 
 def test_synth_motions_replaces_the_default_classes(tmp_path, cli):
-    code, text, _ = cli("data", "synth", "--out", tmp_path, "--num-videos", 4, "--frames", 2, "--size", 16,
-                        "--workers", 1, "--motions", "decelerate,accelerate,bounce")
+    code, text, _ = cli(
+        "data",
+        "synth",
+        "--out",
+        tmp_path,
+        "--num-videos",
+        4,
+        "--frames",
+        2,
+        "--size",
+        16,
+        "--workers",
+        1,
+        "--motions",
+        "decelerate,accelerate,bounce",
+    )
     assert code == 0 and "motion     3 classes (chance 33.3%): decelerate, accelerate, bounce" in text
     assert (tmp_path / "motion" / "classes.txt").read_text().split() == ["decelerate", "accelerate", "bounce"]
     assert json.loads((tmp_path / "synth.json").read_text())["motion_classes"] == ["decelerate", "accelerate", "bounce"]
@@ -36,8 +52,9 @@ def test_check_reports_exactly_the_planted_bad_file(tmp_path, cli):
     code, text, _ = cli("data", "check", tmp_path, "--workers", 2, "--frame-step", 2)
     assert code == 1
     bad_lines = [line for line in text.splitlines() if line.startswith("BAD")]
-    assert bad_lines == [f"BAD   {tmp_path / 'broken.mp4'}: not a readable media file "
-                         "(Invalid data found when processing input)"]
+    assert bad_lines == [
+        f"BAD   {tmp_path / 'broken.mp4'}: not a readable media file (Invalid data found when processing input)"
+    ]
     assert "checked 6 files" in text and "5 ok, 1 bad, 1 shorter than one clip" in text and "clips/s" in text
     assert f"SHORT {tmp_path / 'short.mp4'}: 10 frames" in text
 

@@ -1,6 +1,6 @@
 """Dataset sources: V-JEPA lists, headed CSVs, class folders, images; item layout."""
+
 import av
-import numpy as np
 import pytest
 import torch
 
@@ -138,8 +138,10 @@ def test_classes_txt_with_fewer_names_than_labels_is_an_error(tmp_path, cli):
     write_index_video(str(tmp_path / "v.mp4"), 10, 32, 32)
     (tmp_path / "list.csv").write_text("v.mp4 0\nv.mp4 2\n")
     (tmp_path / "classes.txt").write_text("cat\ndog\n")
-    message = (f"{tmp_path / 'classes.txt'} names 2 classes but {tmp_path / 'list.csv'} uses label 2: it needs at "
-               f"least 3 names, one per line in label order (or remove it to number the classes)")
+    message = (
+        f"{tmp_path / 'classes.txt'} names 2 classes but {tmp_path / 'list.csv'} uses label 2: it needs at "
+        f"least 3 names, one per line in label order (or remove it to number the classes)"
+    )
     with pytest.raises(UserError) as err:
         read_entries(str(tmp_path / "list.csv"))
     assert str(err.value) == message

@@ -1,4 +1,5 @@
 """Loader: exact resume, worker independence, DistributedSampler compatibility, seeding, custom collate."""
+
 import random
 
 import numpy as np
@@ -122,8 +123,9 @@ class RandomDraws(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         info = torch.utils.data.get_worker_info()
-        return torch.tensor([np.random.randint(1 << 30), random.randrange(1 << 30), torch.randint(1 << 30, ()).item(),
-                             info.id])
+        return torch.tensor(
+            [np.random.randint(1 << 30), random.randrange(1 << 30), torch.randint(1 << 30, ()).item(), info.id]
+        )
 
 
 def test_workers_are_seeded_per_worker_and_per_seed():
@@ -147,8 +149,10 @@ def test_a_resized_run_reads_each_sample_of_the_epoch_once(before, after):
     size, global_batch, steps_before = 30, 4, 3
 
     def samplers(world):
-        return [ResumableSampler(size, seed=7, rank=r, world_size=world, drop_last=True,
-                                 batch_size=global_batch // world) for r in range(world)]
+        return [
+            ResumableSampler(size, seed=7, rank=r, world_size=world, drop_last=True, batch_size=global_batch // world)
+            for r in range(world)
+        ]
 
     def read(ranks, steps):
         """`steps` global batches: each rank takes its next per-rank batch."""
@@ -169,5 +173,5 @@ def test_a_resized_run_reads_each_sample_of_the_epoch_once(before, after):
         s.load_state_dict(state)
     seen += read(resumed, size // global_batch - steps_before)
     epoch = ResumableSampler(size, seed=7).epoch_indices(0)
-    assert seen == epoch[:size // global_batch * global_batch]  # the epoch's order, each sample once
+    assert seen == epoch[: size // global_batch * global_batch]  # the epoch's order, each sample once
     assert len(set(seen)) == len(seen)

@@ -1,11 +1,12 @@
 """Weighted mixtures of sources: the documented per-epoch composition, sampling proportions, exact resume."""
+
 import signal
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from videojepa.config import load_config
 from videojepa.data import DataConfig, build_dataset, build_loader
 from videojepa.data.mixture import MixtureDataset, MixtureSampler, composition
@@ -46,8 +47,10 @@ def test_sampler_draws_the_configured_proportion_and_every_file_before_repeats()
 
 @pytest.fixture(scope="module")
 def two_sources(tiny_synth):
-    return [{"path": str(tiny_synth / "motion" / "train.csv"), "weight": 3},
-            {"path": str(tiny_synth / "appearance" / "val.csv"), "weight": 1}]
+    return [
+        {"path": str(tiny_synth / "motion" / "train.csv"), "weight": 3},
+        {"path": str(tiny_synth / "appearance" / "val.csv"), "weight": 1},
+    ]
 
 
 def test_mixture_loader_resumes_exactly(two_sources, one_thread):
@@ -76,9 +79,13 @@ def test_mixture_config_and_training(two_sources, tiny_synth, tmp_path):
         load_config("demo/vjepa", [("data.train", ["a.csv", {"path": "b.csv", "weight": 0}])])
     with pytest.raises(UserError, match=r"data.train: source 0: share: extra inputs are not permitted"):
         load_config("demo/vjepa", [("data.train", [{"path": "a.csv", "share": 1}])])
-    cfg = load_config("demo/vjepa", [*tiny_overrides(tiny_synth, tmp_path, **{"train.steps": 2}),
-                                     f"data.train=[{{path: {two_sources[0]['path']}, weight: 3}}, "
-                                     f"{{path: {two_sources[1]['path']}}}]"])
+    cfg = load_config(
+        "demo/vjepa",
+        [
+            *tiny_overrides(tiny_synth, tmp_path, **{"train.steps": 2}),
+            f"data.train=[{{path: {two_sources[0]['path']}, weight: 3}}, {{path: {two_sources[1]['path']}}}]",
+        ],
+    )
     assert [s.weight for s in cfg.data.train] == [3.0, 1.0]
     # fit() installs a SIGTERM handler and leaves it: restore the default, or later fork pools in this process
     # could not be terminated

@@ -1,5 +1,6 @@
 """`videojepa data prepare`: a prepared copy gives the same clips, its manifest is a full scan, bad sources are
 skipped, and a killed run continues to the same manifest."""
+
 import hashlib
 import json
 import os
@@ -30,8 +31,17 @@ def shown_indices(video: torch.Tensor) -> np.ndarray:
 
 def whole_frame_cfg(**kw) -> DataConfig:
     """Training sampling with a crop that is the whole (square) frame: pixels comparable one to one."""
-    base = dict(crop_size=32, eval_resize_ratio=1.0, mean=MEAN, std=STD, num_workers=0, frames_per_clip=6,
-                random_resize_scale=(1.0, 1.0), random_resize_aspect_ratio=(1.0, 1.0), horizontal_flip=False)
+    base = dict(
+        crop_size=32,
+        eval_resize_ratio=1.0,
+        mean=MEAN,
+        std=STD,
+        num_workers=0,
+        frames_per_clip=6,
+        random_resize_scale=(1.0, 1.0),
+        random_resize_aspect_ratio=(1.0, 1.0),
+        horizontal_flip=False,
+    )
     return DataConfig(**{**base, **kw})
 
 
@@ -49,8 +59,9 @@ def sources(tmp_path_factory):
     write_index_video(str(videos / "b.mp4"), 90, 32, 32, fps=24, gop=10, bframes=2)
     lists = root / "lists"
     lists.mkdir()
-    (lists / "train.csv").write_text("path,label,start_frame,end_frame\n../videos/a.mp4,walk,10,100\n"
-                                     "../videos/b.mp4,run,,\n")
+    (lists / "train.csv").write_text(
+        "path,label,start_frame,end_frame\n../videos/a.mp4,walk,10,100\n../videos/b.mp4,run,,\n"
+    )
     return lists / "train.csv"
 
 
@@ -86,8 +97,11 @@ def test_prepared_copy_yields_the_same_clips(sources, prepared):
     # see the original's frames
     cfg = whole_frame_cfg(fps=5.0)
     copy, original = build_dataset(str(listing), cfg, True), build_dataset(str(sources), cfg, True)
-    assert any(shown_indices(copy[(1, s, 0)]["video"][None]).tolist()
-               != shown_indices(original[(1, s, 0)]["video"][None]).tolist() for s in range(3))
+    assert any(
+        shown_indices(copy[(1, s, 0)]["video"][None]).tolist()
+        != shown_indices(original[(1, s, 0)]["video"][None]).tolist()
+        for s in range(3)
+    )
 
 
 def test_manifest_index_equals_a_full_scan(prepared):
@@ -98,8 +112,9 @@ def test_manifest_index_equals_a_full_scan(prepared):
         index = manifest.index_for(path)
         with PyAVReader(path) as scanned:  # no index: demuxes every packet
             assert np.array_equal(index.pts, scanned._pts)
-            assert np.array_equal(np.maximum.accumulate(np.where(index.keyframe, np.arange(index.num_frames), 0)),
-                                  scanned._key_before)
+            assert np.array_equal(
+                np.maximum.accumulate(np.where(index.keyframe, np.arange(index.num_frames), 0)), scanned._key_before
+            )
             assert index.fps == 12.0 and scanned.num_frames == record["frames"] == index.num_frames
             assert record["duration"] == pytest.approx(record["frames"] / 12.0)
             assert np.flatnonzero(index.keyframe).tolist() == list(range(0, index.num_frames, 12))  # 1 s GOP
@@ -133,8 +148,9 @@ def test_bad_sources_are_reported_and_skipped(tmp_path, cli):
     (src / "text.mp4").write_text("not a video")
     (src / "list.txt").write_text("good.mp4 0\ncut.mp4 1\ntext.mp4 1\n")
     before = digest(src)
-    code, out, err = cli("data", "prepare", src / "list.txt", tmp_path / "out", "--short-side", "16", "--quiet",
-                         "--workers", "2")  # in parallel
+    code, out, err = cli(
+        "data", "prepare", src / "list.txt", tmp_path / "out", "--short-side", "16", "--quiet", "--workers", "2"
+    )  # in parallel
     assert code == 0, err
     assert digest(src) == before  # originals untouched
     bad = {line.split(":")[0].split()[-1] for line in out.splitlines() if line.startswith("BAD")}
@@ -160,8 +176,20 @@ def test_prepare_resumes_after_a_kill_to_the_same_manifest(tmp_path):
         write_mp4(str(src / f"{i}.mp4"), frames, 30, gop=30)
     (tmp_path / "src" / "classB").mkdir()
     os.link(src / "0.mp4", tmp_path / "src" / "classB" / "x.mp4")
-    command = [sys.executable, "-m", "videojepa", "data", "prepare", str(tmp_path / "src"), str(tmp_path / "out"),
-               "--fps", "10", "--workers", "1", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "videojepa",
+        "data",
+        "prepare",
+        str(tmp_path / "src"),
+        str(tmp_path / "out"),
+        "--fps",
+        "10",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     log = tmp_path / "out" / ".prepare.jsonl"

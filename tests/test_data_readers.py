@@ -1,4 +1,5 @@
 """PyAV reader: frame-exact reads by index, keyframe seeking, images, bad files."""
+
 import numpy as np
 import pytest
 
@@ -63,12 +64,15 @@ def test_images_read_through_ffmpeg(tmp_path):
     assert np.array_equal(image.numpy(), frame)
 
 
-@pytest.mark.parametrize("make,reason", [
-    (lambda p: None, "file not found"),
-    (lambda p: p.write_bytes(b""), "empty file"),
-    (lambda p: p.write_text("this is not a video\n" * 50), "not a readable media file"),
-    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), "not a readable media file"),
-])
+@pytest.mark.parametrize(
+    "make,reason",
+    [
+        (lambda p: None, "file not found"),
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("this is not a video\n" * 50), "not a readable media file"),
+        (lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)), "not a readable media file"),
+    ],
+)
 def test_bad_files_raise_with_a_reason(tmp_path, make, reason):
     path = tmp_path / "bad.mp4"
     make(path)
@@ -85,7 +89,7 @@ def test_truncated_and_unsupported_codec(tmp_path):
     with pytest.raises(BadFileError, match="not a readable media file"):
         open_video(str(tmp_path / "cut.mp4"))
     tag = data.find(b"avc1", data.find(b"stsd"))
-    (tmp_path / "codec.mp4").write_bytes(data[:tag] + b"zzzz" + data[tag + 4:])
+    (tmp_path / "codec.mp4").write_bytes(data[:tag] + b"zzzz" + data[tag + 4 :])
     with pytest.raises(BadFileError, match="unsupported codec"):
         open_video(str(tmp_path / "codec.mp4"))
 

@@ -1,9 +1,10 @@
 """Clip sampling is frame-exact: the frames that reach the model are the frames the sampler chose."""
+
 import numpy as np
 import pytest
 import torch
 
-from videojepa.data import DataConfig, VideoDataset, build_dataset
+from videojepa.data import DataConfig, build_dataset
 from videojepa.data.sampling import ShortVideoError, clip_offsets, clip_step, sample_clips
 from videojepa.data.synth import decode_index, write_index_video
 
@@ -78,8 +79,13 @@ def test_short_video_policies():
 @pytest.mark.parametrize("sampling", [dict(frame_step=3), dict(fps=12.0), dict(frame_step=2, num_clips=3)])
 def test_dataset_returns_exactly_the_sampled_frames(video_list, train, sampling):
     """Whatever the sampling, each clip shows consecutive indices of the chosen spacing, inside its segment."""
-    cfg = eval_cfg(frames_per_clip=6, horizontal_flip=False, random_resize_scale=(1.0, 1.0),
-                   random_resize_aspect_ratio=(1.0, 1.0), **sampling)
+    cfg = eval_cfg(
+        frames_per_clip=6,
+        horizontal_flip=False,
+        random_resize_scale=(1.0, 1.0),
+        random_resize_aspect_ratio=(1.0, 1.0),
+        **sampling,
+    )
     ds = build_dataset(video_list, cfg, train=train)
     for index, (num_frames, fps) in enumerate([(120, 30), (90, 24)]):
         seen = set()

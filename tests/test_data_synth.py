@@ -7,11 +7,11 @@ be solvable from one frame. "Simple classifier" = L2-regularised logistic regres
   motion:     the mean |frame difference| at each time step (a motion-energy profile), and, from pairs
               of consecutive frames, the change of the orientation harmonics (rotation sense).
 """
+
 import filecmp
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,8 +25,9 @@ def test_layout_balance_and_determinism(tmp_path):
     a = write_dataset(str(tmp_path / "a"), num_videos=12, seed=3, workers=1)
     write_dataset(str(tmp_path / "b"), num_videos=12, seed=3, workers=2)
     write_dataset(str(tmp_path / "c"), num_videos=12, seed=4, workers=2)
-    names = [f"videos/{i:06d}.mp4" for i in range(12)] + [f"{t}/{f}" for t in ("motion", "appearance")
-                                                          for f in ("train.csv", "val.csv", "classes.txt")]
+    names = [f"videos/{i:06d}.mp4" for i in range(12)] + [
+        f"{t}/{f}" for t in ("motion", "appearance") for f in ("train.csv", "val.csv", "classes.txt")
+    ]
     names += ["scenes.csv", "synth.json"]
     match, mismatch, errors = filecmp.cmpfiles(tmp_path / "a", tmp_path / "b", names, shallow=False)
     assert match == names  # same seed → byte-identical output, whatever the number of workers
@@ -52,6 +53,7 @@ def test_layout_balance_and_determinism(tmp_path):
 
 
 # ----------------------------------------------------------------------------- classifier checks
+
 
 @pytest.fixture(scope="module")
 def synth_arrays(tmp_path_factory):
@@ -81,7 +83,7 @@ def logistic_regression(features, labels, val, l2=1e-3):
 
     def loss():
         opt.zero_grad()
-        value = F.cross_entropy(f[~val] @ w + b, labels[~val]) + l2 * (w ** 2).sum()
+        value = F.cross_entropy(f[~val] @ w + b, labels[~val]) + l2 * (w**2).sum()
         value.backward()
         return value
 
@@ -98,7 +100,7 @@ def orientation_harmonics(frames, bins=36, harmonics=8):
     angle = torch.atan2(gy, gx) % (2 * math.pi)
     index = (angle / (2 * math.pi) * bins).long().clamp(max=bins - 1)
     hist = torch.zeros(len(frames), bins).scatter_add_(1, index, torch.hypot(gx, gy))
-    return torch.fft.rfft(hist / hist.sum(1, keepdim=True), dim=1)[:, 1:harmonics + 1]
+    return torch.fft.rfft(hist / hist.sum(1, keepdim=True), dim=1)[:, 1 : harmonics + 1]
 
 
 def radial_spectrum(frames, bins=16):
@@ -111,8 +113,9 @@ def radial_spectrum(frames, bins=16):
 
 
 def single_frame_features(frames):
-    return torch.cat([F.adaptive_avg_pool2d(frames, 8).flatten(1), orientation_harmonics(frames).abs(),
-                      radial_spectrum(frames)], 1)
+    return torch.cat(
+        [F.adaptive_avg_pool2d(frames, 8).flatten(1), orientation_harmonics(frames).abs(), radial_spectrum(frames)], 1
+    )
 
 
 # `one_thread` (conftest): small LBFGS problems on a busy 2-core machine are ~50x slower with two threads.

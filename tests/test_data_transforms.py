@@ -1,5 +1,4 @@
 """Plain-torch clip augmentation: shapes, shared crops, flips, views, normalisation."""
-import math
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ def test_random_resized_crop_box_respects_scale_and_ratio():
     rng = np.random.default_rng(0)
     for _ in range(500):
         top, left, h, w = random_resized_crop_box(60, 80, (0.3, 1.0), (0.75, 1.35), rng)
-        assert 0 <= top and top + h <= 60 and 0 <= left and left + w <= 80
+        assert top >= 0 and top + h <= 60 and left >= 0 and left + w <= 80
         assert 0.3 * 4800 * 0.9 <= h * w <= 4800
         assert 0.75 * 0.9 <= w / h <= 1.35 * 1.1
 
@@ -56,7 +55,7 @@ def test_eval_three_views_span_the_long_side():
     out = t(frames)
     assert out.shape == (3, 3, 4, 32, 32)
     for view, left in zip(out, view_offsets(64, 32, 3)):
-        assert torch.allclose(view, t.normalize(frames[:, :, left:left + 32]))
+        assert torch.allclose(view, t.normalize(frames[:, :, left : left + 32]))
     assert view_offsets(64, 32, 3) == [0, 16, 32] and view_offsets(64, 32, 1) == [16]
     tall = ClipTransform(32, MEAN, STD, train=False, num_views=3, eval_resize_ratio=1.0)(frames.transpose(1, 2))
     assert tall.shape == (3, 3, 4, 32, 32)

@@ -1,9 +1,10 @@
 """uint8 clips from the workers, flipped and normalised on the training device, equal the float pipeline."""
+
 import pytest
 import torch
+from conftest import tiny_overrides
 from torch.utils.data import default_collate
 
-from conftest import tiny_overrides
 from videojepa.config import load_config
 from videojepa.data import DataConfig, build_dataset
 from videojepa.data.transforms import normalization_constants, normalize_clips
@@ -14,8 +15,15 @@ from videojepa.train.trainer import Trainer
 @pytest.mark.parametrize("clips_views", [(1, 1), (2, 3)])
 def test_uint8_items_normalised_later_equal_float_items(tiny_synth, train, clips_views, one_thread):
     clips, views = clips_views
-    cfg = DataConfig(crop_size=32, frames_per_clip=4, frame_step=2, num_clips=clips, num_views=views,
-                     mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    cfg = DataConfig(
+        crop_size=32,
+        frames_per_clip=4,
+        frame_step=2,
+        num_clips=clips,
+        num_views=views,
+        mean=(0.4, 0.5, 0.6),
+        std=(0.2, 0.25, 0.3),
+    )
     source = str(tiny_synth / "motion" / "train.csv")
     floats, uint8s = build_dataset(source, cfg, train), build_dataset(source, cfg, train, uint8=True)
     keys = [(i, 7, 0) for i in range(6)]

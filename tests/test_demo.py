@@ -1,4 +1,5 @@
 """`videojepa demo` end to end at toy sizes: matched FLOPs, run directories, report, plots, no retraining."""
+
 import json
 from pathlib import Path
 
@@ -13,20 +14,42 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # 8-frame 32x32 clips, patch 8, tubelet 2: 4 x 4 x 4 = 64 tokens of width 64 (vit_pico)
 CLIP = ["data.crop_size=32", "data.frames_per_clip=8", "data.frame_step=1", "data.num_workers=0"]
-PRETRAIN = (*CLIP, "model.name=vit_pico", "predictor.depth=1", "predictor.embed_dim=32", "predictor.num_heads=2",
-            "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=4", "train.precision=fp32")
+PRETRAIN = (
+    *CLIP,
+    "model.name=vit_pico",
+    "predictor.depth=1",
+    "predictor.embed_dim=32",
+    "predictor.num_heads=2",
+    "train.batch_size=4",
+    "train.log_every=2",
+    "train.checkpoint_every=4",
+    "train.precision=fp32",
+)
 PROBE = (*CLIP, "probe.heads=2", "optim.lr=[1e-3]", "features.batch_size=32")
 SIZE = DemoSize(num_videos=24, budget_steps=6, teacher_share=0.2, probe_epochs=1, frames=8, size=32)
 
 
 def settings(out, **changes):
-    return DemoSettings(**{"out": str(out), "size": SIZE, "seed": 0, "pretrain_overrides": PRETRAIN,
-                           "probe_overrides": PROBE, "workers": 1, **changes})
+    return DemoSettings(
+        **{
+            "out": str(out),
+            "size": SIZE,
+            "seed": 0,
+            "pretrain_overrides": PRETRAIN,
+            "probe_overrides": PROBE,
+            "workers": 1,
+            **changes,
+        }
+    )
 
 
 def snapshot(out: Path) -> dict:
     """mtime of every checkpoint, encoder and probe result."""
-    files = [*out.glob("runs/*/checkpoints/*.pt"), *out.glob("runs/*/encoder.safetensors"), *out.glob("probes/*/results.json")]
+    files = [
+        *out.glob("runs/*/checkpoints/*.pt"),
+        *out.glob("runs/*/encoder.safetensors"),
+        *out.glob("probes/*/results.json"),
+    ]
     return {str(p): p.stat().st_mtime_ns for p in files}
 
 
@@ -87,10 +110,12 @@ def test_results_follow_the_documented_schema(demo):
 
 def test_motion_split_of_a_confusion_matrix():
     classes = ["rotate_cw", "rotate_ccw", "bounce", "oscillate"]
-    matrix = [[6, 2, 1, 1],   # true rotate_cw
-              [4, 4, 0, 2],   # true rotate_ccw
-              [0, 0, 7, 3],   # true bounce
-              [1, 1, 2, 6]]   # true oscillate
+    matrix = [
+        [6, 2, 1, 1],  # true rotate_cw
+        [4, 4, 0, 2],  # true rotate_ccw
+        [0, 0, 7, 3],  # true bounce
+        [1, 1, 2, 6],
+    ]  # true oscillate
     split = motion_split(classes, matrix)
     assert split["spin_vs_translation"] == pytest.approx((6 + 2 + 4 + 4 + 7 + 3 + 2 + 6) / 40)
     assert split["rotation_sense"] == pytest.approx((6 + 4) / (6 + 2 + 4 + 4))
@@ -107,7 +132,7 @@ def test_table_and_plots_are_written(demo):
     assert "| chance | - | - | - | 25.0 | 25.0 |" in table
     assert "| method | spinning vs translating | rotation sense | which translation |" in table
     teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
-    assert f"| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
+    assert "| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
     for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):
         assert (out / name).stat().st_size > 1000 and str(out / name) in results["plots"]
 
@@ -130,8 +155,8 @@ def test_other_settings_are_refused_in_the_same_folder(demo):
 
 
 def test_demo_help_and_arguments(cli):
-    from videojepa.cli.main import build_parser
     from videojepa.cli.demo import settings_from_args
+    from videojepa.cli.main import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
         cli("demo", "--help")

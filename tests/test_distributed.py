@@ -1,4 +1,5 @@
 """torchrun with the gloo backend on CPU: the same code path multi-GPU and multi-node runs take."""
+
 import json
 import subprocess
 import sys
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from videojepa.config import load_config, save_config
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.logger import read_metrics
@@ -15,29 +16,53 @@ from videojepa.train.logger import read_metrics
 
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
 def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path, parallel):
-    cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "run", **{
-        "train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2, "train.parallel": parallel,
-        # schedules that do not depend on train.steps, so that 4 steps + 2 more are the same run as 6 straight
-        "train.final_lr": 2e-3, "train.final_weight_decay": 0.04, "train.weight_decay": 0.04,
-        "method.ema": "[0.999, 0.999]"}))
+    cfg = load_config(
+        "demo/vjepa",
+        tiny_overrides(
+            tiny_synth,
+            tmp_path / "run",
+            **{
+                "train.steps": 4,
+                "train.checkpoint_every": 2,
+                "train.log_every": 2,
+                "train.parallel": parallel,
+                # schedules that do not depend on train.steps, so that 4 steps + 2 more are the same run as 6 straight
+                "train.final_lr": 2e-3,
+                "train.final_weight_decay": 0.04,
+                "train.weight_decay": 0.04,
+                "method.ema": "[0.999, 0.999]",
+            },
+        ),
+    )
     save_config(cfg, tmp_path / "cfg.yaml")
     # --standalone: each launch rendezvouses on a free port (a fixed one failed once when the second launch
     # came right after the first)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "videojepa", "pretrain", str(tmp_path / "cfg.yaml")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "videojepa",
+        "pretrain",
+        str(tmp_path / "cfg.yaml"),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     records = read_metrics(tmp_path / "run", kind="step")
     assert [r["step"] for r in records] == [1, 2, 3, 4]  # one writer: rank 0
     assert ckpt.load_latest(tmp_path / "run")["step"] == 4
     # extending the run resumes both ranks from the saved step
     proc = subprocess.run(command + ["train.steps=6"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     assert "resumed" in proc.stderr and ckpt.load_latest(tmp_path / "run")["step"] == 6
     # the same 6 steps without the stop: the same losses, bit for bit
-    proc = subprocess.run(command + ["train.steps=6", f"run.dir={tmp_path / 'straight'}"], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        command + ["train.steps=6", f"run.dir={tmp_path / 'straight'}"], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     losses = [[r["loss"] for r in read_metrics(run, kind="step")] for run in (tmp_path / "run", tmp_path / "straight")]
     assert len(losses[0]) == 6 and losses[0] == losses[1]
     # the exported encoder is whole (gathered from the shards under FSDP2) and loads in one process
@@ -57,12 +82,32 @@ def test_sigterm_to_one_rank_or_the_agent_stops_both_ranks_after_the_same_step(t
     import time
 
     run = tmp_path / "run"
-    cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, run, **{
-        "train.steps": 500, "train.checkpoint_every": 1000, "train.log_every": 100, "train.parallel": parallel}))
+    cfg = load_config(
+        "demo/vjepa",
+        tiny_overrides(
+            tiny_synth,
+            run,
+            **{"train.steps": 500, "train.checkpoint_every": 1000, "train.log_every": 100, "train.parallel": parallel},
+        ),
+    )
     save_config(cfg, tmp_path / "cfg.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "videojepa", "pretrain", str(tmp_path / "cfg.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "videojepa",
+            "pretrain",
+            str(tmp_path / "cfg.yaml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not ((run / "metrics.jsonl").exists() and len((run / "metrics.jsonl").read_text().splitlines()) >= 3):
         assert time.time() < deadline and proc.poll() is None, "the run did not start"
@@ -85,11 +130,14 @@ METHODS = ("vjepa", "salt_student", "salt_teacher")
 def steps(tiny_synth, tmp_path_factory):
     """tests/distributed_steps.py under torchrun (2 ranks, DDP then FSDP2) and in one process."""
     out, script = tmp_path_factory.mktemp("steps"), Path(__file__).parent / "distributed_steps.py"
-    for launcher in ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-                     [sys.executable]):
-        proc = subprocess.run([*launcher, str(script), str(out), str(tiny_synth)], capture_output=True, text=True,
-                              timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    for launcher in (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+        [sys.executable],
+    ):
+        proc = subprocess.run(
+            [*launcher, str(script), str(out), str(tiny_synth)], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     return out
 
 
@@ -151,12 +199,20 @@ def test_sharded_checkpoints_resume_on_another_number_of_ranks(tiny_synth, tmp_p
 
     script = Path(__file__).parent / "distributed_steps.py"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    two = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "two", **{
-        "train.steps": 4, "train.checkpoint_every": 4, "train.parallel": "fsdp2"}))
+    two = load_config(
+        "demo/vjepa",
+        tiny_overrides(
+            tiny_synth, tmp_path / "two", **{"train.steps": 4, "train.checkpoint_every": 4, "train.parallel": "fsdp2"}
+        ),
+    )
     save_config(two, tmp_path / "two.yaml")
-    proc = subprocess.run([*torchrun, "-m", "videojepa", "pretrain", str(tmp_path / "two.yaml")], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [*torchrun, "-m", "videojepa", "pretrain", str(tmp_path / "two.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     saved = ckpt.load_latest(tmp_path / "two")
     cursor = saved["loader"]
     assert saved["world_size"] == 2 and cursor["consumed"] == 2 * cursor["position"] > 0
@@ -170,13 +226,18 @@ def test_sharded_checkpoints_resume_on_another_number_of_ranks(tiny_synth, tmp_p
     # one rank continues after every sample the two consumed in the epoch
     assert (one.loader.sampler.epoch, one.loader.sampler.position) == (cursor["epoch"], cursor["consumed"])
 
-    single = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "single", **{
-        "train.steps": 4, "train.checkpoint_every": 4}))
+    single = load_config(
+        "demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "single", **{"train.steps": 4, "train.checkpoint_every": 4})
+    )
     Trainer(single).fit()
     save_config(single, tmp_path / "single.yaml")
-    proc = subprocess.run([*torchrun, str(script), "restore", str(tmp_path / "single.yaml"), str(tmp_path / "r.pt")],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [*torchrun, str(script), "restore", str(tmp_path / "single.yaml"), str(tmp_path / "r.pt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-1000:] + proc.stderr[-3000:]
     restored = torch.load(tmp_path / "r.pt", weights_only=True)
     saved = ckpt.load_latest(tmp_path / "single")
     restored_equals_saved(restored, saved)

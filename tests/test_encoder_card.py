@@ -1,4 +1,5 @@
 """The encoder card: typed, versioned metadata of encoder files; files of the first format still load."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,18 +29,23 @@ def test_format_1_fixture_loads_with_identical_features():
 def test_format_1_card_is_read_from_its_dicts():
     card = read_card(FIXTURES / "encoder_v1.safetensors")
     assert card.arch["embed_dim"] == 24 and card.arch["pos_embed"] == "rope" and card.arch["name"] == "vit_pico"
-    assert card.clip == ClipProtocol(frames=4, frame_step=2, fps=None, crop=16, mean=(0.485, 0.456, 0.406),
-                                     std=(0.229, 0.224, 0.225))
+    assert card.clip == ClipProtocol(
+        frames=4, frame_step=2, fps=None, crop=16, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+    )
     assert (card.method, card.step, card.source) == ("vjepa", 7, None)
 
 
 def test_card_round_trip_with_variant_flags_and_source(tmp_path):
-    encoder = create_model("vit_pico", patch_size=8, k_bias=False, final_norm=False, norm_eps=1e-12,
-                           pos_embed="sincos_1d")
+    encoder = create_model(
+        "vit_pico", patch_size=8, k_bias=False, final_norm=False, norm_eps=1e-12, pos_embed="sincos_1d"
+    )
     assert encoder.arch["k_bias"] is False and encoder.arch["final_norm"] is False
-    card = EncoderCard.describe(encoder, clip=ClipProtocol(frames=16, fps=7.5, crop=224, mean=(0.5,) * 3,
-                                                           std=(0.25,) * 3),
-                                method="videomae", source={"format": "videomae", "path": "/x"})
+    card = EncoderCard.describe(
+        encoder,
+        clip=ClipProtocol(frames=16, fps=7.5, crop=224, mean=(0.5,) * 3, std=(0.25,) * 3),
+        method="videomae",
+        source={"format": "videomae", "path": "/x"},
+    )
     save_encoder(encoder, tmp_path / "encoder.safetensors", card=card)
     loaded = load_encoder(tmp_path)
     assert loaded.card == card and read_card(tmp_path) == card
@@ -51,8 +57,18 @@ def test_card_round_trip_with_variant_flags_and_source(tmp_path):
 
 def test_default_models_describe_themselves_as_before():
     # variant flags appear in `arch` only when they differ from the defaults: our own files are unchanged
-    assert set(create_model("vit_pico").arch) == {"embed_dim", "depth", "num_heads", "mlp_hidden", "patch_size",
-                                                   "tubelet_size", "in_chans", "pos_embed", "qkv_bias", "name"}
+    assert set(create_model("vit_pico").arch) == {
+        "embed_dim",
+        "depth",
+        "num_heads",
+        "mlp_hidden",
+        "patch_size",
+        "tubelet_size",
+        "in_chans",
+        "pos_embed",
+        "qkv_bias",
+        "name",
+    }
 
 
 def test_card_refuses_unknown_fields_and_damaged_cards(tmp_path):
@@ -61,8 +77,11 @@ def test_card_refuses_unknown_fields_and_damaged_cards(tmp_path):
     encoder = create_model("vit_pico", patch_size=8)
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(tmp_path / "bad.safetensors"),
-              metadata={"format": "videojepa.encoder/2", "card": '{"arch": {}, "colour": "red"}'})
+    save_file(
+        {k: v.contiguous() for k, v in encoder.state_dict().items()},
+        str(tmp_path / "bad.safetensors"),
+        metadata={"format": "videojepa.encoder/2", "card": '{"arch": {}, "colour": "red"}'},
+    )
     with pytest.raises(UserError, match="bad.safetensors: damaged encoder card"):
         load_encoder(tmp_path / "bad.safetensors")
 
@@ -71,8 +90,17 @@ def test_trainer_writes_a_card_that_drives_extract_defaults(tmp_path):
     from videojepa.config import load_config
     from videojepa.train.trainer import Trainer
 
-    cfg = load_config("demo/vjepa", [f"run.dir={tmp_path / 'run'}", "model.name=vit_pico", "model.patch_size=16",
-                                     "data.frames_per_clip=4", "data.crop_size=32", "data.frame_step=3"])
+    cfg = load_config(
+        "demo/vjepa",
+        [
+            f"run.dir={tmp_path / 'run'}",
+            "model.name=vit_pico",
+            "model.patch_size=16",
+            "data.frames_per_clip=4",
+            "data.crop_size=32",
+            "data.frame_step=3",
+        ],
+    )
     trainer = Trainer(cfg)
     trainer.save()
     card = read_card(tmp_path / "run")

@@ -1,4 +1,5 @@
 """Feature extraction: encoder forwards, pooling, the feature cache, and `videojepa extract`."""
+
 import copy
 import csv
 import json
@@ -45,8 +46,11 @@ def media(tmp_path_factory):
     (videos / "d.mp4").write_bytes(b"not a video at all")
     torch.manual_seed(0)
     encoder = create_model("vit_pico", patch_size=8)
-    save_encoder(encoder, root / "enc.safetensors",
-                 data={"frames_per_clip": 8, "frame_step": 2, "crop_size": 32, "mean": MEAN, "std": STD})
+    save_encoder(
+        encoder,
+        root / "enc.safetensors",
+        data={"frames_per_clip": 8, "frame_step": 2, "crop_size": 32, "mean": MEAN, "std": STD},
+    )
     return root
 
 
@@ -127,8 +131,22 @@ def test_feature_cache_recomputes_a_damaged_file_with_a_warning_but_lets_other_e
 
 def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
     out = tmp_path / "a.npy"
-    code, stdout, err = cli("extract", "--checkpoint", media / "enc.safetensors", "--input", media / "videos/a.mp4",
-                            "--out", out, "--pooling", "none", "--stride", 6, "--workers", 0, "--no-progress")
+    code, stdout, err = cli(
+        "extract",
+        "--checkpoint",
+        media / "enc.safetensors",
+        "--input",
+        media / "videos/a.mp4",
+        "--out",
+        out,
+        "--pooling",
+        "none",
+        "--stride",
+        6,
+        "--workers",
+        0,
+        "--no-progress",
+    )
     assert code == 0, err
     feats, rows = np.load(out), read_index(tmp_path / "a.index.csv")
     # 8 frames every 2nd frame span 15 frames; starts every 6 frames, plus one ending at the last frame
@@ -140,9 +158,26 @@ def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
         assert frames == list(range(int(row["start_frame"]), int(row["start_frame"]) + 16, 2))
         torch.testing.assert_close(torch.from_numpy(f), direct_forward(encoder, row["path"], frames), rtol=0, atol=1e-5)
     # --fps 4 on this 8 fps video takes every 2nd frame too
-    code, _, err = cli("extract", "--checkpoint", media / "enc.safetensors", "--input", media / "videos/a.mp4",
-                       "--out", tmp_path / "fps.npy", "--fps", 4, "--frame-step", 1, "--stride", 6, "--workers", 0,
-                       "--no-progress", "--pooling", "none")
+    code, _, err = cli(
+        "extract",
+        "--checkpoint",
+        media / "enc.safetensors",
+        "--input",
+        media / "videos/a.mp4",
+        "--out",
+        tmp_path / "fps.npy",
+        "--fps",
+        4,
+        "--frame-step",
+        1,
+        "--stride",
+        6,
+        "--workers",
+        0,
+        "--no-progress",
+        "--pooling",
+        "none",
+    )
     assert code == 0, err
     assert read_index(tmp_path / "fps.index.csv") == rows
     assert np.array_equal(np.load(tmp_path / "fps.npy"), feats)
@@ -151,8 +186,22 @@ def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
 def test_folder_with_an_image_a_short_video_and_a_bad_file(media, tmp_path, cli):
     out = tmp_path / "all.safetensors"
     with pytest.warns(UserWarning, match="skipping .*d.mp4"):
-        code, stdout, err = cli("extract", "--checkpoint", media / "enc.safetensors", "--input", media / "videos",
-                                "--out", out, "--layers", "0,-1", "--pooling", "frame", "--workers", 0, "--no-progress")
+        code, stdout, err = cli(
+            "extract",
+            "--checkpoint",
+            media / "enc.safetensors",
+            "--input",
+            media / "videos",
+            "--out",
+            out,
+            "--layers",
+            "0,-1",
+            "--pooling",
+            "frame",
+            "--workers",
+            0,
+            "--no-progress",
+        )
     assert code == 0, err
     from safetensors.torch import load_file
 
@@ -176,8 +225,20 @@ def test_folder_with_an_image_a_short_video_and_a_bad_file(media, tmp_path, cli)
 def test_interrupted_extraction_resumes_where_it_stopped(media, tmp_path, cli, monkeypatch):
     import videojepa.eval.extract as extract
 
-    args = ["extract", "--checkpoint", media / "enc.safetensors", "--input", media / "videos", "--batch-size", 2,
-            "--workers", 0, "--no-progress", "--stride", 5]
+    args = [
+        "extract",
+        "--checkpoint",
+        media / "enc.safetensors",
+        "--input",
+        media / "videos",
+        "--batch-size",
+        2,
+        "--workers",
+        0,
+        "--no-progress",
+        "--stride",
+        5,
+    ]
     assert cli(*args, "--out", tmp_path / "full.npy")[0] == 0
     calls, real_encode = [], extract.encode
 

@@ -1,4 +1,6 @@
 """Probes, the multi-clip x multi-view protocol, and probe grids (no video decoding here)."""
+
+import oracles
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,10 +8,7 @@ import torch.nn.functional as F
 from videojepa.errors import UserError
 from videojepa.eval.grid import ProbeGrid, cosine_factor, fit, grid_cells
 from videojepa.eval.probes import AttentiveProbe, CrossAttentionBlock, KNNClassifier, LinearProbe, build_probe
-from videojepa.eval.protocol import per_view, eval_logits, training_batch
-
-import oracles
-
+from videojepa.eval.protocol import eval_logits, per_view, training_batch
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,7 +53,9 @@ def test_folded_cross_attention_equals_the_standard_form_in_value_and_gradient(q
 
 
 def test_heads_that_do_not_divide_the_width_are_a_user_error():
-    with pytest.raises(UserError, match=r"probe.heads=12 does not divide the feature width 64.*allowed: 1, 2, 4, 8, 16"):
+    with pytest.raises(
+        UserError, match=r"probe.heads=12 does not divide the feature width 64.*allowed: 1, 2, 4, 8, 16"
+    ):
         build_probe("attentive", 64, 4, num_heads=12)
 
 
@@ -72,7 +73,9 @@ def test_knn_votes_for_the_nearest_cluster():
 def test_per_view_concatenates_clips_along_tokens_view_by_view():
     B, K, V, N, D = 2, 2, 3, 4, 5
     # value encodes (video, clip, view): the dataset orders clips clip-major (k * V + v)
-    ids = torch.tensor([[b * 100 + k * 10 + v for k in range(K) for v in range(V)] for b in range(B)], dtype=torch.float)
+    ids = torch.tensor(
+        [[b * 100 + k * 10 + v for k in range(K) for v in range(V)] for b in range(B)], dtype=torch.float
+    )
     tokens = ids[:, :, None, None].expand(B, K * V, N, D)
     x = per_view(tokens, K, V)
     assert x.shape == (B * V, K * N, D)
@@ -112,7 +115,9 @@ def _train(kind, cells, data, seed=3, steps_per_epoch=4, epochs=3):
     dim, classes = data[0][0].shape[-1], 4
     grid = ProbeGrid(lambda: build_probe(kind, dim, classes, num_heads=4), cells, seed, epochs * steps_per_epoch)
     grid.to(data[0][0].dtype)  # in place: the optimiser keeps the same parameters
-    fit(grid, epochs, lambda epoch: [(grid.prepare(x), y) for x, y in data[epoch * steps_per_epoch:][:steps_per_epoch]])
+    fit(
+        grid, epochs, lambda epoch: [(grid.prepare(x), y) for x, y in data[epoch * steps_per_epoch :][:steps_per_epoch]]
+    )
     return grid
 
 

@@ -1,4 +1,5 @@
 """Whole-file writes are atomic: a failure mid-write leaves the old file (or none) and no temporary file."""
+
 from __future__ import annotations
 
 import json
@@ -45,10 +46,9 @@ def test_a_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, failing_re
 
 def test_a_write_interrupted_inside_the_block_leaves_nothing(tmp_path):
     path = tmp_path / "a.bin"
-    with pytest.raises(RuntimeError):
-        with files.atomic_path(path) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), files.atomic_path(path) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
     assert not path.exists() and leftovers(tmp_path) == []
 
 
@@ -83,8 +83,12 @@ def test_synth_writes_its_summary_last_and_atomically(tmp_path, failing_replace)
     with pytest.raises(OSError):
         write_dataset(str(tmp_path), num_videos=2, frames=2, size=16, workers=1)
     # the lists are complete; synth.json (the demo's "data is there" marker) was never half-written
-    assert (tmp_path / "motion" / "classes.txt").read_text().splitlines() == ["rotate_cw", "rotate_ccw", "bounce",
-                                                                             "oscillate"]
+    assert (tmp_path / "motion" / "classes.txt").read_text().splitlines() == [
+        "rotate_cw",
+        "rotate_ccw",
+        "bounce",
+        "oscillate",
+    ]
     assert not (tmp_path / "synth.json").exists() and leftovers(tmp_path) == []
 
 

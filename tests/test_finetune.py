@@ -1,4 +1,5 @@
 """`videojepa finetune`: the trainer on a classification task, resume, frozen encoder, multi-view test, outputs."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,35 @@ from videojepa.train.logger import read_metrics
 def tiny(data, run_dir, **extra):
     """The paper's recipe shrunk to a few-second CPU run on the tiny synthetic motion task."""
     settings = {
-        "run.dir": run_dir, "data.train": f"{data}/motion/train.csv", "data.val": f"{data}/motion/val.csv",
-        "data.crop_size": 32, "data.frames_per_clip": 8, "data.frame_step": 2, "data.num_workers": 0,
-        "model.name": "vit_pico", "model.patch_size": 8, "finetune.heads": 2, "train.batch_size": 4,
-        "train.epochs": None, "train.warmup_epochs": None, "train.steps": 6, "train.warmup_steps": 2,
-        "train.lr": 1e-3, "train.log_every": 2, "train.checkpoint_every": 2, "train.precision": "fp32",
-        "eval.num_segments": 2, "eval.num_crops": 2, "eval.batch_size": 4,
+        "run.dir": run_dir,
+        "data.train": f"{data}/motion/train.csv",
+        "data.val": f"{data}/motion/val.csv",
+        "data.crop_size": 32,
+        "data.frames_per_clip": 8,
+        "data.frame_step": 2,
+        "data.num_workers": 0,
+        "model.name": "vit_pico",
+        "model.patch_size": 8,
+        "finetune.heads": 2,
+        "train.batch_size": 4,
+        "train.epochs": None,
+        "train.warmup_epochs": None,
+        "train.steps": 6,
+        "train.warmup_steps": 2,
+        "train.lr": 1e-3,
+        "train.log_every": 2,
+        "train.checkpoint_every": 2,
+        "train.precision": "fp32",
+        "eval.num_segments": 2,
+        "eval.num_crops": 2,
+        "eval.batch_size": 4,
     }
     settings.update(extra)
-    return load_config("finetune/vjepa_k400", [(k, str(v) if k == "run.dir" else v) for k, v in settings.items()],
-                       schema=FinetuneConfig)
+    return load_config(
+        "finetune/vjepa_k400",
+        [(k, str(v) if k == "run.dir" else v) for k, v in settings.items()],
+        schema=FinetuneConfig,
+    )
 
 
 def make_trainer(cfg):
@@ -39,8 +59,9 @@ def make_trainer(cfg):
 
     encoder, _ = finetune_encoder(cfg)
     resolve_protocol(cfg, encoder)
-    count, classes = label_count(cfg, build_dataset(cfg.data.train, cfg.data, True),
-                                 build_dataset(cfg.data.val, cfg.data, False))
+    count, classes = label_count(
+        cfg, build_dataset(cfg.data.train, cfg.data, True), build_dataset(cfg.data.val, cfg.data, False)
+    )
     torch.manual_seed(cfg.run.seed)
     return FinetuneTrainer(cfg, Classification(cfg, encoder, count, classes))
 
@@ -51,12 +72,18 @@ def losses(run_dir):
 
 # ------------------------------------------------------------------ config
 def test_config_rules_name_the_key(tiny_synth, tmp_path):
-    with pytest.raises(ConfigError, match=r"^data.num_views: 3: fine-tuning trains on one clip and one view per "
-                                          r"video \(allowed: 1\); set the test views with eval.num_segments"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^data.num_views: 3: fine-tuning trains on one clip and one view per "
+        r"video \(allowed: 1\); set the test views with eval.num_segments",
+    ):
         tiny(tiny_synth, tmp_path, **{"data.num_views": 3})
     both = tiny(tiny_synth, tmp_path, **{"train.epochs": 2})  # steps 6 given too: checked once the data is known
-    with pytest.raises(ConfigError, match=r"^train.steps: 6 contradicts train.epochs=2 \(3 steps of 4 for 6 videos\); "
-                                          r"give one of them$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^train.steps: 6 contradicts train.epochs=2 \(3 steps of 4 for 6 videos\); "
+        r"give one of them$",
+    ):
         both.resolve_epochs(6)
     agreeing = tiny(tiny_synth, tmp_path, **{"train.epochs": 4})
     agreeing.resolve_epochs(6)  # a saved config.yaml: both keys, consistent
@@ -67,8 +94,14 @@ def test_config_rules_name_the_key(tiny_synth, tmp_path):
     cfg.resolve_epochs(1000)  # 35 epochs of 1000 videos at 64 per step
     assert (cfg.train.steps, cfg.train.warmup_steps) == (math_ceil(35 * 1000 / 64), math_ceil(5 * 1000 / 64))
     ssv2 = load_config("finetune/vjepa_ssv2", schema=FinetuneConfig)
-    assert (ssv2.data.frames_per_clip, ssv2.train.lr, ssv2.eval.num_segments, ssv2.finetune.layer_decay,
-            ssv2.model.drop_path, ssv2.augment.mixup) == (32, 1e-4, 2, 0.8, 0.2, 0.8)
+    assert (
+        ssv2.data.frames_per_clip,
+        ssv2.train.lr,
+        ssv2.eval.num_segments,
+        ssv2.finetune.layer_decay,
+        ssv2.model.drop_path,
+        ssv2.augment.mixup,
+    ) == (32, 1e-4, 2, 0.8, 0.2, 0.8)
 
 
 def math_ceil(x):
@@ -185,8 +218,8 @@ def test_layer_decay_reaches_the_optimizer(tiny_synth, tmp_path):
         for p in group["params"]:
             lrs[id(p)] = group["lr"]
     m = trainer.method
-    assert lrs[id(m.encoder.patch_embed.weight)] == pytest.approx(0.8 ** 3)  # vit_pico: depth 2
-    assert lrs[id(m.encoder.blocks[0].mlp.fc1.weight)] == pytest.approx(0.8 ** 2)
+    assert lrs[id(m.encoder.patch_embed.weight)] == pytest.approx(0.8**3)  # vit_pico: depth 2
+    assert lrs[id(m.encoder.blocks[0].mlp.fc1.weight)] == pytest.approx(0.8**2)
     assert lrs[id(m.encoder.blocks[1].mlp.fc1.weight)] == pytest.approx(0.8)
     assert lrs[id(m.head.probe.head[1].weight)] == 1.0
     assert len(lrs) == sum(1 for _ in m.parameters())
@@ -198,12 +231,29 @@ def test_finetune_command_writes_results_and_loadable_classifiers(cli, tiny_synt
     from videojepa.finetune import load_classifier
 
     run = tmp_path / "run"
-    args = [f"{k}={v}" for k, v in {
-        "run.dir": run, "data.train": f"{tiny_synth}/motion/train.csv", "data.val": f"{tiny_synth}/motion/val.csv",
-        "data.crop_size": 32, "data.frames_per_clip": 8, "data.frame_step": 2, "data.num_workers": 0,
-        "model.name": "vit_pico", "model.patch_size": 8, "finetune.head": "attentive", "finetune.heads": 2,
-        "train.batch_size": 4, "train.epochs": 1, "train.warmup_epochs": 0.5, "train.checkpoint_every": 1,
-        "train.precision": "fp32", "eval.num_segments": 2, "eval.num_crops": 3}.items()]
+    args = [
+        f"{k}={v}"
+        for k, v in {
+            "run.dir": run,
+            "data.train": f"{tiny_synth}/motion/train.csv",
+            "data.val": f"{tiny_synth}/motion/val.csv",
+            "data.crop_size": 32,
+            "data.frames_per_clip": 8,
+            "data.frame_step": 2,
+            "data.num_workers": 0,
+            "model.name": "vit_pico",
+            "model.patch_size": 8,
+            "finetune.head": "attentive",
+            "finetune.heads": 2,
+            "train.batch_size": 4,
+            "train.epochs": 1,
+            "train.warmup_epochs": 0.5,
+            "train.checkpoint_every": 1,
+            "train.precision": "fp32",
+            "eval.num_segments": 2,
+            "eval.num_crops": 3,
+        }.items()
+    ]
     code, out, err = cli("finetune", "finetune/vjepa_k400", *args)
     assert code == 0, err
     results = json.loads((run / "results.json").read_text())
@@ -230,24 +280,39 @@ def test_finetune_command_writes_results_and_loadable_classifiers(cli, tiny_synt
     assert all(torch.equal(state[f"encoder.{k}"], v) for k, v in encoder.state_dict().items())
     # running again on the finished run resumes nothing and tests again
     code, out, err = cli("finetune", "finetune/vjepa_k400", *args)
-    scores = lambda r: {(name, key): {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
-                        for name, e in r["checkpoints"].items() for key, s in e["protocols"].items()}
+    scores = lambda r: {
+        (name, key): {k: v for k, v in s.items() if k != "seconds"}  # noqa: E731
+        for name, e in r["checkpoints"].items()
+        for key, s in e["protocols"].items()
+    }
     assert code == 0 and scores(json.loads((run / "results.json").read_text())) == scores(results)
     code, out, err = cli("finetune", run / "config.yaml")  # the saved config (epochs and the steps they made)
     assert code == 0, err
 
 
 def test_finetune_command_bad_input_is_one_line(cli, tiny_synth, tmp_path):
-    code, out, err = cli("finetune", "finetune/vjepa_k400", f"run.dir={tmp_path / 'r'}",
-                         f"data.train={tiny_synth}/motion/train.csv")
-    assert code == 2 and err.strip() == ("videojepa finetune: error: data.val: is not set: fine-tuning scores its "
-                                         "checkpoints on labelled validation videos (a CSV file or a class-per-folder "
-                                         "tree)")
+    code, out, err = cli(
+        "finetune", "finetune/vjepa_k400", f"run.dir={tmp_path / 'r'}", f"data.train={tiny_synth}/motion/train.csv"
+    )
+    assert code == 2 and err.strip() == (
+        "videojepa finetune: error: data.val: is not set: fine-tuning scores its "
+        "checkpoints on labelled validation videos (a CSV file or a class-per-folder "
+        "tree)"
+    )
     assert not (tmp_path / "r").exists()
-    code, out, err = cli("finetune", "finetune/vjepa_k400", f"run.dir={tmp_path / 'r'}", "finetune.heads=7",
-                         "finetune.head=attentive",
-                         f"data.train={tiny_synth}/motion/train.csv", f"data.val={tiny_synth}/motion/val.csv",
-                         "model.name=vit_pico", "model.patch_size=8", "data.crop_size=32", "data.frames_per_clip=8")
+    code, out, err = cli(
+        "finetune",
+        "finetune/vjepa_k400",
+        f"run.dir={tmp_path / 'r'}",
+        "finetune.heads=7",
+        "finetune.head=attentive",
+        f"data.train={tiny_synth}/motion/train.csv",
+        f"data.val={tiny_synth}/motion/val.csv",
+        "model.name=vit_pico",
+        "model.patch_size=8",
+        "data.crop_size=32",
+        "data.frames_per_clip=8",
+    )
     assert code == 2 and "finetune.heads: 7 does not divide the encoder width 64; allowed: 1, 2, 4, 8, 16" in err
 
 
@@ -259,11 +324,24 @@ def test_torchrun_two_processes_finetune(tiny_synth, tmp_path, parallel):
     from videojepa.config import save_config
     from videojepa.finetune import load_classifier
 
-    cfg = tiny(tiny_synth, tmp_path / "run", **{"train.steps": 3, "train.checkpoint_every": 2,
-                                                 "train.parallel": parallel, "finetune.head": "attentive"})
+    cfg = tiny(
+        tiny_synth,
+        tmp_path / "run",
+        **{"train.steps": 3, "train.checkpoint_every": 2, "train.parallel": parallel, "finetune.head": "attentive"},
+    )
     save_config(cfg, tmp_path / "cfg.yaml")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "videojepa", "finetune", str(tmp_path / "cfg.yaml")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "videojepa",
+        "finetune",
+        str(tmp_path / "cfg.yaml"),
+    ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [r["step"] for r in read_metrics(tmp_path / "run", kind="step")] == [1, 2, 3]  # rank 0 writes

@@ -1,4 +1,5 @@
 """Fine-tuning's augmentations and parameter groups, each against its definition."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,9 @@ def test_layer_decay_gives_each_block_its_documented_rate():
 
     depth, decay = 4, 0.8
     encoder, head = create_model("vit_nano", patch_size=8), ClassifierHead("attentive", 96, 5, 3)
-    named = [(f"encoder.{n}", p) for n, p in encoder.named_parameters()] + \
-            [(f"head.{n}", p) for n, p in head.named_parameters()]
+    named = [(f"encoder.{n}", p) for n, p in encoder.named_parameters()] + [
+        (f"head.{n}", p) for n, p in head.named_parameters()
+    ]
     groups = layer_decay_groups(named, depth, decay)
     rate = {name: g["lr_scale"] for g in groups for name in g["names"]}
     assert sorted(rate) == sorted(n for n, _ in named)  # every parameter in exactly one group
@@ -39,8 +41,9 @@ def test_scheduled_lr_is_scaled_per_group():
     from videojepa.train.optim import set_hyperparameters
 
     a, b = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))
-    opt = torch.optim.AdamW([{"params": [a], "lr_scale": 0.25, "apply_wd": True},
-                             {"params": [b], "apply_wd": False, "weight_decay": 0.0}])
+    opt = torch.optim.AdamW(
+        [{"params": [a], "lr_scale": 0.25, "apply_wd": True}, {"params": [b], "apply_wd": False, "weight_decay": 0.0}]
+    )
     set_hyperparameters(opt, 0.4, 0.05)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.4]
     assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]
@@ -106,7 +109,7 @@ def test_every_op_treats_each_frame_as_the_same_image_op(op):
     clip = clip_with_frames()
     plan = [(op, 7.3, -1.0)]
     whole = apply_plan(clip, plan)
-    frame_by_frame = torch.cat([apply_plan(clip[:, t:t + 1], plan) for t in range(clip.shape[1])], dim=1)
+    frame_by_frame = torch.cat([apply_plan(clip[:, t : t + 1], plan) for t in range(clip.shape[1])], dim=1)
     assert whole.shape == clip.shape and whole.min() >= 0 and whole.max() <= 1
     assert torch.allclose(whole, frame_by_frame, atol=1e-6)
     assert not torch.allclose(whole, clip)  # and every op does something at this magnitude
@@ -123,8 +126,9 @@ def test_randaugment_applies_the_same_ops_and_magnitudes_to_every_frame():
         assert all(name in OPS and 0 <= m <= 10 and s in (-1.0, 1.0) for name, m, s in plan)
     assert changed >= 8
     # negative control: a plan drawn per frame breaks the clip apart
-    per_frame = torch.cat([apply_plan(still[:, t:t + 1], draw_plan(np.random.default_rng(100 + t)))
-                           for t in range(6)], dim=1)
+    per_frame = torch.cat(
+        [apply_plan(still[:, t : t + 1], draw_plan(np.random.default_rng(100 + t))) for t in range(6)], dim=1
+    )
     assert not all(torch.equal(per_frame[:, 0], per_frame[:, t]) for t in range(6))
 
 

@@ -25,8 +25,17 @@ def test_vjepa2_paper_flops(cli):
 
 
 def test_rule_by_hand_for_a_small_config():
-    cfg = load_config("vjepa/vitl16", ["model.name=vit_pico", "data.crop_size=64", "data.frames_per_clip=8",
-                                       "model.patch_size=16", "train.batch_size=4", "train.steps=10"])
+    cfg = load_config(
+        "vjepa/vitl16",
+        [
+            "model.name=vit_pico",
+            "data.crop_size=64",
+            "data.frames_per_clip=8",
+            "model.patch_size=16",
+            "train.batch_size=4",
+            "train.steps=10",
+        ],
+    )
     n, batch = 4 * 4 * 4, 4
     stage = stage_flops(cfg)
     encoder, predictor, target = stage["components"]

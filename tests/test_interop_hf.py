@@ -4,6 +4,7 @@ Every parameter is randomised (HF initialises biases and mask tokens to zero, wh
 keys). Negative controls show the comparison has teeth: the interleaved `rope`, the wrong mask token and
 the wrong head count each miss the tolerance by far.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -23,15 +24,28 @@ def randomise(module: torch.nn.Module, seed: int) -> None:
     with torch.no_grad():
         for name, p in module.named_parameters():
             scale = 0.5 if p.ndim == 1 or "mask_tokens" in name else 0.3 / p[0].numel() ** 0.25
-            p.copy_(torch.randn(p.shape, generator=gen) * scale + (1.0 if name.endswith(("norm1.weight",
-                    "norm2.weight", "layernorm.weight")) else 0.0))
+            p.copy_(
+                torch.randn(p.shape, generator=gen) * scale
+                + (1.0 if name.endswith(("norm1.weight", "norm2.weight", "layernorm.weight")) else 0.0)
+            )
 
 
 def tiny_hf(tmp_path):
-    config = transformers.VJEPA2Config(crop_size=CROP, frames_per_clip=FRAMES, patch_size=8, tubelet_size=2,
-                                       hidden_size=32, num_attention_heads=2, num_hidden_layers=2, mlp_ratio=3.0,
-                                       pred_hidden_size=40, pred_num_attention_heads=2, pred_num_hidden_layers=2,
-                                       pred_num_mask_tokens=3, pred_mlp_ratio=3.0)
+    config = transformers.VJEPA2Config(
+        crop_size=CROP,
+        frames_per_clip=FRAMES,
+        patch_size=8,
+        tubelet_size=2,
+        hidden_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        mlp_ratio=3.0,
+        pred_hidden_size=40,
+        pred_num_attention_heads=2,
+        pred_num_hidden_layers=2,
+        pred_num_mask_tokens=3,
+        pred_mlp_ratio=3.0,
+    )
     model = transformers.VJEPA2Model(config).eval()
     randomise(model, 0)
     model.save_pretrained(tmp_path / "hf")
@@ -70,7 +84,7 @@ def test_hf_vjepa2_parity_with_negative_controls(converted, cli, one_thread):
     assert encoder.arch["pos_embed"] == "rope_vjepa2" and predictor.default_mask_index == 1
     gen = torch.Generator().manual_seed(1)
     video = torch.randn(2, FRAMES, 3, CROP, CROP, generator=gen)  # HF: (B, T, C, H, W)
-    clip = video.transpose(1, 2)                                    # ours: (B, C, T, H, W)
+    clip = video.transpose(1, 2)  # ours: (B, C, T, H, W)
     n = (FRAMES // 2) * (CROP // 8) ** 2
     perm = torch.stack([torch.randperm(n, generator=gen) for _ in range(2)])  # per sample, unsorted
     keep, ctx, tgt = perm[:, :30], perm[:, :25], perm[:, 25:40]
@@ -93,9 +107,11 @@ def test_hf_vjepa2_parity_with_negative_controls(converted, cli, one_thread):
         interleaved.load_state_dict(encoder.state_dict())
         wrong_heads = encoder_from_arch({**encoder.arch, "num_heads": 4})
         wrong_heads.load_state_dict(encoder.state_dict())
-        controls = {"interleaved rope": max_diff(interleaved.eval()(clip), full),
-                    "mask token 0": max_diff(predictor(gather(full, ctx), ctx, tgt, grid, mask_index=0), hf_pred),
-                    "4 heads": max_diff(wrong_heads.eval()(clip), full)}
+        controls = {
+            "interleaved rope": max_diff(interleaved.eval()(clip), full),
+            "mask token 0": max_diff(predictor(gather(full, ctx), ctx, tgt, grid, mask_index=0), hf_pred),
+            "4 heads": max_diff(wrong_heads.eval()(clip), full),
+        }
     assert all(d < TOL for d in diffs.values()), diffs
     assert all(d > 100 * TOL for d in controls.values()), controls
 
@@ -104,11 +120,20 @@ def test_hf_vjepa2_parity_with_negative_controls(converted, cli, one_thread):
     assert code == 0, err
     back = transformers.VJEPA2Model.from_pretrained(tmp_path / "back").eval()
     with torch.no_grad():
-        round_trip = {"encoder": max_diff(back.get_vision_features(video), full),
-                      "predictor": max_diff(back(video, context_mask=[ctx], target_mask=[tgt])
-                                            .predictor_output.last_hidden_state, hf_pred)}
-    print("\nHF parity max abs diff:", diffs, "\nnegative controls:", controls,
-          "\n--to hf round trip max abs diff:", round_trip)
+        round_trip = {
+            "encoder": max_diff(back.get_vision_features(video), full),
+            "predictor": max_diff(
+                back(video, context_mask=[ctx], target_mask=[tgt]).predictor_output.last_hidden_state, hf_pred
+            ),
+        }
+    print(
+        "\nHF parity max abs diff:",
+        diffs,
+        "\nnegative controls:",
+        controls,
+        "\n--to hf round trip max abs diff:",
+        round_trip,
+    )
     assert all(d < TOL for d in round_trip.values()), round_trip
 
 

@@ -1,5 +1,6 @@
 """Official V-JEPA 1 / V-JEPA 2 checkpoints (key names and shapes as the official code writes them, built here
 from our models with random weights) convert strictly and give the same outputs; bad files are refused."""
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,12 @@ def official_predictor(predictor, family):
             out.update({f"module.backbone.mask_tokens.{i}": t.reshape(1, 1, -1).clone() for i, t in enumerate(value)})
             continue
         head, _, rest = key.partition(".")
-        name = {"embed": "predictor_embed", "blocks": "predictor_blocks", "norm": "predictor_norm",
-                "head": "predictor_proj"}[head]
+        name = {
+            "embed": "predictor_embed",
+            "blocks": "predictor_blocks",
+            "norm": "predictor_norm",
+            "head": "predictor_proj",
+        }[head]
         out[f"module.backbone.{name}.{rest}"] = value.clone()
     if family == "vjepa1":
         out["module.backbone.predictor_pos_embed"] = sincos_3d(predictor.arch["embed_dim"], GRID)[None]
@@ -52,15 +57,26 @@ def official_predictor(predictor, family):
 
 def make_checkpoint(path, family):
     pos = "rope_vjepa2" if family == "vjepa2" else "sincos"
-    nets = {which: randomised(VisionTransformer(embed_dim=36, depth=2, num_heads=3, mlp_hidden=72, patch_size=8,
-                                                tubelet_size=2, pos_embed=pos), seed)
-            for seed, which in enumerate(("encoder", "target_encoder"))}
-    predictor = randomised(Predictor(36, 36, embed_dim=40, depth=2, num_heads=2, mlp_ratio=3.0, num_mask_tokens=3,
-                                     pos_embed=pos), 5)
-    payload = {"encoder": official_encoder(nets["encoder"], family),
-               "target_encoder": official_encoder(nets["target_encoder"], family),
-               "predictor": official_predictor(predictor, family), "epoch": 3, "lr": 1e-4,
-               "opt": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]}}
+    nets = {
+        which: randomised(
+            VisionTransformer(
+                embed_dim=36, depth=2, num_heads=3, mlp_hidden=72, patch_size=8, tubelet_size=2, pos_embed=pos
+            ),
+            seed,
+        )
+        for seed, which in enumerate(("encoder", "target_encoder"))
+    }
+    predictor = randomised(
+        Predictor(36, 36, embed_dim=40, depth=2, num_heads=2, mlp_ratio=3.0, num_mask_tokens=3, pos_embed=pos), 5
+    )
+    payload = {
+        "encoder": official_encoder(nets["encoder"], family),
+        "target_encoder": official_encoder(nets["target_encoder"], family),
+        "predictor": official_predictor(predictor, family),
+        "epoch": 3,
+        "lr": 1e-4,
+        "opt": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
+    }
     torch.save(payload, path)
     return nets, predictor
 
@@ -73,8 +89,9 @@ def convert_args():
 @pytest.mark.parametrize("which", ["target_encoder", "encoder"])
 def test_official_checkpoint_converts_and_matches(cli, tmp_path, family, which, one_thread):
     nets, predictor = make_checkpoint(tmp_path / "model.pt", family)
-    code, out, err = cli("convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", "--which", which,
-                         *convert_args())
+    code, out, err = cli(
+        "convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", "--which", which, *convert_args()
+    )
     assert code == 0, err
     encoder, ours_pred = load_encoder(tmp_path / "ours"), load_predictor(tmp_path / "ours")
     assert encoder.card.source["which"] == which and encoder.card.source["family"] == family
@@ -84,10 +101,17 @@ def test_official_checkpoint_converts_and_matches(cli, tmp_path, family, which, 
     ids = torch.stack([torch.randperm(48, generator=torch.Generator().manual_seed(i)) for i in range(2)])
     with torch.no_grad():
         feats, reference = encoder(clip), nets[which](clip)
-        diffs = {"encoder": float((feats - reference).abs().max()),
-                 "predictor": float((ours_pred(feats[:, :20], ids[:, :20], ids[:, 20:30], GRID, mask_index=2)
-                                     - predictor(feats[:, :20], ids[:, :20], ids[:, 20:30], GRID, mask_index=2))
-                                    .abs().max())}
+        diffs = {
+            "encoder": float((feats - reference).abs().max()),
+            "predictor": float(
+                (
+                    ours_pred(feats[:, :20], ids[:, :20], ids[:, 20:30], GRID, mask_index=2)
+                    - predictor(feats[:, :20], ids[:, :20], ids[:, 20:30], GRID, mask_index=2)
+                )
+                .abs()
+                .max()
+            ),
+        }
         other = nets["encoder" if which == "target_encoder" else "target_encoder"](clip)
     print(f"\nofficial {family} {which} max abs diff: {diffs}")
     assert all(d < 1e-4 for d in diffs.values()), diffs
@@ -102,13 +126,14 @@ def test_a_damaged_official_file_names_the_removed_renamed_and_reshaped_tensors(
     enc["module.backbone.blocks.1.mlp.fc_2.weight"] = enc.pop("module.backbone.blocks.1.mlp.fc2.weight")
     enc["module.backbone.blocks.1.attn.proj.weight"] = enc["module.backbone.blocks.1.attn.proj.weight"].reshape(18, 72)
     torch.save(payload, tmp_path / "model.pt")
-    code, out, err = cli("convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours",
-                         *convert_args())
+    code, out, err = cli("convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", *convert_args())
     assert code == 2 and not (tmp_path / "ours").exists()
     assert len(err.strip().splitlines()) == 1
-    for expected in ("missing 2: blocks.0.norm2.bias, blocks.1.mlp.fc2.weight",
-                     "unexpected 1: blocks.1.mlp.fc_2.weight",
-                     "wrong shape 1: blocks.1.attn.proj.weight (18, 72), expected (36, 36)"):
+    for expected in (
+        "missing 2: blocks.0.norm2.bias, blocks.1.mlp.fc2.weight",
+        "unexpected 1: blocks.1.mlp.fc_2.weight",
+        "wrong shape 1: blocks.1.attn.proj.weight (18, 72), expected (36, 36)",
+    ):
         assert expected in err, err
 
 

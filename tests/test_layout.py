@@ -1,4 +1,5 @@
 """The package layout users import from: presets found in `videojepa/presets/`, the demo package, `videojepa.train`."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,14 @@ def test_presets_are_found_by_name_in_the_presets_folder():
 
     assert PRESET_DIR.name == "presets" and PRESET_DIR.parent.name == "videojepa"
     names = list_presets()
-    for name in ("vjepa/vitl16", "salt/vitl16_teacher", "salt/vitl16_student", "paper/salt_vitl", "demo/vjepa",
-                 "demo/probe"):
+    for name in (
+        "vjepa/vitl16",
+        "salt/vitl16_teacher",
+        "salt/vitl16_student",
+        "paper/salt_vitl",
+        "demo/vjepa",
+        "demo/probe",
+    ):
         assert name in names
         assert resolve_config_path(name) == PRESET_DIR / f"{name}.yaml"
 

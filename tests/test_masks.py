@@ -18,10 +18,12 @@ def expected_mask_ratio(gen: MultiBlockMask, points: int = 4000) -> float:
     with probability 1 - (1 - p)^K. Average over tokens, then over the aspect ratio, which is
     uniform on its range (midpoint rule; the box size is piecewise constant in it).
     """
+
     def cover(extent, span):
         starts = extent - span + 1
-        return torch.tensor([sum(1 for s in range(starts) if s <= i < s + span) / starts for i in range(extent)],
-                            dtype=torch.float64)
+        return torch.tensor(
+            [sum(1 for s in range(starts) if s <= i < s + span) / starts for i in range(extent)], dtype=torch.float64
+        )
 
     lo, hi = gen.aspect_ratio
     total = 0.0
@@ -136,8 +138,12 @@ def test_masks_cli_reports_a_plan_config_per_stage(cli, tmp_path):
     args = ("masks", "paper/salt_vitl", "--batches", 3, "--batch-size", 8)
     code, out, err = cli(*args, "--json", "stages.1.overrides={masks.0.num_blocks: 4}")
     doc = json.loads(out)
-    assert code == 0 and err == "" and [(s["name"], s["config"]) for s in doc["stages"]] == [
-        ("teacher", "salt/vitl16_teacher"), ("student", "salt/vitl16_student")]
+    assert (
+        code == 0
+        and err == ""
+        and [(s["name"], s["config"]) for s in doc["stages"]]
+        == [("teacher", "salt/vitl16_teacher"), ("student", "salt/vitl16_student")]
+    )
     teacher, student = doc["stages"]
     assert teacher["grid"] == student["grid"] == [8, 14, 14] and teacher["batches"] == 3
     assert [g["generator"] for g in teacher["generators"]][0].startswith("multiblock 8x0.15")
@@ -146,5 +152,10 @@ def test_masks_cli_reports_a_plan_config_per_stage(cli, tmp_path):
     assert code == 0 and out.startswith("stage teacher (salt/vitl16_teacher)\ngrid [8, 14, 14] (1568 tokens)")
     assert "\nstage student (salt/vitl16_student)\n" in out
     code, out, _ = cli("masks", "paper/salt_vitl", "--out", tmp_path / "m.png", "--samples", 1)
-    assert code == 0 and out.split() == ["wrote", str(tmp_path / "m_teacher.png"), "wrote", str(tmp_path / "m_student.png")]
+    assert code == 0 and out.split() == [
+        "wrote",
+        str(tmp_path / "m_teacher.png"),
+        "wrote",
+        str(tmp_path / "m_student.png"),
+    ]
     assert (tmp_path / "m_teacher.png").stat().st_size > 1000 and not (tmp_path / "m.png").exists()

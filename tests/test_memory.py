@@ -6,6 +6,7 @@ through `F.scaled_dot_product_attention` (on CPU in bf16 the library picks an ex
 which would save the seq x seq matrix), and they use CPU autocast's rule for LayerNorm (it runs in the
 input's dtype; CUDA's autocast upcasts it to fp32, which the CLI assumes).
 """
+
 import json
 import math
 import warnings
@@ -33,11 +34,25 @@ def fused_attention(monkeypatch):
 
 
 def small_config(method, precision, pos_embed, checkpointing, *extra):
-    return load_config("demo/" + ("salt_teacher" if method == "salt_teacher" else method), [
-        f"method.name={method}", "model.name=vit_nano", "model.patch_size=8", "data.crop_size=64",
-        "data.frames_per_clip=8", "predictor.depth=2", "predictor.embed_dim=64", "predictor.num_heads=2",
-        f"train.precision={precision}", "method.teacher.model=vit_nano", "method.teacher.checkpoint=null",
-        f"model.pos_embed={pos_embed}", f"train.activation_checkpointing={checkpointing}", *extra])
+    return load_config(
+        "demo/" + ("salt_teacher" if method == "salt_teacher" else method),
+        [
+            f"method.name={method}",
+            "model.name=vit_nano",
+            "model.patch_size=8",
+            "data.crop_size=64",
+            "data.frames_per_clip=8",
+            "predictor.depth=2",
+            "predictor.embed_dim=64",
+            "predictor.num_heads=2",
+            f"train.precision={precision}",
+            "method.teacher.model=vit_nano",
+            "method.teacher.checkpoint=null",
+            f"model.pos_embed={pos_embed}",
+            f"train.activation_checkpointing={checkpointing}",
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -103,22 +118,33 @@ def estimate(cfg, shape, method):
     return act, act.saved + copies
 
 
-CASES = [("vjepa", "fp32", "sincos", False), ("vjepa", "bf16", "rope", False), ("vjepa", "bf16", "rope", True),
-         ("salt_teacher", "bf16", "sincos", False), ("salt_teacher", "fp32", "sincos", True),
-         ("salt_student", "fp32", "rope", True)]
+CASES = [
+    ("vjepa", "fp32", "sincos", False),
+    ("vjepa", "bf16", "rope", False),
+    ("vjepa", "bf16", "rope", True),
+    ("salt_teacher", "bf16", "sincos", False),
+    ("salt_teacher", "fp32", "sincos", True),
+    ("salt_student", "fp32", "rope", True),
+]
 
 
 @pytest.mark.parametrize("method,precision,pos_embed,checkpointing", CASES)
-def test_estimate_within_15_percent_of_what_autograd_saves(fused_attention, one_thread, method, precision, pos_embed,
-                                                           checkpointing):
+def test_estimate_within_15_percent_of_what_autograd_saves(
+    fused_attention, one_thread, method, precision, pos_embed, checkpointing
+):
     cfg = small_config(method, precision, pos_embed, checkpointing)
     measured, shape, built = measure_method(cfg)
     act, estimated = estimate(cfg, shape, built)
     assert abs(estimated / measured - 1) <= TOLERANCE, (estimated, measured)
     if checkpointing:  # the backward peak adds one recomputed block: the largest, measured alone
         head, tokens, bf16 = built.head, max(c + t for c, t in shape.lengths), cfg.train.precision == "bf16"
-        x = torch.randn(shape.batch, tokens, head.blocks[0].norm1.normalized_shape[0],
-                        dtype=torch.bfloat16 if bf16 else torch.float32, requires_grad=True)
+        x = torch.randn(
+            shape.batch,
+            tokens,
+            head.blocks[0].norm1.normalized_shape[0],
+            dtype=torch.bfloat16 if bf16 else torch.float32,
+            requires_grad=True,
+        )
         tables = head.pos.rotary(torch.arange(tokens).expand(shape.batch, -1), token_grid(cfg))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             one = memory.saved_bytes(lambda: head.blocks[0](x, tables), list(head.parameters()))
@@ -133,9 +159,11 @@ def test_a_formula_that_forgets_the_mlp_falls_outside(fused_attention, one_threa
     cfg = small_config("vjepa", "fp32", "sincos", False)
     measured, shape, built = measure_method(cfg)
     right = memory.block_bytes_per_token
-    monkeypatch.setattr(memory, "block_bytes_per_token",
-                        lambda dim, heads, hidden, rope, c, device="cuda": right(dim, heads, hidden, rope, c, device)
-                        - 2 * c * hidden)
+    monkeypatch.setattr(
+        memory,
+        "block_bytes_per_token",
+        lambda dim, heads, hidden, rope, c, device="cuda": right(dim, heads, hidden, rope, c, device) - 2 * c * hidden,
+    )
     _, estimated = estimate(cfg, shape, built)
     assert abs(estimated / measured - 1) > TOLERANCE
 
@@ -146,8 +174,9 @@ def test_loss_copies_are_the_losses_own():
 
 
 def test_layout_by_hand():
-    cfg = load_config("vjepa/vitl16", ["model.name=vit_pico", "data.crop_size=64", "data.frames_per_clip=8",
-                                       "train.batch_size=8"])
+    cfg = load_config(
+        "vjepa/vitl16", ["model.name=vit_pico", "data.crop_size=64", "data.frames_per_clip=8", "train.batch_size=8"]
+    )
     report = memory.stage_memory(cfg, world_size=4)
     trained = sum(n["params"] for n in report["networks"] if n["role"] == "trained")
     ema = sum(n["params"] for n in report["networks"] if n["role"] == "ema")
@@ -162,8 +191,15 @@ def test_layout_by_hand():
 
 
 def test_frozen_teacher_is_replicated_in_bf16():
-    cfg = load_config("salt/vitl16_student", ["model.name=vit_pico", "method.teacher.model=vit_nano",
-                                              "method.teacher.checkpoint=null", "train.batch_size=8"])
+    cfg = load_config(
+        "salt/vitl16_student",
+        [
+            "model.name=vit_pico",
+            "method.teacher.model=vit_nano",
+            "method.teacher.checkpoint=null",
+            "train.batch_size=8",
+        ],
+    )
     report = memory.stage_memory(cfg, world_size=8)
     teacher = next(n for n in report["networks"] if n["role"] == "frozen")
     assert teacher["name"] == "teacher"
@@ -181,8 +217,16 @@ def test_cli_memory_table_and_json(cli):
     student = report["stages"][1]["fsdp2"]["checkpointing"]
     assert set(student["fits"]) == {"24 GB", "40 GB", "80 GB", "141 GB"} and student["frozen"] > 0
     # a card fits when the total does; a ViT-g needs more than the ViT-L at the same batch, and DDP more than FSDP2
-    code, out, _ = cli("flops", "vjepa/vitl16", "model.name=vit_giant", "train.batch_size=192", "--memory",
-                       "--world-size", "8", "--json")
+    code, out, _ = cli(
+        "flops",
+        "vjepa/vitl16",
+        "model.name=vit_giant",
+        "train.batch_size=192",
+        "--memory",
+        "--world-size",
+        "8",
+        "--json",
+    )
     giant = json.loads(out)["stages"][0]
     code, out, _ = cli("flops", "vjepa/vitl16", "train.batch_size=192", "--memory", "--world-size", "8", "--json")
     large = json.loads(out)["stages"][0]
@@ -217,8 +261,15 @@ def test_memory_names_no_method():
 
 
 def test_a_sharded_teacher_is_divided_and_gathered_block_by_block():
-    cfg = load_config("salt/vitl16_student", ["model.name=vit_pico", "method.teacher.model=vit_base",
-                                              "method.teacher.checkpoint=null", "train.batch_size=8"])
+    cfg = load_config(
+        "salt/vitl16_student",
+        [
+            "model.name=vit_pico",
+            "method.teacher.model=vit_base",
+            "method.teacher.checkpoint=null",
+            "train.batch_size=8",
+        ],
+    )
     networks, _, _ = memory.method_networks(cfg)
     teacher = next(n for n in networks if n.role == "frozen")
     replicated = memory.layout(networks, "fsdp2", 8, 2, shard_frozen=False, checkpointing=False)
@@ -255,8 +306,7 @@ def test_a_method_without_architectures_is_refused():
         unregister_method(Opaque.name)
 
 
-@pytest.mark.parametrize("precision,checkpointing", [("fp32", False), ("fp32", True), ("bf16", False),
-                                                    ("bf16", True)])
+@pytest.mark.parametrize("precision,checkpointing", [("fp32", False), ("fp32", True), ("bf16", False), ("bf16", True)])
 def test_peak_against_pytorchs_memory_tracker(fused_attention, one_thread, precision, checkpointing):
     """The peak model (saved activations + one recomputed block + inputs and targets + autocast's weight copies)
     against the live bytes PyTorch's own MemTracker follows through a trainer-like step: forward under autocast,
@@ -279,8 +329,9 @@ def test_peak_against_pytorchs_memory_tracker(fused_attention, one_thread, preci
     peak = {str(k): v for k, v in tracker.get_tracker_snapshot("peak")[torch.device("cpu")].items()}
     live = peak["Total"] - peak["_MemRefType.PARAM"] - peak["_MemRefType.GRAD"]
     shape = StepShape(batch, math.prod(token_grid(cfg)), [(m.context.shape[1], m.target.shape[1]) for m in masks])
-    act = memory.activation_bytes(method.encoder, method.head, shape, c, checkpointing, "cpu",
-                                  memory.loss_saved_copies(cfg))
+    act = memory.activation_bytes(
+        method.encoder, method.head, shape, c, checkpointing, "cpu", memory.loss_saved_copies(cfg)
+    )
     estimated = act.peak + memory.inputs_and_targets(cfg, method.encoder, method.head, shape)
     if c == 2:  # autocast caches bf16 copies of weights that require grad until the forward's autocast ends
         networks, _, _ = memory.method_networks(cfg)

@@ -5,6 +5,7 @@ differ from each other, biases are non-zero), so a swapped network or token show
 check also runs under planted mutations (`MUTATIONS`) that it must catch: a check that cannot fail
 would pass them.
 """
+
 import copy
 import math
 
@@ -15,8 +16,15 @@ import torch.nn.functional as F
 import videojepa.methods.masked as masked_module
 from videojepa.config import load_config
 from videojepa.masks import MaskCollator, build_mask_generators
-from videojepa.methods import (SALTStudent, VJEPA, build_method, get_method, list_methods, register_method,
-                               unregister_method)
+from videojepa.methods import (
+    VJEPA,
+    SALTStudent,
+    build_method,
+    get_method,
+    list_methods,
+    register_method,
+    unregister_method,
+)
 from videojepa.models.predictor import Predictor
 from videojepa.models.vit import PositionEncoding
 
@@ -24,10 +32,23 @@ MEAN, STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)
 
 
 def tiny_config(method, *extra):
-    return load_config("demo/" + ("salt_teacher" if method == "salt_teacher" else method), [
-        f"method.name={method}", "model.name=vit_pico", "model.patch_size=8", "data.crop_size=32",
-        "data.frames_per_clip=8", "predictor.depth=2", "predictor.embed_dim=32", "predictor.num_heads=2",
-        "train.precision=fp32", "method.teacher.model=vit_nano", "method.teacher.checkpoint=null", *extra])
+    return load_config(
+        "demo/" + ("salt_teacher" if method == "salt_teacher" else method),
+        [
+            f"method.name={method}",
+            "model.name=vit_pico",
+            "model.patch_size=8",
+            "data.crop_size=32",
+            "data.frames_per_clip=8",
+            "predictor.depth=2",
+            "predictor.embed_dim=32",
+            "predictor.num_heads=2",
+            "train.precision=fp32",
+            "method.teacher.model=vit_nano",
+            "method.teacher.checkpoint=null",
+            *extra,
+        ],
+    )
 
 
 def randomise(module, seed=0):
@@ -99,7 +120,7 @@ def reference_pixel_loss(method, video, masks):
     for ti in range(T // t):
         for hi in range(H // p):
             for wi in range(W // p):
-                cube = pixels[:, :, ti * t:(ti + 1) * t, hi * p:(hi + 1) * p, wi * p:(wi + 1) * p]
+                cube = pixels[:, :, ti * t : (ti + 1) * t, hi * p : (hi + 1) * p, wi * p : (wi + 1) * p]
                 cube = cube.permute(0, 2, 3, 4, 1).reshape(B, -1, C)  # (dt, dh, dw) pixels x channels
                 cube = (cube - cube.mean(1, keepdim=True)) / (cube.std(1, keepdim=True) + 1e-6)
                 tokens.append(cube.reshape(B, -1))
@@ -152,15 +173,17 @@ def encoder_sees_positions(pos_embed) -> bool:
 
 def predictor_sees_positions(pos_embed) -> bool:
     """The same context contents at other positions must change the predictions of the same targets."""
-    predictor = randomise(Predictor(16, 16, embed_dim=32, depth=1, num_heads=2, num_mask_tokens=2,
-                                    pos_embed=pos_embed))
+    predictor = randomise(Predictor(16, 16, embed_dim=32, depth=1, num_heads=2, num_mask_tokens=2, pos_embed=pos_embed))
     grid = (2, 4, 4)
     context_ids, target_ids = torch.arange(0, 32, 2)[None], torch.arange(1, 32, 2)[None]
     context = torch.randn(1, 16, 16, generator=torch.Generator().manual_seed(0))
     perm = torch.randperm(16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        return not torch.allclose(predictor(context[:, perm], context_ids, target_ids, grid),
-                                  predictor(context, context_ids, target_ids, grid), atol=1e-4)
+        return not torch.allclose(
+            predictor(context[:, perm], context_ids, target_ids, grid),
+            predictor(context, context_ids, target_ids, grid),
+            atol=1e-4,
+        )
 
 
 def predictor_uses_each_mask_token() -> bool:
@@ -199,8 +222,11 @@ def _no_target_layernorm(mp):
 
 def _method_shares_mask_token(mp):
     head = masked_module.MaskedPrediction.head.fget
-    mp.setattr(masked_module.MaskedPrediction, "head",
-               property(lambda self: lambda *a, mask_index=0: head(self)(*a, mask_index=0)))
+    mp.setattr(
+        masked_module.MaskedPrediction,
+        "head",
+        property(lambda self: lambda *a, mask_index=0: head(self)(*a, mask_index=0)),
+    )
 
 
 def _predictor_shares_mask_token(mp):
@@ -223,8 +249,11 @@ def _positions_off(mp):
 
 def _teacher_trained(mp):
     mp.setattr(SALTStudent, "networks", {"encoder": "trained", "predictor": "trained", "teacher": "trained"})
-    mp.setattr(masked_module.LatentPrediction, "targets",
-               lambda self, video: masked_module.normalize_features(self.target_network.requires_grad_(True)(video)))
+    mp.setattr(
+        masked_module.LatentPrediction,
+        "targets",
+        lambda self, video: masked_module.normalize_features(self.target_network.requires_grad_(True)(video)),
+    )
 
 
 CHECKS = {
@@ -280,8 +309,9 @@ def test_loss_exponent_is_the_latent_loss_power(one_thread):
     method = build("vjepa")
     method.cfg = tiny_config("vjepa", "method.loss_exponent=2.0")
     video, masks = fixed_batch(method.cfg)
-    assert torch.allclose(method(video, masks)[0], reference_latent_loss(method, method.target_encoder, video, masks, 2.0),
-                          rtol=1e-5)
+    assert torch.allclose(
+        method(video, masks)[0], reference_latent_loss(method, method.target_encoder, video, masks, 2.0), rtol=1e-5
+    )
 
 
 def test_vjepa_momentum_follows_its_linear_schedule():
@@ -320,8 +350,11 @@ def test_overfits_a_handful_of_fixed_clips(name, one_thread):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        method = build_method(tiny_config(name, "method.ema=[1.0, 1.0]", "predictor.depth=2",
-                                          "predictor.embed_dim=64", "predictor.num_heads=4"))
+        method = build_method(
+            tiny_config(
+                name, "method.ema=[1.0, 1.0]", "predictor.depth=2", "predictor.embed_dim=64", "predictor.num_heads=4"
+            )
+        )
     generator = torch.Generator().manual_seed(1)
     video = torch.rand(4, 3, 8, 32, 32, generator=generator)  # smooth-free random clips: nothing to shortcut
     video = (video - torch.tensor(MEAN).view(1, 3, 1, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1, 1)
@@ -379,13 +412,17 @@ def mean_colour():
 
 def test_a_method_registered_from_outside_trains_resumes_and_reports(mean_colour, tiny_synth, tmp_path, cli):
     from conftest import tiny_overrides
+
     from videojepa.flops import stage_flops
     from videojepa.train.logger import read_metrics
     from videojepa.train.trainer import Trainer
 
     def overrides(steps):
-        return tiny_overrides(tiny_synth, tmp_path, **{"method.name": "mean_colour", "train.steps": steps,
-                                                      "train.checkpoint_every": 2, "train.log_every": 2})
+        return tiny_overrides(
+            tiny_synth,
+            tmp_path,
+            **{"method.name": "mean_colour", "train.steps": steps, "train.checkpoint_every": 2, "train.log_every": 2},
+        )
 
     Trainer(load_config("demo/salt_teacher", overrides(4))).fit()
     Trainer(load_config("demo/salt_teacher", overrides(6))).fit()  # resumes at step 4
@@ -430,6 +467,7 @@ def test_no_method_is_named_by_the_trainer_loader_or_accountant():
     root = Path(masked_module.__file__).parents[1]
     files = [root / "flops.py", root / "config" / "loader.py", *sorted((root / "train").glob("*.py"))]
     pattern = re.compile(r"\b(" + "|".join(BUILT_IN) + r")\b")
-    named = [f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
-             if pattern.search(line)]
+    named = [
+        f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)
+    ]
     assert not named, named

@@ -82,7 +82,7 @@ def test_sincos_gives_each_axis_an_equal_share():
     table = sincos_3d(96, (2, 3, 4))  # 32 channels per axis
     coords = token_coords(torch.arange(24), (2, 3, 4))
     for axis in range(3):
-        part = table[:, 32 * axis: 32 * (axis + 1)]
+        part = table[:, 32 * axis : 32 * (axis + 1)]
         for value in coords[:, axis].unique():
             rows = part[coords[:, axis] == value]
             assert torch.allclose(rows, rows[0].expand_as(rows))  # depends on this axis only
@@ -112,12 +112,12 @@ def test_rope_vjepa2_layout_matches_the_released_formula():
     omega = 1.0 / 10000 ** (torch.arange(part // 2, dtype=torch.float64) / (part / 2))
     pieces = []
     for axis in range(3):
-        chunk = x[..., axis * part:(axis + 1) * part].double()
+        chunk = x[..., axis * part : (axis + 1) * part].double()
         f = coords[0, 0, axis].double() * omega
         pair = chunk.unflatten(-1, (-1, 2))
         swapped = torch.stack([-pair[..., 1], pair[..., 0]], -1).flatten(-2)
         pieces.append(chunk * torch.cat([f.cos(), f.cos()]) + swapped * torch.cat([f.sin(), f.sin()]))
-    pieces.append(x[..., 3 * part:].double())
+    pieces.append(x[..., 3 * part :].double())
     torch.testing.assert_close(apply_rope(x, cos, sin), torch.cat(pieces, -1).float())
 
 

@@ -1,4 +1,5 @@
 """Resume is pickle-free, loud when it cannot resume, and exact on every interruption path."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from videojepa.config import load_config, save_config
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.logger import read_metrics
@@ -47,12 +48,19 @@ def interrupt_during_step(trainer, at_call: int, signum: int) -> None:
     trainer.method.forward = wrapped
 
 
-@pytest.mark.parametrize("precision,workers,signum", [("fp32", 0, signal.SIGTERM), ("bf16", 1, signal.SIGTERM),
-                                                      ("fp32", 0, signal.SIGINT)])
-def test_signal_mid_step_resumes_onto_the_uninterrupted_trajectory(tiny_synth, tmp_path, precision, workers, signum,
-                                                                  one_thread):
-    extra = {"train.steps": 8, "train.checkpoint_every": 100, "train.log_every": 4, "train.precision": precision,
-             "data.num_workers": workers}
+@pytest.mark.parametrize(
+    "precision,workers,signum", [("fp32", 0, signal.SIGTERM), ("bf16", 1, signal.SIGTERM), ("fp32", 0, signal.SIGINT)]
+)
+def test_signal_mid_step_resumes_onto_the_uninterrupted_trajectory(
+    tiny_synth, tmp_path, precision, workers, signum, one_thread
+):
+    extra = {
+        "train.steps": 8,
+        "train.checkpoint_every": 100,
+        "train.log_every": 4,
+        "train.precision": precision,
+        "data.num_workers": workers,
+    }
     make_trainer(tiny_synth, tmp_path / "a", **extra).fit()
 
     interrupted = make_trainer(tiny_synth, tmp_path / "b", **extra)
@@ -81,17 +89,25 @@ def test_checkpoints_hold_only_tensors_and_plain_containers(tiny_synth, tmp_path
     path = ckpt.list_checkpoints(tmp_path)[-1]
     record = json.loads((path / "record.json").read_text())["state"]  # everything but tensors is JSON
     assert record["step"] == 2 and record["method"]["encoder.patch_embed.weight"] == {
-        "__tensor__": "method/encoder.patch_embed.weight"}
+        "__tensor__": "method/encoder.patch_embed.weight"
+    }
     assert sorted(p.name for p in path.iterdir()) == [".metadata", "__0_0.distcp", "record.json"]
     state = ckpt.read_checkpoint(path)
-    assert torch.equal(state["method"]["encoder.patch_embed.weight"], trainer.method.state_dict()["encoder.patch_embed.weight"])
+    assert torch.equal(
+        state["method"]["encoder.patch_embed.weight"], trainer.method.state_dict()["encoder.patch_embed.weight"]
+    )
     with pytest.raises(TypeError, match=r"checkpoint.extra is a PlantedPayload"):
         ckpt.save_checkpoint(tmp_path, 9, {"step": 9, "extra": PlantedPayload(tmp_path / "x")}, keep=3)
 
 
 def _pretrain(config_path, run_dir):
-    return subprocess.run([sys.executable, "-m", "videojepa", "pretrain", str(config_path), f"run.dir={run_dir}"],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "videojepa", "pretrain", str(config_path), f"run.dir={run_dir}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def test_a_planted_pickle_is_refused_and_its_code_never_runs(tiny_synth, tmp_path):
@@ -132,9 +148,9 @@ def test_a_planted_pickle_is_refused_and_its_code_never_runs(tiny_synth, tmp_pat
 
 
 def test_a_convert_folder_is_never_trained_over(tiny_synth, tmp_path):
+    from videojepa.encoder_io import save_encoder
     from videojepa.errors import UserError
     from videojepa.models.registry import create_model
-    from videojepa.encoder_io import save_encoder
 
     save_encoder(create_model("vit_pico", patch_size=8), tmp_path / "encoder.safetensors")
     with pytest.raises(UserError, match="no config.yaml"):

@@ -1,4 +1,3 @@
-import json
 import logging
 import math
 import multiprocessing
@@ -11,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from videojepa.config import load_config
 from videojepa.errors import UserError
-from videojepa.masks import MaskIndices
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.logger import read_metrics
 from videojepa.train.trainer import Trainer, TrainingError
@@ -46,8 +44,21 @@ def test_demo_presets_train_and_loss_falls(preset, tiny_synth, teacher_run, tmp_
     assert len(losses) == 20 and all(math.isfinite(x) for x in losses)
     assert sum(losses[-5:]) < sum(losses[:5]), losses
     full = read_metrics(tmp_path, kind="log")
-    for key in ("lr", "wd", "grad_norm", "clip_rate", "data_wait_fraction", "clips_per_s", "flops_per_s",
-                "feature_std", "feature_rank", "target_std", "pred_std", "loss_mask0", "loss_mask0"):
+    for key in (
+        "lr",
+        "wd",
+        "grad_norm",
+        "clip_rate",
+        "data_wait_fraction",
+        "clips_per_s",
+        "flops_per_s",
+        "feature_std",
+        "feature_rank",
+        "target_std",
+        "pred_std",
+        "loss_mask0",
+        "loss_mask0",
+    ):
         assert key in full[-1], key
     assert (tmp_path / "config.yaml").exists() and (tmp_path / "encoder.safetensors").exists()
 
@@ -71,8 +82,12 @@ def test_salt_student_teacher_is_frozen_and_may_be_wider(tiny_synth, teacher_run
 
     wide = create_model("vit_nano", patch_size=8)  # 96 wide; the student is 64 wide
     save_encoder(wide, tmp_path / "wide.safetensors")
-    trainer = make_trainer("demo/salt_student", tiny_synth, tmp_path / "run",
-                           **{"method.teacher.checkpoint": tmp_path / "wide.safetensors"})
+    trainer = make_trainer(
+        "demo/salt_student",
+        tiny_synth,
+        tmp_path / "run",
+        **{"method.teacher.checkpoint": tmp_path / "wide.safetensors"},
+    )
     method = trainer.method
     assert method.teacher.embed_dim == 96 and method.encoder.embed_dim == 64
     assert method.predictor.head.out_features == 96
@@ -93,20 +108,35 @@ def test_student_refuses_a_teacher_with_other_tokens(tiny_synth, tmp_path):
 
     save_encoder(create_model("vit_pico", patch_size=16), tmp_path / "t.safetensors")
     with pytest.raises(UserError, match="patch"):
-        make_trainer("demo/salt_student", tiny_synth, tmp_path / "run", **{"method.teacher.checkpoint": tmp_path / "t.safetensors"})
+        make_trainer(
+            "demo/salt_student",
+            tiny_synth,
+            tmp_path / "run",
+            **{"method.teacher.checkpoint": tmp_path / "t.safetensors"},
+        )
 
 
 def _run_cli(config_path, run_dir):
-    return subprocess.Popen([sys.executable, "-m", "videojepa", "pretrain", str(config_path), f"run.dir={run_dir}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "videojepa", "pretrain", str(config_path), f"run.dir={run_dir}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny_synth, tmp_path):
     from videojepa.config import save_config
 
     n = 8
-    cfg = load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "unused", **{
-        "train.steps": 2 * n, "train.checkpoint_every": n, "model.name": "vit_nano", "predictor.depth": 2}))
+    cfg = load_config(
+        "demo/vjepa",
+        tiny_overrides(
+            tiny_synth,
+            tmp_path / "unused",
+            **{"train.steps": 2 * n, "train.checkpoint_every": n, "model.name": "vit_nano", "predictor.depth": 2},
+        ),
+    )
     save_config(cfg, tmp_path / "cfg.yaml")
     straight = _run_cli(tmp_path / "cfg.yaml", tmp_path / "a")
     assert straight.wait(timeout=300) == 0, straight.stderr.read()
@@ -178,8 +208,9 @@ def test_resume_refuses_a_conflicting_config(tiny_synth, tmp_path):
 
 
 def test_a_constant_encoder_triggers_the_collapse_warning(tiny_synth, tmp_path):
-    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5, "train.lr": 1e-9,
-                                                                  "train.start_lr": 1e-9})
+    trainer = make_trainer(
+        "demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5, "train.lr": 1e-9, "train.start_lr": 1e-9}
+    )
     with torch.no_grad():
         for encoder in (trainer.method.encoder, trainer.method.target_encoder):
             encoder.norm.weight.zero_()  # every token's features = the norm's bias: a collapsed encoder
@@ -191,8 +222,9 @@ def test_a_constant_encoder_triggers_the_collapse_warning(tiny_synth, tmp_path):
 
 
 def test_a_method_without_std_metrics_is_watched_on_the_held_out_signals(tiny_synth, tmp_path):
-    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5, "train.lr": 1e-9,
-                                                                  "train.start_lr": 1e-9})
+    trainer = make_trainer(
+        "demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 5, "train.lr": 1e-9, "train.start_lr": 1e-9}
+    )
     forward = trainer.method.forward
 
     def no_std_metrics(v, m):  # a method that reports neither target_std nor pred_std
@@ -264,8 +296,9 @@ def test_a_nan_loss_is_skipped_and_counted_then_too_many_abort(tiny_synth, tmp_p
 
 
 def test_fp16_overflow_steps_skip_the_ema_are_counted_and_abort(tiny_synth, tmp_path, caplog):
-    trainer = make_trainer("demo/vjepa", tiny_synth, tmp_path,
-                           **{"train.precision": "fp16", "train.max_nonfinite_steps": 3})
+    trainer = make_trainer(
+        "demo/vjepa", tiny_synth, tmp_path, **{"train.precision": "fp16", "train.max_nonfinite_steps": 3}
+    )
     video, masks = first_batch(trainer)
     method = trainer.method
     weights = lambda: [p.detach().clone() for p in (*method.encoder.parameters(), *method.target_encoder.parameters())]  # noqa: E731
@@ -315,17 +348,31 @@ def test_pretrain_cli_reports_missing_data(cli, tmp_path):
     assert code == 2 and "data.train is not set" in err
 
 
-@pytest.mark.parametrize("override, message", [
-    ("data.val=nowhere/val.csv", "data.val: data source not found: nowhere/val.csv. Pretraining uses data.val only for "
-     "the health monitors' held-out batch (feature std and RankMe on 8 clips); give an existing CSV/folder, or "
-     "data.val=null to measure them on un-augmented training clips"),
-    ("data.train=nowhere/train.csv", "data.train: data source not found: nowhere/train.csv (a CSV/list file, a folder "
-     "of videos or one video)"),
-    ("data.num_views=3", "data.num_views: 3 is an evaluation setting: pretraining reads one clip and one view per "
-     "video (allowed: 1); set it in a probe config instead"),
-    ("data.num_clips=2", "data.num_clips: 2 is an evaluation setting: pretraining reads one clip and one view per "
-     "video (allowed: 1); set it in a probe config instead"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "data.val=nowhere/val.csv",
+            "data.val: data source not found: nowhere/val.csv. Pretraining uses data.val only for "
+            "the health monitors' held-out batch (feature std and RankMe on 8 clips); give an existing CSV/folder, or "
+            "data.val=null to measure them on un-augmented training clips",
+        ),
+        (
+            "data.train=nowhere/train.csv",
+            "data.train: data source not found: nowhere/train.csv (a CSV/list file, a folder of videos or one video)",
+        ),
+        (
+            "data.num_views=3",
+            "data.num_views: 3 is an evaluation setting: pretraining reads one clip and one view per "
+            "video (allowed: 1); set it in a probe config instead",
+        ),
+        (
+            "data.num_clips=2",
+            "data.num_clips: 2 is an evaluation setting: pretraining reads one clip and one view per "
+            "video (allowed: 1); set it in a probe config instead",
+        ),
+    ],
+)
 def test_pretrain_refuses_bad_data_settings_before_any_work(cli, tiny_synth, tmp_path, override, message):
     run = tmp_path / "run"
     code, out, err = cli("pretrain", "demo/vjepa", *tiny_overrides(tiny_synth, run), override)
@@ -334,8 +381,9 @@ def test_pretrain_refuses_bad_data_settings_before_any_work(cli, tiny_synth, tmp
 
 
 def test_pretraining_without_data_val_logs_its_held_out_fallback(tiny_synth, tmp_path):
-    make_trainer("demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 1, "train.log_every": 1,
-                                                        "data.val": "null"}).fit()
+    make_trainer(
+        "demo/vjepa", tiny_synth, tmp_path, **{"train.steps": 1, "train.log_every": 1, "data.val": "null"}
+    ).fit()
     log = (tmp_path / "train.log").read_text()
     assert "data.val is not set: the health monitors' held-out batch is 8 un-augmented training clips" in log
     assert "feature std" in log  # the monitors ran on that batch
@@ -346,16 +394,23 @@ def test_pretraining_without_data_val_logs_its_held_out_fallback(tiny_synth, tmp
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
     small = tmp_path / "small"
     small.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("a small tmpfs cannot be mounted here")
     try:
         ckpt.save_checkpoint(small, 1, {"step": 1, "w": torch.ones(1000)}, keep=3)  # 4 kB
         with pytest.raises(ckpt.CheckpointWriteError) as failure:
             ckpt.save_checkpoint(small, 2, {"step": 2, "w": torch.ones(1_000_000)}, keep=3)  # 4 MB
         message = str(failure.value)
-        assert "\n" not in message and message.startswith(f"cannot write checkpoint {small}/checkpoints/step_00000002: "
-                                                           "No space left on device; it needs about 3.8 MiB here")
+        assert "\n" not in message and message.startswith(
+            f"cannot write checkpoint {small}/checkpoints/step_00000002: "
+            "No space left on device; it needs about 3.8 MiB here"
+        )
         assert message.endswith("the previous checkpoint is kept")
         assert [p.name for p in (small / "checkpoints").iterdir()] == ["step_00000001"]  # no half-written one
         assert torch.equal(ckpt.load_latest(small)["w"], torch.ones(1000))

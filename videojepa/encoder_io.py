@@ -14,11 +14,11 @@ Loading is strict: a missing, unexpected or wrongly shaped tensor is an error th
 never a silent partial load. A directory may also hold `predictor.safetensors` (a converted V-JEPA 2
 predictor), read by `load_predictor`.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,12 +36,12 @@ class ClipProtocol(BaseModel):
     """How clips must be prepared for this encoder; None = not recorded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    frames: Optional[int] = None
-    frame_step: Optional[int] = None
-    fps: Optional[float] = None  # when set, windows are resampled to this rate instead of taking every k-th frame
-    crop: Optional[int] = None
-    mean: Optional[tuple[float, float, float]] = None
-    std: Optional[tuple[float, float, float]] = None
+    frames: int | None = None
+    frame_step: int | None = None
+    fps: float | None = None  # when set, windows are resampled to this rate instead of taking every k-th frame
+    crop: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
 
 
 class EncoderCard(BaseModel):
@@ -50,33 +50,53 @@ class EncoderCard(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     arch: dict
     clip: ClipProtocol = ClipProtocol()
-    method: Optional[str] = None
-    step: Optional[int] = None
-    source: Optional[dict] = None  # converted weights: {"format": "hf" | "official" | "videomae", "path": ..., ...}
+    method: str | None = None
+    step: int | None = None
+    source: dict | None = None  # converted weights: {"format": "hf" | "official" | "videomae", "path": ..., ...}
 
     @classmethod
-    def describe(cls, encoder: torch.nn.Module, **fields) -> "EncoderCard":
+    def describe(cls, encoder: torch.nn.Module, **fields) -> EncoderCard:
         return cls(arch=dict(encoder.arch), **fields)
 
     @classmethod
-    def from_v1(cls, arch: dict, data: dict, extra: dict) -> "EncoderCard":
+    def from_v1(cls, arch: dict, data: dict, extra: dict) -> EncoderCard:
         """The card of a `videojepa.encoder/1` file (the trainer's data and extra dicts)."""
-        clip = ClipProtocol(frames=data.get("frames_per_clip"), frame_step=data.get("frame_step"), fps=data.get("fps"),
-                            crop=data.get("crop_size"), mean=data.get("mean"), std=data.get("std"))
+        clip = ClipProtocol(
+            frames=data.get("frames_per_clip"),
+            frame_step=data.get("frame_step"),
+            fps=data.get("fps"),
+            crop=data.get("crop_size"),
+            mean=data.get("mean"),
+            std=data.get("std"),
+        )
         return cls(arch=arch, clip=clip, method=extra.get("method"), step=extra.get("step"))
 
     def legacy(self) -> dict:
         """The format-1 view {"arch", "data", "extra"}, for code that reads `encoder.meta`."""
         c = self.clip
-        data = {"frames_per_clip": c.frames, "frame_step": c.frame_step, "fps": c.fps, "crop_size": c.crop,
-                "mean": list(c.mean) if c.mean else None, "std": list(c.std) if c.std else None}
+        data = {
+            "frames_per_clip": c.frames,
+            "frame_step": c.frame_step,
+            "fps": c.fps,
+            "crop_size": c.crop,
+            "mean": list(c.mean) if c.mean else None,
+            "std": list(c.std) if c.std else None,
+        }
         extra = {"method": self.method, "step": self.step}
-        return {"arch": self.arch, "data": {k: v for k, v in data.items() if v is not None},
-                "extra": {k: v for k, v in extra.items() if v is not None}}
+        return {
+            "arch": self.arch,
+            "data": {k: v for k, v in data.items() if v is not None},
+            "extra": {k: v for k, v in extra.items() if v is not None},
+        }
 
 
-def save_encoder(encoder: torch.nn.Module, path: str | Path, data: dict | None = None, extra: dict | None = None,
-                 card: EncoderCard | None = None) -> None:
+def save_encoder(
+    encoder: torch.nn.Module,
+    path: str | Path,
+    data: dict | None = None,
+    extra: dict | None = None,
+    card: EncoderCard | None = None,
+) -> None:
     """Write weights + card atomically (temp file, fsync, rename).
 
     Give `card`, or the format-1 style `data` (frames_per_clip, frame_step, fps, crop_size, mean, std)
@@ -90,8 +110,11 @@ def save_encoder(encoder: torch.nn.Module, path: str | Path, data: dict | None =
 
 
 def save_predictor(predictor: torch.nn.Module, path: str | Path, source: dict | None = None) -> None:
-    _write(path, predictor, {"format": PREDICTOR_FORMAT, "arch": json.dumps(predictor.arch),
-                             "source": json.dumps(source or {})})
+    _write(
+        path,
+        predictor,
+        {"format": PREDICTOR_FORMAT, "arch": json.dumps(predictor.arch), "source": json.dumps(source or {})},
+    )
 
 
 def _write(path: str | Path, module: torch.nn.Module, metadata: dict) -> None:
@@ -109,8 +132,10 @@ def resolve_encoder_path(path: str | Path, file: str = ENCODER_FILE) -> Path:
     if path.is_dir():
         if (path / file).is_file():
             return path / file
-        raise UserError(f"{path}: no {file} in this directory (is it a pretraining run that has "
-                        f"written a checkpoint yet, or a `videojepa convert` output?)")
+        raise UserError(
+            f"{path}: no {file} in this directory (is it a pretraining run that has "
+            f"written a checkpoint yet, or a `videojepa convert` output?)"
+        )
     if not path.is_file():
         raise UserError(f"{path}: no such encoder file or run directory")
     return path
@@ -135,12 +160,15 @@ def read_card(path: str | Path) -> EncoderCard:
         if fmt == FORMAT:
             return EncoderCard.model_validate_json(meta["card"])
         if fmt == FORMAT_V1:
-            return EncoderCard.from_v1(json.loads(meta["arch"]), json.loads(meta.get("data", "{}")),
-                                       json.loads(meta.get("extra", "{}")))
+            return EncoderCard.from_v1(
+                json.loads(meta["arch"]), json.loads(meta.get("data", "{}")), json.loads(meta.get("extra", "{}"))
+            )
     except (ValidationError, KeyError, json.JSONDecodeError) as err:
         raise UserError(f"{path}: damaged encoder card ({str(err).splitlines()[0]})") from None
-    raise UserError(f"{path}: not a videojepa encoder file (format {fmt!r}, expected {FORMAT!r}); "
-                    f"use `videojepa convert` for other checkpoints")
+    raise UserError(
+        f"{path}: not a videojepa encoder file (format {fmt!r}, expected {FORMAT!r}); "
+        f"use `videojepa convert` for other checkpoints"
+    )
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -175,8 +203,9 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> torc
     path = resolve_encoder_path(path, PREDICTOR_FILE)
     meta = _header(path)
     if meta.get("format") != PREDICTOR_FORMAT:
-        raise UserError(f"{path}: not a videojepa predictor file (format {meta.get('format')!r}, "
-                        f"expected {PREDICTOR_FORMAT!r})")
+        raise UserError(
+            f"{path}: not a videojepa predictor file (format {meta.get('format')!r}, expected {PREDICTOR_FORMAT!r})"
+        )
     predictor = Predictor(**json.loads(meta["arch"]))
     load_state_strict(predictor, load_file(str(path)), str(path))
     predictor.source = json.loads(meta.get("source", "{}"))
@@ -188,8 +217,11 @@ def load_state_strict(module: torch.nn.Module, state: dict, source: str) -> None
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    wrong = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     problems = []
     if missing:
         problems.append(f"missing {len(missing)} tensors (e.g. {', '.join(missing[:3])})")

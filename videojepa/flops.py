@@ -16,6 +16,7 @@ and AV, 4 * seq * width FLOPs per token per layer forward, x3 when trained), whi
 predictor's full-length sequences. `measured_masks=True` replaces the paper's 0.9 masking ratio with
 the lengths the configured mask sampler really produces.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,22 +70,29 @@ def _mean_attention(net: nn.Module, seqs: list[float]) -> float:
 def context_encoder_flops(encoder: nn.Module, shape: StepShape, name: str = "encoder") -> Component:
     """A trained encoder that sees each mask's context tokens."""
     contexts = [c for c, _ in shape.lengths]
-    return Component(name, non_embedding_parameters(encoder), sum(contexts) * shape.batch, True,
-                     _mean_attention(encoder, contexts))
+    return Component(
+        name, non_embedding_parameters(encoder), sum(contexts) * shape.batch, True, _mean_attention(encoder, contexts)
+    )
 
 
 def head_flops(name: str, head: nn.Module, shape: StepShape) -> Component:
     """A trained predictor or decoder on each mask's context + target tokens (all its parameters count)."""
     seqs = [c + t for c, t in shape.lengths]
-    return Component(name, sum(p.numel() for p in head.parameters()), sum(seqs) * shape.batch, True,
-                     _mean_attention(head, seqs))
+    return Component(
+        name, sum(p.numel() for p in head.parameters()), sum(seqs) * shape.batch, True, _mean_attention(head, seqs)
+    )
 
 
 def forward_flops(name: str, encoder: nn.Module, shape: StepShape) -> Component:
     """A network run forward only, once per clip over all its tokens (EMA target, frozen teacher)."""
     n = shape.tokens_per_clip
-    return Component(name, non_embedding_parameters(encoder), n * shape.batch, False,
-                     _attention_per_token(encoder.arch["depth"], encoder.arch["embed_dim"], n))
+    return Component(
+        name,
+        non_embedding_parameters(encoder),
+        n * shape.batch,
+        False,
+        _attention_per_token(encoder.arch["depth"], encoder.arch["embed_dim"], n),
+    )
 
 
 def mask_lengths(cfg: PretrainConfig, measured: bool, batches: int = 20, seed: int = 0) -> list[tuple[float, float]]:
@@ -98,8 +106,9 @@ def mask_lengths(cfg: PretrainConfig, measured: bool, batches: int = 20, seed: i
     return [(s["context_tokens"], s["target_tokens"]) for s in stats]
 
 
-def step_components(cfg: PretrainConfig, measured_masks: bool = False,
-                    lengths: list[tuple[float, float]] | None = None) -> list[Component]:
+def step_components(
+    cfg: PretrainConfig, measured_masks: bool = False, lengths: list[tuple[float, float]] | None = None
+) -> list[Component]:
     """What one optimiser step of this pretraining config computes, as its method declares it.
 
     `lengths` gives (context, target) tokens per clip for each mask generator directly (e.g.
@@ -128,8 +137,9 @@ def stage_flops(cfg: PretrainConfig, name: str | None = None, measured_masks: bo
         "flops_with_attention": per_step_attn * steps,
         "flops_per_step": per_step,
         "flops_per_step_with_attention": per_step_attn,
-        "components": [{**asdict(c), "flops_per_step": c.flops, "attention_flops_per_step": c.attention_flops}
-                       for c in parts],
+        "components": [
+            {**asdict(c), "flops_per_step": c.flops, "attention_flops_per_step": c.attention_flops} for c in parts
+        ],
     }
 
 
@@ -149,8 +159,9 @@ def flops_report(config: PretrainConfig | PlanConfig, measured_masks: bool = Fal
     }
 
 
-def steps_within_budget(cfg: PretrainConfig, budget: float, name: str | None = None,
-                        measured_masks: bool = False) -> dict:
+def steps_within_budget(
+    cfg: PretrainConfig, budget: float, name: str | None = None, measured_masks: bool = False
+) -> dict:
     """The most optimiser steps of `cfg` whose FLOPs fit in `budget` (never more than the budget).
 
     Returns {"name", "method", "budget", "steps", "flops_per_step", "flops"}; `flops` = steps x per step.
@@ -165,5 +176,11 @@ def steps_within_budget(cfg: PretrainConfig, budget: float, name: str | None = N
         steps -= 1
     if steps < 1:
         raise UserError(f"a budget of {budget:.3g} FLOPs buys no {name} step ({per_step:.3g} FLOPs each)")
-    return {"name": name, "method": cfg.method.name, "budget": budget, "steps": steps,
-            "flops_per_step": per_step, "flops": steps * per_step}
+    return {
+        "name": name,
+        "method": cfg.method.name,
+        "budget": budget,
+        "steps": steps,
+        "flops_per_step": per_step,
+        "flops": steps * per_step,
+    }

@@ -47,6 +47,7 @@ bound by up to the gradients' size otherwise (the trainer frees them between ste
 them as it frees activations). A single process without torchrun has no DDP buckets.
 Validated on CPU against `torch.autograd.graph.saved_tensors_hooks` (tests/test_memory.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -97,8 +98,7 @@ def compute_bytes(cfg: PretrainConfig) -> int:
 def block_shape(net: nn.Module) -> tuple[int, int, int, bool]:
     """(width d, heads h, MLP hidden m, uses RoPE) of a network's transformer blocks."""
     block = net.blocks[0]
-    return (block.norm1.normalized_shape[0], block.attn.num_heads, block.mlp.fc1.out_features,
-            net.pos.rope is not None)
+    return (block.norm1.normalized_shape[0], block.attn.num_heads, block.mlp.fc1.out_features, net.pos.rope is not None)
 
 
 def norm_bytes(c: int, device: str) -> int:
@@ -187,8 +187,15 @@ def loss_saved_copies(cfg: PretrainConfig) -> int:
     return round(saved_bytes(lambda: bare.loss(pred, target)) / (pred.numel() * FP32))
 
 
-def activation_bytes(encoder: nn.Module, head: nn.Module, shape: StepShape, c: int, checkpointing: bool,
-                     device: str = "cuda", loss_copies: int = 1) -> Activations:
+def activation_bytes(
+    encoder: nn.Module,
+    head: nn.Module,
+    shape: StepShape,
+    c: int,
+    checkpointing: bool,
+    device: str = "cuda",
+    loss_copies: int = 1,
+) -> Activations:
     """What autograd saves when the encoder runs on each mask's context and the head on context + target.
 
     `shape.batch` is the rank's micro-batch; `shape.lengths` the (context, target) tokens per clip per mask.
@@ -220,7 +227,7 @@ def activation_bytes(encoder: nn.Module, head: nn.Module, shape: StepShape, c: i
 def inputs_and_targets(cfg: PretrainConfig, encoder: nn.Module, head: nn.Module, shape: StepShape) -> float:
     """Kept through the step besides saved activations: the fp32 input clips, and the regression targets of
     every token (computed first, without grad, in fp32, as wide as the head's predictions)."""
-    clips = shape.batch * cfg.data.frames_per_clip * cfg.data.crop_size ** 2 * encoder.in_chans * FP32
+    clips = shape.batch * cfg.data.frames_per_clip * cfg.data.crop_size**2 * encoder.in_chans * FP32
     return clips + shape.batch * shape.tokens_per_clip * head.head.out_features * FP32
 
 
@@ -251,8 +258,10 @@ def method_networks(cfg: PretrainConfig) -> tuple[list[Network], nn.Module, nn.M
     for attr, role in cls.networks.items():
         module = built.get(attr) if role == "trained" else target
         if module is None:
-            raise UserError(f"method {cfg.method.name!r}: cannot tell the architecture of its {role} network "
-                            f"{attr!r} (meta_networks gives the encoder and head, target_architecture the rest)")
+            raise UserError(
+                f"method {cfg.method.name!r}: cannot tell the architecture of its {role} network "
+                f"{attr!r} (meta_networks gives the encoder and head, target_architecture the rest)"
+            )
         networks.append(Network(attr, role, module))
     return networks, encoder, head
 
@@ -260,8 +269,10 @@ def method_networks(cfg: PretrainConfig) -> tuple[list[Network], nn.Module, nn.M
 def per_rank_batch(cfg: PretrainConfig, world_size: int) -> int:
     split = world_size * cfg.train.accum_steps
     if world_size < 1 or cfg.train.batch_size % split:
-        raise UserError(f"train.batch_size={cfg.train.batch_size} does not split into --world-size {world_size} x "
-                        f"train.accum_steps={cfg.train.accum_steps} equal micro-batches")
+        raise UserError(
+            f"train.batch_size={cfg.train.batch_size} does not split into --world-size {world_size} x "
+            f"train.accum_steps={cfg.train.accum_steps} equal micro-batches"
+        )
     return cfg.train.batch_size // split
 
 
@@ -271,8 +282,9 @@ def frozen_sharded(cfg: PretrainConfig) -> bool:
     return get_method(cfg.method.name).shard_frozen(cfg)
 
 
-def layout(networks: list[Network], parallel: str, world: int, c: int, shard_frozen: bool,
-           checkpointing: bool) -> dict[str, float]:
+def layout(
+    networks: list[Network], parallel: str, world: int, c: int, shard_frozen: bool, checkpointing: bool
+) -> dict[str, float]:
     """Bytes per rank of everything but activations, for DDP or FSDP2 at `world` ranks."""
     trained = [n for n in networks if n.role == "trained"]
     ema = [n for n in networks if n.role == "ema"]
@@ -323,27 +335,42 @@ def stage_memory(cfg: PretrainConfig, world_size: int = 1, name: str | None = No
     shape = StepShape(batch, math.prod(token_grid(cfg)), mask_lengths(cfg, measured=True))
     kept = inputs_and_targets(cfg, encoder, head, shape)
     result = {
-        "name": name or cfg.method.name, "method": cfg.method.name, "world_size": world_size,
-        "batch_per_rank": batch, "precision": cfg.train.precision, "compute_bytes": c,
-        "mask_lengths": [list(pair) for pair in shape.lengths], "tokens_per_clip": shape.tokens_per_clip,
+        "name": name or cfg.method.name,
+        "method": cfg.method.name,
+        "world_size": world_size,
+        "batch_per_rank": batch,
+        "precision": cfg.train.precision,
+        "compute_bytes": c,
+        "mask_lengths": [list(pair) for pair in shape.lengths],
+        "tokens_per_clip": shape.tokens_per_clip,
         "networks": [{"name": n.name, "role": n.role, "params": n.params} for n in networks],
         "frozen_sharded": frozen_sharded(cfg),
     }
     for checkpointing in (False, True):
         act = activation_bytes(encoder, head, shape, c, checkpointing, "cuda", copies)
         key = "checkpointing" if checkpointing else "no_checkpointing"
-        result[f"activations_{key}"] = {"saved": act.saved, "recompute": act.recompute, "inputs_and_targets": kept,
-                                        "peak": act.peak + kept, **act.parts}
+        result[f"activations_{key}"] = {
+            "saved": act.saved,
+            "recompute": act.recompute,
+            "inputs_and_targets": kept,
+            "peak": act.peak + kept,
+            **act.parts,
+        }
     for parallel in PARALLEL:
         shard_frozen = parallel == "fsdp2" and result["frozen_sharded"]
         result[parallel] = {}
         for checkpointing in (False, True):
             key = "checkpointing" if checkpointing else "no_checkpointing"
-            states = layout(networks, parallel, world_size if parallel == "fsdp2" else 1, c, shard_frozen,
-                            checkpointing)
+            states = layout(
+                networks, parallel, world_size if parallel == "fsdp2" else 1, c, shard_frozen, checkpointing
+            )
             total = sum(states.values()) + result[f"activations_{key}"]["peak"]
-            result[parallel][key] = {**states, "activations": result[f"activations_{key}"]["peak"], "total": total,
-                                     "fits": fits(total)}
+            result[parallel][key] = {
+                **states,
+                "activations": result[f"activations_{key}"]["peak"],
+                "total": total,
+                "fits": fits(total),
+            }
     return result
 
 

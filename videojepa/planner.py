@@ -3,6 +3,7 @@ V-JEPA at the same budget (what `videojepa flops --budget` and the demo use).
 
 Steps always round down, so a plan never spends more than its budget.
 """
+
 from __future__ import annotations
 
 from videojepa.config.schema import PlanConfig, PretrainConfig
@@ -10,8 +11,13 @@ from videojepa.errors import UserError
 from videojepa.flops import steps_within_budget
 
 
-def split_budget(teacher_cfg: PretrainConfig, student_cfg: PretrainConfig, budget: float, teacher_share: float,
-                 measured_masks: bool = False) -> dict:
+def split_budget(
+    teacher_cfg: PretrainConfig,
+    student_cfg: PretrainConfig,
+    budget: float,
+    teacher_share: float,
+    measured_masks: bool = False,
+) -> dict:
     """Split a FLOPs budget between SALT's teacher and student configs.
 
     The teacher gets `teacher_share` of the budget, the student what the teacher left (so the
@@ -23,13 +29,19 @@ def split_budget(teacher_cfg: PretrainConfig, student_cfg: PretrainConfig, budge
     if budget <= 0:
         raise UserError(f"--budget must be positive, got {budget}")
     if (teacher_cfg.method.name, student_cfg.method.name) != ("salt_teacher", "salt_student"):
-        raise UserError("the budget planner needs a SALT plan whose first stage is salt_teacher and last "
-                        f"salt_student (got {teacher_cfg.method.name} ... {student_cfg.method.name})")
+        raise UserError(
+            "the budget planner needs a SALT plan whose first stage is salt_teacher and last "
+            f"salt_student (got {teacher_cfg.method.name} ... {student_cfg.method.name})"
+        )
     teacher = steps_within_budget(teacher_cfg, budget * teacher_share, "teacher", measured_masks)
     student = steps_within_budget(student_cfg, budget - teacher["flops"], "student", measured_masks)
     teacher["share"], student["share"] = teacher_share, 1 - teacher_share
-    return {"budget": budget, "teacher_share": teacher_share, "stages": [teacher, student],
-            "salt_flops": teacher["flops"] + student["flops"]}
+    return {
+        "budget": budget,
+        "teacher_share": teacher_share,
+        "stages": [teacher, student],
+        "salt_flops": teacher["flops"] + student["flops"],
+    }
 
 
 def allocate_budget(plan: PlanConfig, budget: float, teacher_share: float, measured_masks: bool = False) -> dict:

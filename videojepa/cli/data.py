@@ -1,5 +1,6 @@
 """`videojepa data synth|check|prepare`: write the synthetic benchmark data; check a dataset's files; prepare a
 dataset for cheap training reads."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,24 @@ def run_synth(args) -> int:
     from videojepa.data.synth import SynthSpec, write_dataset
 
     spec = SynthSpec(clutter=args.clutter)
-    info = write_dataset(args.out, num_videos=args.num_videos, frames=args.frames, size=args.size, seed=args.seed,
-                         workers=args.workers, val_fraction=args.val_fraction, motions=_names(args.motions),
-                         appearances=_names(args.appearances), spec=spec, force=args.force)
-    print(f"wrote {info['num_videos']} videos ({info['num_train']} train, {info['num_val']} val) of "
-          f"{args.frames}x{args.size}x{args.size} to {args.out} in {info['seconds']:.1f} s "
-          f"with {info['workers']} workers")
+    info = write_dataset(
+        args.out,
+        num_videos=args.num_videos,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        workers=args.workers,
+        val_fraction=args.val_fraction,
+        motions=_names(args.motions),
+        appearances=_names(args.appearances),
+        spec=spec,
+        force=args.force,
+    )
+    print(
+        f"wrote {info['num_videos']} videos ({info['num_train']} train, {info['num_val']} val) of "
+        f"{args.frames}x{args.size}x{args.size} to {args.out} in {info['seconds']:.1f} s "
+        f"with {info['workers']} workers"
+    )
     for task in ("motion", "appearance"):
         classes = info[f"{task}_classes"]
         print(f"  {task:<10} {len(classes)} classes (chance {1 / len(classes):.1%}): {', '.join(classes)}")
@@ -37,8 +50,9 @@ def run_check(args) -> int:
         raise UserError("--frames-per-clip, --frame-step, --workers and --fps must be positive")
     any_bad = False
     for n, path in enumerate(args.path):  # one report per source (a mixture's sources are checked one by one)
-        report = check_dataset(path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
-                               workers=args.workers)
+        report = check_dataset(
+            path, frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps, workers=args.workers
+        )
         if len(args.path) > 1 and not args.json:
             print(("\n" if n else "") + f"== {path}")
         print(format_report(report, as_json=args.json))
@@ -51,8 +65,14 @@ def run_bench(args) -> int:
     from videojepa.data.config import DataConfig
 
     try:
-        cfg = DataConfig(frames_per_clip=args.frames_per_clip, frame_step=args.frame_step, fps=args.fps,
-                         crop_size=args.crop_size, decode_threads=args.decode_threads, num_workers=0)
+        cfg = DataConfig(
+            frames_per_clip=args.frames_per_clip,
+            frame_step=args.frame_step,
+            fps=args.fps,
+            crop_size=args.crop_size,
+            decode_threads=args.decode_threads,
+            num_workers=0,
+        )
     except ValueError as err:
         raise UserError(f"invalid sampling option: {err.errors()[0]['loc'][0]} {err.errors()[0]['msg']}") from None
     report = bench(args.path, cfg, clips=args.clips, target=args.target, run_dir=args.run, weights=args.weights)
@@ -73,16 +93,26 @@ def run_prepare(args) -> int:
 
     if args.workers < 1 or args.crf < 0:
         raise UserError("--workers must be at least 1 and --crf non-negative")
-    settings = PrepareSettings(short_side=args.short_side, fps=args.fps, gop_seconds=args.gop_seconds, crf=args.crf,
-                               preset=args.preset, fast_decode=args.fast_decode)
+    settings = PrepareSettings(
+        short_side=args.short_side,
+        fps=args.fps,
+        gop_seconds=args.gop_seconds,
+        crf=args.crf,
+        preset=args.preset,
+        fast_decode=args.fast_decode,
+    )
     info = prepare_dataset(args.src, args.out, settings, workers=args.workers, progress=not args.quiet)
     for bad in info["bad"]:
         print(f"BAD   {bad['source']}: {bad['reason']}")
     ratio = info["output_bytes"] / max(info["source_bytes"], 1)
-    print(f"prepared {info['videos']} videos ({info['encoded']} encoded now, {info['reused']} from an earlier run, "
-          f"{len(info['bad'])} bad and skipped) in {info['seconds']:.1f} s with {info['workers']} worker(s)")
-    print(f"disk: {_size(info['output_bytes'])} for the prepared videos ({ratio:.1%} of the "
-          f"{_size(info['source_bytes'])} of their originals)")
+    print(
+        f"prepared {info['videos']} videos ({info['encoded']} encoded now, {info['reused']} from an earlier run, "
+        f"{len(info['bad'])} bad and skipped) in {info['seconds']:.1f} s with {info['workers']} worker(s)"
+    )
+    print(
+        f"disk: {_size(info['output_bytes'])} for the prepared videos ({ratio:.1%} of the "
+        f"{_size(info['source_bytes'])} of their originals)"
+    )
     print(f"list: {info['list']}\nmanifest: {info['manifest']}")
     return 0
 
@@ -90,16 +120,21 @@ def run_prepare(args) -> int:
 def register(subparsers) -> None:
     from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, MOTIONS
 
-    parser = subparsers.add_parser("data", help="synthesise, check, prepare or benchmark a dataset",
-                                   description="Synthetic data and dataset checks.")
+    parser = subparsers.add_parser(
+        "data",
+        help="synthesise, check, prepare or benchmark a dataset",
+        description="Synthetic data and dataset checks.",
+    )
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     synth = sub.add_parser(
-        "synth", help="write a synthetic labelled video dataset (mp4 + CSV)",
+        "synth",
+        help="write a synthetic labelled video dataset (mp4 + CSV)",
         description="Write moving-object videos labelled two ways: 'motion' (needs temporal modelling) and "
-                    "'appearance' (shape/texture). Layout: OUT/videos/*.mp4, OUT/{motion,appearance}/{train,val}.csv "
-                    "(V-JEPA 'path label' format) and classes.txt, OUT/scenes.csv, OUT/synth.json.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "'appearance' (shape/texture). Layout: OUT/videos/*.mp4, OUT/{motion,appearance}/{train,val}.csv "
+        "(V-JEPA 'path label' format) and classes.txt, OUT/scenes.csv, OUT/synth.json.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--num-videos", type=int, default=480, help="number of videos")
     synth.add_argument("--frames", type=int, default=16, help="frames per video")
@@ -107,20 +142,25 @@ def register(subparsers) -> None:
     synth.add_argument("--seed", type=int, default=0, help="random seed; the output is a function of it")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
     synth.add_argument("--val-fraction", type=float, default=0.25, help="fraction of videos in val.csv")
-    synth.add_argument("--motions", default=",".join(DEFAULT_MOTIONS),
-                       help=f"the motion classes (replaces the default list; labels follow this order), comma "
-                            f"separated, from: {', '.join(MOTIONS)}")
+    synth.add_argument(
+        "--motions",
+        default=",".join(DEFAULT_MOTIONS),
+        help=f"the motion classes (replaces the default list; labels follow this order), comma "
+        f"separated, from: {', '.join(MOTIONS)}",
+    )
     synth.add_argument("--appearances", default=",".join(APPEARANCES), help="appearance classes, comma separated")
     synth.add_argument("--clutter", type=float, default=0.1, help="strength of the background texture")
     synth.add_argument("--force", action="store_true", help="replace videos already in OUT")
     synth.set_defaults(func=run_synth)
 
     check = sub.add_parser(
-        "check", help="decode every file of a dataset and report bad ones",
+        "check",
+        help="decode every file of a dataset and report bad ones",
         description="Decode every frame of every file listed by a CSV or found in a folder; list unreadable, "
-                    "truncated and short files with reasons, and print decode throughput. Exit code 1 if any "
-                    "file is bad.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "truncated and short files with reasons, and print decode throughput. Exit code 1 if any "
+        "file is bad.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     check.add_argument("path", metavar="CSV_OR_DIR", nargs="+", help="CSV/list files or folders, checked one by one")
     check.add_argument("--frames-per-clip", type=int, default=16, help="clip length for the clip-decode timing")
     check.add_argument("--frame-step", type=int, default=4, help="frame step of that clip")
@@ -130,36 +170,49 @@ def register(subparsers) -> None:
     check.set_defaults(func=run_check)
 
     prepare = sub.add_parser(
-        "prepare", help="re-encode a dataset once at the sampled frame rate and needed size, with an index manifest",
+        "prepare",
+        help="re-encode a dataset once at the sampled frame rate and needed size, with an index manifest",
         description="Re-encode every video of SRC into OUT (H.264, short side at most --short-side, resampled to "
-                    "--fps, a keyframe every --gop-seconds) and write the list in the source's form plus a manifest "
-                    "of frame counts, frame rates and frame tables, so that training decodes and scans less. Train "
-                    "with data.fps equal to --fps on the list printed at the end. Parallel and resumable: run it "
-                    "again after an interruption. Unreadable sources are reported and skipped; sources are only read.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "--fps, a keyframe every --gop-seconds) and write the list in the source's form plus a manifest "
+        "of frame counts, frame rates and frame tables, so that training decodes and scans less. Train "
+        "with data.fps equal to --fps on the list printed at the end. Parallel and resumable: run it "
+        "again after an interruption. Unreadable sources are reported and skipped; sources are only read.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     prepare.add_argument("src", metavar="SRC", help="a CSV/list file, a folder or a video file")
     prepare.add_argument("out", metavar="OUT", help="output folder (created; sources are never written)")
-    prepare.add_argument("--short-side", type=int, default=256, help="short side in pixels (256 for 224 crops); "
-                         "never upscaled")
-    prepare.add_argument("--fps", type=float, default=None, help="frame rate to keep, = the training data.fps "
-                         "(default: keep every frame)")
+    prepare.add_argument(
+        "--short-side", type=int, default=256, help="short side in pixels (256 for 224 crops); never upscaled"
+    )
+    prepare.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="frame rate to keep, = the training data.fps (default: keep every frame)",
+    )
     prepare.add_argument("--gop-seconds", type=float, default=1.0, help="seconds between keyframes")
     prepare.add_argument("--crf", type=int, default=20, help="x264 quality (lower = better, larger)")
     prepare.add_argument("--preset", default="fast", help="x264 speed preset")
-    prepare.add_argument("--no-fast-decode", dest="fast_decode", action="store_false",
-                         help="without x264's fastdecode tuning: ~20%% smaller files, about twice the decoding CPU")
+    prepare.add_argument(
+        "--no-fast-decode",
+        dest="fast_decode",
+        action="store_false",
+        help="without x264's fastdecode tuning: ~20%% smaller files, about twice the decoding CPU",
+    )
     prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     prepare.add_argument("--quiet", action="store_true", help="no progress bar")
     prepare.set_defaults(func=run_prepare)
 
     bench = sub.add_parser(
-        "bench", help="CPU-ms per training clip and the workers / cores needed for a target clips/s",
+        "bench",
+        help="CPU-ms per training clip and the workers / cores needed for a target clips/s",
         description="Make training clips the way a DataLoader worker does and measure the CPU time per clip "
-                    "(decode, augment, total; median), the clips/s of one worker, and the workers and cores "
-                    "needed for a target rate: --target, or the rate a run's training step reaches (--run: its "
-                    "logged clips/s over 1 - data-wait fraction). One row per source; with several, also their "
-                    "--weights mixture.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        "(decode, augment, total; median), the clips/s of one worker, and the workers and cores "
+        "needed for a target rate: --target, or the rate a run's training step reaches (--run: its "
+        "logged clips/s over 1 - data-wait fraction). One row per source; with several, also their "
+        "--weights mixture.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     bench.add_argument("path", metavar="LIST", nargs="+", help="CSV/list files or folders (e.g. a prepared copy)")
     bench.add_argument("--frames-per-clip", type=int, default=16, help="frames per clip")
     bench.add_argument("--frame-step", type=int, default=4, help="frame step (ignored with --fps)")

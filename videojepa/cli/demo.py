@@ -1,4 +1,5 @@
 """`videojepa demo`: synthetic videos -> SALT, V-JEPA, VideoMAE at matched FLOPs -> probes -> table and plots."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,8 @@ def register(subparsers) -> None:
 
     full, quick = SIZES["full"], SIZES["quick"]
     p = subparsers.add_parser(
-        "demo", help="synthesise videos, pretrain SALT, V-JEPA and VideoMAE at matched FLOPs, probe all, report",
+        "demo",
+        help="synthesise videos, pretrain SALT, V-JEPA and VideoMAE at matched FLOPs, probe all, report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "The whole method comparison on one machine (CPU is enough):\n"
@@ -24,40 +26,87 @@ def register(subparsers) -> None:
             "  5. print a table (OUT/results.md; everything in OUT/results.json) and draw\n"
             "     OUT/loss_curves.png, OUT/accuracy_vs_flops.png and OUT/masks.png (needs matplotlib).\n"
             "Running it again on the same OUT continues where it stopped: finished runs and probes are\n"
-            "kept, an interrupted run resumes from its last checkpoint."),
+            "kept, an interrupted run resumes from its last checkpoint."
+        ),
         epilog="examples:\n  videojepa demo --quick --out runs/demo_quick\n"
-               "  videojepa demo --budget-steps 600 --teacher-share 0.4 --out runs/demo_600\n"
-               "  videojepa demo --set train.lr=1e-3 --probe-set optim.epochs=40 --out runs/demo_lr")
+        "  videojepa demo --budget-steps 600 --teacher-share 0.4 --out runs/demo_600\n"
+        "  videojepa demo --set train.lr=1e-3 --probe-set optim.epochs=40 --out runs/demo_lr",
+    )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    p.add_argument("--quick", action="store_true",
-                   help=f"a small version for a first look: {quick.num_videos} videos, a {quick.budget_steps}-step "
-                        f"budget, {quick.probe_epochs} probe epochs (full: {full.num_videos}, {full.budget_steps}, "
-                        f"{full.probe_epochs})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data, the weights, the masks and the probes (default 0)")
-    p.add_argument("--budget-steps", type=int, metavar="N",
-                   help=f"training budget as N V-JEPA steps' FLOPs (default {full.budget_steps}, --quick {quick.budget_steps})")
-    p.add_argument("--teacher-share", type=float, metavar="F",
-                   help=f"fraction of the budget spent on SALT's teacher (default {full.teacher_share:g})")
-    p.add_argument("--num-videos", type=int, metavar="N",
-                   help=f"synthetic videos, a quarter for validation (default {full.num_videos}, --quick {quick.num_videos})")
-    p.add_argument("--probe-epochs", type=int, metavar="N",
-                   help=f"probe training epochs (default {full.probe_epochs}, --quick {quick.probe_epochs})")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"a small version for a first look: {quick.num_videos} videos, a {quick.budget_steps}-step "
+        f"budget, {quick.probe_epochs} probe epochs (full: {full.num_videos}, {full.budget_steps}, "
+        f"{full.probe_epochs})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the data, the weights, the masks and the probes (default 0)"
+    )
+    p.add_argument(
+        "--budget-steps",
+        type=int,
+        metavar="N",
+        help=f"training budget as N V-JEPA steps' FLOPs (default {full.budget_steps}, --quick {quick.budget_steps})",
+    )
+    p.add_argument(
+        "--teacher-share",
+        type=float,
+        metavar="F",
+        help=f"fraction of the budget spent on SALT's teacher (default {full.teacher_share:g})",
+    )
+    p.add_argument(
+        "--num-videos",
+        type=int,
+        metavar="N",
+        help=f"synthetic videos, a quarter for validation (default {full.num_videos}, --quick {quick.num_videos})",
+    )
+    p.add_argument(
+        "--probe-epochs",
+        type=int,
+        metavar="N",
+        help=f"probe training epochs (default {full.probe_epochs}, --quick {quick.probe_epochs})",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="processes rendering the videos (default: all CPUs)")
-    p.add_argument("--set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for every pretraining config, e.g. --set train.lr=1e-3 (repeatable)")
-    p.add_argument("--probe-set", dest="probe_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override for every probe config, e.g. --probe-set optim.epochs=40 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="pretrain_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every pretraining config, e.g. --set train.lr=1e-3 (repeatable)",
+    )
+    p.add_argument(
+        "--probe-set",
+        dest="probe_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override for every probe config, e.g. --probe-set optim.epochs=40 (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
 def settings_from_args(args):
     from videojepa.demo import SIZES, DemoSettings
 
-    given = {"budget_steps": args.budget_steps, "teacher_share": args.teacher_share, "num_videos": args.num_videos,
-             "probe_epochs": args.probe_epochs}
-    size = dataclasses.replace(SIZES["quick" if args.quick else "full"], **{k: v for k, v in given.items() if v is not None})
-    return DemoSettings(out=args.out, size=size, seed=args.seed, pretrain_overrides=tuple(args.pretrain_overrides),
-                        probe_overrides=tuple(args.probe_overrides), workers=args.workers)
+    given = {
+        "budget_steps": args.budget_steps,
+        "teacher_share": args.teacher_share,
+        "num_videos": args.num_videos,
+        "probe_epochs": args.probe_epochs,
+    }
+    size = dataclasses.replace(
+        SIZES["quick" if args.quick else "full"], **{k: v for k, v in given.items() if v is not None}
+    )
+    return DemoSettings(
+        out=args.out,
+        size=size,
+        seed=args.seed,
+        pretrain_overrides=tuple(args.pretrain_overrides),
+        probe_overrides=tuple(args.probe_overrides),
+        workers=args.workers,
+    )
 
 
 def run(args) -> int:
@@ -71,6 +120,8 @@ def run(args) -> int:
     results = run_demo(settings)
     print()
     print(markdown_table(results), end="")
-    print(f"\nresults: {args.out}/results.md (table), {args.out}/results.json (everything); "
-          f"plots: {', '.join(results['plots'])}")
+    print(
+        f"\nresults: {args.out}/results.md (table), {args.out}/results.json (everything); "
+        f"plots: {', '.join(results['plots'])}"
+    )
     return 0

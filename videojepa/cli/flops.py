@@ -1,4 +1,5 @@
 """`videojepa flops CONFIG`: training FLOPs per stage and in total."""
+
 from __future__ import annotations
 
 import json
@@ -8,29 +9,50 @@ from videojepa.cli.common import add_config_arguments
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "flops", help="training FLOPs of a config (paper's 6ND/2ND rule, and with attention)",
+        "flops",
+        help="training FLOPs of a config (paper's 6ND/2ND rule, and with attention)",
         description="Training FLOPs per stage and in total. `flops` follows the SALT paper's rule "
-                    "(6*N*D trained, 2*N*D frozen forward, masking ratio 0.9); `flops_with_attention` adds "
-                    "the attention matrix products. A plan config (top-level `stages:`, e.g. paper/salt_vitl) "
-                    "sums several pretraining stages.")
+        "(6*N*D trained, 2*N*D frozen forward, masking ratio 0.9); `flops_with_attention` adds "
+        "the attention matrix products. A plan config (top-level `stages:`, e.g. paper/salt_vitl) "
+        "sums several pretraining stages.",
+    )
     add_config_arguments(p)
     p.add_argument("--json", action="store_true", help="print the full JSON report")
-    p.add_argument("--measured-masks", action="store_true",
-                   help="use the context/target lengths the configured mask sampler really produces "
-                        "instead of the paper's 0.9 masking ratio")
-    p.add_argument("--budget", type=float, metavar="FLOPS",
-                   help="plan a SALT run within this many FLOPs (CONFIG: a teacher+student plan such as "
-                        "paper/salt_vitl): steps per stage, and V-JEPA's steps for the same budget")
-    p.add_argument("--teacher-share", type=float, default=0.2, metavar="F",
-                   help="fraction of --budget spent on the teacher (default 0.2)")
-    p.add_argument("--memory", action="store_true",
-                   help="instead of FLOPs: accelerator memory per rank (weights, gradients, AdamW states, EMA, "
-                        "teacher, activations with and without activation checkpointing) under DDP and FSDP2, "
-                        "and which 24/40/80/141 GB cards it fits; an estimate validated on CPU")
-    p.add_argument("--world-size", type=int, metavar="N",
-                   help="with --memory: ranks the step is spread over (the FSDP2 divisor; each rank gets "
-                        "train.batch_size / (N x train.accum_steps) clips; default 1). --memory always uses "
-                        "the mask sampler's measured context/target lengths")
+    p.add_argument(
+        "--measured-masks",
+        action="store_true",
+        help="use the context/target lengths the configured mask sampler really produces "
+        "instead of the paper's 0.9 masking ratio",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="FLOPS",
+        help="plan a SALT run within this many FLOPs (CONFIG: a teacher+student plan such as "
+        "paper/salt_vitl): steps per stage, and V-JEPA's steps for the same budget",
+    )
+    p.add_argument(
+        "--teacher-share",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="fraction of --budget spent on the teacher (default 0.2)",
+    )
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead of FLOPs: accelerator memory per rank (weights, gradients, AdamW states, EMA, "
+        "teacher, activations with and without activation checkpointing) under DDP and FSDP2, "
+        "and which 24/40/80/141 GB cards it fits; an estimate validated on CPU",
+    )
+    p.add_argument(
+        "--world-size",
+        type=int,
+        metavar="N",
+        help="with --memory: ranks the step is spread over (the FSDP2 divisor; each rank gets "
+        "train.batch_size / (N x train.accum_steps) clips; default 1). --memory always uses "
+        "the mask sampler's measured context/target lengths",
+    )
     p.set_defaults(func=run)
 
 
@@ -50,15 +72,17 @@ def run(args) -> int:
         raise UserError("--world-size only applies with --memory")
     if args.budget is not None:
         if not isinstance(cfg, PlanConfig):
-            raise UserError(f"--budget needs a SALT plan config (teacher and student stages), e.g. paper/salt_vitl")
+            raise UserError("--budget needs a SALT plan config (teacher and student stages), e.g. paper/salt_vitl")
         plan = allocate_budget(cfg, args.budget, args.teacher_share, args.measured_masks)
         if args.json:
             print(json.dumps(plan, indent=2))
             return 0
         print(f"budget {plan['budget']:.4g} FLOPs, teacher share {plan['teacher_share']:.0%}")
         for s in plan["stages"]:
-            print(f"  {s['name']:<8} {s['method']:<13} {s['steps']:>9} steps  {s['flops']:.4g} FLOPs "
-                  f"({s['flops_per_step']:.4g} per step)")
+            print(
+                f"  {s['name']:<8} {s['method']:<13} {s['steps']:>9} steps  {s['flops']:.4g} FLOPs "
+                f"({s['flops_per_step']:.4g} per step)"
+            )
         print(f"  SALT total {plan['salt_flops']:.4g}; V-JEPA total {plan['vjepa_flops']:.4g}")
         return 0
     report = flops_report(cfg, measured_masks=args.measured_masks)
@@ -105,11 +129,15 @@ def print_memory(cfg, world_size: int, as_json: bool) -> int:
         frozen = ""
         if any(n["role"] == "frozen" for n in s["networks"]):
             frozen = f"; frozen networks {'sharded' if s['frozen_sharded'] else 'replicated'} under FSDP2"
-        print(f"{s['name']} ({s['method']}): {s['batch_per_rank']} clips per rank x {s['tokens_per_clip']} tokens, "
-              f"{s['precision']}, world size {s['world_size']}; {nets}{frozen}")
+        print(
+            f"{s['name']} ({s['method']}): {s['batch_per_rank']} clips per rank x {s['tokens_per_clip']} tokens, "
+            f"{s['precision']}, world size {s['world_size']}; {nets}{frozen}"
+        )
         columns = [(p, ac) for p in ("ddp", "fsdp2") for ac in ("no_checkpointing", "checkpointing")]
-        print(f"  {'GiB per rank':<26}" + "".join(f"{p.upper() + (' +AC' if ac == 'checkpointing' else ''):>12}"
-                                                 for p, ac in columns))
+        print(
+            f"  {'GiB per rank':<26}"
+            + "".join(f"{p.upper() + (' +AC' if ac == 'checkpointing' else ''):>12}" for p, ac in columns)
+        )
         for key, label in MEMORY_ROWS:
             values = [s[p][ac].get(key) for p, ac in columns]
             if any(v for v in values):
@@ -117,7 +145,9 @@ def print_memory(cfg, world_size: int, as_json: bool) -> int:
         fits = [", ".join(card for card, ok in s[p][ac]["fits"].items() if ok) or "none" for p, ac in columns]
         for (p, ac), cards in zip(columns, fits):
             print(f"  fits {p.upper() + (' +AC' if ac == 'checkpointing' else ''):<21} {cards}")
-    print("An estimate (validated on CPU against what autograd saves): fp32 master weights, gradients and AdamW "
-          "states, CUDA autocast activations with fused attention; a card fits with 1 GiB kept free for the CUDA "
-          "context. Details: videojepa/memory.py")
+    print(
+        "An estimate (validated on CPU against what autograd saves): fp32 master weights, gradients and AdamW "
+        "states, CUDA autocast activations with fused attention; a card fits with 1 GiB kept free for the CUDA "
+        "context. Details: videojepa/memory.py"
+    )
     return 0

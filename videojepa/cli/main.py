@@ -5,6 +5,7 @@ Each sub-command module exposes `register(subparsers)`, which adds its parser an
 Configuration and input errors (`videojepa.errors.UserError`) become a one-line
 message on stderr and exit code 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -2,6 +2,7 @@
 
 A plan config (top-level `stages:`, e.g. paper/salt_vitl) is reported stage by stage.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,20 +13,25 @@ from videojepa.cli.common import add_config_arguments
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "masks", help="mask statistics (--stats/--json) and pictures (--out masks.png)",
+        "masks",
+        help="mask statistics (--stats/--json) and pictures (--out masks.png)",
         description="Sample the config's mask generators on its token grid and report, per generator, the "
-                    "mean masking ratio and mean context/target token counts over many batches, or draw "
-                    "the masks of a few samples. A plan config (top-level `stages:`, e.g. paper/salt_vitl) is "
-                    "reported per stage: a table per stage, JSON {\"stages\": [{\"name\", \"config\", ...}]}, "
-                    "and one picture per stage (--out masks.png writes masks_<stage>.png).")
+        "mean masking ratio and mean context/target token counts over many batches, or draw "
+        "the masks of a few samples. A plan config (top-level `stages:`, e.g. paper/salt_vitl) is "
+        'reported per stage: a table per stage, JSON {"stages": [{"name", "config", ...}]}, '
+        "and one picture per stage (--out masks.png writes masks_<stage>.png).",
+    )
     add_config_arguments(p)
     p.add_argument("--stats", action="store_true", help="print a statistics table (default when nothing else asked)")
     p.add_argument("--json", action="store_true", help="print statistics as JSON")
     p.add_argument("--out", metavar="PNG", help="draw the masks of a few samples into this PNG (needs matplotlib)")
     p.add_argument("--batches", type=int, default=100, help="batches to sample for statistics (default 100)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="samples per batch (default: train.batch_size, at most 64; the equal-length cut "
-                        "depends on it)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="samples per batch (default: train.batch_size, at most 64; the equal-length cut depends on it)",
+    )
     p.add_argument("--samples", type=int, default=4, help="samples drawn by --out (default 4)")
     p.set_defaults(func=run)
 
@@ -55,8 +61,10 @@ def print_table(doc: dict) -> None:
     print(f"grid {doc['grid']} ({stats[0]['tokens']} tokens), {doc['batches']} batches of {doc['batch_size']}")
     print(f"{'generator':<28}{'mask ratio':>11}{'context':>9}{'target':>9}{'min ctx':>9}")
     for s in stats:
-        print(f"{s['generator']:<28}{s['mask_ratio']:>11.3f}{s['context_tokens']:>9.1f}"
-              f"{s['target_tokens']:>9.1f}{s['min_context_tokens']:>9}")
+        print(
+            f"{s['generator']:<28}{s['mask_ratio']:>11.3f}{s['context_tokens']:>9.1f}"
+            f"{s['target_tokens']:>9.1f}{s['min_context_tokens']:>9}"
+        )
 
 
 def stage_picture(out: str | None, stage: str) -> str | None:

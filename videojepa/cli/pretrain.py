@@ -1,4 +1,5 @@
 """`videojepa pretrain CONFIG [key=value ...]`: train any method; resumes from its run directory."""
+
 from __future__ import annotations
 
 from videojepa.cli.common import add_config_arguments
@@ -6,13 +7,15 @@ from videojepa.cli.common import add_config_arguments
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "pretrain", help="pretrain an encoder (vjepa, salt_teacher, salt_student, videomae)",
+        "pretrain",
+        help="pretrain an encoder (vjepa, salt_teacher, salt_student, videomae)",
         description="Pretrain an encoder with the config's method. The run directory (run.dir) receives the "
-                    "resolved config.yaml, metrics.jsonl, train.log, checkpoints/ and encoder.safetensors. "
-                    "Running again on an existing run directory resumes from its newest checkpoint; a config "
-                    "that conflicts with the saved one is refused. data.train is required; data.val is used only "
-                    "for the health monitors' held-out batch (unset: un-augmented training clips, logged; set but "
-                    "missing: an error before any work). Launch with torchrun for several processes.")
+        "resolved config.yaml, metrics.jsonl, train.log, checkpoints/ and encoder.safetensors. "
+        "Running again on an existing run directory resumes from its newest checkpoint; a config "
+        "that conflicts with the saved one is refused. data.train is required; data.val is used only "
+        "for the health monitors' held-out batch (unset: un-augmented training clips, logged; set but "
+        "missing: an error before any work). Launch with torchrun for several processes.",
+    )
     add_config_arguments(p)
     p.set_defaults(func=run)
 
@@ -21,8 +24,8 @@ def run(args) -> int:
     from videojepa.config.loader import load_config
     from videojepa.config.schema import PretrainConfig
     from videojepa.errors import UserError
+    from videojepa.train.distributed import end_worker, shutdown_distributed
     from videojepa.train.sources import check_data_sources
-    from videojepa.train.distributed import shutdown_distributed
     from videojepa.train.trainer import Trainer
 
     cfg = load_config(args.config, args.overrides)
@@ -31,7 +34,10 @@ def run(args) -> int:
     check_data_sources(cfg.data)  # before the run directory exists
     try:
         last = Trainer(cfg).fit()
-    finally:
-        shutdown_distributed()
+    except BaseException:
+        shutdown_distributed(wait_for_all=False)
+        raise
+    shutdown_distributed()
     print(f"run directory: {cfg.run.dir} (step {last.get('step', '?')}, encoder at {cfg.run.dir}/encoder.safetensors)")
+    end_worker()
     return 0

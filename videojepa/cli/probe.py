@@ -1,4 +1,5 @@
 """`videojepa probe CONFIG [key=value ...]`: frozen evaluation of an encoder on classification tasks."""
+
 from __future__ import annotations
 
 from videojepa.cli.common import add_config_arguments
@@ -6,13 +7,15 @@ from videojepa.cli.common import add_config_arguments
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "probe", help="frozen evaluation: attentive / linear / kNN probes, lr x wd grids, multi-clip",
+        "probe",
+        help="frozen evaluation: attentive / linear / kNN probes, lr x wd grids, multi-clip",
         description="Train probes on a frozen encoder and report validation top-1 per task. Key settings: "
-                    "probe.checkpoint (pretraining run directory, encoder file, or `none` for a random-init "
-                    "model.name), data.train and data.val (CSV or folder; or several `tasks:` in the config file), "
-                    "run.dir (gets results.json, results.md, config.yaml), probe.kind, optim.lr and "
-                    "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
-        epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe")
+        "probe.checkpoint (pretraining run directory, encoder file, or `none` for a random-init "
+        "model.name), data.train and data.val (CSV or folder; or several `tasks:` in the config file), "
+        "run.dir (gets results.json, results.md, config.yaml), probe.kind, optim.lr and "
+        "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
+        epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe",
+    )
     add_config_arguments(p)
     p.add_argument("--quiet", action="store_true", help="print only the final table")
     p.set_defaults(func=run)

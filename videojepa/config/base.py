@@ -1,7 +1,6 @@
 """Base class for config sections: strict keys, validated on assignment, and which keys the user gave."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -11,7 +10,7 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
     # dotted keys the user set (config files and overrides), recorded by the loader; None = not loaded by it
-    _given: Optional[frozenset] = PrivateAttr(default=None)
+    _given: frozenset | None = PrivateAttr(default=None)
 
     def __eq__(self, other) -> bool:
         """Equal settings are equal configs, however they were given."""

@@ -5,13 +5,15 @@
 Every problem is reported as a `ConfigError` naming the dotted key, before any work starts.
 A YAML file may start from another one with `base: <preset or path>`.
 """
+
 from __future__ import annotations
 
 import copy
 import difflib
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -22,7 +24,7 @@ from videojepa.errors import ConfigError, UserError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
-AnyConfig = Union[PretrainConfig, PlanConfig]
+AnyConfig = PretrainConfig | PlanConfig
 
 
 def list_presets() -> list[str]:
@@ -120,22 +122,29 @@ def migrate_moved_keys(data: dict, where: str = "config") -> dict:
         if new_key in (data.get(new_section) or {}):
             raise ConfigError(old, f"is deprecated and {new} is set too; keep only {new}")
         data.setdefault(new_section, {})[new_key] = value
-        warnings.warn(f"{where}: {old} is deprecated, use {new} (accepted until the next release)",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"{where}: {old} is deprecated, use {new} (accepted until the next release)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
     return data
 
 
 def moved_key(key: str) -> str:
     """The current name of an override's key (warns when it is a deprecated one)."""
     if key in MOVED_KEYS:
-        warnings.warn(f"override {key}: deprecated, use {MOVED_KEYS[key]} (accepted until the next release)",
-                      DeprecationWarning, stacklevel=4)
+        warnings.warn(
+            f"override {key}: deprecated, use {MOVED_KEYS[key]} (accepted until the next release)",
+            DeprecationWarning,
+            stacklevel=4,
+        )
         return MOVED_KEYS[key]
     return key
 
 
-def load_config(source: str | Path | dict, overrides: Iterable[str | tuple[str, Any]] = (),
-                schema: type[BaseModel] = PretrainConfig) -> AnyConfig:
+def load_config(
+    source: str | Path | dict, overrides: Iterable[str | tuple[str, Any]] = (), schema: type[BaseModel] = PretrainConfig
+) -> AnyConfig:
     """Resolve a preset/path/dict plus overrides into a validated config.
 
     `schema` is the typed defaults to merge over (pretraining by default; evaluation passes
@@ -238,21 +247,34 @@ def check_consistency(cfg: PretrainConfig) -> None:
         raise ConfigError("model.name", f"unknown model {cfg.model.name!r}; allowed values: {', '.join(models)}")
     patch, tubelet = cfg.model.patch_size, cfg.model.tubelet_size
     if cfg.data.crop_size % patch:
-        examples = ", ".join(str(patch * k) for k in range(max(1, cfg.data.crop_size // patch), cfg.data.crop_size // patch + 3))
-        raise ConfigError("data.crop_size", f"{cfg.data.crop_size} is not divisible by model.patch_size={patch}; "
-                          f"allowed: multiples of {patch} (e.g. {examples})")
+        examples = ", ".join(
+            str(patch * k) for k in range(max(1, cfg.data.crop_size // patch), cfg.data.crop_size // patch + 3)
+        )
+        raise ConfigError(
+            "data.crop_size",
+            f"{cfg.data.crop_size} is not divisible by model.patch_size={patch}; "
+            f"allowed: multiples of {patch} (e.g. {examples})",
+        )
     if cfg.data.frames_per_clip % tubelet:
-        raise ConfigError("data.frames_per_clip", f"{cfg.data.frames_per_clip} is not divisible by "
-                          f"model.tubelet_size={tubelet}; allowed: multiples of {tubelet}")
+        raise ConfigError(
+            "data.frames_per_clip",
+            f"{cfg.data.frames_per_clip} is not divisible by "
+            f"model.tubelet_size={tubelet}; allowed: multiples of {tubelet}",
+        )
     if cfg.predictor.embed_dim % cfg.predictor.num_heads:
-        raise ConfigError("predictor.embed_dim", f"{cfg.predictor.embed_dim} is not divisible by "
-                          f"predictor.num_heads={cfg.predictor.num_heads}")
+        raise ConfigError(
+            "predictor.embed_dim",
+            f"{cfg.predictor.embed_dim} is not divisible by predictor.num_heads={cfg.predictor.num_heads}",
+        )
     if cfg.train.batch_size % cfg.train.accum_steps:
-        raise ConfigError("train.batch_size", f"{cfg.train.batch_size} is not divisible by "
-                          f"train.accum_steps={cfg.train.accum_steps}")
-    for key, (lo, hi) in {"data.random_resize_scale": cfg.data.random_resize_scale,
-                          "data.random_resize_aspect_ratio": cfg.data.random_resize_aspect_ratio,
-                          **{f"masks.{i}.aspect_ratio": m.aspect_ratio for i, m in enumerate(cfg.masks)}}.items():
+        raise ConfigError(
+            "train.batch_size", f"{cfg.train.batch_size} is not divisible by train.accum_steps={cfg.train.accum_steps}"
+        )
+    for key, (lo, hi) in {
+        "data.random_resize_scale": cfg.data.random_resize_scale,
+        "data.random_resize_aspect_ratio": cfg.data.random_resize_aspect_ratio,
+        **{f"masks.{i}.aspect_ratio": m.aspect_ratio for i, m in enumerate(cfg.masks)},
+    }.items():
         if not 0 < lo <= hi:
             raise ConfigError(key, f"({lo}, {hi}) must be an increasing pair of positive numbers")
     if not all(0.0 <= v <= 1.0 for v in cfg.train.betas):
@@ -271,8 +293,11 @@ def check_pretraining_data(cfg: PretrainConfig) -> None:
     for key in ("num_clips", "num_views"):
         value = getattr(cfg.data, key)
         if value != 1:
-            raise ConfigError(f"data.{key}", f"{value} is an evaluation setting: pretraining reads one clip and one "
-                              f"view per video (allowed: 1); set it in a probe config instead")
+            raise ConfigError(
+                f"data.{key}",
+                f"{value} is an evaluation setting: pretraining reads one clip and one "
+                f"view per video (allowed: 1); set it in a probe config instead",
+            )
 
 
 def to_dict(cfg: BaseModel) -> dict:

@@ -5,9 +5,10 @@ defaults. Defaults follow the ViT-L recipe of the SALT paper (arXiv 2509.24317),
 A *plan* config (top-level `stages:`) strings several pretraining configs together, e.g. the
 two SALT stages, for the FLOPs accountant.
 """
+
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field
 
@@ -25,8 +26,10 @@ class ModelConfig(Section):
     patch_size: int = Field(16, ge=1)
     tubelet_size: int = Field(2, ge=1, description="frames per token")
     pos_embed: Literal["sincos", "rope", "rope_vjepa2"] = Field(
-        "rope", description="3D sin-cos (V-JEPA), 3D RoPE (V-JEPA 2 / SALT), or RoPE in V-JEPA 2's released "
-                            "channel layout (for converted V-JEPA 2 checkpoints)")
+        "rope",
+        description="3D sin-cos (V-JEPA), 3D RoPE (V-JEPA 2 / SALT), or RoPE in V-JEPA 2's released "
+        "channel layout (for converted V-JEPA 2 checkpoints)",
+    )
     drop_path: float = Field(0.0, ge=0.0, lt=1.0)
 
 
@@ -57,20 +60,27 @@ def default_masks() -> list[MaskConfig]:
 class TeacherConfig(Section):
     """salt_student only: the frozen teacher encoder."""
 
-    checkpoint: Optional[str] = Field(None, description="encoder checkpoint or run directory")
-    model: Optional[str] = Field(None, description="teacher architecture when no checkpoint is given (FLOPs, tests)")
-    shard: bool = Field(False, description="train.parallel=fsdp2: shard the frozen teacher (forward-only FSDP2 "
-                                           "module) instead of replicating it in bf16")
+    checkpoint: str | None = Field(None, description="encoder checkpoint or run directory")
+    model: str | None = Field(None, description="teacher architecture when no checkpoint is given (FLOPs, tests)")
+    shard: bool = Field(
+        False,
+        description="train.parallel=fsdp2: shard the frozen teacher (forward-only FSDP2 "
+        "module) instead of replicating it in bf16",
+    )
 
 
 class MethodConfig(Section):
     """The pretraining method and its own settings; each key says which methods read it."""
 
-    name: str = Field("vjepa", description="a registered method (see `videojepa models`): vjepa, salt_teacher, "
-                                           "salt_student, videomae, or one registered by a plugin")
+    name: str = Field(
+        "vjepa",
+        description="a registered method (see `videojepa models`): vjepa, salt_teacher, "
+        "salt_student, videomae, or one registered by a plugin",
+    )
     loss_exponent: float = Field(1.0, gt=0.0, description="vjepa, salt_student: latent loss mean |pred - LN(target)|^p")
-    ema: tuple[float, float] = Field((0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the "
-                                                               "schedule horizon")
+    ema: tuple[float, float] = Field(
+        (0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the schedule horizon"
+    )
     teacher: TeacherConfig = TeacherConfig()
 
 
@@ -86,15 +96,25 @@ class TrainConfig(Section):
     final_weight_decay: float = Field(0.4, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0.0)
-    grad_clip: Optional[float] = Field(0.02, gt=0.0, description="max gradient norm; null disables")
-    schedule_scale: float = Field(1.0, ge=1.0, description="schedules run over steps*scale and stop at steps (V-JEPA: 1.25)")
+    grad_clip: float | None = Field(0.02, gt=0.0, description="max gradient norm; null disables")
+    schedule_scale: float = Field(
+        1.0, ge=1.0, description="schedules run over steps*scale and stop at steps (V-JEPA: 1.25)"
+    )
     precision: Literal["fp32", "bf16", "fp16"] = "bf16"
-    parallel: Literal["ddp", "fsdp2"] = Field("ddp", description="under torchrun: DDP replicates the method; "
-                                                                 "FSDP2 shards each network per block")
-    replicas: int = Field(1, ge=1, description="fsdp2: replicate over this many groups of ranks and shard within "
-                                               "each (HSDP, e.g. one group per node)")
-    compile: bool = Field(False, description="torch.compile every transformer block of every network (trained, "
-                                             "EMA target, frozen teacher), with dynamic token counts")
+    parallel: Literal["ddp", "fsdp2"] = Field(
+        "ddp", description="under torchrun: DDP replicates the method; FSDP2 shards each network per block"
+    )
+    replicas: int = Field(
+        1,
+        ge=1,
+        description="fsdp2: replicate over this many groups of ranks and shard within "
+        "each (HSDP, e.g. one group per node)",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile every transformer block of every network (trained, "
+        "EMA target, frozen teacher), with dynamic token counts",
+    )
     compile_backend: str = Field("inductor", description="torch.compile backend (aot_eager: no code generation)")
     activation_checkpointing: bool = False
     max_nonfinite_steps: int = Field(20, ge=1, description="abort after this many non-finite steps in a row")

@@ -6,6 +6,7 @@
 `run` holds the demo's steps (data, budget, training, probes; public so that experiments reuse them),
 `report` the results.json schema and its Markdown table, `plots` the pictures of the runs.
 """
+
 from videojepa.demo.run import METHODS, SIZES, DemoSettings, DemoSize, run_demo
 
 __all__ = ["METHODS", "SIZES", "DemoSettings", "DemoSize", "run_demo"]

@@ -6,6 +6,7 @@
 The masks drawn on a clip (the demo's masks.png) are `videojepa.masks.plot.draw_masks`. matplotlib is
 optional (`pip install 'videojepa[plots]'`); `videojepa.utils.plotting.pyplot()` says so when it is missing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +38,7 @@ def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
         ax.plot(steps, loss, lw=0.6, alpha=0.4, color="C0")
         window = max(1, len(loss) // 20)
         smooth = _moving_average(loss, window)
-        ax.plot(steps[len(steps) - len(smooth):], smooth, lw=1.5, color="C0")
+        ax.plot(steps[len(steps) - len(smooth) :], smooth, lw=1.5, color="C0")
         ax.set_title(f"{name} ({len(loss)} steps)", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

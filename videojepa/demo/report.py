@@ -48,6 +48,7 @@ results.json (schema "videojepa.demo/1"):
 
 Accuracies are fractions (0..1); the Markdown table shows them in percent.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -58,8 +59,11 @@ TOP_KEYS = ("schema", "created", "settings", "data", "budget", "chance", "runs",
 RUN_KEYS = ("method", "dir", "steps", "budget", "flops_per_step", "flops", "wall_s", "trained_now", "health")
 ROW_KEYS = ("name", "label", "runs", "flops", "steps", "wall_s", "probe", "top1", "motion_split")
 SPINNING = ("rotate_cw", "rotate_ccw")  # the synthetic motion classes whose label is the rotation sense
-SPLIT_LABELS = {"spin_vs_translation": "spinning vs translating", "rotation_sense": "rotation sense",
-                "translation_kind": "which translation"}
+SPLIT_LABELS = {
+    "spin_vs_translation": "spinning vs translating",
+    "rotation_sense": "rotation sense",
+    "translation_kind": "which translation",
+}
 
 # Table rows: (name, label, the pretraining runs they sum). The encoder probed is the last run's.
 ROWS = (
@@ -88,8 +92,11 @@ def motion_split(classes: list[str], matrix: list[list[int]]) -> dict | None:
         return sum(matrix[i][i] for i in group) / max(sum(block), 1)
 
     same_group = sum(matrix[i][j] for g in (spin, rest) for i in g for j in g)
-    return {"spin_vs_translation": same_group / max(sum(map(sum, matrix)), 1),
-            "rotation_sense": within(spin), "translation_kind": within(rest)}
+    return {
+        "spin_vs_translation": same_group / max(sum(map(sum, matrix)), 1),
+        "rotation_sense": within(spin),
+        "translation_kind": within(rest),
+    }
 
 
 def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, chance: dict) -> dict:
@@ -97,15 +104,27 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
     rows = []
     for name, label, names in ROWS:
         probe = names[-1] if names else "random_init"
-        rows.append({"name": name, "label": label, "runs": list(names),
-                     "flops": sum(runs[n]["flops"] for n in names), "steps": [runs[n]["steps"] for n in names],
-                     "wall_s": sum(runs[n]["wall_s"] for n in names), "probe": probe, "top1": probes[probe]["top1"],
-                     "motion_split": _split(probes[probe].get("confusion", {}).get("motion"))})
+        rows.append(
+            {
+                "name": name,
+                "label": label,
+                "runs": list(names),
+                "flops": sum(runs[n]["flops"] for n in names),
+                "steps": [runs[n]["steps"] for n in names],
+                "wall_s": sum(runs[n]["wall_s"] for n in names),
+                "probe": probe,
+                "top1": probes[probe]["top1"],
+                "motion_split": _split(probes[probe].get("confusion", {}).get("motion")),
+            }
+        )
     return {
-        "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": {"out": str(settings.out), **settings.record()},
-        "data": {"dir": str(Path(settings.out) / "data"),
-                 **{k: data[k] for k in ("num_videos", "num_train", "num_val", "motion_classes", "appearance_classes")}},
+        "data": {
+            "dir": str(Path(settings.out) / "data"),
+            **{k: data[k] for k in ("num_videos", "num_train", "num_val", "motion_classes", "appearance_classes")},
+        },
         "budget": {k: v for k, v in budget.items() if k != "runs"},
         "chance": chance,
         "runs": {name: {k: run[k] for k in RUN_KEYS} for name, run in runs.items()},
@@ -129,11 +148,14 @@ def _seconds(s: float) -> str:
 def markdown_table(results: dict) -> str:
     """A one-line caption, then the table: chance, random init, then every method at the same budget."""
     b, tasks = results["budget"], list(results["chance"])
-    lines = [f"Training budget {b['flops']:.3g} FLOPs for every method (= {b['budget_steps']} V-JEPA steps; "
-             f"SALT teacher share {b['teacher_share']:g}); attentive-probe top-1 (%) on the validation set.", "",
-             "| method | training FLOPs | steps | wall time | " + " | ".join(f"{t} top-1" for t in tasks) + " |",
-             "|---" * (4 + len(tasks)) + "|",
-             "| chance | - | - | - | " + " | ".join(_pct(results["chance"][t]) for t in tasks) + " |"]
+    lines = [
+        f"Training budget {b['flops']:.3g} FLOPs for every method (= {b['budget_steps']} V-JEPA steps; "
+        f"SALT teacher share {b['teacher_share']:g}); attentive-probe top-1 (%) on the validation set.",
+        "",
+        "| method | training FLOPs | steps | wall time | " + " | ".join(f"{t} top-1" for t in tasks) + " |",
+        "|---" * (4 + len(tasks)) + "|",
+        "| chance | - | - | - | " + " | ".join(_pct(results["chance"][t]) for t in tasks) + " |",
+    ]
     for row in results["rows"]:
         runs = [results["runs"][n] for n in row["runs"]]
         if not runs:
@@ -146,10 +168,15 @@ def markdown_table(results: dict) -> str:
         accuracy = " | ".join(_pct(row["top1"].get(t)) for t in tasks)
         lines.append(f"| {row['label']} | {flops} | {steps} | {wall} | {accuracy} |")
     if any(row.get("motion_split") for row in results["rows"]):
-        lines += ["", "The motion score split into its sub-problems (best probe cell, validation clips, %; "
-                  "rotation sense and which translation among clips put in the right group; chance 50% each "
-                  "with the default four classes):", "",
-                  "| method | " + " | ".join(SPLIT_LABELS.values()) + " |", "|---" * (1 + len(SPLIT_LABELS)) + "|"]
+        lines += [
+            "",
+            "The motion score split into its sub-problems (best probe cell, validation clips, %; "
+            "rotation sense and which translation among clips put in the right group; chance 50% each "
+            "with the default four classes):",
+            "",
+            "| method | " + " | ".join(SPLIT_LABELS.values()) + " |",
+            "|---" * (1 + len(SPLIT_LABELS)) + "|",
+        ]
         for row in results["rows"]:
             parts = row.get("motion_split") or {}
             lines.append(f"| {row['label']} | " + " | ".join(_pct(parts.get(k)) for k in SPLIT_LABELS) + " |")

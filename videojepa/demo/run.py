@@ -20,14 +20,15 @@ Steps, each skipped when its output is already there, so a killed demo continues
 The functions are public so that other experiments (experiments/salt_allocation.py) reuse the same
 configs, budget arithmetic, training and probing.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 from videojepa.config.schema import ModelConfig, PretrainConfig
 from videojepa.errors import UserError
@@ -79,25 +80,34 @@ class DemoSettings:
     # keys (run.dir, run.seed, data lists, train.steps, the teacher, the probe's tasks) are applied after them.
     pretrain_overrides: tuple[str, ...] = ()
     probe_overrides: tuple[str, ...] = ()
-    workers: Optional[int] = None  # processes that render the synthetic videos (default: all CPUs)
+    workers: int | None = None  # processes that render the synthetic videos (default: all CPUs)
 
     def record(self) -> dict:
         """Everything that changes the demo's results (not where or how fast it runs)."""
-        return {**dataclasses.asdict(self.size), "seed": self.seed,
-                "pretrain_overrides": list(self.pretrain_overrides), "probe_overrides": list(self.probe_overrides)}
+        return {
+            **dataclasses.asdict(self.size),
+            "seed": self.seed,
+            "pretrain_overrides": list(self.pretrain_overrides),
+            "probe_overrides": list(self.probe_overrides),
+        }
 
 
 # ----------------------------------------------------------------------------- data
 
-def prepare_data(data_dir: str | Path, size: DemoSize, seed: int, workers: Optional[int] = None,
-                 log: Log = print) -> dict:
-    """Render the synthetic datasets into `data_dir` unless its synth.json already describes them; returns synth.json."""
+
+def prepare_data(data_dir: str | Path, size: DemoSize, seed: int, workers: int | None = None, log: Log = print) -> dict:
+    """Render the synthetic datasets into `data_dir` unless its synth.json already describes them; returns
+    synth.json."""
     from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, SynthSpec, write_dataset
 
     spec = dataclasses.replace(SynthSpec(), frames=size.frames, size=size.size)
-    wanted = {"num_videos": size.num_videos, "seed": seed, "motion_classes": list(DEFAULT_MOTIONS),
-              "appearance_classes": list(APPEARANCES),
-              "spec": json.loads(json.dumps(dataclasses.asdict(spec)))}  # tuples as lists, as in the file
+    wanted = {
+        "num_videos": size.num_videos,
+        "seed": seed,
+        "motion_classes": list(DEFAULT_MOTIONS),
+        "appearance_classes": list(APPEARANCES),
+        "spec": json.loads(json.dumps(dataclasses.asdict(spec))),
+    }  # tuples as lists, as in the file
     summary_path = Path(data_dir) / "synth.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
@@ -106,15 +116,29 @@ def prepare_data(data_dir: str | Path, size: DemoSize, seed: int, workers: Optio
             return summary
     log(f"data: rendering {size.num_videos} synthetic videos ({size.frames}x{size.size}x{size.size}) into {data_dir}")
     # force: a folder with other or half-written videos (no matching synth.json) is replaced
-    summary = write_dataset(str(data_dir), num_videos=size.num_videos, frames=size.frames, size=size.size, seed=seed,
-                            workers=workers, force=True)
+    summary = write_dataset(
+        str(data_dir),
+        num_videos=size.num_videos,
+        frames=size.frames,
+        size=size.size,
+        seed=seed,
+        workers=workers,
+        force=True,
+    )
     return {k: v for k, v in summary.items() if k not in ("seconds", "workers")}
 
 
 # ----------------------------------------------------------------------------- configs and budget
 
-def pretrain_config(method: str, run_dir: str | Path, data_dir: str | Path, seed: int,
-                    teacher: Optional[PretrainConfig] = None, overrides: Iterable[str] = ()) -> PretrainConfig:
+
+def pretrain_config(
+    method: str,
+    run_dir: str | Path,
+    data_dir: str | Path,
+    seed: int,
+    teacher: PretrainConfig | None = None,
+    overrides: Iterable[str] = (),
+) -> PretrainConfig:
     """The demo/<method> preset pretraining on `data_dir`'s motion videos (labels unused) into `run_dir`.
 
     `teacher` (salt_student only) is the teacher's config: the student reads the teacher's run directory,
@@ -124,8 +148,12 @@ def pretrain_config(method: str, run_dir: str | Path, data_dir: str | Path, seed
     from videojepa.config.loader import load_config
 
     motion = Path(data_dir) / "motion"
-    own = {"run.dir": str(run_dir), "run.seed": seed, "data.train": str(motion / "train.csv"),
-           "data.val": str(motion / "val.csv")}
+    own = {
+        "run.dir": str(run_dir),
+        "run.seed": seed,
+        "data.train": str(motion / "train.csv"),
+        "data.val": str(motion / "val.csv"),
+    }
     if method == "salt_student":
         if teacher is None:
             raise ValueError("salt_student needs its teacher's config")
@@ -159,8 +187,14 @@ def plan_budget(configs: dict[str, PretrainConfig], budget_steps: int, teacher_s
     for name in ("vjepa", "videomae"):
         if name in configs:
             runs[name] = steps_within_budget(configs[name], budget, name, measured_masks=True)
-    return {"flops": budget, "budget_steps": budget_steps, "vjepa_flops_per_step": per_step,
-            "teacher_share": teacher_share, "mask_ratio": "measured", "runs": runs}
+    return {
+        "flops": budget,
+        "budget_steps": budget_steps,
+        "vjepa_flops_per_step": per_step,
+        "teacher_share": teacher_share,
+        "mask_ratio": "measured",
+        "runs": runs,
+    }
 
 
 def demo_configs(settings: DemoSettings) -> dict[str, PretrainConfig]:
@@ -168,12 +202,19 @@ def demo_configs(settings: DemoSettings) -> dict[str, PretrainConfig]:
     out = Path(settings.out)
     configs: dict[str, PretrainConfig] = {}
     for method in METHODS:
-        configs[method] = pretrain_config(method, out / "runs" / method, out / "data", settings.seed,
-                                          teacher=configs.get("salt_teacher"), overrides=settings.pretrain_overrides)
+        configs[method] = pretrain_config(
+            method,
+            out / "runs" / method,
+            out / "data",
+            settings.seed,
+            teacher=configs.get("salt_teacher"),
+            overrides=settings.pretrain_overrides,
+        )
     return configs
 
 
 # ----------------------------------------------------------------------------- training
+
 
 def completed_steps(run_dir: str | Path) -> int:
     """Steps of the newest checkpoint in `run_dir` (0 when there is none)."""
@@ -198,7 +239,10 @@ def train(cfg: PretrainConfig, log: Log = print) -> dict:
     done = completed_steps(run_dir)
     trained_now = done < cfg.train.steps
     if trained_now:
-        log(f"train {cfg.method.name}: {cfg.train.steps} steps into {run_dir}" + (f" (resuming at {done})" if done else ""))
+        log(
+            f"train {cfg.method.name}: {cfg.train.steps} steps into {run_dir}"
+            + (f" (resuming at {done})" if done else "")
+        )
     else:
         log(f"train {cfg.method.name}: {run_dir} is already trained ({done} steps)")
     start = time.perf_counter()
@@ -217,22 +261,48 @@ def last_health(run_dir: str | Path) -> dict:
 
     full = read_metrics(run_dir, kind="log")
     last = full[-1] if full else {}
-    return {k: last.get(k) for k in ("step", "loss", "feature_rank", "feature_std", "target_std", "context_std", "pred_std",
-                                     "collapse_warning")}
+    return {
+        k: last.get(k)
+        for k in (
+            "step",
+            "loss",
+            "feature_rank",
+            "feature_std",
+            "target_std",
+            "context_std",
+            "pred_std",
+            "collapse_warning",
+        )
+    }
 
 
 # ----------------------------------------------------------------------------- probing
 
-def probe_config(checkpoint: str | Path, probe_dir: str | Path, data_dir: str | Path, epochs: int, seed: int,
-                 random_model: Optional[ModelConfig] = None, overrides: Iterable[str] = ()):
+
+def probe_config(
+    checkpoint: str | Path,
+    probe_dir: str | Path,
+    data_dir: str | Path,
+    epochs: int,
+    seed: int,
+    random_model: ModelConfig | None = None,
+    overrides: Iterable[str] = (),
+):
     """The demo/probe preset on both synthetic tasks for `checkpoint` (a run directory, or "none" with the
     architecture `random_model` for a random-init encoder)."""
     from videojepa.config.loader import load_config
     from videojepa.eval.config import ProbeConfig
 
-    own = {"run.dir": str(probe_dir), "run.seed": seed, "probe.checkpoint": str(checkpoint), "optim.epochs": epochs,
-           "tasks": [{"name": t, "train": str(Path(data_dir) / t / "train.csv"),
-                      "val": str(Path(data_dir) / t / "val.csv")} for t in TASKS]}
+    own = {
+        "run.dir": str(probe_dir),
+        "run.seed": seed,
+        "probe.checkpoint": str(checkpoint),
+        "optim.epochs": epochs,
+        "tasks": [
+            {"name": t, "train": str(Path(data_dir) / t / "train.csv"), "val": str(Path(data_dir) / t / "val.csv")}
+            for t in TASKS
+        ],
+    }
     if random_model is not None:
         own.update({f"model.{k}": v for k, v in random_model.model_dump().items()})
     return load_config("demo/probe", [*overrides, *own.items()], schema=ProbeConfig)
@@ -264,6 +334,7 @@ def top1(results: dict) -> dict:
 
 # ----------------------------------------------------------------------------- the whole demo
 
+
 def check_settings(out: Path, settings: DemoSettings) -> None:
     """Refuse to mix results of different settings in one folder; record the settings of a new one."""
     from videojepa.utils.files import atomic_write_text
@@ -273,8 +344,10 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
         saved = json.loads(path.read_text())
         changed = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in record.items() if saved.get(k) != v]
         if changed:
-            raise UserError(f"{out} holds a demo made with other settings ({'; '.join(changed)}); "
-                            f"choose another --out, or delete {out} to start again")
+            raise UserError(
+                f"{out} holds a demo made with other settings ({'; '.join(changed)}); "
+                f"choose another --out, or delete {out} to start again"
+            )
         return
     atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
@@ -296,8 +369,10 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     log("[1/5] synthetic data")
     data = prepare_data(out / "data", size, settings.seed, settings.workers, log)
 
-    log(f"[2/5] FLOPs budget: {budget['flops']:.3g} = {size.budget_steps} V-JEPA steps; "
-        f"teacher share {size.teacher_share:g}")
+    log(
+        f"[2/5] FLOPs budget: {budget['flops']:.3g} = {size.budget_steps} V-JEPA steps; "
+        f"teacher share {size.teacher_share:g}"
+    )
     for name, row in budget["runs"].items():
         log(f"  {name:<13} {row['steps']:>6} steps x {row['flops_per_step']:.3g} = {row['flops']:.3g} FLOPs")
     configs = {name: with_steps(cfg, budget["runs"][name]["steps"]) for name, cfg in configs.items()}
@@ -313,14 +388,27 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
     for name in (RANDOM_INIT, *METHODS):
         checkpoint = "none" if name == RANDOM_INIT else out / "runs" / name
-        cfg = probe_config(checkpoint, out / "probes" / name, out / "data", size.probe_epochs, settings.seed,
-                           random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
-                           overrides=settings.probe_overrides)
+        cfg = probe_config(
+            checkpoint,
+            out / "probes" / name,
+            out / "data",
+            size.probe_epochs,
+            settings.seed,
+            random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
+            overrides=settings.probe_overrides,
+        )
         result = probe(cfg, log, source)
-        probes[name] = {"dir": str(cfg.run.dir), "checkpoint": str(checkpoint), "top1": top1(result),
-                        "confusion": {t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
-                                      for t in result["tasks"] if "confusion" in t},
-                        "seconds": result["seconds"]}
+        probes[name] = {
+            "dir": str(cfg.run.dir),
+            "checkpoint": str(checkpoint),
+            "top1": top1(result),
+            "confusion": {
+                t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
+                for t in result["tasks"]
+                if "confusion" in t
+            },
+            "seconds": result["seconds"],
+        }
         chance = {t["name"]: t["chance"] for t in result["tasks"]}
 
     log("[5/5] report and plots")

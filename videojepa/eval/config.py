@@ -19,11 +19,12 @@ Sections (every key has a typed default; unknown keys are errors):
 
 The number of classes of a task is read from its data (class names or the largest label) unless given.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from pydantic import Field, PositiveFloat, ValidationError, field_validator
 
@@ -38,21 +39,33 @@ PROBE_KINDS = ("attentive", "attentive3", "linear", "knn")
 class RunSection(Section):
     dir: str = Field("runs/probe", description="run directory: results.json, results.md, config.yaml, feature cache")
     seed: int = Field(0, description="seed of the probes' initialisation, the data order and the augmentations")
-    device: str = Field("auto", description="torch device for the encoder and the probes: auto (cuda when "
-                        "available, else cpu), cpu, cuda, cuda:1, ...")
+    device: str = Field(
+        "auto",
+        description="torch device for the encoder and the probes: auto (cuda when "
+        "available, else cpu), cpu, cuda, cuda:1, ...",
+    )
 
 
 class ProbeSection(Section):
-    checkpoint: str = Field("none", description="pretraining run directory, encoder file, or `none` (random-init model.name)")
+    checkpoint: str = Field(
+        "none", description="pretraining run directory, encoder file, or `none` (random-init model.name)"
+    )
     kind: Literal["attentive", "attentive3", "linear", "knn"] = Field(
-        "attentive", description="attentive: cross-attention pooling (V-JEPA); attentive3: 3 self-attention blocks "
-        "before it (V-JEPA 2); linear: on mean-pooled tokens; knn: cosine k-nearest neighbours")
+        "attentive",
+        description="attentive: cross-attention pooling (V-JEPA); attentive3: 3 self-attention blocks "
+        "before it (V-JEPA 2); linear: on mean-pooled tokens; knn: cosine k-nearest neighbours",
+    )
     heads: int = Field(12, ge=1, description="attention heads of the attentive probes")
     queries: int = Field(1, ge=1, description="learnable query tokens of the attentive probes")
-    layers: list[int] = Field([-1], min_length=1, description="encoder blocks whose normed outputs feed the probe "
-                              "(several are concatenated along channels); negative counts from the end")
-    num_classes: Optional[int] = Field(None, ge=2, description="classes of the task given by data.train/data.val "
-                                       "(default: read from the data)")
+    layers: list[int] = Field(
+        [-1],
+        min_length=1,
+        description="encoder blocks whose normed outputs feed the probe "
+        "(several are concatenated along channels); negative counts from the end",
+    )
+    num_classes: int | None = Field(
+        None, ge=2, description="classes of the task given by data.train/data.val (default: read from the data)"
+    )
     knn_k: int = Field(20, ge=1, description="knn: neighbours that vote")
     knn_temperature: float = Field(0.07, gt=0, description="knn: votes are weighted by exp(cosine / temperature)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="encoder forward precision (autocast)")
@@ -64,15 +77,16 @@ class TaskConfig(Section):
     name: str
     train: str = Field(description="training set: CSV file or folder")
     val: str = Field(description="validation set: CSV file or folder")
-    num_classes: Optional[int] = Field(None, ge=2, description="default: read from the data")
+    num_classes: int | None = Field(None, ge=2, description="default: read from the data")
     data: dict[str, object] = Field(default_factory=dict, description="protocol overrides for this task (data.* keys)")
 
 
 class OptimSection(Section):
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(16, ge=1, description="training clips per step")
-    lr: list[PositiveFloat] = Field([1e-3], min_length=1, description="peak learning rates (grid axis); cosine "
-                                    "decay to 0, no warmup")
+    lr: list[PositiveFloat] = Field(
+        [1e-3], min_length=1, description="peak learning rates (grid axis); cosine decay to 0, no warmup"
+    )
     weight_decay: list[float] = Field([0.01], min_length=1, description="AdamW weight decays (grid axis)")
     betas: tuple[float, float] = (0.9, 0.999)
 
@@ -83,13 +97,23 @@ class OptimSection(Section):
 
 
 class FeaturesSection(Section):
-    cache: bool = Field(True, description="extract features once and train the probes from memory; false: run the "
-                        "encoder on every training batch (fresh random crops and flips each epoch)")
-    augmentations: int = Field(0, ge=0, description="with cache: 0 caches the evaluation view of each training "
-                               "clip; n caches n random-resized-crop + flip views, epoch e trains on view e mod n")
+    cache: bool = Field(
+        True,
+        description="extract features once and train the probes from memory; false: run the "
+        "encoder on every training batch (fresh random crops and flips each epoch)",
+    )
+    augmentations: int = Field(
+        0,
+        ge=0,
+        description="with cache: 0 caches the evaluation view of each training "
+        "clip; n caches n random-resized-crop + flip views, epoch e trains on view e mod n",
+    )
     dtype: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="storage type of cached features")
-    dir: Optional[str] = Field(None, description="feature cache folder (default: <run.dir>/features); reused by "
-                               "later runs with the same encoder, data and protocol")
+    dir: str | None = Field(
+        None,
+        description="feature cache folder (default: <run.dir>/features); reused by "
+        "later runs with the same encoder, data and protocol",
+    )
     batch_size: int = Field(16, ge=1, description="clips per encoder forward")
 
 
@@ -107,19 +131,26 @@ class ProbeConfig(Section):
         from videojepa.models.registry import list_models
 
         if self.probe.checkpoint == "none" and self.model.name not in list_models():
-            raise ConfigError("model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}")
+            raise ConfigError(
+                "model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}"
+            )
         if self.tasks and (self.data.train or self.data.val):
-            raise ConfigError("tasks", "give one task with data.train/data.val or several with tasks:, not both "
-                              "(add tasks=[] to replace the config's tasks by data.train/data.val)")
+            raise ConfigError(
+                "tasks",
+                "give one task with data.train/data.val or several with tasks:, not both "
+                "(add tasks=[] to replace the config's tasks by data.train/data.val)",
+            )
         if not self.tasks and not (self.data.train and self.data.val):
             missing = "data.train" if not self.data.train else "data.val"
             raise ConfigError(missing, "is not set: give a CSV file or a folder (or list several tasks under tasks:)")
         if self.tasks and self.probe.num_classes is not None:
-            raise ConfigError("probe.num_classes", "only applies to data.train/data.val; set tasks.N.num_classes instead")
+            raise ConfigError(
+                "probe.num_classes", "only applies to data.train/data.val; set tasks.N.num_classes instead"
+            )
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ConfigError("tasks", f"task names must be unique, got {names}")
-        for i, task in enumerate(self.tasks):
+        for i, _task in enumerate(self.tasks):
             task_data(self, i)  # validates the overrides
         if any(w < 0 for w in self.optim.weight_decay):
             raise ConfigError("optim.weight_decay", f"{self.optim.weight_decay} must be non-negative")
@@ -130,8 +161,12 @@ class ProbeConfig(Section):
         """Every task with its resolved protocol (the shared data section plus the task's overrides)."""
         if self.tasks:
             return [(task, task_data(self, i)) for i, task in enumerate(self.tasks)]
-        task = TaskConfig(name=task_name(self.data.train), train=self.data.train, val=self.data.val,
-                          num_classes=self.probe.num_classes)
+        task = TaskConfig(
+            name=task_name(self.data.train),
+            train=self.data.train,
+            val=self.data.val,
+            num_classes=self.probe.num_classes,
+        )
         return [(task, self.data)]
 
 
@@ -144,13 +179,17 @@ def task_data(cfg: ProbeConfig, index: int) -> DataConfig:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         if first["type"] == "extra_forbidden":
-            raise ConfigError(f"tasks.{index}.data.{key}", f"unknown key; allowed keys: "
-                              f"{', '.join(k for k in DataConfig.model_fields if k not in ('train', 'val'))}") from None
+            raise ConfigError(
+                f"tasks.{index}.data.{key}",
+                f"unknown key; allowed keys: "
+                f"{', '.join(k for k in DataConfig.model_fields if k not in ('train', 'val'))}",
+            ) from None
         raise ConfigError(f"tasks.{index}.data.{key}", f"{first['msg']} (got {first.get('input')!r})") from None
 
 
-def task_name(path: Union[str, Path]) -> str:
-    """A readable task name from a data path: `synth/appearance/train.csv` -> `appearance`, `k400_train.csv` -> `k400`."""
+def task_name(path: str | Path) -> str:
+    """A readable task name from a data path: `synth/appearance/train.csv` -> `appearance`,
+    `k400_train.csv` -> `k400`."""
     path = Path(path)
     stem = path.stem if path.suffix else path.name
     if stem.lower() in ("train", "training"):

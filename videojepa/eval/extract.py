@@ -24,6 +24,7 @@ Resume: every finished video is saved at once in `F.parts/`; running the same co
 interruption skips those videos, and the parts are merged and removed at the end. Unreadable files are
 skipped with a warning (as in the data pipeline) and listed in F.json.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,8 @@ import json
 import shutil
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -55,8 +56,9 @@ def window_starts(num_frames: int, span: int, stride: int) -> list[int]:
     return starts
 
 
-def video_windows(num_frames: int, offsets: np.ndarray, stride: int, start: int = 0,
-                  end: Optional[int] = None) -> np.ndarray:
+def video_windows(
+    num_frames: int, offsets: np.ndarray, stride: int, start: int = 0, end: int | None = None
+) -> np.ndarray:
     """Frame indices (windows, frames) of the windows over frames [start, end) of a video."""
     end = num_frames if end is None else min(end, num_frames)
     if end <= start:
@@ -73,8 +75,18 @@ class WindowStream(torch.utils.data.IterableDataset):
     Worker processes split the videos between them.
     """
 
-    def __init__(self, entries, todo: Sequence[int], transform, frames: int, frame_step: int,
-                 fps: Optional[float], stride: Optional[int], chunk: int, decoder: str = "pyav"):
+    def __init__(
+        self,
+        entries,
+        todo: Sequence[int],
+        transform,
+        frames: int,
+        frame_step: int,
+        fps: float | None,
+        stride: int | None,
+        chunk: int,
+        decoder: str = "pyav",
+    ):
         super().__init__()
         self.entries, self.todo, self.transform = entries, list(todo), transform
         self.frames, self.frame_step, self.fps, self.stride = frames, frame_step, fps, stride
@@ -84,7 +96,7 @@ class WindowStream(torch.utils.data.IterableDataset):
         from videojepa.data.readers import BadFileError
 
         info = torch.utils.data.get_worker_info()
-        mine = self.todo[info.id::info.num_workers] if info else self.todo
+        mine = self.todo[info.id :: info.num_workers] if info else self.todo
         for i in mine:
             try:
                 yield from self.windows(i)
@@ -98,8 +110,13 @@ class WindowStream(torch.utils.data.IterableDataset):
         entry = self.entries[i]
         if entry.is_image:
             clip = self.transform(read_image(entry.path)[None])[0].expand(-1, self.frames, -1, -1)
-            yield {"video": i, "windows": clip[None].contiguous(), "frames": np.zeros((1, self.frames), np.int64),
-                   "first": 0, "total": 1}
+            yield {
+                "video": i,
+                "windows": clip[None].contiguous(),
+                "frames": np.zeros((1, self.frames), np.int64),
+                "first": 0,
+                "total": 1,
+            }
             return
         with open_video(entry.path, backend=self.decoder) as reader:
             try:
@@ -110,7 +127,7 @@ class WindowStream(torch.utils.data.IterableDataset):
             except ValueError as err:
                 raise BadFileError(entry.path, str(err)) from None
             for first in range(0, len(indices), self.chunk):
-                part = indices[first:first + self.chunk]
+                part = indices[first : first + self.chunk]
                 frames = reader.read(part.reshape(-1))
                 frames = frames.view(len(part), self.frames, *frames.shape[1:])
                 clips = torch.stack([self.transform(f)[0] for f in frames])
@@ -127,8 +144,8 @@ def extract_features(
     out: str,
     frames: int = 16,
     frame_step: int = 4,
-    fps: Optional[float] = None,
-    stride: Optional[int] = None,
+    fps: float | None = None,
+    stride: int | None = None,
     size: int = 224,
     layers: Sequence[int] = (-1,),
     pooling: str = "mean",
@@ -139,7 +156,7 @@ def extract_features(
     workers: int = 0,
     progress: bool = True,
     force: bool = False,
-    encoder_id: Optional[dict] = None,
+    encoder_id: dict | None = None,
 ) -> dict:
     """Write features of every window of every file in `source` to `out`; returns the summary (F.json)."""
     from videojepa.data.datasets import BadInputWarning
@@ -148,9 +165,22 @@ def extract_features(
     out = Path(out)
     layers = check_request(encoder, out, frames, size, stride, layers, pooling)
     entries = input_entries(source)
-    settings = _settings(encoder_id or {"arch": encoder.arch}, str(source), entries, frames=frames,
-                         frame_step=frame_step, fps=fps, stride=stride, size=size, layers=layers, pooling=pooling,
-                         mean=list(mean), std=list(std), precision=precision, format=out.suffix)
+    settings = _settings(
+        encoder_id or {"arch": encoder.arch},
+        str(source),
+        entries,
+        frames=frames,
+        frame_step=frame_step,
+        fps=fps,
+        stride=stride,
+        size=size,
+        layers=layers,
+        pooling=pooling,
+        mean=list(mean),
+        std=list(std),
+        precision=precision,
+        format=out.suffix,
+    )
     meta_path, index_path, parts = out.with_suffix(".json"), out.with_suffix(".index.csv"), out.with_suffix(".parts")
     if out.exists() and not parts.exists() and not force:
         done = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -163,8 +193,13 @@ def extract_features(
     transform = ClipTransform(size, tuple(mean), tuple(std), train=False, eval_resize_ratio=1.0)
     stream = WindowStream(entries, todo, transform, frames, frame_step, fps, stride, batch_size)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
-    bar = tqdm(total=len(entries), initial=len(entries) - len(todo), unit="video", disable=not progress,
-               desc=f"extract {out.name}")
+    bar = tqdm(
+        total=len(entries),
+        initial=len(entries) - len(todo),
+        unit="video",
+        disable=not progress,
+        desc=f"extract {out.name}",
+    )
     encode_windows = lambda clips: window_features(encoder, clips, layers, pooling, precision)  # noqa: E731
     writer = PartWriter(encode_windows, parts, batch_size, on_video_done=lambda: bar.update(1))
     skipped: dict[str, str] = {}
@@ -172,8 +207,11 @@ def extract_features(
         if "error" in item:
             path = entries[item["video"]].path
             skipped[path] = item["error"]
-            warnings.warn(f"skipping {path}: {item['error']} ({len(skipped)} bad of {len(entries)} files so far)",
-                          BadInputWarning, stacklevel=2)
+            warnings.warn(
+                f"skipping {path}: {item['error']} ({len(skipped)} bad of {len(entries)} files so far)",
+                BadInputWarning,
+                stacklevel=2,
+            )
             writer.drop(item["video"])
             bar.update(1)
         else:
@@ -183,16 +221,19 @@ def extract_features(
     return _assemble(out, entries, parts, settings, skipped, meta_path, index_path)
 
 
-def check_request(encoder, out: Path, frames: int, size: int, stride: Optional[int], layers: Sequence[int],
-                  pooling: str) -> list[int]:
+def check_request(
+    encoder, out: Path, frames: int, size: int, stride: int | None, layers: Sequence[int], pooling: str
+) -> list[int]:
     """A UserError for settings the encoder or the output cannot take; returns the layers as ints."""
     if out.suffix not in FORMATS:
         raise UserError(f"--out {out}: the file name must end in {' or '.join(FORMATS)}")
     if pooling not in POOLINGS:
         raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     if frames % encoder.tubelet_size or size % encoder.patch_size:
-        raise UserError(f"--frames {frames} must be a multiple of the tubelet size {encoder.tubelet_size} and --size "
-                        f"{size} a multiple of the patch size {encoder.patch_size}")
+        raise UserError(
+            f"--frames {frames} must be a multiple of the tubelet size {encoder.tubelet_size} and --size "
+            f"{size} a multiple of the patch size {encoder.patch_size}"
+        )
     if stride is not None and stride < 1:
         raise UserError(f"--stride must be at least 1 frame, got {stride}")
     layers = [int(x) for x in layers]
@@ -218,8 +259,10 @@ def start_parts(parts: Path, settings: dict, force: bool) -> None:
     parts.mkdir(parents=True, exist_ok=True)
     settings_file = parts / "settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != settings and not force:
-        raise UserError(f"{parts} holds an unfinished run with other settings; rerun that command to finish it, "
-                        "pass --force to discard it, or choose another --out")
+        raise UserError(
+            f"{parts} holds an unfinished run with other settings; rerun that command to finish it, "
+            "pass --force to discard it, or choose another --out"
+        )
     if force:
         for stale in parts.glob("*.npz"):
             stale.unlink()
@@ -238,10 +281,19 @@ class PartWriter:
     """Gathers the windows of `WindowStream` items into batches of `batch_size` for the encoder (across
     videos), and writes a video's part file (its rows and their frame indices) once its last window is done."""
 
-    def __init__(self, encode_windows: Callable[[torch.Tensor], np.ndarray], parts: Path, batch_size: int,
-                 on_video_done: Callable[[], None]):
-        self.encode_windows, self.parts, self.batch_size, self.on_video_done = (encode_windows, parts, batch_size,
-                                                                                on_video_done)
+    def __init__(
+        self,
+        encode_windows: Callable[[torch.Tensor], np.ndarray],
+        parts: Path,
+        batch_size: int,
+        on_video_done: Callable[[], None],
+    ):
+        self.encode_windows, self.parts, self.batch_size, self.on_video_done = (
+            encode_windows,
+            parts,
+            batch_size,
+            on_video_done,
+        )
         self.pending: list[tuple[int, int, torch.Tensor]] = []  # (video, window, clip) waiting for the encoder
         self.rows: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
         self.frames: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
@@ -255,8 +307,8 @@ class PartWriter:
             self.frames[v][item["first"] + k] = np.asarray(idx)
             self.pending.append((v, item["first"] + k, clip))
         while len(self.pending) >= self.batch_size:
-            self.encode(self.pending[:self.batch_size])
-            self.pending = self.pending[self.batch_size:]
+            self.encode(self.pending[: self.batch_size])
+            self.pending = self.pending[self.batch_size :]
 
     def drop(self, v: int) -> None:
         """Forget a video that turned out unreadable."""
@@ -285,13 +337,16 @@ class PartWriter:
         self.on_video_done()
 
 
-def _assemble(out: Path, entries, parts: Path, settings: dict, skipped: dict, meta_path: Path,
-              index_path: Path) -> dict:
+def _assemble(
+    out: Path, entries, parts: Path, settings: dict, skipped: dict, meta_path: Path, index_path: Path
+) -> dict:
     """Merge the per-video parts into the output file, the index and the summary; remove the parts."""
     done = [(i, parts / f"{i:08d}.npz") for i in range(len(entries)) if (parts / f"{i:08d}.npz").is_file()]
     if not done:
-        raise UserError(f"no features written: all {len(entries)} input files were unreadable "
-                        f"(e.g. {next(iter(skipped.items()), ('?', '?'))[0]})")
+        raise UserError(
+            f"no features written: all {len(entries)} input files were unreadable "
+            f"(e.g. {next(iter(skipped.items()), ('?', '?'))[0]})"
+        )
     rows, shape = 0, None
     for _, p in done:
         with np.load(p) as z:
@@ -307,7 +362,7 @@ def _assemble(out: Path, entries, parts: Path, settings: dict, skipped: dict, me
         for i, p in done:
             with np.load(p) as z:
                 feats, frames = z["features"], z["frames"]
-            array[row:row + len(feats)] = feats
+            array[row : row + len(feats)] = feats
             e = entries[i]
             for w, fr in enumerate(frames):
                 index.append((row + w, e.path, e.label, w, int(fr.min()), int(fr.max()) + 1, " ".join(map(str, fr))))
@@ -319,17 +374,26 @@ def _assemble(out: Path, entries, parts: Path, settings: dict, skipped: dict, me
         else:
             from safetensors.torch import save_file
 
-            tensors = {name: torch.tensor([r[c] for r in index]) for name, c in
-                       (("window", 3), ("start_frame", 4), ("end_frame", 5))}
+            tensors = {
+                name: torch.tensor([r[c] for r in index])
+                for name, c in (("window", 3), ("start_frame", 4), ("end_frame", 5))
+            }
             tensors["video"] = torch.tensor(row_video)
-            save_file({"features": torch.from_numpy(array), **tensors}, str(tmp),
-                      metadata={"settings": json.dumps(settings)})
+            save_file(
+                {"features": torch.from_numpy(array), **tensors}, str(tmp), metadata={"settings": json.dumps(settings)}
+            )
     with atomic_path(index_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["row", "path", "label", "window", "start_frame", "end_frame", "frames"])
         writer.writerows(index)
-    summary = {"output": str(out), "index": str(index_path), "shape": [rows, *shape], "videos": len(done),
-               "skipped": [{"path": p, "reason": r} for p, r in skipped.items()], "settings": settings}
+    summary = {
+        "output": str(out),
+        "index": str(index_path),
+        "shape": [rows, *shape],
+        "videos": len(done),
+        "skipped": [{"path": p, "reason": r} for p, r in skipped.items()],
+        "settings": settings,
+    }
     atomic_write_text(meta_path, json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(parts)
     return summary

@@ -16,15 +16,16 @@ everything the features depend on (encoder, file list, protocol, layers, passes,
 labels, so tasks that label the same videos differently share one file; a changed input never reuses
 a stale one.
 """
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from tqdm import tqdm
@@ -53,8 +54,9 @@ def autocast(encoder: torch.nn.Module, precision: str):
 
 
 @torch.no_grad()
-def encode(encoder: torch.nn.Module, video: torch.Tensor, layers: Sequence[int] = (-1,),
-           precision: str = "fp32") -> torch.Tensor:
+def encode(
+    encoder: torch.nn.Module, video: torch.Tensor, layers: Sequence[int] = (-1,), precision: str = "fp32"
+) -> torch.Tensor:
     """Tokens of every clip: (B, C, T, H, W) -> (B, N, D*L); (B, S, C, T, H, W) -> (B, S, N, D*L); float32.
 
     A bf16 `precision` runs under autocast, or directly when the encoder's weights are already bf16
@@ -90,8 +92,9 @@ def as_clips(video: torch.Tensor) -> torch.Tensor:
     return video.unsqueeze(1) if video.ndim == 5 else video
 
 
-def encode_batches(encoder, loader, layers: Sequence[int], precision: str, pooled: bool,
-                   desc: str = "", total: Optional[int] = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def encode_batches(
+    encoder, loader, layers: Sequence[int], precision: str, pooled: bool, desc: str = "", total: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(features (B, S, N, D) or pooled (B, S, D), labels, file indices) for every batch of a dataset loader
     (or any iterable of its batches; `total`: how many, for the progress bar)."""
     for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", total=total):
@@ -106,9 +109,9 @@ class FeatureSet:
 
     features: torch.Tensor
     indices: torch.Tensor
-    labels: Optional[torch.Tensor] = None
+    labels: torch.Tensor | None = None
 
-    def label(self, labels: Sequence[int]) -> "FeatureSet":
+    def label(self, labels: Sequence[int]) -> FeatureSet:
         """Set `labels` from the dataset's per-file labels."""
         self.labels = torch.as_tensor(labels, dtype=torch.long)[self.indices]
         return self
@@ -120,7 +123,7 @@ class FeatureSet:
     def __len__(self) -> int:
         return self.features.shape[1]
 
-    def batches(self, batch_size: int, pass_index: int = 0, generator: Optional[torch.Generator] = None):
+    def batches(self, batch_size: int, pass_index: int = 0, generator: torch.Generator | None = None):
         """(features float32, labels) batches of one pass; shuffled when a generator is given."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
@@ -141,9 +144,19 @@ class FeatureSource:
         self.keep_clips = keep_clips
         self.kept: dict[str, list[dict]] = {}  # a complete un-augmented pass by the files, settings, batch size
 
-    def extract(self, encoder, dataset, batch_size: int, layers: Sequence[int] = (-1,), precision: str = "fp32",
-                pooled: bool = False, passes: int = 1, seed: int = 0, dtype: str = "fp32",
-                desc: str = "features") -> FeatureSet:
+    def extract(
+        self,
+        encoder,
+        dataset,
+        batch_size: int,
+        layers: Sequence[int] = (-1,),
+        precision: str = "fp32",
+        pooled: bool = False,
+        passes: int = 1,
+        seed: int = 0,
+        dtype: str = "fp32",
+        desc: str = "features",
+    ) -> FeatureSet:
         """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation)."""
         from videojepa.data.loader import build_loader
 
@@ -153,12 +166,13 @@ class FeatureSource:
         for p in range(passes):
             row = 0
             batches = self.clip_batches(dataset, loader, batch_size, p)
-            for feats, _, index in encode_batches(encoder, batches, layers, precision, pooled,
-                                                  f"{desc} {p + 1}/{passes}", total=len(loader)):
+            for feats, _, index in encode_batches(
+                encoder, batches, layers, precision, pooled, f"{desc} {p + 1}/{passes}", total=len(loader)
+            ):
                 if features is None:
                     features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
-                features[p, row:row + len(index)] = feats.to("cpu", features.dtype)
-                indices[p, row:row + len(index)] = index
+                features[p, row : row + len(index)] = feats.to("cpu", features.dtype)
+                indices[p, row : row + len(index)] = index
                 row += len(index)
         if dataset.on_bad == "exclude":  # unreadable files (index -1) get no row, in any pass
             keep = (indices >= 0).all(0)
@@ -186,9 +200,18 @@ class FeatureSource:
         self.kept[key] = kept  # only complete passes are kept
 
 
-def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (-1,), precision: str = "fp32",
-                    pooled: bool = False, passes: int = 1, seed: int = 0, dtype: str = "fp32",
-                    desc: str = "features") -> FeatureSet:
+def extract_dataset(
+    encoder,
+    dataset,
+    batch_size: int,
+    layers: Sequence[int] = (-1,),
+    precision: str = "fp32",
+    pooled: bool = False,
+    passes: int = 1,
+    seed: int = 0,
+    dtype: str = "fp32",
+    desc: str = "features",
+) -> FeatureSet:
     """`FeatureSource.extract` reading every clip from the data."""
     return FeatureSource().extract(encoder, dataset, batch_size, layers, precision, pooled, passes, seed, dtype, desc)
 
@@ -196,8 +219,11 @@ def extract_dataset(encoder, dataset, batch_size: int, layers: Sequence[int] = (
 def dataset_contents(dataset) -> dict:
     """What a dataset's items are made of: its files (not their labels: tasks may label the same files
     differently) and the data settings that shape a clip; for cache keys."""
-    return {"entries": [(e.path, e.start_frame, e.end_frame) for e in dataset.entries], "on_bad": dataset.on_bad,
-            "data": {k: v for k, v in dataset.cfg.model_dump().items() if k not in LOADER_ONLY}}
+    return {
+        "entries": [(e.path, e.start_frame, e.end_frame) for e in dataset.entries],
+        "on_bad": dataset.on_bad,
+        "data": {k: v for k, v in dataset.cfg.model_dump().items() if k not in LOADER_ONLY},
+    }
 
 
 def cache_key(**parts) -> str:
@@ -205,7 +231,7 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def load_or_extract(path: Optional[Path], key: str, compute: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
+def load_or_extract(path: Path | None, key: str, compute: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
     """The cached FeatureSet at `path` if its key matches, else `compute()` (saved to `path` when given).
 
     Returns (features, whether they came from the cache); `labels` is not stored: see `FeatureSet.label`.
@@ -223,16 +249,19 @@ def load_or_extract(path: Optional[Path], key: str, compute: Callable[[], Featur
                 stored = (f.metadata() or {}).get("key")
                 names = set(f.keys())
         except SafetensorError as err:
-            warnings.warn(f"feature cache {path} is damaged ({err}); computing the features again")
+            warnings.warn(f"feature cache {path} is damaged ({err}); computing the features again", stacklevel=2)
             stored, names = None, set()
         if stored == key and names == {"features", "indices"}:
             tensors = load_file(str(path))
             return FeatureSet(tensors["features"], tensors["indices"]), True
         if stored == key:
-            warnings.warn(f"feature cache {path} holds {sorted(names)}, not features and indices; computing again")
+            warnings.warn(
+                f"feature cache {path} holds {sorted(names)}, not features and indices; computing again", stacklevel=2
+            )
     result = compute()
     if path is not None:
         with atomic_path(path) as tmp:
-            save_file({"features": result.features.contiguous(), "indices": result.indices}, str(tmp),
-                      metadata={"key": key})
+            save_file(
+                {"features": result.features.contiguous(), "indices": result.indices}, str(tmp), metadata={"key": key}
+            )
     return result, False

@@ -21,12 +21,13 @@ rounding of the one matrix product in which all cells score the tokens (`Attenti
 tested to 1e-10 in float64). What the cells share is getting the batch (reading cached features, or
 running the frozen encoder), its preparation and, for attentive probes, the passes over its tokens.
 """
+
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Iterable, Sequence
 from itertools import product
-from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +47,14 @@ def cosine_factor(step: int, total_steps: int) -> float:
 
 
 class ProbeGrid(nn.Module):
-    def __init__(self, make_probe: Callable[[], Probe], cells: Sequence[dict], seed: int, total_steps: int,
-                 betas: tuple[float, float] = (0.9, 0.999)):
+    def __init__(
+        self,
+        make_probe: Callable[[], Probe],
+        cells: Sequence[dict],
+        seed: int,
+        total_steps: int,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ):
         super().__init__()
         if not cells:
             raise ValueError("a probe grid needs at least one (lr, weight_decay) cell")
@@ -63,7 +70,9 @@ class ProbeGrid(nn.Module):
             decay, no_decay = [], []
             for name, p in probe.named_parameters():
                 (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
-            groups.append({"params": decay, "lr": cell["lr"], "weight_decay": cell["weight_decay"], "base_lr": cell["lr"]})
+            groups.append(
+                {"params": decay, "lr": cell["lr"], "weight_decay": cell["weight_decay"], "base_lr": cell["lr"]}
+            )
             groups.append({"params": no_decay, "lr": cell["lr"], "weight_decay": 0.0, "base_lr": cell["lr"]})
         # fused: one pass over each tensor instead of ~10 (the per-parameter loop was a fifth of a probe step on
         # CPU); it is elementwise, so a cell's update still does not depend on the other cells
@@ -103,8 +112,12 @@ class ProbeGrid(nn.Module):
         return type(self.probes[0]).classify_many(self.probes, x)
 
 
-def fit(grid: ProbeGrid, epochs: int, epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-        on_epoch: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+def fit(
+    grid: ProbeGrid,
+    epochs: int,
+    epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    on_epoch: Callable[[int, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """Train for `epochs`; `epoch_batches(e)` yields (x, y), x prepared (`grid.prepare`).
     Returns the last epoch's mean loss per cell."""
     mean_loss = torch.zeros(len(grid))

@@ -15,9 +15,10 @@ A probe's `pooled` attribute says which input it takes: tokens (False) or mean-p
 The trainable ones are `Probe`s: a parameter-free `prepare` (the same for every probe of one kind and
 shape, so a probe grid computes it once) followed by `classify`; `probe(x)` is the two in a row.
 """
+
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,8 +60,9 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, q: torch.Tensor, x: torch.Tensor, scale: Optional[torch.Tensor] = None,
-                shift: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, q: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Attend to the tokens `x * scale + shift` (a LayerNorm's affine part, folded in the same way:
         the shift is constant over tokens in the scores, and passes through the pooling unchanged).
 
@@ -74,7 +76,7 @@ class CrossAttention(nn.Module):
             pooled = torch.bmm(attn.softmax(-1), x)
         return self.output(pooled, scale, shift)
 
-    def queries_in_token_space(self, q: torch.Tensor, scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def queries_in_token_space(self, q: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """(B or 1, Q, D) queries -> (B or 1, Q*H, D): each head's scaled query folded into its key weights
         (and the LayerNorm scale), so that a token's score is a dot product with the token itself."""
         Bq, Q, D = q.shape
@@ -86,8 +88,9 @@ class CrossAttention(nn.Module):
             keys = keys * scale
         return keys.reshape(Bq, Q * H, D)
 
-    def output(self, pooled: torch.Tensor, scale: Optional[torch.Tensor] = None,
-               shift: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def output(
+        self, pooled: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Attention-pooled tokens (B, Q*H, D) -> the block's output (B, Q, D): the LayerNorm affine, then
         each head's value weights, then the output projection."""
         B, QH, D = pooled.shape
@@ -150,7 +153,7 @@ class Probe(nn.Module):
         return self.classify(self.prepare(x))
 
     @staticmethod
-    def classify_many(probes: Sequence["Probe"], x: torch.Tensor) -> list[torch.Tensor]:
+    def classify_many(probes: Sequence[Probe], x: torch.Tensor) -> list[torch.Tensor]:
         """Each probe's logits for the same prepared features (a probe grid's cells); probes that can share
         work between them override it."""
         return [p.classify(x) for p in probes]
@@ -159,13 +162,22 @@ class Probe(nn.Module):
 class AttentiveProbe(Probe):
     pooled = False
 
-    def __init__(self, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1,
-                 self_attn_blocks: int = 0, mlp_ratio: float = 4.0):
+    def __init__(
+        self,
+        dim: int,
+        num_classes: int,
+        num_heads: int = 12,
+        num_queries: int = 1,
+        self_attn_blocks: int = 0,
+        mlp_ratio: float = 4.0,
+    ):
         super().__init__()
         if dim % num_heads:
             divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
-            raise UserError(f"probe.heads={num_heads} does not divide the feature width {dim}; "
-                            f"allowed: {', '.join(map(str, divisors))}")
+            raise UserError(
+                f"probe.heads={num_heads} does not divide the feature width {dim}; "
+                f"allowed: {', '.join(map(str, divisors))}"
+            )
         hidden = int(dim * mlp_ratio)
         self.blocks = nn.ModuleList(Block(dim, num_heads, hidden) for _ in range(self_attn_blocks))
         self.query = nn.Parameter(torch.zeros(1, num_queries, dim))
@@ -190,7 +202,7 @@ class AttentiveProbe(Probe):
         return self.head(q.flatten(1))
 
     @staticmethod
-    def classify_many(probes: Sequence["AttentiveProbe"], x: torch.Tensor) -> list[torch.Tensor]:
+    def classify_many(probes: Sequence[AttentiveProbe], x: torch.Tensor) -> list[torch.Tensor]:
         """Each probe's logits for the same prepared tokens (a probe grid's cells). Without self-attention
         blocks the probes' queries score and pool the tokens together (`attend_shared`): one pass over
         the tokens for all of them instead of one per probe; the rest is per probe and small."""
@@ -217,8 +229,9 @@ class KNNClassifier:
 
     pooled = True
 
-    def __init__(self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int = 20,
-                 temperature: float = 0.07):
+    def __init__(
+        self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, k: int = 20, temperature: float = 0.07
+    ):
         self.bank = F.normalize(features.float(), dim=-1)
         self.labels, self.num_classes = labels.long(), num_classes
         self.k, self.temperature = min(k, len(labels)), temperature

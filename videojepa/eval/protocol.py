@@ -10,9 +10,10 @@ A video gives K clips (temporal segments) x V views (spatial crops). Their featu
 - Test: the probe scores every view and the LOGITS are averaged over views -> (B, num_classes).
 Images are still clips (the dataset repeats the frame), so they go through the same path with K = V = 1.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -20,7 +21,7 @@ import torch
 def per_view(features: torch.Tensor, num_clips: int, num_views: int) -> torch.Tensor:
     """(B, K*V, N, D) -> (B*V, K*N, D), or pooled (B, K*V, D) -> (B*V, D); rows ordered (video, view)."""
     B, S = features.shape[:2]
-    if S != num_clips * num_views:
+    if num_clips * num_views != S:
         raise ValueError(f"expected {num_clips} clips x {num_views} views = {num_clips * num_views} per video, got {S}")
     x = features.view(B, num_clips, num_views, *features.shape[2:]).transpose(1, 2)  # (B, V, K, ...)
     if features.ndim == 3:
@@ -33,8 +34,9 @@ def training_batch(features: torch.Tensor, labels: torch.Tensor, num_clips: int,
     return per_view(features, num_clips, num_views), labels.repeat_interleave(num_views)
 
 
-def eval_logits(probe: Callable[[torch.Tensor], torch.Tensor], features: torch.Tensor, num_clips: int,
-                num_views: int) -> torch.Tensor:
+def eval_logits(
+    probe: Callable[[torch.Tensor], torch.Tensor], features: torch.Tensor, num_clips: int, num_views: int
+) -> torch.Tensor:
     """(..., B, num_classes): the probe's logits for each view, averaged over views.
 
     The probe may add leading axes (a probe grid returns (cells, B*V, num_classes)).

@@ -23,7 +23,8 @@ results.json (schema "videojepa.probe/1"):
           "top5": 1.0 | null,                      # null when num_classes <= 5
           "best": {"lr", "weight_decay"} | {"k", "temperature"},
           "cells": [                               # every probe of the grid, lr-major
-            {"lr", "weight_decay", "top1", "top5", "val_loss", "train_loss"}   # knn: {"k", "temperature", "top1", "top5"}
+            {"lr", "weight_decay", "top1", "top5", "val_loss", "train_loss"}
+                                                     # knn: {"k", "temperature", "top1", "top5"}
           ],
           "classes": ["rotate_cw", ...],           # label names in label order (numbers when the data has none)
           "confusion": [[...], ...],               # best cell, validation videos: [true label][predicted label]
@@ -41,13 +42,33 @@ results.json (schema "videojepa.probe/1"):
 results.md: one row per task (top-1 in %, chance, the best cell's settings, the protocol), then the
 full grid of each task.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 SCHEMA = "videojepa.probe/1"
-TASK_KEYS = ("name", "train", "val", "num_classes", "num_train", "num_val", "protocol", "chance", "majority",
-             "top1", "top5", "best", "cells", "classes", "confusion", "bad_files", "val_excluded", "cached", "seconds")
+TASK_KEYS = (
+    "name",
+    "train",
+    "val",
+    "num_classes",
+    "num_train",
+    "num_val",
+    "protocol",
+    "chance",
+    "majority",
+    "top1",
+    "top5",
+    "best",
+    "cells",
+    "classes",
+    "confusion",
+    "bad_files",
+    "val_excluded",
+    "cached",
+    "seconds",
+)
 TOP_KEYS = ("schema", "created", "checkpoint", "encoder", "probe", "features", "tasks", "seconds", "config")
 
 
@@ -65,25 +86,39 @@ def markdown_table(results: dict) -> str:
     """Top-1 per task with the probe settings, then every cell of each task's grid."""
     enc, probe = results["encoder"], results["probe"]
     name = enc.get("name") or f"vit {enc['embed_dim']}x{enc['depth']}"
-    lines = [f"Encoder: {results['checkpoint']} ({name}{', random init' if enc.get('random_init') else ''}); "
-             f"probe: {probe['kind']}, layers {probe['layers']}"
-             + (f", {probe['heads']} heads" if probe["kind"].startswith("attentive") else "") + "\n",
-             "| task | top-1 | chance | probe | best setting | clips x views | frames x step | crop | train / val |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Encoder: {results['checkpoint']} ({name}{', random init' if enc.get('random_init') else ''}); "
+        f"probe: {probe['kind']}, layers {probe['layers']}"
+        + (f", {probe['heads']} heads" if probe["kind"].startswith("attentive") else "")
+        + "\n",
+        "| task | top-1 | chance | probe | best setting | clips x views | frames x step | crop | train / val |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in results["tasks"]:
         p = t["protocol"]
         step = f"{p['fps']:g} fps" if p.get("fps") else str(p["frame_step"])
-        lines.append(f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
-                     f"| {p['num_clips']} x {p['num_views']} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
-                     f"| {t['num_train']} / {t['num_val']} |")
+        lines.append(
+            f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
+            f"| {p['num_clips']} x {p['num_views']} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
+            f"| {t['num_train']} / {t['num_val']} |"
+        )
     for t in results["tasks"]:
         if t["val_excluded"]:
-            lines += ["", f"{t['name']}: {len(t['val_excluded'])} unreadable validation file(s) excluded from the "
-                      f"score: " + ", ".join(t["val_excluded"][:5]) + (", ..." if len(t["val_excluded"]) > 5 else "")]
+            lines += [
+                "",
+                f"{t['name']}: {len(t['val_excluded'])} unreadable validation file(s) excluded from the "
+                f"score: " + ", ".join(t["val_excluded"][:5]) + (", ..." if len(t["val_excluded"]) > 5 else ""),
+            ]
     for t in results["tasks"]:
         if len(t["classes"]) <= 20:
-            lines += ["", f"Per-class top-1 for {t['name']} (best cell, validation; %): " + ", ".join(
-                f"{name} {_pct(row[i] / max(sum(row), 1))}" for i, (name, row) in enumerate(zip(t["classes"], t["confusion"])))]
+            lines += [
+                "",
+                f"Per-class top-1 for {t['name']} (best cell, validation; %): "
+                + ", ".join(
+                    f"{name} {_pct(row[i] / max(sum(row), 1))}"
+                    for i, (name, row) in enumerate(zip(t["classes"], t["confusion"]))
+                ),
+            ]
     for t in results["tasks"]:
         if len(t["cells"]) < 2:
             continue

@@ -11,14 +11,15 @@ computed batch by batch with fresh random crops and flips. Every cell is scored 
 the multi-view protocol (`protocol`); the best cell's top-1 is the task's score. Results go to
 `run.dir` as results.json and results.md (`report`), next to the resolved config.yaml.
 """
+
 from __future__ import annotations
 
 import math
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,15 @@ import torch.nn.functional as F
 from videojepa.data.config import DataConfig
 from videojepa.errors import UserError
 from videojepa.eval.config import ProbeConfig, TaskConfig
-from videojepa.eval.features import (FeatureSet, FeatureSource, cache_key, dataset_contents, encode_batches,
-                                     load_or_extract, prepare_encoder)
+from videojepa.eval.features import (
+    FeatureSet,
+    FeatureSource,
+    cache_key,
+    dataset_contents,
+    encode_batches,
+    load_or_extract,
+    prepare_encoder,
+)
 from videojepa.eval.grid import ProbeGrid, fit, grid_cells
 from videojepa.eval.probes import KNNClassifier, build_probe
 from videojepa.eval.protocol import eval_logits, training_batch
@@ -52,7 +60,9 @@ def probe_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
         identity = {"file": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime_ns}
     encoder = prepare_encoder(encoder, cfg.probe.precision).to(resolve_device(cfg.run.device, "run.device"))
     arch = encoder.arch
-    info = {k: arch.get(k) for k in ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")}
+    info = {
+        k: arch.get(k) for k in ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")
+    }
     info.update(params=count_parameters(encoder), random_init=cfg.probe.checkpoint == "none")
     return encoder, info, identity
 
@@ -61,11 +71,15 @@ def check_protocol(encoder, data: DataConfig, task: str) -> None:
     """The clip must tile into the encoder's tubelets and patches; warn where the task's protocol differs from
     the one the encoder card records (normalisation, frames, crop)."""
     if data.crop_size % encoder.patch_size:
-        raise UserError(f"data.crop_size={data.crop_size} (task {task}) is not divisible by the encoder's patch "
-                        f"size {encoder.patch_size}")
+        raise UserError(
+            f"data.crop_size={data.crop_size} (task {task}) is not divisible by the encoder's patch "
+            f"size {encoder.patch_size}"
+        )
     if data.frames_per_clip % encoder.tubelet_size:
-        raise UserError(f"data.frames_per_clip={data.frames_per_clip} (task {task}) is not divisible by the encoder's "
-                        f"tubelet size {encoder.tubelet_size}")
+        raise UserError(
+            f"data.frames_per_clip={data.frames_per_clip} (task {task}) is not divisible by the encoder's "
+            f"tubelet size {encoder.tubelet_size}"
+        )
     card = encoder.card
     if card is None:  # a random-init encoder: no protocol to compare with
         return
@@ -73,16 +87,28 @@ def check_protocol(encoder, data: DataConfig, task: str) -> None:
     recorded = {"mean": clip.mean, "std": clip.std, "frames_per_clip": clip.frames, "crop_size": clip.crop}
     task_values = {key: getattr(data, key) for key in recorded}
     task_values.update(mean=tuple(data.mean), std=tuple(data.std))
-    differing = [f"data.{key}={task_values[key]} (encoder: {value})" for key, value in recorded.items()
-                 if value is not None and value != task_values[key]]
+    differing = [
+        f"data.{key}={task_values[key]} (encoder: {value})"
+        for key, value in recorded.items()
+        if value is not None and value != task_values[key]
+    ]
     if differing:  # longer clips or other crops can be intended; other normalisation rarely is
-        warnings.warn(f"task {task}: the protocol differs from the encoder card's ({card.source or card.method}): "
-                      + ", ".join(differing))
+        warnings.warn(
+            f"task {task}: the protocol differs from the encoder card's ({card.source or card.method}): "
+            + ", ".join(differing),
+            stacklevel=2,
+        )
 
 
 # DataConfig key -> the encoder card's ClipProtocol field it defaults to
-CARD_PROTOCOL = {"frames_per_clip": "frames", "frame_step": "frame_step", "fps": "fps", "crop_size": "crop",
-                 "mean": "mean", "std": "std"}
+CARD_PROTOCOL = {
+    "frames_per_clip": "frames",
+    "frame_step": "frame_step",
+    "fps": "fps",
+    "crop_size": "crop",
+    "mean": "mean",
+    "std": "std",
+}
 
 
 def encoder_protocol(data: DataConfig, card, given) -> tuple[DataConfig, dict]:
@@ -91,8 +117,11 @@ def encoder_protocol(data: DataConfig, card, given) -> tuple[DataConfig, dict]:
     the user set `key`. frame_step and fps go together: setting either keeps both."""
     if card is None:
         return data, {}
-    taken = {key: getattr(card.clip, field) for key, field in CARD_PROTOCOL.items()
-             if not given(key) and getattr(card.clip, field) is not None}
+    taken = {
+        key: getattr(card.clip, field)
+        for key, field in CARD_PROTOCOL.items()
+        if not given(key) and getattr(card.clip, field) is not None
+    }
     if given("frame_step") or given("fps"):
         taken.pop("frame_step", None), taken.pop("fps", None)
     elif "frame_step" in taken or "fps" in taken:
@@ -103,8 +132,10 @@ def encoder_protocol(data: DataConfig, card, given) -> tuple[DataConfig, dict]:
 def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
     labels = [e.label for ds in (train_ds, val_ds) for e in ds.entries]
     if min(labels) < 0:
-        raise UserError(f"task {task.name}: some files have no label (a flat folder or a list without labels); "
-                        "probing needs labelled data: a class-per-folder tree or a list with labels")
+        raise UserError(
+            f"task {task.name}: some files have no label (a flat folder or a list without labels); "
+            "probing needs labelled data: a class-per-folder tree or a list with labels"
+        )
     found = max(train_ds.num_classes, val_ds.num_classes)
     if task.num_classes is not None and max(labels) >= task.num_classes:
         raise UserError(f"task {task.name}: num_classes={task.num_classes} but the data has label {max(labels)}")
@@ -130,15 +161,23 @@ def prepare_features(grid: ProbeGrid, feats: FeatureSet, chunk: int = 64) -> Fea
         out = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32)
         for p in range(x.shape[0]):
             for i in range(0, x.shape[1], chunk):
-                out[p, i:i + chunk] = grid.prepare(x[p, i:i + chunk].to(device).float()).cpu()
+                out[p, i : i + chunk] = grid.prepare(x[p, i : i + chunk].to(device).float()).cpu()
     return FeatureSet(out, feats.indices, feats.labels)
 
 
 class TaskRunner:
     """Evaluates one task; see the module docstring."""
 
-    def __init__(self, cfg: ProbeConfig, encoder, identity: dict, task: TaskConfig, data: DataConfig,
-                 log: Callable[[str], None], source: FeatureSource):
+    def __init__(
+        self,
+        cfg: ProbeConfig,
+        encoder,
+        identity: dict,
+        task: TaskConfig,
+        data: DataConfig,
+        log: Callable[[str], None],
+        source: FeatureSource,
+    ):
         from videojepa.data.datasets import build_dataset
 
         self.cfg, self.encoder, self.identity, self.task, self.data, self.log = cfg, encoder, identity, task, data, log
@@ -161,19 +200,42 @@ class TaskRunner:
 
     def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
         cfg = self.cfg
-        key = cache_key(encoder=self.identity, **dataset_contents(dataset), train=dataset.train, passes=passes,
-                        layers=cfg.probe.layers, precision=cfg.probe.precision, pooled=self.pooled,
-                        dtype=cfg.features.dtype, seed=cfg.run.seed if dataset.train else None)
+        key = cache_key(
+            encoder=self.identity,
+            **dataset_contents(dataset),
+            train=dataset.train,
+            passes=passes,
+            layers=cfg.probe.layers,
+            precision=cfg.probe.precision,
+            pooled=self.pooled,
+            dtype=cfg.features.dtype,
+            seed=cfg.run.seed if dataset.train else None,
+        )
         path = self.cache_dir / f"{split}-{key}.safetensors" if to_disk else None
         start = time.perf_counter()
-        result, hit = load_or_extract(path, key, lambda: self.source.extract(
-            self.encoder, dataset, cfg.features.batch_size, cfg.probe.layers, cfg.probe.precision, self.pooled,
-            passes, cfg.run.seed, cfg.features.dtype, desc=f"{self.task.name} {split}"))
+        result, hit = load_or_extract(
+            path,
+            key,
+            lambda: self.source.extract(
+                self.encoder,
+                dataset,
+                cfg.features.batch_size,
+                cfg.probe.layers,
+                cfg.probe.precision,
+                self.pooled,
+                passes,
+                cfg.run.seed,
+                cfg.features.dtype,
+                desc=f"{self.task.name} {split}",
+            ),
+        )
         result.label([e.label for e in dataset.entries])
         self.seconds["features"] += time.perf_counter() - start
         self.cached[split] = hit
-        self.log(f"  {split}: {len(dataset)} videos x {self.K * self.V} clips, features {tuple(result.features.shape[2:])}"
-                 + (" (from cache)" if hit else ""))
+        self.log(
+            f"  {split}: {len(dataset)} videos x {self.K * self.V} clips, features {tuple(result.features.shape[2:])}"
+            + (" (from cache)" if hit else "")
+        )
         return result
 
     def run(self) -> dict:
@@ -183,8 +245,10 @@ class TaskRunner:
         scored = set(val.indices[0].tolist())
         self.val_excluded = [e.path for i, e in enumerate(self.val_ds.entries) if i not in scored]
         if self.val_excluded:
-            self.log(f"  val: {len(self.val_excluded)} unreadable file(s) excluded from the score, e.g. "
-                     f"{self.val_excluded[0]}; scoring the other {len(val)}")
+            self.log(
+                f"  val: {len(self.val_excluded)} unreadable file(s) excluded from the score, e.g. "
+                f"{self.val_excluded[0]}; scoring the other {len(val)}"
+            )
         cells, predictions = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
         score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
         best = max(cells, key=score)
@@ -194,19 +258,32 @@ class TaskRunner:
         confusion = torch.bincount(labels * C + predictions[cells.index(best)], minlength=C * C).view(C, C)
         d = self.data
         return {
-            "name": self.task.name, "train": str(self.task.train), "val": str(self.task.val),
-            "num_classes": self.num_classes, "num_train": len(self.train_ds), "num_val": len(val),
-            "protocol": {"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
-                         "num_clips": d.num_clips, "num_views": d.num_views, "crop_size": d.crop_size},
-            "chance": 1.0 / self.num_classes, "majority": float(counts.max() / counts.sum()),
-            "top1": best["top1"], "top5": best["top5"],
+            "name": self.task.name,
+            "train": str(self.task.train),
+            "val": str(self.task.val),
+            "num_classes": self.num_classes,
+            "num_train": len(self.train_ds),
+            "num_val": len(val),
+            "protocol": {
+                "frames_per_clip": d.frames_per_clip,
+                "frame_step": d.frame_step,
+                "fps": d.fps,
+                "num_clips": d.num_clips,
+                "num_views": d.num_views,
+                "crop_size": d.crop_size,
+            },
+            "chance": 1.0 / self.num_classes,
+            "majority": float(counts.max() / counts.sum()),
+            "top1": best["top1"],
+            "top5": best["top5"],
             "best": {k: best[k] for k in (("k", "temperature") if "k" in best else ("lr", "weight_decay"))},
             "cells": cells,
             "classes": self.class_names(),
             "confusion": confusion.tolist(),
             "bad_files": {"train": self.train_ds.num_bad, "val": len(self.val_excluded)},
             "val_excluded": list(self.val_excluded),
-            "cached": dict(self.cached), "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "cached": dict(self.cached),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
     def class_names(self) -> list[str]:
@@ -242,7 +319,9 @@ class TaskRunner:
         device = next(self.encoder.parameters()).device
         grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas).to(device)
         if cfg.features.cache:
-            train = prepare_features(grid, self.features("train", self.train_ds, max(1, cfg.features.augmentations), True))
+            train = prepare_features(
+                grid, self.features("train", self.train_ds, max(1, cfg.features.augmentations), True)
+            )
 
             def epoch_batches(epoch: int):
                 g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
@@ -253,8 +332,14 @@ class TaskRunner:
 
             def epoch_batches(epoch: int):
                 loader.set_epoch(epoch)
-                for x, y, _ in encode_batches(self.encoder, loader, cfg.probe.layers, cfg.probe.precision,
-                                              self.pooled, f"{self.task.name} epoch {epoch + 1}"):
+                for x, y, _ in encode_batches(
+                    self.encoder,
+                    loader,
+                    cfg.probe.layers,
+                    cfg.probe.precision,
+                    self.pooled,
+                    f"{self.task.name} epoch {epoch + 1}",
+                ):
                     x, y = training_batch(x.to(device), y.to(device), self.K, self.V)
                     yield grid.prepare(x), y
 
@@ -265,19 +350,31 @@ class TaskRunner:
 
         start = time.perf_counter()
         val = prepare_features(grid, val)
-        logits = torch.cat([eval_logits(grid.logits, x.to(device), self.K, self.V).cpu()
-                            for x, _ in val.batches(cfg.features.batch_size)], dim=1)  # (cells, B, C)
+        logits = torch.cat(
+            [
+                eval_logits(grid.logits, x.to(device), self.K, self.V).cpu()
+                for x, _ in val.batches(cfg.features.batch_size)
+            ],
+            dim=1,
+        )  # (cells, B, C)
         labels = val.labels[0]
         s = self.scores(logits, labels)
         val_loss = [F.cross_entropy(cell_logits, labels).item() for cell_logits in logits]
         self.seconds["eval"] += time.perf_counter() - start
-        cells = [{**cell, "top1": s["top1"][i], "top5": None if s["top5"] is None else s["top5"][i],
-                  "val_loss": val_loss[i], "train_loss": float(train_loss[i])} for i, cell in enumerate(grid.cells)]
+        cells = [
+            {
+                **cell,
+                "top1": s["top1"][i],
+                "top5": None if s["top5"] is None else s["top5"][i],
+                "val_loss": val_loss[i],
+                "train_loss": float(train_loss[i]),
+            }
+            for i, cell in enumerate(grid.cells)
+        ]
         return cells, logits.argmax(-1)
 
 
-def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print,
-              source: Optional[FeatureSource] = None) -> dict:
+def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, source: FeatureSource | None = None) -> dict:
     """Evaluate the configured encoder on every task; writes results into run.dir and returns them.
     `source` reads and encodes the clips (default: a fresh `FeatureSource`; pass one made with
     `keep_clips=True` to several calls to decode their videos once)."""
@@ -299,20 +396,39 @@ def run_probe(cfg: ProbeConfig, log: Optional[Callable[[str], None]] = print,
         tasks.append(TaskRunner(cfg, encoder, identity, task, data, log, source))
     task_results = [t.run() for t in tasks]
     p = cfg.probe
-    probe = {"kind": p.kind, "heads": p.heads, "queries": p.queries, "layers": list(p.layers),
-             "feature_dim": encoder.embed_dim * len(p.layers), "precision": p.precision}
+    probe = {
+        "kind": p.kind,
+        "heads": p.heads,
+        "queries": p.queries,
+        "layers": list(p.layers),
+        "feature_dim": encoder.embed_dim * len(p.layers),
+        "precision": p.precision,
+    }
     if p.kind == "knn":
         probe.update(knn_k=p.knn_k, knn_temperature=p.knn_temperature)
     results = {
-        "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": p.checkpoint, "encoder": info, "probe": probe,
-        "features": {"cache": cfg.features.cache, "augmentations": cfg.features.augmentations,
-                     "dtype": cfg.features.dtype},
-        "tasks": task_results, "seconds": round(time.perf_counter() - start, 3), "config": to_dict(cfg),
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": p.checkpoint,
+        "encoder": info,
+        "probe": probe,
+        "features": {
+            "cache": cfg.features.cache,
+            "augmentations": cfg.features.augmentations,
+            "dtype": cfg.features.dtype,
+        },
+        "tasks": task_results,
+        "seconds": round(time.perf_counter() - start, 3),
+        "config": to_dict(cfg),
     }
     if p.kind != "knn":
         o = cfg.optim
-        results["optim"] = {"epochs": o.epochs, "batch_size": o.batch_size, "lr": list(o.lr),
-                            "weight_decay": list(o.weight_decay), "betas": list(o.betas)}
+        results["optim"] = {
+            "epochs": o.epochs,
+            "batch_size": o.batch_size,
+            "lr": list(o.lr),
+            "weight_decay": list(o.weight_decay),
+            "betas": list(o.betas),
+        }
     write_results(run_dir, results)
     return results

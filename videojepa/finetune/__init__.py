@@ -10,6 +10,7 @@ mean-pool + linear), `layer_decay` (parameter groups), `data` (repeated augmenta
 `randaugment`, `erasing`, `mixup` (the augmentations, one small function each), `evaluate` (the multi-view
 test), `export` (best/last classifier folders), `report` (results.json / results.md), `runner` (the command).
 """
+
 from videojepa.finetune.config import FinetuneConfig
 from videojepa.finetune.export import load_classifier
 from videojepa.finetune.runner import run_finetune

@@ -20,6 +20,7 @@ Sections (every key has a typed default; unknown keys are errors):
   eval      the multi-view test: num_segments x num_crops views per video, logits averaged
 Defaults follow the V-JEPA paper's fine-tuning recipe (its Table 8, K400 column).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,41 +35,67 @@ from videojepa.errors import ConfigError
 
 
 class RunSection(Section):
-    dir: str = Field("runs/finetune", description="run directory: checkpoints, best/ and last/ classifiers, "
-                     "results.json, results.md, metrics.jsonl, config.yaml")
+    dir: str = Field(
+        "runs/finetune",
+        description="run directory: checkpoints, best/ and last/ classifiers, "
+        "results.json, results.md, metrics.jsonl, config.yaml",
+    )
     seed: int = Field(0, description="seed for the head's initialisation, the data order and the augmentations")
 
 
 class FinetuneSection(Section):
-    checkpoint: str = Field("none", description="encoder to fine-tune: pretraining run directory, encoder file, "
-                            "`videojepa convert` folder, or `none` (random-init model.name)")
+    checkpoint: str = Field(
+        "none",
+        description="encoder to fine-tune: pretraining run directory, encoder file, "
+        "`videojepa convert` folder, or `none` (random-init model.name)",
+    )
     head: Literal["attentive", "linear"] = Field(
-        "linear", description="linear: on mean-pooled tokens (the paper's fine-tuning head, after VideoMAE); "
-        "attentive: a cross-attention pooler with one learned query (V-JEPA's frozen-evaluation probe)")
+        "linear",
+        description="linear: on mean-pooled tokens (the paper's fine-tuning head, after VideoMAE); "
+        "attentive: a cross-attention pooler with one learned query (V-JEPA's frozen-evaluation probe)",
+    )
     heads: int = Field(12, ge=1, description="attention heads of the attentive pooler")
     head_dropout: float = Field(0.5, ge=0.0, lt=1.0, description="dropout before the head's last linear layer")
-    layer_decay: float = Field(0.8, gt=0.0, le=1.0, description="layer-wise lr decay: block i of a depth-L encoder "
-                               "trains at lr * decay^(L - i), the embedding at lr * decay^(L + 1), head and final "
-                               "norm at lr")
-    freeze_encoder: bool = Field(False, description="train the head only; the encoder's weights stay bitwise "
-                                 "unchanged (a probe trained end to end through the trainer)")
+    layer_decay: float = Field(
+        0.8,
+        gt=0.0,
+        le=1.0,
+        description="layer-wise lr decay: block i of a depth-L encoder "
+        "trains at lr * decay^(L - i), the embedding at lr * decay^(L + 1), head and final "
+        "norm at lr",
+    )
+    freeze_encoder: bool = Field(
+        False,
+        description="train the head only; the encoder's weights stay bitwise "
+        "unchanged (a probe trained end to end through the trainer)",
+    )
     num_classes: int | None = Field(None, ge=2, description="default: read from the data")
 
 
 class FinetuneModelSection(ModelConfig):
-    drop_path: float = Field(0.2, ge=0.0, lt=1.0, description="stochastic depth of the fine-tuned encoder (the "
-                             "last block's rate; rates rise linearly from 0 over the blocks)")
+    drop_path: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="stochastic depth of the fine-tuned encoder (the "
+        "last block's rate; rates rise linearly from 0 over the blocks)",
+    )
 
 
 class FinetuneTrainSection(TrainConfig):
     """The trainer's settings with the paper's fine-tuning defaults, plus epochs."""
 
     steps: int = Field(1000, ge=1, description="optimiser steps (set from train.epochs when that is given)")
-    epochs: float | None = Field(None, gt=0, description="passes over data.train; sets train.steps = "
-                                 "ceil(epochs * videos / batch_size)")
+    epochs: float | None = Field(
+        None, gt=0, description="passes over data.train; sets train.steps = ceil(epochs * videos / batch_size)"
+    )
     warmup_epochs: float | None = Field(None, ge=0, description="sets train.warmup_steps like train.epochs")
-    batch_size: int = Field(64, ge=1, description="VIDEOS per optimiser step, all devices together; with "
-                            "augment.repeated = R the step trains on R x batch_size clips")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        description="VIDEOS per optimiser step, all devices together; with "
+        "augment.repeated = R the step trains on R x batch_size clips",
+    )
     lr: float = Field(3e-4, gt=0.0)
     start_lr: float = Field(1e-8, ge=0.0)
     final_lr: float = Field(1e-6, ge=0.0)
@@ -77,19 +104,31 @@ class FinetuneTrainSection(TrainConfig):
     final_weight_decay: float = Field(0.05, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = Field(None, gt=0.0, description="max gradient norm; null disables")
-    checkpoint_every: int = Field(500, ge=1, description="also when the classifier is scored on data.val (one "
-                                  "view) and best/ is updated")
+    checkpoint_every: int = Field(
+        500, ge=1, description="also when the classifier is scored on data.val (one view) and best/ is updated"
+    )
 
 
 class AugmentSection(Section):
-    repeated: int = Field(2, ge=1, description="repeated augmentation: clips drawn (and augmented) per video and "
-                          "step (the paper's num_sample)")
-    randaugment_n: int = Field(4, ge=0, description="RandAugment: ops per clip, each applied with probability 1/2 "
-                               "to every frame alike; 0 disables")
+    repeated: int = Field(
+        2,
+        ge=1,
+        description="repeated augmentation: clips drawn (and augmented) per video and step (the paper's num_sample)",
+    )
+    randaugment_n: int = Field(
+        4,
+        ge=0,
+        description="RandAugment: ops per clip, each applied with probability 1/2 to every frame alike; 0 disables",
+    )
     randaugment_m: float = Field(7.0, ge=0.0, le=10.0, description="RandAugment magnitude (0..10)")
     randaugment_mstd: float = Field(0.5, ge=0.0, description="RandAugment: std of the magnitude's noise per op")
-    erase_prob: float = Field(0.25, ge=0.0, le=1.0, description="random erasing: probability of one box per clip "
-                              "(the same box in every frame) filled with normal noise")
+    erase_prob: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="random erasing: probability of one box per clip "
+        "(the same box in every frame) filled with normal noise",
+    )
     mixup: float = Field(0.8, ge=0.0, description="mixup Beta(a, a) parameter; 0 disables mixup")
     cutmix: float = Field(1.0, ge=0.0, description="cutmix Beta(a, a) parameter; 0 disables cutmix")
     mix_prob: float = Field(1.0, ge=0.0, le=1.0, description="probability that a batch is mixed at all")
@@ -117,18 +156,24 @@ class FinetuneConfig(Section):
         from videojepa.models.registry import list_models
 
         if self.finetune.checkpoint == "none" and self.model.name not in list_models():
-            raise ConfigError("model.name", f"unknown model {self.model.name!r}; allowed values: "
-                                            f"{', '.join(list_models())}")
+            raise ConfigError(
+                "model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}"
+            )
         for key in ("num_clips", "num_views"):
             if getattr(self.data, key) != 1:
-                raise ConfigError(f"data.{key}", f"{getattr(self.data, key)}: fine-tuning trains on one clip and one "
-                                  f"view per video (allowed: 1); set the test views with eval.num_segments and "
-                                  f"eval.num_crops")
+                raise ConfigError(
+                    f"data.{key}",
+                    f"{getattr(self.data, key)}: fine-tuning trains on one clip and one "
+                    f"view per video (allowed: 1); set the test views with eval.num_segments and "
+                    f"eval.num_crops",
+                )
         if self.train.warmup_epochs is not None and self.train.epochs is None:
             raise ConfigError("train.warmup_epochs", "needs train.epochs (or give train.warmup_steps)")
         if self.train.batch_size % self.train.accum_steps:
-            raise ConfigError("train.batch_size", f"{self.train.batch_size} is not divisible by "
-                              f"train.accum_steps={self.train.accum_steps}")
+            raise ConfigError(
+                "train.batch_size",
+                f"{self.train.batch_size} is not divisible by train.accum_steps={self.train.accum_steps}",
+            )
         if not all(0.0 <= b < 1.0 for b in self.train.betas):
             raise ConfigError("train.betas", f"{self.train.betas} must lie in [0, 1)")
 
@@ -143,7 +188,10 @@ class FinetuneConfig(Section):
                 continue
             steps = max(least, math.ceil(epochs * per_epoch))
             if f"train.{steps_key}" in given and getattr(self.train, steps_key) != steps:
-                raise ConfigError(f"train.{steps_key}", f"{getattr(self.train, steps_key)} contradicts "
-                                  f"train.{epochs_key}={epochs:g} ({steps} steps of {self.train.batch_size} for "
-                                  f"{num_videos} videos); give one of them")
+                raise ConfigError(
+                    f"train.{steps_key}",
+                    f"{getattr(self.train, steps_key)} contradicts "
+                    f"train.{epochs_key}={epochs:g} ({steps} steps of {self.train.batch_size} for "
+                    f"{num_videos} videos); give one of them",
+                )
             setattr(self.train, steps_key, steps)

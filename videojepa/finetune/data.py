@@ -14,6 +14,7 @@ RandAugment works on pixel values in [0, 1]: the base dataset's normalised clip 
 data section's mean and std, augmented and normalised again (the crop comes first here, where VideoMAE
 crops after RandAugment; both apply one transform to all frames).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

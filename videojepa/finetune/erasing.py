@@ -6,6 +6,7 @@ With probability `prob`, a box of area fraction in [0.02, 1/3] and log-uniform a
 [0.3, 1/0.3] (up to 10 tries to fit it in the frame) is filled with standard-normal noise, fresh per
 pixel, channel and frame (the clip is already normalised, so noise has the data's scale).
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,13 @@ import numpy as np
 import torch
 
 
-def erase_box(height: int, width: int, rng: np.random.Generator, area: tuple[float, float] = (0.02, 1 / 3),
-              ratio: tuple[float, float] = (0.3, 1 / 0.3)) -> tuple[int, int, int, int] | None:
+def erase_box(
+    height: int,
+    width: int,
+    rng: np.random.Generator,
+    area: tuple[float, float] = (0.02, 1 / 3),
+    ratio: tuple[float, float] = (0.3, 1 / 0.3),
+) -> tuple[int, int, int, int] | None:
     """(top, left, h, w) of a random box, or None when 10 tries found none that fits."""
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
@@ -37,5 +43,5 @@ def random_erase(clip: torch.Tensor, prob: float, rng: np.random.Generator) -> t
     top, left, h, w = box
     clip = clip.clone()
     noise = rng.standard_normal((*clip.shape[:-2], h, w)).astype(np.float32)
-    clip[..., top:top + h, left:left + w] = torch.from_numpy(noise).to(clip.dtype)
+    clip[..., top : top + h, left : left + w] = torch.from_numpy(noise).to(clip.dtype)
     return clip

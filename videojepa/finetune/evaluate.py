@@ -9,6 +9,7 @@ protocol (`videojepa.eval.protocol`), which concatenates a view's segments into 
 the attentive probe: a fine-tuned classifier is trained on single clips, so it scores single clips.
 Unreadable validation files are excluded from the score and counted.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,8 +30,14 @@ def multiview_logits(classify: Callable[[torch.Tensor], torch.Tensor], video: to
 
 
 @torch.no_grad()
-def evaluate(classify: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int, num_classes: int,
-             device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None) -> dict:
+def evaluate(
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    dataset,
+    batch_size: int,
+    num_classes: int,
+    device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+) -> dict:
     """top1, top5 (None for 5 classes or fewer), confusion (true x predicted counts), num_val, excluded."""
     from videojepa.data.loader import build_loader
 
@@ -50,7 +57,11 @@ def evaluate(classify: Callable[[torch.Tensor], torch.Tensor], dataset, batch_si
         raise ValueError("no readable validation video to score")
     logits, labels = torch.cat(all_logits), torch.cat(all_labels).long()
     predictions = logits.argmax(-1)
-    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).view(num_classes, -1)
-    return {"top1": float(accuracy(logits, labels, 1)),
-            "top5": float(accuracy(logits, labels, 5)) if num_classes > 5 else None,
-            "confusion": confusion.tolist(), "num_val": len(labels), "excluded": excluded}
+    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes**2).view(num_classes, -1)
+    return {
+        "top1": float(accuracy(logits, labels, 1)),
+        "top5": float(accuracy(logits, labels, 5)) if num_classes > 5 else None,
+        "confusion": confusion.tolist(),
+        "num_val": len(labels),
+        "excluded": excluded,
+    }

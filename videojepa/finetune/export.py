@@ -9,6 +9,7 @@
 head's weights; its metadata (format `videojepa.classifier-head/1`) holds the head's architecture, the
 class names and `info` (step, validation score).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ HEAD_FILE = "head.safetensors"
 HEAD_FORMAT = "videojepa.classifier-head/1"
 
 
-def save_classifier(folder: str | Path, encoder: nn.Module, head: ClassifierHead, card: EncoderCard,
-                    classes: list[str], info: dict) -> None:
+def save_classifier(
+    folder: str | Path, encoder: nn.Module, head: ClassifierHead, card: EncoderCard, classes: list[str], info: dict
+) -> None:
     """Write the encoder (with `card`) and the head into `folder`, each atomically."""
     from safetensors.torch import save_file
 
@@ -37,8 +39,12 @@ def save_classifier(folder: str | Path, encoder: nn.Module, head: ClassifierHead
     folder.mkdir(parents=True, exist_ok=True)
     save_encoder(encoder, folder / ENCODER_FILE, card=card)
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in head.state_dict().items()}
-    metadata = {"format": HEAD_FORMAT, "head": json.dumps(head.arch), "classes": json.dumps(list(classes)),
-                "info": json.dumps(info)}
+    metadata = {
+        "format": HEAD_FORMAT,
+        "head": json.dumps(head.arch),
+        "classes": json.dumps(list(classes)),
+        "info": json.dumps(info),
+    }
     with atomic_path(folder / HEAD_FILE) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -69,8 +75,10 @@ def load_classifier(folder: str | Path, device: str | torch.device = "cpu") -> C
     folder = Path(folder)
     path = folder / HEAD_FILE
     if not path.is_file():
-        raise UserError(f"{folder}: no {HEAD_FILE} here; a fine-tuned classifier is a folder such as RUN/best or "
-                        f"RUN/last written by `videojepa finetune`")
+        raise UserError(
+            f"{folder}: no {HEAD_FILE} here; a fine-tuned classifier is a folder such as RUN/best or "
+            f"RUN/last written by `videojepa finetune`"
+        )
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata() or {}
     if meta.get("format") != HEAD_FORMAT:

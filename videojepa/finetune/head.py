@@ -7,6 +7,7 @@ Both reuse the probes of `videojepa.eval.probes` (so a fine-tuned head is the fr
 trained end to end); the dropout sits before their last linear layer (the paper's head_drop_rate).
 `head.arch` describes it for saving and loading.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,8 +26,10 @@ class ClassifierHead(nn.Module):
             raise ConfigError("finetune.head", f"got {kind!r}; allowed values: {', '.join(HEAD_KINDS)}")
         if kind == "attentive" and dim % heads:
             divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
-            raise ConfigError("finetune.heads", f"{heads} does not divide the encoder width {dim}; allowed: "
-                              f"{', '.join(map(str, divisors))}")
+            raise ConfigError(
+                "finetune.heads",
+                f"{heads} does not divide the encoder width {dim}; allowed: {', '.join(map(str, divisors))}",
+            )
         self.arch = dict(kind=kind, dim=dim, num_classes=num_classes, heads=heads, dropout=dropout)
         self.probe = AttentiveProbe(dim, num_classes, heads) if kind == "attentive" else LinearProbe(dim, num_classes)
         self.probe.head = nn.Sequential(nn.Dropout(dropout), self.probe.head)

@@ -8,6 +8,7 @@ rule (none on biases, norms and other 1-D tensors).
     groups = layer_decay_groups(model.named_parameters(), depth=12, decay=0.8)
     # [{"params": [...], "lr_scale": 0.8 ** 13, "apply_wd": True, "layer": 0}, ...]
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -19,7 +20,7 @@ def layer_of(name: str, depth: int) -> int:
     """The layer of a parameter named as in a `Classification` (encoder.*, head.*)."""
     if not name.startswith(ENCODER_PREFIX):
         return depth + 1  # the head
-    rest = name[len(ENCODER_PREFIX):]
+    rest = name[len(ENCODER_PREFIX) :]
     if rest.startswith("blocks."):
         return int(rest.split(".")[1]) + 1
     if rest.startswith(("patch_embed.", "pos.")):
@@ -38,8 +39,10 @@ def layer_decay_groups(named_params, depth: int, decay: float) -> list[dict]:
         if not param.requires_grad:
             continue
         layer, wd = layer_of(name, depth), decays_weight(name, param)
-        group = groups.setdefault((layer, wd), {"params": [], "names": [], "layer": layer, "apply_wd": wd,
-                                                "lr_scale": decay ** (depth + 1 - layer)})
+        group = groups.setdefault(
+            (layer, wd),
+            {"params": [], "names": [], "layer": layer, "apply_wd": wd, "lr_scale": decay ** (depth + 1 - layer)},
+        )
         if not wd:
             group["weight_decay"] = 0.0
         group["params"].append(param)

@@ -10,6 +10,7 @@ probability `switch_prob`. lambda ~ Beta(a, a) of the chosen one. Mixup blends t
 lambda becomes the area left uncovered (the box is clipped to the frame). Targets are mixed with the same
 lambda. `rng` is a numpy Generator, so a batch's mixing is a function of its seed (exact resume).
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,9 @@ def cutmix_box(height: int, width: int, lam: float, rng: np.random.Generator) ->
     return int(top), int(bottom), int(left), int(right)
 
 
-def mix_batch(video: torch.Tensor, target: torch.Tensor, settings: MixSettings,
-              rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def mix_batch(
+    video: torch.Tensor, target: torch.Tensor, settings: MixSettings, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Mix clips (B, C, T, H, W) and their targets (B, classes); returns both and {"mode", "lam"[, "box"]}."""
     s = settings
     if (s.mixup <= 0 and s.cutmix <= 0) or rng.random() >= s.mix_prob:

@@ -10,6 +10,7 @@ the trainer-facing defaults: it names its batch entries (video, target), builds 
 optimiser (AdamW with layer-wise lr decay: `finetune.layer_decay`). With `finetune.freeze_encoder` the
 encoder's role is "frozen": outside the optimiser, in eval mode, bitwise unchanged.
 """
+
 from __future__ import annotations
 
 import torch
@@ -66,23 +67,40 @@ class Classification(Method):
         from videojepa.finetune.mixup import MixSettings
 
         a = cfg.augment
-        augment = ClipAugment(tuple(cfg.data.mean), tuple(cfg.data.std), a.randaugment_n, a.randaugment_m,
-                              a.randaugment_mstd, a.erase_prob)
+        augment = ClipAugment(
+            tuple(cfg.data.mean),
+            tuple(cfg.data.std),
+            a.randaugment_n,
+            a.randaugment_m,
+            a.randaugment_mstd,
+            a.erase_prob,
+        )
         dataset = AugmentedClips(build_dataset(cfg.data.train, cfg.data, train=True), a.repeated, augment)
-        collate = MixingCollate(self.num_classes, MixSettings(a.mixup, a.cutmix, a.mix_prob, a.switch_prob),
-                                a.label_smoothing, cfg.run.seed)
+        collate = MixingCollate(
+            self.num_classes, MixSettings(a.mixup, a.cutmix, a.mix_prob, a.switch_prob), a.label_smoothing, cfg.run.seed
+        )
         return dataset, collate
 
     def build_optimizer(self, train_cfg) -> torch.optim.AdamW:
-        named = [(f"{attr}.{n}", p) for attr, role in self.networks.items() if role == "trained"
-                 for n, p in getattr(self, attr).named_parameters()]
+        named = [
+            (f"{attr}.{n}", p)
+            for attr, role in self.networks.items()
+            if role == "trained"
+            for n, p in getattr(self, attr).named_parameters()
+        ]
         groups = layer_decay_groups(named, len(self.encoder.blocks), self.cfg.finetune.layer_decay)
         for group in groups:
             group.pop("names")
         params = [p for g in groups for p in g["params"]]
         fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
-        return torch.optim.AdamW(groups, lr=train_cfg.lr, betas=train_cfg.betas, eps=train_cfg.eps,
-                                 weight_decay=train_cfg.weight_decay, fused=fused)
+        return torch.optim.AdamW(
+            groups,
+            lr=train_cfg.lr,
+            betas=train_cfg.betas,
+            eps=train_cfg.eps,
+            weight_decay=train_cfg.weight_decay,
+            fused=fused,
+        )
 
     def flops_per_clip(self, cfg) -> tuple[float, float]:
         """The encoder over all tokens of a clip, trained (x6 per parameter and token) or frozen (x2)."""
@@ -91,6 +109,9 @@ class Classification(Method):
         grid = self.encoder.grid(cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
         tokens = grid[0] * grid[1] * grid[2]
         shape = StepShape(batch=1, tokens_per_clip=tokens, lengths=[(tokens, 0)])
-        part = forward_flops("encoder", self.encoder, shape) if self.cfg.finetune.freeze_encoder else \
-            context_encoder_flops(self.encoder, shape)
+        part = (
+            forward_flops("encoder", self.encoder, shape)
+            if self.cfg.finetune.freeze_encoder
+            else context_encoder_flops(self.encoder, shape)
+        )
         return part.flops, part.flops + part.attention_flops

@@ -13,6 +13,7 @@ autocontrast, equalize, invert, rotate (30 deg at m=10), posterize (4 -> 0 bits 
 1 +- 0.9 m/10), shear_x / shear_y (0.3 m/10), translate_x / translate_y (0.45 m/10 of the side).
 Geometric ops sample bilinearly and fill uncovered pixels with 0.5 grey.
 """
+
 from __future__ import annotations
 
 import math
@@ -135,12 +136,31 @@ def translate_y(frames, m, sign):
     return _affine(frames, [[1.0, 0.0, 0.0], [0.0, 1.0, 2 * 0.45 * m / 10 * sign]])
 
 
-OPS = {f.__name__: f for f in (autocontrast, equalize, invert, rotate, posterize, solarize, solarize_add, color,
-                               contrast, brightness, sharpness, shear_x, shear_y, translate_x, translate_y)}
+OPS = {
+    f.__name__: f
+    for f in (
+        autocontrast,
+        equalize,
+        invert,
+        rotate,
+        posterize,
+        solarize,
+        solarize_add,
+        color,
+        contrast,
+        brightness,
+        sharpness,
+        shear_x,
+        shear_y,
+        translate_x,
+        translate_y,
+    )
+}
 
 
-def draw_plan(rng: np.random.Generator, num_ops: int = 4, magnitude: float = 7.0, magnitude_std: float = 0.5,
-              prob: float = 0.5) -> list[tuple[str, float, float]]:
+def draw_plan(
+    rng: np.random.Generator, num_ops: int = 4, magnitude: float = 7.0, magnitude_std: float = 0.5, prob: float = 0.5
+) -> list[tuple[str, float, float]]:
     """The ops one clip gets: (name, magnitude in [0, 10], sign +-1), in the order they are applied."""
     names = list(OPS)
     plan = []

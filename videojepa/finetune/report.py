@@ -22,13 +22,24 @@ results.json (schema "videojepa.finetune/1"):
       "config": {...}                                # the resolved config
     }
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 SCHEMA = "videojepa.finetune/1"
-TOP_KEYS = ("schema", "created", "checkpoint", "encoder", "num_classes", "classes", "chance", "checkpoints",
-            "seconds", "config")
+TOP_KEYS = (
+    "schema",
+    "created",
+    "checkpoint",
+    "encoder",
+    "num_classes",
+    "classes",
+    "chance",
+    "checkpoints",
+    "seconds",
+    "config",
+)
 
 
 def _pct(x) -> str:
@@ -39,23 +50,33 @@ def markdown_table(results: dict) -> str:
     enc, p = results["encoder"], results["protocol"]
     name = enc.get("name") or f"vit {enc['embed_dim']}x{enc['depth']}"
     step = f"{p['fps']:g} fps" if p.get("fps") else str(p["frame_step"])
-    lines = [f"Fine-tuned: {results['checkpoint']} ({name}{', random init' if enc.get('random_init') else ''}); "
-             f"{results['num_classes']} classes, chance {_pct(results['chance'])}%, {results['steps']} steps, "
-             f"clips {p['frames_per_clip']} x {step} at {p['crop_size']} px\n",
-             "| classifier | step | views (segments x crops) | top-1 | top-5 | val videos |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"Fine-tuned: {results['checkpoint']} ({name}{', random init' if enc.get('random_init') else ''}); "
+        f"{results['num_classes']} classes, chance {_pct(results['chance'])}%, {results['steps']} steps, "
+        f"clips {p['frames_per_clip']} x {step} at {p['crop_size']} px\n",
+        "| classifier | step | views (segments x crops) | top-1 | top-5 | val videos |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, entry in results["checkpoints"].items():
         for key, s in entry["protocols"].items():
-            lines.append(f"| {name} | {entry['step']} | {key} | {_pct(s['top1'])} | {_pct(s['top5'])} "
-                         f"| {s['num_val']} |")
+            lines.append(
+                f"| {name} | {entry['step']} | {key} | {_pct(s['top1'])} | {_pct(s['top5'])} | {s['num_val']} |"
+            )
     best = results["checkpoints"]["best"]["protocols"]
     key = list(best)[-1]
     if "confusion" in best[key]:
         classes = results["classes"]
-        lines += ["", f"Confusion matrix of best, {key} views (rows: true class, columns: predicted):", "",
-                  "| true \\ predicted | " + " | ".join(classes) + " |", "|---" * (len(classes) + 1) + "|"]
-        lines += [f"| {c} | " + " | ".join(str(v) for v in row) + " |"
-                  for c, row in zip(classes, best[key]["confusion"], strict=True)]
+        lines += [
+            "",
+            f"Confusion matrix of best, {key} views (rows: true class, columns: predicted):",
+            "",
+            "| true \\ predicted | " + " | ".join(classes) + " |",
+            "|---" * (len(classes) + 1) + "|",
+        ]
+        lines += [
+            f"| {c} | " + " | ".join(str(v) for v in row) + " |"
+            for c, row in zip(classes, best[key]["confusion"], strict=True)
+        ]
     return "\n".join(lines) + "\n"
 
 

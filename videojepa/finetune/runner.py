@@ -15,6 +15,7 @@
    averaged); RUN/results.json and RUN/results.md hold top-1 / top-5 per view protocol and, for up to
    20 classes, the confusion matrices.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,10 @@ def label_count(cfg: FinetuneConfig, train_ds, val_ds) -> tuple[int, list[str]]:
     """Number of classes (finetune.num_classes or read from the data) and their names."""
     labels = [e.label for ds in (train_ds, val_ds) for e in ds.entries]
     if not labels or min(labels) < 0:
-        raise UserError("data.train / data.val: some files have no label (a flat folder or a list without labels); "
-                        "fine-tuning needs labelled data: a class-per-folder tree or a list with labels")
+        raise UserError(
+            "data.train / data.val: some files have no label (a flat folder or a list without labels); "
+            "fine-tuning needs labelled data: a class-per-folder tree or a list with labels"
+        )
     found = max(train_ds.num_classes, val_ds.num_classes)
     wanted = cfg.finetune.num_classes
     if wanted is not None and max(labels) >= wanted:
@@ -105,8 +108,14 @@ class FinetuneTrainer(Trainer):
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             model.eval()
             try:
-                scores = evaluate(model.logits, self.val_views, self.cfg.eval.batch_size, model.num_classes,
-                                  self.device, self.autocast_dtype)
+                scores = evaluate(
+                    model.logits,
+                    self.val_views,
+                    self.cfg.eval.batch_size,
+                    model.num_classes,
+                    self.device,
+                    self.autocast_dtype,
+                )
             finally:
                 model.train()
             encoder, head = self.exported_encoder(), self.exported_head()
@@ -117,14 +126,24 @@ class FinetuneTrainer(Trainer):
         best = read_info(self.run_dir / "best")
         info = {"step": self.step, "val_top1": scores["top1"]}
         d = self.cfg.data
-        clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
-                            mean=tuple(d.mean), std=tuple(d.std))
+        clip = ClipProtocol(
+            frames=d.frames_per_clip,
+            frame_step=d.frame_step,
+            fps=d.fps,
+            crop=d.crop_size,
+            mean=tuple(d.mean),
+            std=tuple(d.std),
+        )
         card = EncoderCard.describe(encoder, clip=clip, method=model.name, step=self.step)
         save_classifier(self.run_dir / "last", encoder, head, card, model.classes, info)
         if best is None or scores["top1"] > best["val_top1"]:
             save_classifier(self.run_dir / "best", encoder, head, card, model.classes, info)
-        log.info("step %d: val top-1 %.1f%% (one view)%s", self.step, 100 * scores["top1"],
-                 "" if best is None or scores["top1"] > best["val_top1"] else f", best {100 * best['val_top1']:.1f}%")
+        log.info(
+            "step %d: val top-1 %.1f%% (one view)%s",
+            self.step,
+            100 * scores["top1"],
+            "" if best is None or scores["top1"] > best["val_top1"] else f", best {100 * best['val_top1']:.1f}%",
+        )
 
     def exported_head(self) -> torch.nn.Module:
         """The head with whole weights (under FSDP2 a plain copy rebuilt from the gathered ones, on rank 0)."""
@@ -180,8 +199,12 @@ def test_classifiers(cfg: FinetuneConfig, run_dir: Path, num_classes: int, log_l
             key = f"{segments}x{crops}"
             if num_classes > CONFUSION_MAX_CLASSES:
                 scores.pop("confusion")
-            entry["protocols"][key] = {"segments": segments, "crops": crops, **scores,
-                                       "seconds": round(time.perf_counter() - start, 3)}
+            entry["protocols"][key] = {
+                "segments": segments,
+                "crops": crops,
+                **scores,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
             log_line(f"{name} (step {step}): {key} views top-1 {100 * scores['top1']:.1f}%")
         out[name] = entry
     return out
@@ -198,8 +221,11 @@ def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = p
     start = time.perf_counter()
     check_data_sources(cfg.data)  # before the run directory exists
     if not cfg.data.val:
-        raise ConfigError("data.val", "is not set: fine-tuning scores its checkpoints on labelled validation videos "
-                          "(a CSV file or a class-per-folder tree)")
+        raise ConfigError(
+            "data.val",
+            "is not set: fine-tuning scores its checkpoints on labelled validation videos "
+            "(a CSV file or a class-per-folder tree)",
+        )
     encoder, info = finetune_encoder(cfg)
     taken = resolve_protocol(cfg, encoder)
     if taken:
@@ -221,13 +247,25 @@ def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = p
     counts = torch.bincount(torch.tensor([e.label for e in val_ds.entries]), minlength=num_classes)
     d = cfg.data
     results = {
-        "schema": SCHEMA, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": cfg.finetune.checkpoint, "encoder": info,
-        "train": str(d.train), "val": str(d.val), "num_classes": num_classes, "classes": classes,
-        "num_train": len(train_ds), "num_val": len(val_ds), "steps": trainer.step,
-        "protocol": {"frames_per_clip": d.frames_per_clip, "frame_step": d.frame_step, "fps": d.fps,
-                     "crop_size": d.crop_size},
-        "chance": 1.0 / num_classes, "majority": float(counts.max() / counts.sum()),
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "checkpoint": cfg.finetune.checkpoint,
+        "encoder": info,
+        "train": str(d.train),
+        "val": str(d.val),
+        "num_classes": num_classes,
+        "classes": classes,
+        "num_train": len(train_ds),
+        "num_val": len(val_ds),
+        "steps": trainer.step,
+        "protocol": {
+            "frames_per_clip": d.frames_per_clip,
+            "frame_step": d.frame_step,
+            "fps": d.fps,
+            "crop_size": d.crop_size,
+        },
+        "chance": 1.0 / num_classes,
+        "majority": float(counts.max() / counts.sum()),
         "checkpoints": tested,
         "seconds": {"train": round(trained, 3), "total": round(time.perf_counter() - start, 3)},
         "config": to_dict(cfg),

@@ -12,6 +12,7 @@ predictor. OUT is accepted wherever a run directory is (`probe.checkpoint`, `ext
 `method.teacher.checkpoint`). One module per source format: `hf_vjepa2`, `official`, `videomae`;
 `hub` resolves Hub model ids; `state` makes every conversion strict.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,8 +62,10 @@ def export(src: str | Path, out: str | Path, to: str = "hf") -> Path:
         raise UserError(f"unknown target format {to!r}; available: {', '.join(TARGETS)}")
     src = Path(src)
     if not (src / PREDICTOR_FILE).is_file():
-        raise UserError(f"{src}: no {PREDICTOR_FILE}: a Hugging Face VJEPA2Model holds an encoder AND a predictor, "
-                        f"so `--to hf` needs a folder with both (a `videojepa convert` output)")
+        raise UserError(
+            f"{src}: no {PREDICTOR_FILE}: a Hugging Face VJEPA2Model holds an encoder AND a predictor, "
+            f"so `--to hf` needs a folder with both (a `videojepa convert` output)"
+        )
     encoder = load_encoder(src)
     clip = encoder.card.clip
     if clip.frames is None or clip.crop is None:

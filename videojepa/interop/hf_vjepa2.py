@@ -13,6 +13,7 @@ when none is named (`default_mask_index=1`), and it reads the token grid from co
 frames_per_clip), which therefore become the card's clip protocol. Neither direction needs
 `transformers`: both read and write the folder's two files directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,12 +23,11 @@ import torch
 
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
-from videojepa.models.registry import encoder_from_arch
 from videojepa.errors import UserError
 from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
 from videojepa.models.predictor import Predictor
-from videojepa.models.registry import find_architecture
+from videojepa.models.registry import encoder_from_arch, find_architecture
 
 WEIGHTS = "model.safetensors"
 HF_MASK_INDEX = 1  # VJEPA2PredictorEmbeddings.forward's default
@@ -40,8 +40,10 @@ def read_folder(folder: Path, model_type: str) -> tuple[dict, dict]:
     config_path, weights = folder / "config.json", folder / WEIGHTS
     for path in (config_path, weights):
         if not path.is_file():
-            raise UserError(f"{folder}: no {path.name} (expected a folder written by transformers' save_pretrained; "
-                            f"sharded or .bin checkpoints are not supported)")
+            raise UserError(
+                f"{folder}: no {path.name} (expected a folder written by transformers' save_pretrained; "
+                f"sharded or .bin checkpoints are not supported)"
+            )
     config = json.loads(config_path.read_text())
     if config.get("model_type") != model_type:
         raise UserError(f"{config_path}: model_type is {config.get('model_type')!r}, expected {model_type!r}")
@@ -58,8 +60,11 @@ def _hf_block(src: SourceState, hf: str, ours: str, dim: int, hidden: int, qkv_b
     if qkv_bias:
         parts = [src.take(f"{hf}.attention.{p}.bias", (dim,)) for p in ("query", "key", "value")]
         out[f"{ours}.attn.qkv.bias"] = None if any(p is None for p in parts) else torch.cat(parts)
-    for hf_name, our_name, shape in (("attention.proj", "attn.proj", (dim, dim)), ("mlp.fc1", "mlp.fc1", (hidden, dim)),
-                                     ("mlp.fc2", "mlp.fc2", (dim, hidden))):
+    for hf_name, our_name, shape in (
+        ("attention.proj", "attn.proj", (dim, dim)),
+        ("mlp.fc1", "mlp.fc1", (hidden, dim)),
+        ("mlp.fc2", "mlp.fc2", (dim, hidden)),
+    ):
         out[f"{ours}.{our_name}.weight"] = src.take(f"{hf}.{hf_name}.weight", shape)
         out[f"{ours}.{our_name}.bias"] = src.take(f"{hf}.{hf_name}.bias", (shape[0],))
     return out
@@ -75,32 +80,57 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
     patch, tubelet, chans = c("patch_size", 16), c("tubelet_size", 2), c("in_chans", 3)
     if not isinstance(patch, int):
         raise UserError(f"{folder}/config.json: patch_size {patch!r}: only square patches are supported")
-    encoder = encoder_from_arch(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
-                                 tubelet_size=tubelet, in_chans=chans, pos_embed="rope_vjepa2", qkv_bias=qkv_bias,
-                                 norm_eps=eps, name=find_architecture(dim, depth, heads, hidden, "rope_vjepa2")))
+    encoder = encoder_from_arch(
+        dict(
+            embed_dim=dim,
+            depth=depth,
+            num_heads=heads,
+            mlp_hidden=hidden,
+            patch_size=patch,
+            tubelet_size=tubelet,
+            in_chans=chans,
+            pos_embed="rope_vjepa2",
+            qkv_bias=qkv_bias,
+            norm_eps=eps,
+            name=find_architecture(dim, depth, heads, hidden, "rope_vjepa2"),
+        )
+    )
     pdim, pdepth = c("pred_hidden_size", 384), c("pred_num_hidden_layers", 12)
     phidden = int(pdim * c("pred_mlp_ratio", 4.0))
-    predictor = Predictor(dim, dim, embed_dim=pdim, depth=pdepth, num_heads=c("pred_num_attention_heads", 12),
-                          mlp_ratio=c("pred_mlp_ratio", 4.0), num_mask_tokens=c("pred_num_mask_tokens", 10),
-                          pos_embed="rope_vjepa2", default_mask_index=HF_MASK_INDEX % c("pred_num_mask_tokens", 10))
+    predictor = Predictor(
+        dim,
+        dim,
+        embed_dim=pdim,
+        depth=pdepth,
+        num_heads=c("pred_num_attention_heads", 12),
+        mlp_ratio=c("pred_mlp_ratio", 4.0),
+        num_mask_tokens=c("pred_num_mask_tokens", 10),
+        pos_embed="rope_vjepa2",
+        default_mask_index=HF_MASK_INDEX % c("pred_num_mask_tokens", 10),
+    )
     if eps != LN_EPS:  # our predictor's LayerNorms use V-JEPA's 1e-6, as every released V-JEPA 2 does
         raise UserError(f"{folder}/config.json: layer_norm_eps={eps}: only {LN_EPS} is supported for the predictor")
 
     src = SourceState(tensors, str(folder / WEIGHTS))
-    enc = {"patch_embed.weight": src.take("encoder.embeddings.patch_embeddings.proj.weight",
-                                          (dim, chans, tubelet, patch, patch)),
-           "patch_embed.bias": src.take("encoder.embeddings.patch_embeddings.proj.bias", (dim,)),
-           "norm.weight": src.take("encoder.layernorm.weight", (dim,)),
-           "norm.bias": src.take("encoder.layernorm.bias", (dim,))}
+    enc = {
+        "patch_embed.weight": src.take(
+            "encoder.embeddings.patch_embeddings.proj.weight", (dim, chans, tubelet, patch, patch)
+        ),
+        "patch_embed.bias": src.take("encoder.embeddings.patch_embeddings.proj.bias", (dim,)),
+        "norm.weight": src.take("encoder.layernorm.weight", (dim,)),
+        "norm.bias": src.take("encoder.layernorm.bias", (dim,)),
+    }
     for i in range(depth):
         enc.update(_hf_block(src, f"encoder.layer.{i}", f"blocks.{i}", dim, hidden, qkv_bias))
     n_tokens = c("pred_num_mask_tokens", 10)
-    pred = {"embed.weight": src.take("predictor.embeddings.predictor_embeddings.weight", (pdim, dim)),
-            "embed.bias": src.take("predictor.embeddings.predictor_embeddings.bias", (pdim,)),
-            "norm.weight": src.take("predictor.layernorm.weight", (pdim,)),
-            "norm.bias": src.take("predictor.layernorm.bias", (pdim,)),
-            "head.weight": src.take("predictor.proj.weight", (dim, pdim)),
-            "head.bias": src.take("predictor.proj.bias", (dim,))}
+    pred = {
+        "embed.weight": src.take("predictor.embeddings.predictor_embeddings.weight", (pdim, dim)),
+        "embed.bias": src.take("predictor.embeddings.predictor_embeddings.bias", (pdim,)),
+        "norm.weight": src.take("predictor.layernorm.weight", (pdim,)),
+        "norm.bias": src.take("predictor.layernorm.bias", (pdim,)),
+        "head.weight": src.take("predictor.proj.weight", (dim, pdim)),
+        "head.bias": src.take("predictor.proj.bias", (dim,)),
+    }
     tokens = src.take("predictor.embeddings.mask_tokens", (n_tokens, 1, 1, pdim))
     pred["mask_tokens"] = None if tokens is None else tokens.reshape(n_tokens, pdim)
     for i in range(pdepth):
@@ -109,8 +139,12 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
     load_state_strict(encoder, enc, str(folder))
     load_state_strict(predictor, pred, str(folder))
     clip = ClipProtocol(frames=c("frames_per_clip", 64), crop=c("crop_size", 256), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    card = EncoderCard.describe(encoder, clip=clip, method="vjepa2",
-                                source={"format": "hf", "path": str(folder.resolve()), "model_type": "vjepa2"})
+    card = EncoderCard.describe(
+        encoder,
+        clip=clip,
+        method="vjepa2",
+        source={"format": "hf", "path": str(folder.resolve()), "model_type": "vjepa2"},
+    )
     return encoder.eval(), predictor.eval(), card
 
 
@@ -121,23 +155,41 @@ def to_hf(encoder: torch.nn.Module, predictor: Predictor, out: str | Path, frame
     from videojepa.utils.files import atomic_path
 
     a, p = encoder.arch, predictor.arch
-    unsupported = [f"{k}={a.get(k)!r}" for k, want in (("pos_embed", "rope_vjepa2"), ("k_bias", None),
-                                                         ("final_norm", None), ("norm_eps", None)) if a.get(k) != want]
+    unsupported = [
+        f"{k}={a.get(k)!r}"
+        for k, want in (("pos_embed", "rope_vjepa2"), ("k_bias", None), ("final_norm", None), ("norm_eps", None))
+        if a.get(k) != want
+    ]
     if p["pos_embed"] != "rope_vjepa2":
         unsupported.append(f"predictor pos_embed={p['pos_embed']!r}")
     if p["in_dim"] != a["embed_dim"] or p["out_dim"] != a["embed_dim"]:
         unsupported.append(f"predictor width in/out {p['in_dim']}/{p['out_dim']} (HF needs the encoder's)")
     if unsupported:
-        raise UserError("`--to hf` writes V-JEPA 2 models (rope_vjepa2, q/k/v biases, final LayerNorm eps 1e-6); "
-                        f"this one has {', '.join(unsupported)}")
-    config = {"architectures": ["VJEPA2Model"], "model_type": "vjepa2", "hidden_size": a["embed_dim"],
-              "num_hidden_layers": a["depth"], "num_attention_heads": a["num_heads"],
-              "mlp_ratio": a["mlp_hidden"] / a["embed_dim"], "patch_size": a["patch_size"],
-              "tubelet_size": a["tubelet_size"], "in_chans": a["in_chans"], "qkv_bias": a["qkv_bias"],
-              "layer_norm_eps": LN_EPS, "crop_size": crop, "frames_per_clip": frames,
-              "pred_hidden_size": p["embed_dim"], "pred_num_hidden_layers": p["depth"],
-              "pred_num_attention_heads": p["num_heads"], "pred_mlp_ratio": p["mlp_ratio"],
-              "pred_num_mask_tokens": p["num_mask_tokens"], "hidden_act": "gelu"}
+        raise UserError(
+            "`--to hf` writes V-JEPA 2 models (rope_vjepa2, q/k/v biases, final LayerNorm eps 1e-6); "
+            f"this one has {', '.join(unsupported)}"
+        )
+    config = {
+        "architectures": ["VJEPA2Model"],
+        "model_type": "vjepa2",
+        "hidden_size": a["embed_dim"],
+        "num_hidden_layers": a["depth"],
+        "num_attention_heads": a["num_heads"],
+        "mlp_ratio": a["mlp_hidden"] / a["embed_dim"],
+        "patch_size": a["patch_size"],
+        "tubelet_size": a["tubelet_size"],
+        "in_chans": a["in_chans"],
+        "qkv_bias": a["qkv_bias"],
+        "layer_norm_eps": LN_EPS,
+        "crop_size": crop,
+        "frames_per_clip": frames,
+        "pred_hidden_size": p["embed_dim"],
+        "pred_num_hidden_layers": p["depth"],
+        "pred_num_attention_heads": p["num_heads"],
+        "pred_mlp_ratio": p["mlp_ratio"],
+        "pred_num_mask_tokens": p["num_mask_tokens"],
+        "hidden_act": "gelu",
+    }
     if int(config["hidden_size"] * config["mlp_ratio"]) != a["mlp_hidden"]:
         raise UserError(f"MLP width {a['mlp_hidden']} is not expressible as HF's int(hidden_size * mlp_ratio)")
     tensors = {}
@@ -154,8 +206,13 @@ def to_hf(encoder: torch.nn.Module, predictor: Predictor, out: str | Path, frame
 
 
 _ENCODER_NAMES = {"patch_embed": "embeddings.patch_embeddings.proj", "norm": "layernorm", "blocks": "layer"}
-_PREDICTOR_NAMES = {"embed": "embeddings.predictor_embeddings", "norm": "layernorm", "head": "proj",
-                    "blocks": "layer", "mask_tokens": "embeddings.mask_tokens"}
+_PREDICTOR_NAMES = {
+    "embed": "embeddings.predictor_embeddings",
+    "norm": "layernorm",
+    "head": "proj",
+    "blocks": "layer",
+    "mask_tokens": "embeddings.mask_tokens",
+}
 
 
 def _to_hf_key(key: str, value: torch.Tensor, names: dict):

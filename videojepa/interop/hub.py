@@ -4,6 +4,7 @@ A model already in the cache (HF_HUB_CACHE / HF_HOME, or `cache_dir`) is used wi
 `huggingface_hub` downloads config.json, preprocessor_config.json and *.safetensors only (never
 pickled `.bin` files).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,15 +32,18 @@ def hub_folder(repo_id: str, cache_dir: str | Path | None = None) -> Path:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError
     except ImportError:
-        raise UserError(f"{repo_id}: fetching Hub models needs huggingface_hub (pip install huggingface_hub), or "
-                        f"download the folder yourself and give its path") from None
+        raise UserError(
+            f"{repo_id}: fetching Hub models needs huggingface_hub (pip install huggingface_hub), or "
+            f"download the folder yourself and give its path"
+        ) from None
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=PATTERNS, cache_dir=cache_dir,
-                                      local_files_only=True))
+        return Path(snapshot_download(repo_id, allow_patterns=PATTERNS, cache_dir=cache_dir, local_files_only=True))
     except LocalEntryNotFoundError:  # not cached yet: fetch it below
         pass
     try:
         return Path(snapshot_download(repo_id, allow_patterns=PATTERNS, cache_dir=cache_dir))
     except Exception as err:  # network, authentication, unknown id: all mean "not available", told in one line
-        raise UserError(f"{repo_id}: not in the Hub cache and could not be downloaded "
-                        f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+        raise UserError(
+            f"{repo_id}: not in the Hub cache and could not be downloaded "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None

@@ -8,6 +8,7 @@
 The official loaders load non-strictly, so a renamed key silently leaves a randomly initialised
 weight; here a renamed key shows up twice (missing under its expected name, unexpected under its own).
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,8 +55,11 @@ class SourceState:
         if self.misshaped:
             problems.append(f"wrong shape {len(self.misshaped)}: {'; '.join(self.misshaped)}")
         if problems:
-            raise UserError(f"{self.origin}: cannot convert, the tensors do not match the expected layout ("
-                            + "; ".join(problems) + ")")
+            raise UserError(
+                f"{self.origin}: cannot convert, the tensors do not match the expected layout ("
+                + "; ".join(problems)
+                + ")"
+            )
 
 
 def strip_prefixes(tensors: dict[str, torch.Tensor], prefixes=("module.", "backbone.")) -> dict[str, torch.Tensor]:
@@ -67,6 +71,6 @@ def strip_prefixes(tensors: dict[str, torch.Tensor], prefixes=("module.", "backb
             changed = False
             for prefix in prefixes:
                 if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
+                    key, changed = key[len(prefix) :], True
         out[key] = value
     return out

@@ -13,6 +13,7 @@ not a learned tensor. The pixel decoder of a pre-training checkpoint and the cla
 `fc_norm`) of a fine-tuned one are not part of the encoder: they are dropped by name and listed in the
 card's source, never silently.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,10 @@ import torch
 
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
-from videojepa.models.registry import encoder_from_arch
 from videojepa.errors import UserError
 from videojepa.interop.hf_vjepa2 import WEIGHTS, read_folder
 from videojepa.interop.state import SourceState
+from videojepa.models.registry import encoder_from_arch
 
 NOT_ENCODER = ("decoder.", "encoder_to_decoder.", "mask_token", "fc_norm.", "classifier.")
 
@@ -34,26 +35,47 @@ def from_videomae(folder: str | Path):
     folder = Path(folder)
     config, tensors = read_folder(folder, "videomae")
     c = config.get
-    dim, depth, heads, hidden = c("hidden_size", 768), c("num_hidden_layers", 12), c("num_attention_heads", 12), \
-        c("intermediate_size", 3072)
+    dim, depth, heads, hidden = (
+        c("hidden_size", 768),
+        c("num_hidden_layers", 12),
+        c("num_attention_heads", 12),
+        c("intermediate_size", 3072),
+    )
     patch, tubelet, chans, crop = c("patch_size", 16), c("tubelet_size", 2), c("num_channels", 3), c("image_size", 224)
     if not isinstance(patch, int) or not isinstance(crop, int):
-        raise UserError(f"{folder}/config.json: patch_size {patch!r} / image_size {crop!r}: only square sizes are "
-                        f"supported")
+        raise UserError(
+            f"{folder}/config.json: patch_size {patch!r} / image_size {crop!r}: only square sizes are supported"
+        )
     if c("hidden_act", "gelu") != "gelu":
         raise UserError(f"{folder}/config.json: hidden_act {c('hidden_act')!r}: only gelu is supported")
     qv_bias = c("qv_bias", c("qkv_bias", True))
     mean_pooling = c("use_mean_pooling", True)
-    encoder = encoder_from_arch(dict(embed_dim=dim, depth=depth, num_heads=heads, mlp_hidden=hidden, patch_size=patch,
-                                 tubelet_size=tubelet, in_chans=chans, pos_embed="sincos_1d", qkv_bias=qv_bias,
-                                 k_bias=not qv_bias, final_norm=not mean_pooling, norm_eps=c("layer_norm_eps", 1e-12),
-                                 name=None))
+    encoder = encoder_from_arch(
+        dict(
+            embed_dim=dim,
+            depth=depth,
+            num_heads=heads,
+            mlp_hidden=hidden,
+            patch_size=patch,
+            tubelet_size=tubelet,
+            in_chans=chans,
+            pos_embed="sincos_1d",
+            qkv_bias=qv_bias,
+            k_bias=not qv_bias,
+            final_norm=not mean_pooling,
+            norm_eps=c("layer_norm_eps", 1e-12),
+            name=None,
+        )
+    )
     prefix = "videomae." if any(k.startswith("videomae.") for k in tensors) else ""
     src = SourceState(tensors, str(folder / WEIGHTS))
     dropped = [name for part in NOT_ENCODER for name in src.skip(part)]
-    state = {"patch_embed.weight": src.take(f"{prefix}embeddings.patch_embeddings.projection.weight",
-                                            (dim, chans, tubelet, patch, patch)),
-             "patch_embed.bias": src.take(f"{prefix}embeddings.patch_embeddings.projection.bias", (dim,))}
+    state = {
+        "patch_embed.weight": src.take(
+            f"{prefix}embeddings.patch_embeddings.projection.weight", (dim, chans, tubelet, patch, patch)
+        ),
+        "patch_embed.bias": src.take(f"{prefix}embeddings.patch_embeddings.projection.bias", (dim,)),
+    }
     if not mean_pooling:
         state["norm.weight"] = src.take(f"{prefix}layernorm.weight", (dim,))
         state["norm.bias"] = src.take(f"{prefix}layernorm.bias", (dim,))
@@ -64,12 +86,16 @@ def from_videomae(folder: str | Path):
         if qv_bias:  # files on the Hub (and save_pretrained) say q_bias / v_bias, the loaded module query.bias
             for short, long, name in (("q_bias", "query.bias", "q_bias"), ("v_bias", "value.bias", "v_bias")):
                 key = f"{hf}.attention.attention.{short}"
-                state[f"{ours}.attn.{name}"] = src.take(key if src.has(key) else f"{hf}.attention.attention.{long}",
-                                                       (dim,))
-        for hf_name, our_name, shape in (("attention.output.dense", "attn.proj", (dim, dim)),
-                                         ("intermediate.dense", "mlp.fc1", (hidden, dim)),
-                                         ("output.dense", "mlp.fc2", (dim, hidden)),
-                                         ("layernorm_before", "norm1", (dim,)), ("layernorm_after", "norm2", (dim,))):
+                state[f"{ours}.attn.{name}"] = src.take(
+                    key if src.has(key) else f"{hf}.attention.attention.{long}", (dim,)
+                )
+        for hf_name, our_name, shape in (
+            ("attention.output.dense", "attn.proj", (dim, dim)),
+            ("intermediate.dense", "mlp.fc1", (hidden, dim)),
+            ("output.dense", "mlp.fc2", (dim, hidden)),
+            ("layernorm_before", "norm1", (dim,)),
+            ("layernorm_after", "norm2", (dim,)),
+        ):
             state[f"{ours}.{our_name}.weight"] = src.take(f"{hf}.{hf_name}.weight", shape)
             state[f"{ours}.{our_name}.bias"] = src.take(f"{hf}.{hf_name}.bias", (shape[0],))
     src.finish()
@@ -79,9 +105,18 @@ def from_videomae(folder: str | Path):
     if processor.is_file():
         settings = json.loads(processor.read_text())
         mean, std = tuple(settings.get("image_mean", mean)), tuple(settings.get("image_std", std))
-    source = {"format": "videomae", "path": str(folder.resolve()), "model_type": "videomae",
-              "architectures": c("architectures"), "dropped": sorted({d.split(".")[0] for d in dropped}),
-              "dropped_tensors": len(dropped)}
-    card = EncoderCard.describe(encoder, clip=ClipProtocol(frames=c("num_frames", 16), crop=crop, mean=mean, std=std),
-                                method="videomae", source=source)
+    source = {
+        "format": "videomae",
+        "path": str(folder.resolve()),
+        "model_type": "videomae",
+        "architectures": c("architectures"),
+        "dropped": sorted({d.split(".")[0] for d in dropped}),
+        "dropped_tensors": len(dropped),
+    }
+    card = EncoderCard.describe(
+        encoder,
+        clip=ClipProtocol(frames=c("num_frames", 16), crop=crop, mean=mean, std=std),
+        method="videomae",
+        source=source,
+    )
     return encoder.eval(), None, card

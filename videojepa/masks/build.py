@@ -1,4 +1,5 @@
 """Mask generators from a config: the token grid follows from clip size, tubelet and patch."""
+
 from __future__ import annotations
 
 from videojepa.config.schema import MaskConfig, PretrainConfig

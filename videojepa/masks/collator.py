@@ -9,9 +9,11 @@ subset (V-JEPA keeps the first ids instead, which biases toward early frames and
 Masks are a pure function of (seed, the batch's sample indices), so they are identical
 across DataLoader workers, restarts and resumed runs.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch

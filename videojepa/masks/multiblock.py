@@ -3,6 +3,7 @@
 A generator's `sample(batch_size, generator)` returns a boolean TARGET mask (B, T, H, W):
 True = masked (predicted), False = context (seen by the encoder).
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,15 @@ class MultiBlockMask:
     redrawn (counted in `resampled`).
     """
 
-    def __init__(self, grid: tuple[int, int, int], num_blocks: int = 8, spatial_scale: float = 0.15,
-                 temporal_scale: float = 1.0, aspect_ratio: tuple[float, float] = (0.75, 1.5), max_tries: int = 100):
+    def __init__(
+        self,
+        grid: tuple[int, int, int],
+        num_blocks: int = 8,
+        spatial_scale: float = 0.15,
+        temporal_scale: float = 1.0,
+        aspect_ratio: tuple[float, float] = (0.75, 1.5),
+        max_tries: int = 100,
+    ):
         self.grid, self.num_blocks = tuple(grid), num_blocks
         self.spatial_scale, self.temporal_scale, self.aspect_ratio = spatial_scale, temporal_scale, aspect_ratio
         self.max_tries = max_tries
@@ -61,8 +69,10 @@ class MultiBlockMask:
                 return masked
             self.resampled += int(full.sum())
             masked[full] = self._boxes(int(full.sum()), size, generator)
-        raise RuntimeError(f"multi-block mask {self.num_blocks}x{self.spatial_scale} keeps covering the whole "
-                           f"{self.grid} grid; lower num_blocks or spatial_scale")
+        raise RuntimeError(
+            f"multi-block mask {self.num_blocks}x{self.spatial_scale} keeps covering the whole "
+            f"{self.grid} grid; lower num_blocks or spatial_scale"
+        )
 
 
 class TubeMask:

@@ -5,10 +5,11 @@
 
 A mask is a (T' x H' x W') boolean array on the token grid, True = target (masked, predicted).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -25,8 +26,14 @@ def sample_masks(generators: Sequence, names: Sequence[str], samples: int = 1, s
     return [(name, mask.numpy()) for gen, name in zip(generators, names) for mask in gen.sample(samples, generator)]
 
 
-def draw_masks(masks: list, path: str | Path, clip: Optional[np.ndarray] = None, tubelet: int = 1, patch: int = 1,
-               columns: Optional[int] = None) -> None:
+def draw_masks(
+    masks: list,
+    path: str | Path,
+    clip: np.ndarray | None = None,
+    tubelet: int = 1,
+    patch: int = 1,
+    columns: int | None = None,
+) -> None:
     """One row per (label, mask), one column per token frame (at most `columns` of them, evenly spaced).
 
     Without `clip` each panel is the mask itself (black = target, white = context). With `clip` (T x H x W x 3,
@@ -47,21 +54,26 @@ def draw_masks(masks: list, path: str | Path, clip: Optional[np.ndarray] = None,
             if clip is None:
                 ax.imshow(mask[t], cmap="gray_r", vmin=0, vmax=1)
             else:
-                ax.imshow(_over_frame(clip[t * tubelet], None if mask is None else mask[t], patch),
-                          interpolation="nearest")
+                ax.imshow(
+                    _over_frame(clip[t * tubelet], None if mask is None else mask[t], patch), interpolation="nearest"
+                )
             ax.set_xticks([]), ax.set_yticks([])
             if c == 0:
                 ax.set_ylabel(label if mask is None else f"{label}\n{mask.mean():.0%} masked", fontsize=6)
             if r == 0:
                 ax.set_title(f"t={t}" if clip is None else f"frame {t * tubelet}", fontsize=7)
-    fig.suptitle("black = target (masked), white = context" if clip is None else
-                 "red = target tokens (predicted), clear = context (what the encoder sees)", fontsize=8)
+    fig.suptitle(
+        "black = target (masked), white = context"
+        if clip is None
+        else "red = target tokens (predicted), clear = context (what the encoder sees)",
+        fontsize=8,
+    )
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 
-def _over_frame(frame: np.ndarray, mask_frame: Optional[np.ndarray], patch: int) -> np.ndarray:
+def _over_frame(frame: np.ndarray, mask_frame: np.ndarray | None, patch: int) -> np.ndarray:
     """A video frame with one token frame's target tokens shaded."""
     if mask_frame is None:
         return frame

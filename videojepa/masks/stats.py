@@ -1,4 +1,5 @@
 """Mask statistics over many sampled batches (what `videojepa masks --json` prints)."""
+
 from __future__ import annotations
 
 import math
@@ -24,13 +25,15 @@ def mask_statistics(generators: list, batch_size: int, num_batches: int, seed: i
             contexts.append(pair.context.shape[1])
             targets.append(pair.target.shape[1])
         r = torch.tensor(ratios, dtype=torch.float64)
-        out.append({
-            "tokens": tokens,
-            "mask_ratio": r.mean().item(),
-            "mask_ratio_batch_std": r.std().item() if num_batches > 1 else 0.0,
-            "context_tokens": sum(contexts) / num_batches,
-            "target_tokens": sum(targets) / num_batches,
-            "min_context_tokens": min(contexts),
-            "resampled_fraction": gen.resampled / (num_batches * batch_size),
-        })
+        out.append(
+            {
+                "tokens": tokens,
+                "mask_ratio": r.mean().item(),
+                "mask_ratio_batch_std": r.std().item() if num_batches > 1 else 0.0,
+                "context_tokens": sum(contexts) / num_batches,
+                "target_tokens": sum(targets) / num_batches,
+                "min_context_tokens": min(contexts),
+                "resampled_fraction": gen.resampled / (num_batches * batch_size),
+            }
+        )
     return out

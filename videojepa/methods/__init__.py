@@ -2,6 +2,7 @@
 
 Importing this package registers the built-in methods; `register_method` adds others.
 """
+
 from videojepa.methods.base import Method
 from videojepa.methods.masked import LatentPrediction, MaskedPrediction
 from videojepa.methods.pixel import PixelReconstruction, VideoMAE
@@ -9,5 +10,17 @@ from videojepa.methods.registry import build_method, get_method, list_methods, r
 from videojepa.methods.salt_student import SALTStudent
 from videojepa.methods.vjepa import VJEPA
 
-__all__ = ["Method", "MaskedPrediction", "LatentPrediction", "register_method", "unregister_method", "get_method",
-           "list_methods", "build_method", "VJEPA", "PixelReconstruction", "VideoMAE", "SALTStudent"]
+__all__ = [
+    "Method",
+    "MaskedPrediction",
+    "LatentPrediction",
+    "register_method",
+    "unregister_method",
+    "get_method",
+    "list_methods",
+    "build_method",
+    "VJEPA",
+    "PixelReconstruction",
+    "VideoMAE",
+    "SALTStudent",
+]

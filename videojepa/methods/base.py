@@ -21,6 +21,7 @@ What the trainer feeds it, with defaults every pretraining method keeps (a fine-
 order), `training_data(cfg)` (the training dataset and its collate function), `build_optimizer(train_cfg)`
 and `flops_per_clip(cfg)` (for the achieved FLOP/s report).
 """
+
 from __future__ import annotations
 
 from torch import nn
@@ -37,9 +38,15 @@ def build_method_encoder(cfg: PretrainConfig) -> nn.Module:
 def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> nn.Module:
     """The predictor (out_dim given) or pixel decoder (out_dim None) that follows the encoder."""
     p = cfg.predictor
-    kwargs = dict(embed_dim=p.embed_dim, depth=p.depth, num_heads=p.num_heads, mlp_ratio=p.mlp_ratio,
-                  num_mask_tokens=len(cfg.masks), pos_embed=cfg.model.pos_embed,
-                  activation_checkpointing=cfg.train.activation_checkpointing)
+    kwargs = dict(
+        embed_dim=p.embed_dim,
+        depth=p.depth,
+        num_heads=p.num_heads,
+        mlp_ratio=p.mlp_ratio,
+        num_mask_tokens=len(cfg.masks),
+        pos_embed=cfg.model.pos_embed,
+        activation_checkpointing=cfg.train.activation_checkpointing,
+    )
     if out_dim is None:
         return PixelDecoder(in_dim, cfg.model.tubelet_size, cfg.model.patch_size, **kwargs)
     return Predictor(in_dim, out_dim, **kwargs)
@@ -67,8 +74,13 @@ class Method(nn.Module):
         return self.modules_with_role("ema", "frozen")
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [(f"{attr}.{n}", p) for attr, role in self.networks.items() if role == "trained"
-                for n, p in getattr(self, attr).named_parameters() if p.requires_grad]
+        return [
+            (f"{attr}.{n}", p)
+            for attr, role in self.networks.items()
+            if role == "trained"
+            for n, p in getattr(self, attr).named_parameters()
+            if p.requires_grad
+        ]
 
     @classmethod
     def shard_frozen(cls, cfg: PretrainConfig) -> bool:
@@ -81,8 +93,10 @@ class Method(nn.Module):
         builders (for the FLOPs and memory accountants)."""
         from videojepa.errors import UserError
 
-        raise UserError(f"method {cls.name!r} declares no meta_networks(cfg): the accountants need the "
-                        f"architectures of the networks it trains")
+        raise UserError(
+            f"method {cls.name!r} declares no meta_networks(cfg): the accountants need the "
+            f"architectures of the networks it trains"
+        )
 
     @classmethod
     def target_architecture(cls, cfg: PretrainConfig) -> nn.Module | None:
@@ -97,8 +111,10 @@ class Method(nn.Module):
         from videojepa.data.datasets import build_dataset
         from videojepa.masks import MaskCollator, build_mask_generators
 
-        return (build_dataset(cfg.data.train, cfg.data, train=True, uint8=True),
-                MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed))
+        return (
+            build_dataset(cfg.data.train, cfg.data, train=True, uint8=True),
+            MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed),
+        )
 
     def build_optimizer(self, train_cfg):
         """AdamW over the trained networks with V-JEPA's weight-decay groups."""

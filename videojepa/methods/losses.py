@@ -1,4 +1,5 @@
 """Losses shared by the methods, and the pixel targets of the pixel methods."""
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,9 @@ def pixel_targets(video: torch.Tensor, tubelet: int, patch: int, mean, std) -> t
     mean = torch.as_tensor(mean, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
     pixels = patchify(video.float() * std + mean, tubelet, patch)
-    pixels = (pixels - pixels.mean(dim=2, keepdim=True)) / (pixels.var(dim=2, unbiased=True, keepdim=True).sqrt() + 1e-6)
+    pixels = (pixels - pixels.mean(dim=2, keepdim=True)) / (
+        pixels.var(dim=2, unbiased=True, keepdim=True).sqrt() + 1e-6
+    )
     return pixels.flatten(2)
 
 

@@ -5,6 +5,7 @@ generator, encode only its context tokens, let the head (predictor or pixel deco
 tokens, and score them against the gathered targets. The loss is the mean over mask generators.
 Subclasses say only what the targets are, what the loss is, and which networks produce them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,11 @@ class MaskedPrediction(Method):
             pred_std.append(channel_std(pred))
             context_std.append(channel_std(context))
         metrics = {f"loss_mask{index}": loss.detach() for index, loss in enumerate(losses)}
-        metrics.update(target_std=channel_std(target), pred_std=torch.stack(pred_std).mean(),
-                       context_std=torch.stack(context_std).mean())
+        metrics.update(
+            target_std=channel_std(target),
+            pred_std=torch.stack(pred_std).mean(),
+            context_std=torch.stack(context_std).mean(),
+        )
         return torch.stack(losses).mean(), metrics
 
     @classmethod

@@ -4,6 +4,7 @@ VideoMAE baseline (random tube masks). Same network and loss; the config's masks
 Targets are each tubelet's pixels normalised by the tubelet's own mean and std, so `target_std` is ~1
 by construction; `context_std` (the encoder's features, the teacher-to-be) is the one to watch.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ their roles, its config rules, its FLOPs per step), so the trainer, the config l
 accountant never name a method. Registering checks those declarations, so a method that forgot one
 fails when it is defined, not halfway through a run.
 """
+
 from __future__ import annotations
 
 from videojepa.errors import ConfigError
@@ -22,15 +23,19 @@ def register_method(cls: type) -> type:
     if name in _METHODS and _METHODS[name] is not cls:
         raise TypeError(f"method name {name!r} is already registered by {_METHODS[name].__qualname__}")
     if not callable(getattr(cls, "flops_components", None)):
-        raise TypeError(f"method {name!r} ({cls.__qualname__}) declares no FLOPs: define the classmethod "
-                        f"`flops_components(cfg, shape)` returning its `videojepa.flops.Component`s")
+        raise TypeError(
+            f"method {name!r} ({cls.__qualname__}) declares no FLOPs: define the classmethod "
+            f"`flops_components(cfg, shape)` returning its `videojepa.flops.Component`s"
+        )
     bad = {attr: role for attr, role in cls.networks.items() if role not in ROLES}
     if not cls.networks or bad:
         raise TypeError(f"method {name!r}: `networks` must map attribute names to roles {ROLES}, got {cls.networks}")
     for target, source in cls.ema_of.items():
         if cls.networks.get(target) != "ema" or cls.networks.get(source) != "trained":
-            raise TypeError(f"method {name!r}: ema_of pairs an 'ema' network with the 'trained' one it follows, "
-                            f"got {target!r} ({cls.networks.get(target)}) -> {source!r} ({cls.networks.get(source)})")
+            raise TypeError(
+                f"method {name!r}: ema_of pairs an 'ema' network with the 'trained' one it follows, "
+                f"got {target!r} ({cls.networks.get(target)}) -> {source!r} ({cls.networks.get(source)})"
+            )
     _METHODS[name] = cls
     return cls
 

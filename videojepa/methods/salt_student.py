@@ -4,6 +4,7 @@ The teacher comes from any encoder file `load_encoder` accepts (a stage-1 run di
 exported or converted encoder); its width may differ from the student's since the predictor
 outputs the teacher's width. It stays in eval mode, under no_grad, outside the optimiser.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -20,8 +21,9 @@ from videojepa.models.registry import create_model, encoder_from_arch, list_mode
 
 def random_teacher(cfg) -> torch.nn.Module:
     m = cfg.model
-    return create_model(cfg.method.teacher.model, patch_size=m.patch_size, tubelet_size=m.tubelet_size,
-                        pos_embed=m.pos_embed)
+    return create_model(
+        cfg.method.teacher.model, patch_size=m.patch_size, tubelet_size=m.tubelet_size, pos_embed=m.pos_embed
+    )
 
 
 def build_teacher(cfg) -> torch.nn.Module:
@@ -29,13 +31,18 @@ def build_teacher(cfg) -> torch.nn.Module:
     if teacher_cfg.checkpoint:
         teacher = load_encoder(teacher_cfg.checkpoint)
     else:
-        warnings.warn(f"method.teacher.checkpoint is not set: the student learns from a RANDOM-INIT frozen "
-                      f"{teacher_cfg.model} teacher", stacklevel=2)
+        warnings.warn(
+            f"method.teacher.checkpoint is not set: the student learns from a RANDOM-INIT frozen "
+            f"{teacher_cfg.model} teacher",
+            stacklevel=2,
+        )
         teacher = random_teacher(cfg)
     if (teacher.patch_size, teacher.tubelet_size) != (cfg.model.patch_size, cfg.model.tubelet_size):
-        raise UserError(f"method.teacher.checkpoint: the teacher tokenises clips with patch {teacher.patch_size} / "
-                        f"tubelet {teacher.tubelet_size}, the student with model.patch_size={cfg.model.patch_size} / "
-                        f"model.tubelet_size={cfg.model.tubelet_size}; they must match so tokens align")
+        raise UserError(
+            f"method.teacher.checkpoint: the teacher tokenises clips with patch {teacher.patch_size} / "
+            f"tubelet {teacher.tubelet_size}, the student with model.patch_size={cfg.model.patch_size} / "
+            f"model.tubelet_size={cfg.model.tubelet_size}; they must match so tokens align"
+        )
     return teacher.requires_grad_(False).eval()
 
 
@@ -55,11 +62,15 @@ class SALTStudent(LatentPrediction):
     def check_config(cls, cfg):
         teacher = cfg.method.teacher
         if not (teacher.checkpoint or teacher.model):
-            raise ConfigError("method.teacher.checkpoint", "salt_student needs a frozen teacher: set "
-                              "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)")
+            raise ConfigError(
+                "method.teacher.checkpoint",
+                "salt_student needs a frozen teacher: set "
+                "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)",
+            )
         if teacher.model is not None and teacher.model not in list_models():
-            raise ConfigError("method.teacher.model", f"unknown model {teacher.model!r}; "
-                              f"allowed values: {', '.join(list_models())}")
+            raise ConfigError(
+                "method.teacher.model", f"unknown model {teacher.model!r}; allowed values: {', '.join(list_models())}"
+            )
 
     @classmethod
     def shard_frozen(cls, cfg) -> bool:

@@ -3,6 +3,7 @@
 Its own settings: `method.ema` (momentum, linear from start to end over the schedule horizon) and
 `method.loss_exponent`. Evaluation uses the EMA target encoder.
 """
+
 from __future__ import annotations
 
 import copy

@@ -4,6 +4,7 @@ Variants needed to reproduce released checkpoints exactly (selected by the conve
 `k_bias=False` gives q and v biases but none for k (VideoMAE), `norm_eps` the LayerNorm epsilon
 (VideoMAE uses 1e-12 where V-JEPA uses 1e-6).
 """
+
 from __future__ import annotations
 
 import torch
@@ -81,8 +82,16 @@ class DropPath(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, drop_path: float = 0.0, qkv_bias: bool = True,
-                 k_bias: bool = True, norm_eps: float = LN_EPS):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_hidden: int,
+        drop_path: float = 0.0,
+        qkv_bias: bool = True,
+        k_bias: bool = True,
+        norm_eps: float = LN_EPS,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, num_heads, qkv_bias, k_bias)

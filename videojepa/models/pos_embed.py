@@ -3,6 +3,7 @@
 Tokens are numbered t * (H * W) + h * W + w, the order of `x.flatten(2)` after the tubelet
 Conv3d. Both encodings take token ids, so dropped (masked) tokens need no special case.
 """
+
 from __future__ import annotations
 
 import torch

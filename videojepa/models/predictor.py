@@ -9,6 +9,7 @@ Mask-token convention: our methods pass `mask_index` = the mask generator's inde
 one uses `default_mask_index`: 0 for our predictors, 1 for converted V-JEPA 2 predictors (Hugging
 Face's and the official V-JEPA 2 code use mask token 1 when none is named).
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,13 +20,24 @@ from videojepa.models.vit import PositionEncoding, run_blocks
 
 
 class Predictor(nn.Module):
-    def __init__(self, in_dim: int, out_dim: int, embed_dim: int = 384, depth: int = 12, num_heads: int = 12,
-                 mlp_ratio: float = 4.0, num_mask_tokens: int = 1, pos_embed: str = "rope",
-                 activation_checkpointing: bool = False, default_mask_index: int = 0):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        embed_dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        num_mask_tokens: int = 1,
+        pos_embed: str = "rope",
+        activation_checkpointing: bool = False,
+        default_mask_index: int = 0,
+    ):
         super().__init__()
         if not 0 <= default_mask_index < num_mask_tokens:
-            raise ValueError(f"default_mask_index {default_mask_index} but the predictor has {num_mask_tokens} "
-                             f"mask tokens")
+            raise ValueError(
+                f"default_mask_index {default_mask_index} but the predictor has {num_mask_tokens} mask tokens"
+            )
         self.activation_checkpointing = activation_checkpointing
         self.default_mask_index = default_mask_index
         self.embed = nn.Linear(in_dim, embed_dim)
@@ -34,16 +46,30 @@ class Predictor(nn.Module):
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, int(embed_dim * mlp_ratio)) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim, eps=LN_EPS)
         self.head = nn.Linear(embed_dim, out_dim)
-        self.arch = dict(in_dim=in_dim, out_dim=out_dim, embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-                         mlp_ratio=mlp_ratio, num_mask_tokens=num_mask_tokens, pos_embed=pos_embed)
+        self.arch = dict(
+            in_dim=in_dim,
+            out_dim=out_dim,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            num_mask_tokens=num_mask_tokens,
+            pos_embed=pos_embed,
+        )
         if default_mask_index:
             self.arch["default_mask_index"] = default_mask_index
         self.apply(init_weights)
         nn.init.trunc_normal_(self.mask_tokens, std=0.02)
         rescale_residual_init(self.blocks)
 
-    def forward(self, context: torch.Tensor, context_ids: torch.Tensor, target_ids: torch.Tensor,
-                grid: tuple[int, int, int], mask_index: int | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        context: torch.Tensor,
+        context_ids: torch.Tensor,
+        target_ids: torch.Tensor,
+        grid: tuple[int, int, int],
+        mask_index: int | None = None,
+    ) -> torch.Tensor:
         """context (B, Nc, in_dim) at token ids context_ids (B, Nc); predict target_ids (B, Nt).
 
         mask_index picks the mask generator's own learned mask token (None: `default_mask_index`).
@@ -60,7 +86,7 @@ class Predictor(nn.Module):
         ids = torch.cat([context_ids, target_ids], dim=1)
         use_ckpt = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         x, _ = run_blocks(self.blocks, torch.cat([x, queries], dim=1), self.pos.rotary(ids, grid), use_ckpt)
-        return self.head(self.norm(x[:, context.shape[1]:]))
+        return self.head(self.norm(x[:, context.shape[1] :]))
 
 
 class PixelDecoder(Predictor):

@@ -6,6 +6,7 @@ encoders (their RoPE layout; the ViT-g has 22 heads, where V-JEPA 1's has 16): o
 files do not store the head count, so the converter takes it from here. `RELEASED` holds the clip
 protocol those weights were trained with.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,13 @@ RELEASED: dict[str, dict] = {
 def find_architecture(embed_dim: int, depth: int, num_heads: int, mlp_hidden: int, pos_embed: str) -> str | None:
     """The registry name of exactly these sizes and position encoding (for converted weights), or None."""
     for name, spec in ARCHITECTURES.items():
-        if (spec["embed_dim"], spec["depth"], spec["num_heads"], spec.get("mlp_hidden", 4 * spec["embed_dim"]),
-                spec.get("pos_embed", "rope")) == (embed_dim, depth, num_heads, mlp_hidden, pos_embed):
+        if (
+            spec["embed_dim"],
+            spec["depth"],
+            spec["num_heads"],
+            spec.get("mlp_hidden", 4 * spec["embed_dim"]),
+            spec.get("pos_embed", "rope"),
+        ) == (embed_dim, depth, num_heads, mlp_hidden, pos_embed):
             return name
     return None
 
@@ -64,8 +70,12 @@ def build_encoder(model_cfg, **overrides) -> VisionTransformer:
     `model_cfg` has `name`, `patch_size`, `tubelet_size`, `pos_embed` and `drop_path`; keyword overrides
     (e.g. activation_checkpointing) win.
     """
-    settings = dict(patch_size=model_cfg.patch_size, tubelet_size=model_cfg.tubelet_size,
-                    pos_embed=model_cfg.pos_embed, drop_path=model_cfg.drop_path)
+    settings = dict(
+        patch_size=model_cfg.patch_size,
+        tubelet_size=model_cfg.tubelet_size,
+        pos_embed=model_cfg.pos_embed,
+        drop_path=model_cfg.drop_path,
+    )
     return create_model(model_cfg.name, **{**settings, **overrides})
 
 

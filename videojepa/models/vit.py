@@ -4,9 +4,10 @@ Input is a clip (B, C, T, H, W) or an image batch (B, C, H, W), which is treated
 clip of `tubelet_size` repeated frames. Tokens are ordered (t, h, w); `keep` index tensors
 select tokens BEFORE the blocks, so masked tokens cost nothing.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,6 @@ from torch.utils.checkpoint import checkpoint
 
 from videojepa.models.blocks import LN_EPS, Block, init_weights, rescale_residual_init
 from videojepa.models.pos_embed import Rope3D, sincos_3d, sincos_flat, token_coords
-
 
 # sincos: V-JEPA's fixed 3D table; rope: 3D rotary; rope_vjepa2: rotary in V-JEPA 2's released layout;
 # sincos_1d: VideoMAE's 1-D table over the flat token index.
@@ -43,8 +43,11 @@ class PositionEncoding(nn.Module):
     def sincos(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
         key = (grid, device)
         if key not in self._tables:
-            table = sincos_3d(self.embed_dim, grid) if self.kind == "sincos" else \
-                sincos_flat(self.embed_dim, grid[0] * grid[1] * grid[2])
+            table = (
+                sincos_3d(self.embed_dim, grid)
+                if self.kind == "sincos"
+                else sincos_flat(self.embed_dim, grid[0] * grid[1] * grid[2])
+            )
             self._tables[key] = table.to(device)
         return self._tables[key]
 
@@ -74,10 +77,23 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rope, use_checkpointing: 
 class VisionTransformer(nn.Module):
     card = None  # the EncoderCard of an encoder read from a file (`videojepa.load_encoder`)
 
-    def __init__(self, embed_dim: int = 1024, depth: int = 24, num_heads: int = 16, mlp_hidden: int | None = None,
-                 patch_size: int = 16, tubelet_size: int = 2, in_chans: int = 3, pos_embed: str = "rope",
-                 drop_path: float = 0.0, qkv_bias: bool = True, activation_checkpointing: bool = False,
-                 k_bias: bool = True, final_norm: bool = True, norm_eps: float = LN_EPS):
+    def __init__(
+        self,
+        embed_dim: int = 1024,
+        depth: int = 24,
+        num_heads: int = 16,
+        mlp_hidden: int | None = None,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        in_chans: int = 3,
+        pos_embed: str = "rope",
+        drop_path: float = 0.0,
+        qkv_bias: bool = True,
+        activation_checkpointing: bool = False,
+        k_bias: bool = True,
+        final_norm: bool = True,
+        norm_eps: float = LN_EPS,
+    ):
         """k_bias=False: q/v biases without a k bias; final_norm=False: no LayerNorm on the outputs
         (VideoMAE's mean-pooling encoders); norm_eps: the LayerNorm epsilon. See `VARIANT_DEFAULTS`."""
         super().__init__()
@@ -85,16 +101,29 @@ class VisionTransformer(nn.Module):
         self.embed_dim, self.depth, self.num_heads = embed_dim, depth, num_heads
         self.patch_size, self.tubelet_size, self.in_chans = patch_size, tubelet_size, in_chans
         self.activation_checkpointing = activation_checkpointing
-        self.patch_embed = nn.Conv3d(in_chans, embed_dim, kernel_size=(tubelet_size, patch_size, patch_size),
-                                     stride=(tubelet_size, patch_size, patch_size))
+        self.patch_embed = nn.Conv3d(
+            in_chans,
+            embed_dim,
+            kernel_size=(tubelet_size, patch_size, patch_size),
+            stride=(tubelet_size, patch_size, patch_size),
+        )
         self.pos = PositionEncoding(pos_embed, embed_dim, num_heads)
         rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_hidden, rates[i], qkv_bias, k_bias, norm_eps)
-                                    for i in range(depth))
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_hidden, rates[i], qkv_bias, k_bias, norm_eps) for i in range(depth)
+        )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if final_norm else nn.Identity()
-        self.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_hidden=mlp_hidden,
-                         patch_size=patch_size, tubelet_size=tubelet_size, in_chans=in_chans,
-                         pos_embed=pos_embed, qkv_bias=qkv_bias)
+        self.arch = dict(
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_hidden=mlp_hidden,
+            patch_size=patch_size,
+            tubelet_size=tubelet_size,
+            in_chans=in_chans,
+            pos_embed=pos_embed,
+            qkv_bias=qkv_bias,
+        )
         variants = dict(k_bias=k_bias, final_norm=final_norm, norm_eps=norm_eps)
         self.arch.update({k: v for k, v in variants.items() if v != VARIANT_DEFAULTS[k]})
         self.apply(init_weights)
@@ -102,10 +131,15 @@ class VisionTransformer(nn.Module):
 
     def grid(self, frames: int, height: int, width: int) -> tuple[int, int, int]:
         """Token grid (T', H', W') of a clip; errors name the size that does not fit."""
-        for size, step, what in ((frames, self.tubelet_size, "frames"), (height, self.patch_size, "height"),
-                                 (width, self.patch_size, "width")):
+        for size, step, what in (
+            (frames, self.tubelet_size, "frames"),
+            (height, self.patch_size, "height"),
+            (width, self.patch_size, "width"),
+        ):
             if size % step:
-                raise ValueError(f"clip {what} {size} is not divisible by {'tubelet' if what == 'frames' else 'patch'} size {step}")
+                raise ValueError(
+                    f"clip {what} {size} is not divisible by {'tubelet' if what == 'frames' else 'patch'} size {step}"
+                )
         return frames // self.tubelet_size, height // self.patch_size, width // self.patch_size
 
     def as_clip(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,8 +167,9 @@ class VisionTransformer(nn.Module):
         tubelets = tubelets.reshape(B, (T // t) * (H // p) * (W // p), C * t * p * p)
         return F.linear(tubelets, self.patch_embed.weight.flatten(1), self.patch_embed.bias)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None,
-                layers: Sequence[int] | None = None) -> torch.Tensor | list[torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None = None, layers: Sequence[int] | None = None
+    ) -> torch.Tensor | list[torch.Tensor]:
         """Encode clips.
 
         keep: (B, K) token ids to process (others are dropped before the blocks); None = all.
@@ -145,8 +180,13 @@ class VisionTransformer(nn.Module):
         tokens, grid = self.embed(x)
         return self.forward_tokens(tokens, grid, keep, layers)
 
-    def forward_tokens(self, tokens: torch.Tensor, grid: tuple[int, int, int], keep: torch.Tensor | None = None,
-                       layers: Sequence[int] | None = None):
+    def forward_tokens(
+        self,
+        tokens: torch.Tensor,
+        grid: tuple[int, int, int],
+        keep: torch.Tensor | None = None,
+        layers: Sequence[int] | None = None,
+    ):
         """`forward` from embedded tokens, so several masks of one clip share one embedding."""
         batch, num_tokens = tokens.shape[:2]
         if keep is None:

@@ -10,19 +10,27 @@ V-JEPA's parameter groups), `schedules` (the optimiser's schedules as functions 
 The names below are imported on first use: the methods import parts of this package, and the trainer
 imports the methods, so importing them all here would make `import videojepa.methods` circular.
 """
+
 from __future__ import annotations
 
 import importlib
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Trainer": "trainer", "TrainingError": "trainer",
-    "save_checkpoint": "checkpoint", "load_latest": "checkpoint", "list_checkpoints": "checkpoint",
-    "DistInfo": "distributed", "init_distributed": "distributed",
-    "MetricsWriter": "logger", "read_metrics": "logger",
-    "CollapseWatch": "monitors", "rankme": "monitors",
+    "Trainer": "trainer",
+    "TrainingError": "trainer",
+    "save_checkpoint": "checkpoint",
+    "load_latest": "checkpoint",
+    "list_checkpoints": "checkpoint",
+    "DistInfo": "distributed",
+    "init_distributed": "distributed",
+    "MetricsWriter": "logger",
+    "read_metrics": "logger",
+    "CollapseWatch": "monitors",
+    "rankme": "monitors",
     "build_optimizer": "optim",
-    "learning_rate": "schedules", "weight_decay": "schedules",
+    "learning_rate": "schedules",
+    "weight_decay": "schedules",
 }
 
 __all__ = sorted(_EXPORTS)

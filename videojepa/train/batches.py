@@ -4,12 +4,14 @@ The trainer feeds `model(*entries)` with the loader batch entries the model name
 video and masks for pretraining, video and soft targets for fine-tuning), each cut into accumulation
 micro-batches along its first axis, and knows nothing else about them.
 """
+
 from __future__ import annotations
 
 import torch
 
 from videojepa.errors import UserError
 from videojepa.masks import MaskIndices
+
 
 def to_device(value, device: torch.device):
     """A batch entry on `device`: tensors, and lists or (named) tuples of them such as `MaskIndices`."""

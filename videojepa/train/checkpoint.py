@@ -19,6 +19,7 @@ one before; when none loads, `load_latest` raises with each one and why, instead
 from step 0. A failed write (a full disk, no permission) is a one-line `CheckpointWriteError` naming the
 path and the space needed; the previous checkpoint stays as it was.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -117,8 +118,9 @@ def join_state(skeleton, tensors: dict):
         if TENSOR in skeleton:
             return tensors[skeleton[TENSOR]]
         if skeleton.get("__int_keys__"):
-            return {int(k) if k.lstrip("-").isdigit() else k: join_state(v, tensors)
-                    for k, v in skeleton["items"].items()}
+            return {
+                int(k) if k.lstrip("-").isdigit() else k: join_state(v, tensors) for k, v in skeleton["items"].items()
+            }
         return {k: join_state(v, tensors) for k, v in skeleton.items()}
     if isinstance(skeleton, list):
         return [join_state(v, tensors) for v in skeleton]
@@ -128,12 +130,25 @@ def join_state(skeleton, tensors: dict):
 # ------------------------------------------------------------------------------------------- safe DCP reads
 # What DCP's index (.metadata) may contain; anything else in it is refused, never imported.
 DCP_CLASSES = {
-    ("torch.distributed.checkpoint.metadata", name) for name in (
-        "Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata", "TensorProperties",
-        "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING")
-} | {("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch", "Size"),
-     ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"),
-     ("collections", "OrderedDict")}
+    ("torch.distributed.checkpoint.metadata", name)
+    for name in (
+        "Metadata",
+        "TensorStorageMetadata",
+        "BytesStorageMetadata",
+        "ChunkStorageMetadata",
+        "TensorProperties",
+        "MetadataIndex",
+        "StorageMeta",
+        "_MEM_FORMAT_ENCODING",
+    )
+} | {
+    ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+    ("torch", "Size"),
+    ("torch.serialization", "_get_layout"),
+    ("pathlib", "PosixPath"),
+    ("pathlib", "WindowsPath"),
+    ("collections", "OrderedDict"),
+}
 
 
 class _IndexUnpickler(pickle.Unpickler):
@@ -253,10 +268,15 @@ def _write_error(err: Exception, where: Path, tensors: dict) -> CheckpointWriteE
     except OSError:
         free = None
     reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else str(err).splitlines()[0][:200]
-    space = (f"; it needs about {needed / 2**20:.1f} MiB here, {free / 2**20:.1f} MiB are free"
-             if isinstance(cause, OSError) and cause.errno == errno.ENOSPC and free is not None else "")
-    return CheckpointWriteError(f"cannot write checkpoint {where.parent / where.name.strip('.').removesuffix('.tmp')}: "
-                                f"{reason}{space}; the previous checkpoint is kept")
+    space = (
+        f"; it needs about {needed / 2**20:.1f} MiB here, {free / 2**20:.1f} MiB are free"
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC and free is not None
+        else ""
+    )
+    return CheckpointWriteError(
+        f"cannot write checkpoint {where.parent / where.name.strip('.').removesuffix('.tmp')}: "
+        f"{reason}{space}; the previous checkpoint is kept"
+    )
 
 
 # -------------------------------------------------------------------------------------------------- reading
@@ -277,7 +297,6 @@ def read_record(path: Path) -> dict:
 def load_tensors(path: Path, template: dict) -> None:
     """Fill `template` ({key: tensor or DTensor}, in the reader's current layout) from checkpoint `path`."""
     import torch.distributed.checkpoint as dcp
-
     from torch.distributed.checkpoint.api import CheckpointException
 
     try:
@@ -296,8 +315,11 @@ def tensor_layout(path: Path) -> dict:
         metadata = _reader(path).read_metadata()
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as err:
         raise UserError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
-    return {key: (tuple(meta.size), meta.properties.dtype) for key, meta in metadata.state_dict_metadata.items()
-            if isinstance(meta, TensorStorageMetadata)}
+    return {
+        key: (tuple(meta.size), meta.properties.dtype)
+        for key, meta in metadata.state_dict_metadata.items()
+        if isinstance(meta, TensorStorageMetadata)
+    }
 
 
 def read_checkpoint(path: Path, map_location="cpu") -> dict:
@@ -325,8 +347,10 @@ def safe_load(path: Path, map_location="cpu"):
     except pickle.UnpicklingError as err:  # weights_only met something other than tensors and plain containers
         blocked = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
         if blocked:
-            raise UserError(f"{path}: refused: loading it would import or call code ({blocked[0]}); only tensors and "
-                            f"plain containers are read (torch.load weights_only=True)") from None
+            raise UserError(
+                f"{path}: refused: loading it would import or call code ({blocked[0]}); only tensors and "
+                f"plain containers are read (torch.load weights_only=True)"
+            ) from None
         raise UserError(f"{path}: unreadable: not a torch.save file of tensors and plain containers") from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:  # torn or damaged file
         raise UserError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
@@ -352,8 +376,10 @@ def latest(run_dir: Path, read=read_checkpoint):
             log.warning("skipping unreadable checkpoint %s", err)
             reasons.append(str(err))
     if reasons:
-        raise CheckpointError(f"{run_dir}: no checkpoint could be loaded, so the run cannot resume (it is not "
-                              f"restarted from step 0, and its metrics.jsonl is left as it is): " + " | ".join(reasons))
+        raise CheckpointError(
+            f"{run_dir}: no checkpoint could be loaded, so the run cannot resume (it is not "
+            f"restarted from step 0, and its metrics.jsonl is left as it is): " + " | ".join(reasons)
+        )
     return None
 
 

@@ -7,6 +7,7 @@ names do not change, so checkpoints and the optimiser are unaffected). `dynamic=
 symbolic, so the varying context lengths of the mask sampler reuse one graph instead of recompiling.
 Apply after activation checkpointing is set and before DDP / FSDP2 wrap the networks.
 """
+
 from __future__ import annotations
 
 from torch import nn

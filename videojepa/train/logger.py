@@ -1,4 +1,5 @@
 """Run logging: a JSON-lines metrics file always, TensorBoard when installed, a log file."""
+
 from __future__ import annotations
 
 import json
@@ -39,10 +40,13 @@ class MetricsWriter:
         if resume_step is None:
             atomic_write_text(path, "")
         else:  # drop records a killed run wrote after its last checkpoint; atomically, so a crash keeps them all
-            kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step] \
-                if path.exists() else []
+            kept = (
+                [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
+                if path.exists()
+                else []
+            )
             atomic_write_text(path, "".join(line + "\n" for line in kept))
-        self.file = open(path, "a")
+        self.file = open(path, "a")  # noqa: SIM115 (open for the writer's lifetime, closed by close())
         self.tensorboard = None
         try:
             from torch.utils.tensorboard import SummaryWriter

@@ -5,6 +5,7 @@ of a (tokens x channels) feature matrix - the effective number of dimensions in 
 with the per-channel std it is measured on a FIXED held-out batch so values are comparable over
 a run. A collapsing encoder drives both toward their minimum (std 0, rank 1).
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,11 +57,14 @@ class CollapseWatch:
     def check(self, step: int, health: dict) -> bool:
         missing = [k for k in self.REQUIRED if k not in health]
         if missing:
-            raise ValueError(f"collapse watch: no {' or '.join(missing)} measured on the held-out batch (got "
-                             f"{sorted(health)}); it cannot tell a collapse from a healthy run without them")
+            raise ValueError(
+                f"collapse watch: no {' or '.join(missing)} measured on the held-out batch (got "
+                f"{sorted(health)}); it cannot tell a collapse from a healthy run without them"
+            )
         if "target_std" not in health and not self.told_no_target:
-            log.info("collapse watch: the method reports no target_std; watching the held-out feature std and "
-                     "rank only")
+            log.info(
+                "collapse watch: the method reports no target_std; watching the held-out feature std and rank only"
+            )
             self.told_no_target = True
         stds = {k: health[k] for k in ("feature_std", "target_std") if k in health}
         # `not x >= threshold`: NaN compares false both ways and must raise the alarm, not pass
@@ -68,8 +72,13 @@ class CollapseWatch:
         low_rank = not health["feature_rank"] >= self.min_rank
         collapsed = low_std or low_rank
         if collapsed and not self.alarmed:
-            log.warning("step %d: representation collapse suspected: %s (threshold %g), effective rank %.2f "
-                        "(threshold %g)", step, ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in stds.items()),
-                        self.min_std, health["feature_rank"], self.min_rank)
+            log.warning(
+                "step %d: representation collapse suspected: %s (threshold %g), effective rank %.2f (threshold %g)",
+                step,
+                ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in stds.items()),
+                self.min_std,
+                health["feature_rank"],
+                self.min_rank,
+            )
         self.alarmed = collapsed
         return collapsed

@@ -7,6 +7,7 @@ The fused AdamW kernel is used wherever torch has one (CPU and CUDA floating-poi
 2-core CPU the default per-parameter loop streams every tensor ~10 times; the fused kernel makes one pass
 (ViT-S V-JEPA reference step, same-process A/B: 4.12 s fused vs 4.42 s; BENCHMARKS.md, training step).
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,9 @@ def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], train: T
     groups = [{"params": decay, "apply_wd": True}, {"params": no_decay, "apply_wd": False, "weight_decay": 0.0}]
     params = decay + no_decay
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params) or None
-    return torch.optim.AdamW(groups, lr=train.lr, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay,
-                             fused=fused)
+    return torch.optim.AdamW(
+        groups, lr=train.lr, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay, fused=fused
+    )
 
 
 def set_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, wd: float) -> None:

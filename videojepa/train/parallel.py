@@ -11,6 +11,7 @@ or a 2-D HSDP mesh (`train.replicas` > 1: replicate across groups, shard within 
 The methods call `embed` and `forward_tokens` rather than `forward`: both are registered with FSDP2 so they
 gather the parameters, and a network that only runs forward reshards as soon as its forward ends.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,8 +45,9 @@ def shard_network(network: nn.Module, mesh, precision: str, forward_only: bool) 
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
     bf16 = precision == "bf16"
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16 if bf16 else None,
-                                  reduce_dtype=torch.float32 if bf16 and not forward_only else None)
+    policy = MixedPrecisionPolicy(
+        param_dtype=torch.bfloat16 if bf16 else None, reduce_dtype=torch.float32 if bf16 and not forward_only else None
+    )
     for module in network.modules():
         if isinstance(module, Block):
             fully_shard(module, mesh=mesh, mp_policy=policy)
@@ -74,12 +76,16 @@ def check_ema_alignment(target: nn.Module, source: nn.Module, name: str) -> None
 
     pairs = list(zip(target.named_parameters(), source.named_parameters(), strict=False))
     if len(list(target.parameters())) != len(list(source.parameters())):
-        raise UserError(f"EMA target '{name}' has {len(list(target.parameters()))} parameters, the network it "
-                        f"follows {len(list(source.parameters()))}")
+        raise UserError(
+            f"EMA target '{name}' has {len(list(target.parameters()))} parameters, the network it "
+            f"follows {len(list(source.parameters()))}"
+        )
     for (tn, tp), (sn, sp) in pairs:
         if tn != sn or layout(tp) != layout(sp):
-            raise UserError(f"EMA target '{name}' is not sharded like the network it follows: {tn} "
-                            f"{layout(tp)[:3]} vs {sn} {layout(sp)[:3]}")
+            raise UserError(
+                f"EMA target '{name}' is not sharded like the network it follows: {tn} "
+                f"{layout(tp)[:3]} vs {sn} {layout(sp)[:3]}"
+            )
 
 
 def wrap_for_training(method, cfg, dist_info) -> nn.Module:

@@ -3,6 +3,7 @@
 V-JEPA's truncation: schedules are laid out over steps * schedule_scale and training stops at
 `steps` (scale 1.25 stops the cosine at 80% of its length, before the LR reaches its floor).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,9 @@ def learning_rate(train: TrainConfig, step: int) -> float:
 def weight_decay(train: TrainConfig, step: int) -> float:
     """Cosine weight_decay -> final_weight_decay over the whole horizon."""
     progress = min(step / horizon(train), 1.0)
-    return train.final_weight_decay + 0.5 * (train.weight_decay - train.final_weight_decay) * (1 + math.cos(math.pi * progress))
+    return train.final_weight_decay + 0.5 * (train.weight_decay - train.final_weight_decay) * (
+        1 + math.cos(math.pi * progress)
+    )
 
 
 def linear(start: float, end: float, train: TrainConfig, step: int) -> float:

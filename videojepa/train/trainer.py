@@ -9,6 +9,7 @@ optimiser) into (loss, metrics).
 Starting on a run directory that holds a checkpoint resumes it exactly (same losses, same
 weights as an uninterrupted run); a config that conflicts with the saved one is refused.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,6 +32,7 @@ from videojepa.methods import Method, build_method
 from videojepa.methods.registry import ROLES
 from videojepa.models.registry import encoder_from_arch
 from videojepa.train import checkpoint as ckpt
+from videojepa.train.batches import split_entries, to_device
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
@@ -39,15 +41,27 @@ from videojepa.train.optim import set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
 from videojepa.train.schedules import learning_rate, weight_decay
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
-from videojepa.train.batches import split_entries, to_device
 from videojepa.utils.dtensor import full_value
 
 log = logging.getLogger("videojepa.train")
 
 # Keys that may differ when resuming: they change neither the weights nor the data order.
-RESUME_FREE_KEYS = {"run.dir", "train.steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-                    "train.max_nonfinite_steps", "data.num_workers", "data.worker_timeout", "data.decode_threads",
-                    "train.compile", "train.compile_backend", "train.activation_checkpointing", "train.collapse_std", "train.collapse_rank"}
+RESUME_FREE_KEYS = {
+    "run.dir",
+    "train.steps",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.max_nonfinite_steps",
+    "data.num_workers",
+    "data.worker_timeout",
+    "data.decode_threads",
+    "train.compile",
+    "train.compile_backend",
+    "train.activation_checkpointing",
+    "train.collapse_std",
+    "train.collapse_rank",
+}
 
 
 class TrainingError(UserError):
@@ -66,8 +80,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def config_conflicts(saved: dict, current: dict) -> list[str]:
     a, b = _flatten(saved), _flatten(current)
-    return [f"{k}: run has {a.get(k)!r}, now {b.get(k)!r}" for k in sorted(set(a) | set(b))
-            if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k)]
+    return [
+        f"{k}: run has {a.get(k)!r}, now {b.get(k)!r}"
+        for k in sorted(set(a) | set(b))
+        if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k)
+    ]
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -78,8 +95,10 @@ def check_networks_declared(method: Method) -> None:
     """Every network a method holds has a declared role, so none is trained, frozen or saved by accident."""
     undeclared = [name for name, _ in method.named_children() if name not in method.networks]
     if undeclared:
-        raise TypeError(f"method {method.name!r} holds networks without a role: {', '.join(undeclared)}; "
-                        f"add them to its `networks` (roles: trained, ema, frozen)")
+        raise TypeError(
+            f"method {method.name!r} holds networks without a role: {', '.join(undeclared)}; "
+            f"add them to its `networks` (roles: trained, ema, frozen)"
+        )
 
 
 @dataclass
@@ -104,8 +123,10 @@ class Trainer:
         self.device = self.dist.device
         self.run_dir = Path(cfg.run.dir)
         if cfg.train.batch_size % (self.dist.world_size * cfg.train.accum_steps):
-            raise UserError(f"train.batch_size={cfg.train.batch_size} must divide evenly into "
-                            f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}")
+            raise UserError(
+                f"train.batch_size={cfg.train.batch_size} must divide evenly into "
+                f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}"
+            )
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (FSDP2 shards what each rank built)
         self.method = (method or build_method(cfg)).to(self.device)
         torch.manual_seed(cfg.run.seed + self.dist.rank)
@@ -136,15 +157,19 @@ class Trainer:
         per_rank = cfg.train.batch_size // self.dist.world_size
         if len(dataset) < per_rank:
             raise UserError(f"data.train has {len(dataset)} clips, fewer than one batch of {per_rank}")
-        self.loader = build_loader(dataset, per_rank, cfg.data, cfg.run.seed, collate_fn=collate,
-                                   distributed=self.dist.enabled)
+        self.loader = build_loader(
+            dataset, per_rank, cfg.data, cfg.run.seed, collate_fn=collate, distributed=self.dist.enabled
+        )
         # A fixed held-out batch for the health monitors: validation clips if any, else training
         # clips without augmentation.
         if not cfg.data.val:
-            log.info("data.val is not set: the health monitors' held-out batch is %d un-augmented training clips",
-                     HELD_OUT_CLIPS)
-        held_out = build_dataset(cfg.data.val or cfg.data.train, cfg.data, train=False,
-                                 key="data.val" if cfg.data.val else "data.train")
+            log.info(
+                "data.val is not set: the health monitors' held-out batch is %d un-augmented training clips",
+                HELD_OUT_CLIPS,
+            )
+        held_out = build_dataset(
+            cfg.data.val or cfg.data.train, cfg.data, train=False, key="data.val" if cfg.data.val else "data.train"
+        )
         count = min(len(held_out), HELD_OUT_CLIPS)
         self.health_video = torch.stack([held_out[i]["video"] for i in range(count)]).to(self.device)
 
@@ -154,14 +179,18 @@ class Trainer:
         saved_path = run_dir / "config.yaml"
         if not saved_path.exists() and (ckpt.list_checkpoints(run_dir) or (run_dir / ENCODER_FILE).exists()):
             # a run without its config, or a `videojepa convert` folder: training here would overwrite it
-            raise UserError(f"{run_dir} holds checkpoints or an encoder but no config.yaml, so it is not a run this "
-                            f"command can resume; use another run.dir")
+            raise UserError(
+                f"{run_dir} holds checkpoints or an encoder but no config.yaml, so it is not a run this "
+                f"command can resume; use another run.dir"
+            )
         if saved_path.exists():
             saved = migrate_moved_keys(yaml.safe_load(saved_path.read_text()), str(saved_path))
             conflicts = config_conflicts(saved, current)
             if conflicts:
-                raise UserError(f"{run_dir} holds a run with a different config; use another run.dir or the same "
-                                f"settings. Differences: {'; '.join(conflicts)}")
+                raise UserError(
+                    f"{run_dir} holds a run with a different config; use another run.dir or the same "
+                    f"settings. Differences: {'; '.join(conflicts)}"
+                )
             self.saved_steps = saved["train"]["steps"]
         if self.dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -172,10 +201,17 @@ class Trainer:
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
         method, optimizer = get_state_dict(self.method, self.optimizer)
-        return {"step": self.step, "method": method, "optimizer": optimizer, "scaler": self.scaler.state_dict(),
-                "loader": self.loader.state_dict() if self.loader is not None else None,
-                "skipped": self.skipped, "nonfinite_in_row": self.nonfinite_in_row, "config": to_dict(self.cfg),
-                "world_size": self.dist.world_size}
+        return {
+            "step": self.step,
+            "method": method,
+            "optimizer": optimizer,
+            "scaler": self.scaler.state_dict(),
+            "loader": self.loader.state_dict() if self.loader is not None else None,
+            "skipped": self.skipped,
+            "nonfinite_in_row": self.nonfinite_in_row,
+            "config": to_dict(self.cfg),
+            "world_size": self.dist.world_size,
+        }
 
     def resume(self) -> bool:
         """Load the newest checkpoint that reads into the live state (an older one if the newest is damaged);
@@ -184,10 +220,18 @@ class Trainer:
         if found is None:
             return False
         if self.saved_steps not in (None, self.train_cfg.steps):
-            warnings.warn(f"train.steps changed from {self.saved_steps} to {self.train_cfg.steps}: schedules are "
-                          f"recomputed for the new length", stacklevel=2)
-        log.info("resumed %s at step %d (saved on %s rank(s), now %d)", self.run_dir, self.step,
-                 found[1].get("world_size", 1), self.dist.world_size)
+            warnings.warn(
+                f"train.steps changed from {self.saved_steps} to {self.train_cfg.steps}: schedules are "
+                f"recomputed for the new length",
+                stacklevel=2,
+            )
+        log.info(
+            "resumed %s at step %d (saved on %s rank(s), now %d)",
+            self.run_dir,
+            self.step,
+            found[1].get("world_size", 1),
+            self.dist.world_size,
+        )
         return True
 
     def restore(self, path: Path) -> dict:
@@ -212,12 +256,16 @@ class Trainer:
         """A single-file checkpoint written before checkpoints were sharded (whole tensors, optimiser state by
         parameter position); it resumes as it was saved, on one process or under DDP."""
         state = ckpt.read_legacy(path)
-        missing = [k for k in ("step", "method", "optimizer", "scaler", "skipped", "nonfinite_in_row") if k not in state]
+        missing = [
+            k for k in ("step", "method", "optimizer", "scaler", "skipped", "nonfinite_in_row") if k not in state
+        ]
         if missing:
             raise UserError(f"{path}: the checkpoint lacks {', '.join(missing)}; it was not written by this trainer")
         if self.sharded:
-            raise UserError(f"{path}: a checkpoint of the previous format resumes without FSDP2 only; resume it "
-                            f"with train.parallel=ddp once, then switch")
+            raise UserError(
+                f"{path}: a checkpoint of the previous format resumes without FSDP2 only; resume it "
+                f"with train.parallel=ddp once, then switch"
+            )
         self.method.load_state_dict(state["method"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.restore_record(state)
@@ -237,10 +285,19 @@ class Trainer:
         if not self.dist.is_main:
             return
         d = self.cfg.data
-        clip = ClipProtocol(frames=d.frames_per_clip, frame_step=d.frame_step, fps=d.fps, crop=d.crop_size,
-                            mean=tuple(d.mean), std=tuple(d.std))
-        save_encoder(encoder, self.run_dir / ENCODER_FILE,
-                     card=EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step))
+        clip = ClipProtocol(
+            frames=d.frames_per_clip,
+            frame_step=d.frame_step,
+            fps=d.fps,
+            crop=d.crop_size,
+            mean=tuple(d.mean),
+            std=tuple(d.std),
+        )
+        save_encoder(
+            encoder,
+            self.run_dir / ENCODER_FILE,
+            card=EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step),
+        )
 
     def exported_encoder(self) -> torch.nn.Module:
         """The network evaluation uses; under FSDP2 a plain copy rebuilt from the gathered weights (rank 0)."""
@@ -262,8 +319,11 @@ class Trainer:
         from videojepa.data.transforms import normalization_constants, normalize_clips
 
         video = batch["video"].to(self.device, non_blocking=True)
-        return normalize_clips(video, batch["flip"].to(self.device, non_blocking=True),
-                               *normalization_constants(self.cfg.data.mean, self.cfg.data.std))
+        return normalize_clips(
+            video,
+            batch["flip"].to(self.device, non_blocking=True),
+            *normalization_constants(self.cfg.data.mean, self.cfg.data.std),
+        )
 
     # ------------------------------------------------------------------ step
     def train_step(self, *entries) -> dict:
@@ -280,8 +340,14 @@ class Trainer:
         rows = entries[0].shape[0]
         for i, part in enumerate(split_entries(entries, tc.accum_steps, rows)):
             last = i == tc.accum_steps - 1
-            with gradient_sync(self.model, self.method, enabled=last), torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                                      enabled=self.autocast_dtype is not None):
+            with (
+                gradient_sync(self.model, self.method, enabled=last),
+                torch.autocast(
+                    self.device.type,
+                    dtype=self.autocast_dtype or torch.float32,
+                    enabled=self.autocast_dtype is not None,
+                ),
+            ):
                 loss, metrics = self.model(*part)
             loss = loss / tc.accum_steps
             self.scaler.scale(loss).backward()
@@ -301,16 +367,27 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
             self.nonfinite_in_row += 1
-            log.warning("step %d: %s: step skipped (%d in a row, %d in all)", step, reason, self.nonfinite_in_row,
-                        self.skipped)
+            log.warning(
+                "step %d: %s: step skipped (%d in a row, %d in all)", step, reason, self.nonfinite_in_row, self.skipped
+            )
             if self.nonfinite_in_row >= tc.max_nonfinite_steps:
-                raise TrainingError(f"{self.nonfinite_in_row} non-finite steps in a row (train.max_nonfinite_steps="
-                                    f"{tc.max_nonfinite_steps}); last good checkpoint is in {self.run_dir}/checkpoints. "
-                                    f"Try a lower train.lr, train.grad_clip, or train.precision=fp32")
+                raise TrainingError(
+                    f"{self.nonfinite_in_row} non-finite steps in a row (train.max_nonfinite_steps="
+                    f"{tc.max_nonfinite_steps}); last good checkpoint is in {self.run_dir}/checkpoints. "
+                    f"Try a lower train.lr, train.grad_clip, or train.precision=fp32"
+                )
         self.step += 1
-        return {"step": self.step, "loss": loss_value, "lr": lr, "wd": wd,
-                "grad_norm": float(grad_norm), "clipped": float(grad_norm) > max_norm, "skipped": self.skipped,
-                **metric_sums, **method_metrics}
+        return {
+            "step": self.step,
+            "loss": loss_value,
+            "lr": lr,
+            "wd": wd,
+            "grad_norm": float(grad_norm),
+            "clipped": float(grad_norm) > max_norm,
+            "skipped": self.skipped,
+            **metric_sums,
+            **method_metrics,
+        }
 
     def _optimizer_step(self, loss_value: float, grad_norm: torch.Tensor) -> tuple[bool, str]:
         """Apply the unscaled gradients unless the loss or a gradient is non-finite; returns (applied, why not).
@@ -331,8 +408,10 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.scaler.get_scale() < scale:
-            return False, (f"fp16 gradient overflow (norm {float(grad_norm)}): the scaler skipped the optimiser step "
-                           f"and lowered its scale from {scale:g} to {self.scaler.get_scale():g}")
+            return False, (
+                f"fp16 gradient overflow (norm {float(grad_norm)}): the scaler skipped the optimiser step "
+                f"and lowered its scale from {scale:g} to {self.scaler.get_scale():g}"
+            )
         return True, ""
 
     # ------------------------------------------------------------------ loop
@@ -346,8 +425,14 @@ class Trainer:
         flops_per_clip = self.flops_per_clip()
         window, last = Window(), {}
         batches = self.batches()
-        bar = tqdm(total=tc.steps, initial=self.step, disable=not self.dist.is_main, dynamic_ncols=True,
-                   desc=f"{self.method.name}", unit="step")
+        bar = tqdm(
+            total=tc.steps,
+            initial=self.step,
+            disable=not self.dist.is_main,
+            dynamic_ncols=True,
+            desc=f"{self.method.name}",
+            unit="step",
+        )
         self._install_signal_handlers()
         saved_at_boundary = False
         try:
@@ -356,16 +441,21 @@ class Trainer:
                 entries = next(batches)
                 waited = time.perf_counter() - started
                 record = self.train_step(*entries)
-                window.add(entries[0].shape[0] * self.dist.world_size, time.perf_counter() - started, waited,
-                           record["clipped"])
+                window.add(
+                    entries[0].shape[0] * self.dist.world_size, time.perf_counter() - started, waited, record["clipped"]
+                )
                 if self.metrics:
                     self.metrics.write("step", {"step": self.step, "loss": record["loss"]})
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     last = self.log_record(record, window, *flops_per_clip)
                     window = Window()
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                                    clips_s=f"{last['clips_per_s']:.1f}", rank=f"{last['feature_rank']:.1f}",
-                                    data_wait=f"{last['data_wait_fraction']:.0%}")
+                    bar.set_postfix(
+                        loss=f"{record['loss']:.4f}",
+                        lr=f"{record['lr']:.2e}",
+                        clips_s=f"{last['clips_per_s']:.1f}",
+                        rank=f"{last['feature_rank']:.1f}",
+                        data_wait=f"{last['data_wait_fraction']:.0%}",
+                    )
                 bar.update(1)
                 stop = self.agreed_stop()  # every rank stops after the same step, so all save it together
                 if stop or self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
@@ -400,8 +490,9 @@ class Trainer:
         if self.step >= self.train_cfg.steps:
             log.info("%s already trained for %d steps", self.run_dir, self.step)
             return False
-        self.metrics = MetricsWriter(self.run_dir / "metrics.jsonl", self.step if resumed else None) \
-            if self.dist.is_main else None
+        self.metrics = (
+            MetricsWriter(self.run_dir / "metrics.jsonl", self.step if resumed else None) if self.dist.is_main else None
+        )
         self.method.train()
         return True
 
@@ -435,17 +526,35 @@ class Trainer:
         health = feature_health(self.method.health_encoder(), self.health_video)
         seconds = max(window.time, 1e-9)
         clips_per_s = window.clips / seconds
-        full = {**record, **health, "clips_per_s": clips_per_s, "step_time": seconds / max(window.steps, 1),
-                "data_wait_fraction": window.wait / seconds, "clip_rate": window.clipped / max(window.steps, 1),
-                "flops_per_s": clips_per_s * flops_per_clip, "flops_per_s_with_attention": clips_per_s * flops_attn_per_clip}
+        full = {
+            **record,
+            **health,
+            "clips_per_s": clips_per_s,
+            "step_time": seconds / max(window.steps, 1),
+            "data_wait_fraction": window.wait / seconds,
+            "clip_rate": window.clipped / max(window.steps, 1),
+            "flops_per_s": clips_per_s * flops_per_clip,
+            "flops_per_s_with_attention": clips_per_s * flops_attn_per_clip,
+        }
         watched = {**health, **{k: record[k] for k in ("target_std",) if k in record}}  # no stand-in for a missing one
         full["collapse_warning"] = self.collapse.check(self.step, watched)
         if self.metrics:
             self.metrics.write("log", full)
-        log.info("step %d loss %.4f lr %.2e grad %.3f | target std %.3f pred std %.3f | feature std %.3f rank %.1f | "
-                 "%.1f clips/s %.3g FLOP/s, data wait %.0f%%", self.step, record["loss"], record["lr"], record["grad_norm"],
-                 record.get("target_std", float("nan")), record.get("pred_std", float("nan")), health["feature_std"],
-                 health["feature_rank"], clips_per_s, full["flops_per_s"], 100 * full["data_wait_fraction"])
+        log.info(
+            "step %d loss %.4f lr %.2e grad %.3f | target std %.3f pred std %.3f | feature std %.3f rank %.1f | "
+            "%.1f clips/s %.3g FLOP/s, data wait %.0f%%",
+            self.step,
+            record["loss"],
+            record["lr"],
+            record["grad_norm"],
+            record.get("target_std", float("nan")),
+            record.get("pred_std", float("nan")),
+            health["feature_std"],
+            health["feature_rank"],
+            clips_per_s,
+            full["flops_per_s"],
+            100 * full["data_wait_fraction"],
+        )
         return full
 
     def _install_signal_handlers(self) -> None:
@@ -454,6 +563,7 @@ class Trainer:
         Saving only at a step boundary keeps "exact resume" true on every path. A second Ctrl-C
         interrupts at once (the default handler is back) and saves nothing.
         """
+
         def handler(signum, frame):
             self._stop_signal = signum
             if signum == signal.SIGINT:

@@ -1,4 +1,5 @@
 """Turning a user's device setting into a torch device, with one-line errors."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Helpers that work the same on plain tensors and on FSDP2's DTensors."""
+
 from __future__ import annotations
 
 import torch

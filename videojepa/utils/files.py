@@ -5,6 +5,7 @@ resume, results, synthetic data lists, pictures, checkpoints, feature caches, en
 is written to a hidden temporary file beside the target, fsynced and renamed over it. A crash or an
 exception mid-write leaves the previous file (or none) and no temporary file behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,9 @@ def atomic_savefig(fig, path: str | Path, **kwargs) -> None:
         fig.savefig(tmp, format=fmt, **kwargs)
 
 
-def write_json_and_markdown(folder: str | Path, document: dict, markdown: str,
-                            stem: str = "results") -> tuple[Path, Path]:
+def write_json_and_markdown(
+    folder: str | Path, document: dict, markdown: str, stem: str = "results"
+) -> tuple[Path, Path]:
     """Write `stem`.json and `stem`.md atomically into `folder`; returns their paths."""
     import json
 

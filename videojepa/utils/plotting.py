@@ -1,4 +1,5 @@
 """matplotlib for the package's pictures: optional (`pip install 'videojepa[plots]'`), file-only (Agg backend)."""
+
 from __future__ import annotations
 
 from videojepa.errors import UserError
@@ -12,6 +13,7 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("plots need matplotlib: pip install matplotlib (or pip install 'videojepa[plots]'; "
-                        "`make demo` installs it)") from None
+        raise UserError(
+            "plots need matplotlib: pip install matplotlib (or pip install 'videojepa[plots]'; `make demo` installs it)"
+        ) from None
     return plt
