@@ -43,6 +43,18 @@ class ClipProtocol(BaseModel):
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
 
+    @classmethod
+    def from_data(cls, data) -> ClipProtocol:
+        """The protocol a config's data section trains or evaluates with."""
+        return cls(
+            frames=data.frames_per_clip,
+            frame_step=data.frame_step,
+            fps=data.fps,
+            crop=data.crop_size,
+            mean=tuple(data.mean),
+            std=tuple(data.std),
+        )
+
 
 class EncoderCard(BaseModel):
     """Everything a reader needs besides the weights. `arch` = the `VisionTransformer` arguments (+ "name")."""

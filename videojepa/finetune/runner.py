@@ -125,15 +125,7 @@ class FinetuneTrainer(Trainer):
             self.metrics.write("val", {"step": self.step, "val_top1": scores["top1"], "val_top5": scores["top5"]})
         best = read_info(self.run_dir / "best")
         info = {"step": self.step, "val_top1": scores["top1"]}
-        d = self.cfg.data
-        clip = ClipProtocol(
-            frames=d.frames_per_clip,
-            frame_step=d.frame_step,
-            fps=d.fps,
-            crop=d.crop_size,
-            mean=tuple(d.mean),
-            std=tuple(d.std),
-        )
+        clip = ClipProtocol.from_data(self.cfg.data)
         card = EncoderCard.describe(encoder, clip=clip, method=model.name, step=self.step)
         save_classifier(self.run_dir / "last", encoder, head, card, model.classes, info)
         if best is None or scores["top1"] > best["val_top1"]:

@@ -284,15 +284,7 @@ class Trainer:
         encoder = self.exported_encoder()
         if not self.dist.is_main:
             return
-        d = self.cfg.data
-        clip = ClipProtocol(
-            frames=d.frames_per_clip,
-            frame_step=d.frame_step,
-            fps=d.fps,
-            crop=d.crop_size,
-            mean=tuple(d.mean),
-            std=tuple(d.std),
-        )
+        clip = ClipProtocol.from_data(self.cfg.data)
         save_encoder(
             encoder,
             self.run_dir / ENCODER_FILE,
