@@ -416,3 +416,37 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path):
         assert torch.equal(ckpt.load_latest(small)["w"], torch.ones(1000))
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_model_init_starts_from_a_folders_encoder_and_predictor(tiny_synth, tmp_path):
+    """A converted V-JEPA 2 folder (encoder + predictor) continues pretraining: the online encoder, the EMA
+    target and the predictor start from its weights; another architecture is refused naming model.init."""
+    from videojepa.config import load_config as load
+    from videojepa.encoder_io import save_encoder, save_predictor
+
+    source = make_trainer("demo/vjepa", tiny_synth, tmp_path / "source", **{"train.steps": 2})
+    source.fit()
+    folder = tmp_path / "folder"
+    save_encoder(source.method.target_encoder, folder / "encoder.safetensors")
+    save_predictor(source.method.predictor, folder / "predictor.safetensors")
+    started = make_trainer("demo/vjepa", tiny_synth, tmp_path / "run", **{"model.init": folder})
+    for name in ("encoder", "target_encoder"):
+        own = getattr(started.method, name).state_dict()
+        assert all(torch.equal(v, own[k]) for k, v in source.method.target_encoder.state_dict().items()), name
+    assert all(
+        torch.equal(v, started.method.predictor.state_dict()[k])
+        for k, v in source.method.predictor.state_dict().items()
+    )
+    fresh = make_trainer("demo/vjepa", tiny_synth, tmp_path / "fresh")  # the negative control: not these weights
+    assert not torch.equal(fresh.method.encoder.patch_embed.weight, started.method.encoder.patch_embed.weight)
+    with pytest.raises(
+        UserError,
+        match=r"model\.init: the encoder in .* does not match the config's \(.*embed_dim: 64 "
+        r"there, 96 here",
+    ):
+        Trainer(
+            load(
+                "demo/vjepa",
+                tiny_overrides(tiny_synth, tmp_path / "other", **{"model.init": folder, "model.name": "vit_nano"}),
+            )
+        )

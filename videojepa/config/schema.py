@@ -31,6 +31,12 @@ class ModelConfig(Section):
         "channel layout (for converted V-JEPA 2 checkpoints)",
     )
     drop_path: float = Field(0.0, ge=0.0, lt=1.0)
+    init: str | None = Field(
+        None,
+        description="start from the weights in this folder (a run directory or a `videojepa convert` output): "
+        "the encoder (and V-JEPA's EMA target), and the predictor when the folder has one; architectures must "
+        "match the config's",
+    )
 
 
 class PredictorConfig(Section):

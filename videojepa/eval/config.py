@@ -130,6 +130,8 @@ class ProbeConfig(Section):
         """Rules across keys; raises ConfigError naming the key."""
         from videojepa.models.registry import list_models
 
+        if self.model.init:
+            raise ConfigError("model.init", "is a pretraining key: a probe reads its encoder from probe.checkpoint")
         if self.probe.checkpoint == "none" and self.model.name not in list_models():
             raise ConfigError(
                 "model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}"

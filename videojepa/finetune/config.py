@@ -153,6 +153,10 @@ class FinetuneConfig(Section):
 
     def check(self) -> None:
         """Rules across keys; raises ConfigError naming the key."""
+        if self.model.init:
+            raise ConfigError(
+                "model.init", "is a pretraining key: fine-tuning reads its encoder from finetune.checkpoint"
+            )
         from videojepa.models.registry import list_models
 
         if self.finetune.checkpoint == "none" and self.model.name not in list_models():

@@ -130,6 +130,41 @@ class Method(nn.Module):
         batch = cfg.train.batch_size
         return flops["flops_per_step"] / batch, flops["flops_per_step_with_attention"] / batch
 
+    def initialize_from(self, folder: str) -> list[str]:
+        """Start from the weights in `folder` (a run directory or a `videojepa convert` output): its encoder
+        into `encoder` and every EMA network that follows it, and its predictor, when it has one, into
+        `predictor`. Strict: an architecture other than the config's is a one-line error naming model.init.
+        Returns the networks loaded."""
+        from pathlib import Path
+
+        from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor, load_state_strict
+        from videojepa.errors import UserError
+
+        def check(loaded: nn.Module, own: nn.Module, what: str) -> None:
+            theirs = {k: v for k, v in loaded.arch.items() if k != "name"}
+            ours = {k: v for k, v in own.arch.items() if k != "name"}
+            differ = {k: (theirs.get(k), ours.get(k)) for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k)}
+            if differ:
+                raise UserError(
+                    f"model.init: the {what} in {folder} does not match the config's "
+                    f"({', '.join(f'{k}: {a} there, {b} here' for k, a, b in ((k, *v) for k, v in differ.items()))})"
+                )
+
+        encoder = load_encoder(folder)
+        check(encoder, self.encoder, "encoder")
+        load_state_strict(self.encoder, encoder.state_dict(), f"model.init: {folder}")
+        loaded = ["encoder"]
+        for target, source in self.ema_of.items():
+            if source == "encoder":
+                getattr(self, target).load_state_dict(self.encoder.state_dict())
+                loaded.append(target)
+        if Path(folder, PREDICTOR_FILE).is_file() and self.networks.get("predictor") == "trained":
+            predictor = load_predictor(folder)
+            check(predictor, self.predictor, "predictor")
+            load_state_strict(self.predictor, predictor.state_dict(), f"model.init: {folder}/{PREDICTOR_FILE}")
+            loaded.append("predictor")
+        return loaded
+
     def after_step(self, step: int) -> dict:
         """Called after every optimiser step that was applied; returns metrics to log."""
         return {}

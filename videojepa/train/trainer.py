@@ -128,7 +128,10 @@ class Trainer:
                 f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}"
             )
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (FSDP2 shards what each rank built)
-        self.method = (method or build_method(cfg)).to(self.device)
+        self.method = method or build_method(cfg)
+        if cfg.model.init:  # a checkpoint found in run.dir later replaces these weights on resume
+            log.info("model.init: %s from %s", ", ".join(self.method.initialize_from(cfg.model.init)), cfg.model.init)
+        self.method = self.method.to(self.device)
         torch.manual_seed(cfg.run.seed + self.dist.rank)
         check_networks_declared(self.method)
         if cfg.train.compile:
