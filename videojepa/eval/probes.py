@@ -18,6 +18,7 @@ shape, so a probe grid computes it once) followed by `classify`; `probe(x)` is t
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -136,7 +137,7 @@ class CrossAttentionBlock(nn.Module):
         return F.layer_norm(x, x.shape[-1:], eps=self.norm1.eps)
 
 
-class Probe(nn.Module):
+class Probe(nn.Module, metaclass=ABCMeta):
     """A trainable probe: features -> `prepare` (parameter-free) -> `classify` (the parameters) -> logits."""
 
     pooled: bool  # takes mean-pooled features (B, D), not tokens (B, N, D)
@@ -145,9 +146,9 @@ class Probe(nn.Module):
         """The parameter-free start of the forward pass; nothing by default."""
         return x
 
+    @abstractmethod
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """Logits from prepared features."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.prepare(x))
