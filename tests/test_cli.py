@@ -39,3 +39,13 @@ def test_overrides_may_follow_flags_and_unknown_flags_are_refused(cli):
     with pytest.raises(SystemExit) as exit_info:
         cli("flops", "demo/vjepa", "--bogus")
     assert exit_info.value.code == 2
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly():
+    """`videojepa ... | head`: the reader leaves early; the command ends without a BrokenPipeError traceback."""
+    script = (
+        "import sys\nimport videojepa.cli.models as models\nfrom videojepa.cli.main import main\n"
+        "models.run = lambda args: print('x\\n' * 1_000_000) or 0\nsys.exit(main(['models']))\n"
+    )
+    proc = subprocess.run(f'{sys.executable} -c "{script}" | head -n 2', shell=True, capture_output=True, text=True)
+    assert proc.stdout == "x\nx\n" and proc.stderr == ""

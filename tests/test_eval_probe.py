@@ -320,3 +320,13 @@ def test_clip_keys_left_unset_come_from_the_encoder_card():
     out, taken = encoder_protocol(cfg.task_list()[0][1], card, lambda key: f"data.{key}" in cfg.given_keys())
     assert (out.fps, out.frame_step, out.crop_size) == (10, 4, 32) and "frame_step" not in taken  # fps set: both kept
     assert encoder_protocol(data, None, lambda key: False) == (data, {})  # a random-init encoder has no card
+
+
+def test_probe_configs_refuse_pretraining_only_keys(cli):
+    code, _, err = cli("probe", "demo/probe", "tasks=[]", "data.train=[{path: a.csv, weight: 2}]", "data.val=b.csv")
+    assert code == 2 and err.strip() == (
+        "videojepa probe: error: data.train: a weighted mixture of sources is a "
+        "pretraining setting: a probe trains on one CSV list or folder"
+    )
+    code, _, err = cli("probe", "demo/probe", "model.init=runs/x")
+    assert code == 2 and "model.init: is a pretraining key: a probe reads its encoder from probe.checkpoint" in err

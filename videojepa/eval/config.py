@@ -132,6 +132,11 @@ class ProbeConfig(Section):
 
         if self.model.init:
             raise ConfigError("model.init", "is a pretraining key: a probe reads its encoder from probe.checkpoint")
+        if isinstance(self.data.train, list):
+            raise ConfigError(
+                "data.train",
+                "a weighted mixture of sources is a pretraining setting: a probe trains on one CSV list or folder",
+            )
         if self.probe.checkpoint == "none" and self.model.name not in list_models():
             raise ConfigError(
                 "model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}"

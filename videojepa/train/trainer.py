@@ -101,6 +101,9 @@ def check_networks_declared(method: Method) -> None:
         )
 
 
+STD_METRICS = ("target_std", "context_std", "pred_std")
+
+
 @dataclass
 class Window:
     """Throughput counters between two full log records."""
@@ -535,15 +538,17 @@ class Trainer:
         full["collapse_warning"] = self.collapse.check(self.step, watched)
         if self.metrics:
             self.metrics.write("log", full)
+        # the std metrics the method reports (pixel methods add context_std; a classifier reports none)
+        stds = " ".join(f"{k.removesuffix('_std')} std {record[k]:.3f}" for k in STD_METRICS if k in record)
         log.info(
-            "step %d loss %.4f lr %.2e grad %.3f | target std %.3f pred std %.3f | feature std %.3f rank %.1f | "
-            "%.1f clips/s %.3g FLOP/s, data wait %.0f%%",
+            "step %d loss %.4f lr %.2e grad %.3f | %s%sfeature std %.3f rank %.1f | %.1f clips/s %.3g FLOP/s, "
+            "data wait %.0f%%",
             self.step,
             record["loss"],
             record["lr"],
             record["grad_norm"],
-            record.get("target_std", float("nan")),
-            record.get("pred_std", float("nan")),
+            stds,
+            " | " if stds else "",
             health["feature_std"],
             health["feature_rank"],
             clips_per_s,
