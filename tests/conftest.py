@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from videojepa.cli.main import main
@@ -34,6 +36,11 @@ def tiny_synth(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     write_dataset(str(out), num_videos=16, frames=16, size=32, seed=0, workers=1)
     return out
+
+
+# two processes under torchrun; --standalone: each launch rendezvouses on a free port (a fixed one failed once
+# when a second launch came right after the first)
+TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 def tiny_overrides(data_dir, run_dir, **extra):

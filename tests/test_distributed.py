@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import TORCHRUN_2, tiny_overrides
 
 from videojepa.config import load_config, save_config
 from videojepa.train import checkpoint as ckpt
@@ -35,15 +35,8 @@ def test_torchrun_two_processes_train_and_resume(tiny_synth, tmp_path, parallel)
         ),
     )
     save_config(cfg, tmp_path / "cfg.yaml")
-    # --standalone: each launch rendezvouses on a free port (a fixed one failed once when the second launch
-    # came right after the first)
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_2,
         "-m",
         "videojepa",
         "pretrain",
@@ -93,12 +86,7 @@ def test_sigterm_to_one_rank_or_the_agent_stops_both_ranks_after_the_same_step(t
     save_config(cfg, tmp_path / "cfg.yaml")
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node",
-            "2",
+            *TORCHRUN_2,
             "-m",
             "videojepa",
             "pretrain",
@@ -130,10 +118,7 @@ METHODS = ("vjepa", "salt_student", "salt_teacher")
 def steps(tiny_synth, tmp_path_factory):
     """tests/distributed_steps.py under torchrun (2 ranks, DDP then FSDP2) and in one process."""
     out, script = tmp_path_factory.mktemp("steps"), Path(__file__).parent / "distributed_steps.py"
-    for launcher in (
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
-        [sys.executable],
-    ):
+    for launcher in (TORCHRUN_2, [sys.executable]):
         proc = subprocess.run(
             [*launcher, str(script), str(out), str(tiny_synth)], capture_output=True, text=True, timeout=300
         )
@@ -198,7 +183,7 @@ def test_sharded_checkpoints_resume_on_another_number_of_ranks(tiny_synth, tmp_p
     from videojepa.train.trainer import Trainer
 
     script = Path(__file__).parent / "distributed_steps.py"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    torchrun = TORCHRUN_2
     two = load_config(
         "demo/vjepa",
         tiny_overrides(

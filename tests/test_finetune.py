@@ -9,6 +9,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from conftest import TORCHRUN_2
 
 from videojepa.config import load_config
 from videojepa.errors import ConfigError
@@ -319,7 +320,6 @@ def test_finetune_command_bad_input_is_one_line(cli, tiny_synth, tmp_path):
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
 def test_torchrun_two_processes_finetune(tiny_synth, tmp_path, parallel):
     import subprocess
-    import sys
 
     from videojepa.config import save_config
     from videojepa.finetune import load_classifier
@@ -331,12 +331,7 @@ def test_torchrun_two_processes_finetune(tiny_synth, tmp_path, parallel):
     )
     save_config(cfg, tmp_path / "cfg.yaml")
     command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_2,
         "-m",
         "videojepa",
         "finetune",
