@@ -140,7 +140,7 @@ def test_an_exclude_dataset_never_substitutes_a_bad_file(tmp_path):
     encoder = create_model("vit_pico", patch_size=8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BadInputWarning)
-        feats = extract_dataset(encoder, ds, batch_size=3, pooled=True)
+        feats = extract_dataset(encoder, ds, batch_size=3, pooling="mean")
     assert feats.indices.tolist() == [[0, 2]] and feats.labels.tolist() == [[0, 1]]  # no row for bad.mp4
     assert feats.features.shape[:2] == (1, 2)
     # negative control: the training rule replaces it by another file, so a file is counted twice

@@ -8,6 +8,7 @@ import pytest
 from videojepa.data.synth import DEFAULT_MOTIONS
 from videojepa.demo import METHODS, DemoSettings, DemoSize, run_demo
 from videojepa.demo.report import ROW_KEYS, RUN_KEYS, SCHEMA, TOP_KEYS, motion_split
+from videojepa.demo.run import CURVE_PROTOCOLS, PROTOCOLS
 from videojepa.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,7 +49,8 @@ def snapshot(out: Path) -> dict:
     files = [
         *out.glob("runs/*/checkpoints/*.pt"),
         *out.glob("runs/*/encoder.safetensors"),
-        *out.glob("probes/*/results.json"),
+        *out.glob("runs/*/encoders/*.safetensors"),
+        *out.glob("probes/*/*/results.json"),
     ]
     return {str(p): p.stat().st_mtime_ns for p in files}
 
@@ -95,17 +97,50 @@ def test_results_follow_the_documented_schema(demo):
     assert all(k in row for row in saved["rows"] for k in ROW_KEYS)
     assert all(k in run for run in saved["runs"].values() for k in RUN_KEYS)
     assert saved["chance"] == pytest.approx({"motion": 1 / len(DEFAULT_MOTIONS), "appearance": 1 / 4})
+    assert saved["protocols"] == list(PROTOCOLS) and saved["curve_protocols"] == list(CURVE_PROTOCOLS)
     for name in ("random_init", *METHODS):
-        assert set(saved["probes"][name]["top1"]) == {"motion", "appearance"}
-        assert (out / "probes" / name / "results.json").exists()
+        assert set(saved["probes"][name]["top1"]) == set(PROTOCOLS)
+        for kind in PROTOCOLS:
+            assert set(saved["probes"][name]["top1"][kind]) == {"motion", "appearance"}
+            assert (out / "probes" / name / kind / "results.json").exists()
     for run in saved["runs"].values():
         assert run["health"]["feature_rank"] > 0 and run["health"]["target_std"] > 0
     salt = next(r for r in saved["rows"] if r["name"] == "salt")
     assert salt["probe"] == "salt_student" and salt["steps"] == [saved["runs"][n]["steps"] for n in METHODS[:2]]
     for row in saved["rows"]:  # the motion split comes from the probed encoder's confusion matrix
-        confusion = saved["probes"][row["probe"]]["confusion"]["motion"]
-        assert confusion["classes"] == list(DEFAULT_MOTIONS) and sum(map(sum, confusion["matrix"])) == 6  # val clips
-        assert row["motion_split"] == motion_split(confusion["classes"], confusion["matrix"])
+        for kind in PROTOCOLS:
+            confusion = saved["probes"][row["probe"]]["confusion"][kind]["motion"]
+            assert confusion["classes"] == list(DEFAULT_MOTIONS) and sum(map(sum, confusion["matrix"])) == 6  # val
+            assert row["motion_split"][kind] == motion_split(confusion["classes"], confusion["matrix"])
+    timing = saved["timing"]
+    assert timing["data_s"] > 0 and timing["pretrain_s"] > 0 and timing["probe_s"] > 0
+
+
+def test_curves_run_from_random_init_through_every_snapshot_to_the_final_encoder(demo):
+    out, results = demo
+    runs, probes, curves = results["runs"], results["probes"], results["curves"]
+    assert set(curves) == {"salt_teacher", "salt", "vjepa", "videomae"}
+    assert runs["vjepa"]["snapshots"] == [2, 3]  # a quarter and a half of 6 steps
+    for name, run in runs.items():
+        for step in run["snapshots"]:  # kept by the trainer, probed with the cheap protocols only
+            assert (out / "runs" / name / "encoders" / f"step_{step:08d}.safetensors").exists()
+            assert set(probes[f"{name}_step{step}"]["top1"]) == set(CURVE_PROTOCOLS)
+    teacher_flops = runs["salt_teacher"]["flops"]
+    for name, curve in curves.items():
+        first, *rest = curve["points"]
+        assert (
+            first["encoder"] == "random_init" and first["flops"] == 0 and first["top1"] == probes["random_init"]["top1"]
+        )
+        run = "salt_student" if name == "salt" else name
+        assert [p["step"] for p in rest] == [*runs[run]["snapshots"], runs[run]["steps"]]
+        offset = teacher_flops if name == "salt" else 0.0
+        for p in rest:
+            assert p["flops"] == pytest.approx(offset + p["step"] * runs[run]["flops_per_step"])
+            assert p["top1"] == probes[p["encoder"]]["top1"]
+            logged = p["step"] >= 2 or p is rest[-1]  # metrics are logged every 2 steps and at the last one
+            assert p["feature_rank"] > 0 if logged else p["feature_rank"] is None
+        assert rest[-1]["flops"] == pytest.approx(offset + runs[run]["flops"])
+    assert curves["salt"]["points"][-1]["flops"] <= results["budget"]["flops"]
 
 
 def test_motion_split_of_a_confusion_matrix():
@@ -128,9 +163,13 @@ def test_motion_split_of_a_confusion_matrix():
 def test_table_and_plots_are_written(demo):
     out, results = demo
     table = (out / "results.md").read_text()
-    assert "| method | training FLOPs | steps | wall time | motion top-1 | appearance top-1 |" in table
-    assert "| chance | - | - | - | 25.0 | 25.0 |" in table
-    assert "| method | spinning vs translating | rotation sense | which translation |" in table
+    header = "| method | training FLOPs | steps | wall time | motion attentive | motion linear (frames) |"
+    assert (
+        header + " motion kNN (frames) |" in table
+        and "| chance | - | - | - | 25.0 | 25.0 | 25.0 | 25.0 | 25.0 | 25.0 |" in table
+    )
+    assert "| method | spinning vs translating (attentive) | rotation sense (attentive) |" in table
+    assert "| curve | step | training FLOPs | motion linear (frames) |" in table and "| V-JEPA | 2 | " in table
     teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
     assert "| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
     for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):
@@ -164,6 +203,11 @@ def test_demo_help_and_arguments(cli):
     args = build_parser().parse_args(["demo", "--quick", "--budget-steps", "7", "--set", "train.lr=1e-3"])
     s = settings_from_args(args)
     assert s.out == "runs/demo" and s.size.budget_steps == 7 and s.pretrain_overrides == ("train.lr=1e-3",)
+    points = settings_from_args(build_parser().parse_args(["demo", "--curve-points", "0.1,0.6"]))
+    assert points.size.curve_fractions == (0.1, 0.6) and points.size.snapshot_steps(10) == [1, 6]
+    assert settings_from_args(build_parser().parse_args(["demo", "--curve-points", ""])).size.curve_fractions == ()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--curve-points", "0.5,1.0"])
     from videojepa.demo import SIZES
 
     assert s.size.num_videos == SIZES["quick"].num_videos

@@ -155,3 +155,34 @@ def test_a_convert_folder_is_never_trained_over(tiny_synth, tmp_path):
     save_encoder(create_model("vit_pico", patch_size=8), tmp_path / "encoder.safetensors")
     with pytest.raises(UserError, match="no config.yaml"):
         make_trainer(tiny_synth, tmp_path).fit()
+
+
+def test_encoder_snapshots_are_kept_and_a_resumed_run_writes_the_same_ones(tiny_synth, tmp_path, one_thread):
+    from safetensors.torch import load_file
+
+    from videojepa.encoder_io import read_card
+    from videojepa.train.trainer import snapshot_path
+
+    extra = {"train.steps": 6, "train.checkpoint_every": 100, "train.encoder_snapshots": [4, 2, 9]}
+    Trainer(load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "whole", **extra))).fit()
+    whole = tmp_path / "whole"
+    assert sorted(p.name for p in (whole / "encoders").iterdir()) == [
+        "step_00000002.safetensors",
+        "step_00000004.safetensors",
+    ]
+    assert read_card(snapshot_path(whole, 2)).step == 2 and read_card(whole / "encoder.safetensors").step == 6
+    two, four = load_file(snapshot_path(whole, 2)), load_file(snapshot_path(whole, 4))
+    assert any(not torch.equal(two[k], four[k]) for k in two)  # the encoder moved between them
+
+    # killed after step 3 (its checkpoint), resumed: the snapshots equal the uninterrupted run's
+    cut = tmp_path / "cut"
+    first = make_trainer(tiny_synth, cut, **{**extra, "train.checkpoint_every": 3})
+    interrupt_during_step(first, at_call=4, signum=signal.SIGTERM)
+    first.fit()
+    assert first.step == 4 and snapshot_path(cut, 4).exists()  # the stop came at step 4's boundary
+    make_trainer(tiny_synth, cut, **{**extra, "train.checkpoint_every": 3}).fit()
+    for step in (2, 4):
+        got, want = load_file(snapshot_path(cut, step)), load_file(snapshot_path(whole, step))
+        assert all(torch.equal(got[k], want[k]) for k in want), step
+    with pytest.raises(Exception, match="snapshot steps must be >= 1"):
+        load_config("demo/vjepa", ["train.encoder_snapshots=[0,3]"])

@@ -21,9 +21,11 @@ def register(subparsers) -> None:
             "     same: SALT's teacher --teacher-share of it and its student the rest, V-JEPA and VideoMAE\n"
             "     as many steps as fit;\n"
             "  3. pretrain each (ordinary run directories OUT/runs/{salt_teacher,salt_student,vjepa,videomae}\n"
-            "     from the demo/* presets);\n"
-            "  4. train attentive probes on both tasks for each encoder and a random-init one (OUT/probes);\n"
-            "  5. print a table (OUT/results.md; everything in OUT/results.json) and draw\n"
+            "     from the demo/* presets), keeping its encoder at --curve-points of its steps;\n"
+            "  4. probe each final encoder and a random-init one on both tasks with three protocols: the\n"
+            "     attentive probe, and a linear probe and kNN on per-time-step features (OUT/probes); the\n"
+            "     kept encoders with the last two: the points of the accuracy-vs-FLOPs curves;\n"
+            "  5. print the tables (OUT/results.md; everything in OUT/results.json) and draw\n"
             "     OUT/loss_curves.png, OUT/accuracy_vs_flops.png and OUT/masks.png (needs matplotlib).\n"
             "Running it again on the same OUT continues where it stopped: finished runs and probes are\n"
             "kept, an interrupted run resumes from its last checkpoint."
@@ -67,6 +69,14 @@ def register(subparsers) -> None:
         metavar="N",
         help=f"probe training epochs (default {full.probe_epochs}, --quick {quick.probe_epochs})",
     )
+    p.add_argument(
+        "--curve-points",
+        type=_fractions,
+        metavar="F,F",
+        help="fractions of each run's steps whose encoders are probed for the curves, besides the end "
+        f"(default {','.join(f'{f:g}' for f in full.curve_fractions)}, "
+        f"--quick {','.join(f'{f:g}' for f in quick.curve_fractions) or 'none'}; '' for none)",
+    )
     p.add_argument("--workers", type=int, metavar="N", help="processes rendering the videos (default: all CPUs)")
     p.add_argument(
         "--set",
@@ -87,6 +97,16 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fractions such as 0.25,0.5, got {text!r}") from None
+    if any(not 0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"curve points are fractions strictly between 0 and 1, got {text!r}")
+    return values
+
+
 def settings_from_args(args):
     from videojepa.demo import SIZES, DemoSettings
 
@@ -95,6 +115,7 @@ def settings_from_args(args):
         "teacher_share": args.teacher_share,
         "num_videos": args.num_videos,
         "probe_epochs": args.probe_epochs,
+        "curve_fractions": args.curve_points,
     }
     size = dataclasses.replace(
         SIZES["quick" if args.quick else "full"], **{k: v for k, v in given.items() if v is not None}

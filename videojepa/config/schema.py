@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from videojepa.config.base import Section
 from videojepa.data.config import DataConfig
@@ -129,6 +129,18 @@ class TrainConfig(Section):
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
+    encoder_snapshots: list[int] = Field(
+        default_factory=list,
+        description="steps after which the exported encoder is also kept, as encoders/step_XXXXXXXX.safetensors "
+        "(points of an accuracy-vs-compute curve); steps past train.steps are never reached",
+    )
+
+    @field_validator("encoder_snapshots")
+    @classmethod
+    def _positive_steps(cls, steps: list[int]) -> list[int]:
+        if any(s < 1 for s in steps):
+            raise ValueError(f"snapshot steps must be >= 1, got {steps}")
+        return sorted(set(steps))
 
 
 class PretrainConfig(Section):

@@ -1,7 +1,7 @@
 """Pictures of pretraining runs (PNG files, matplotlib's file-only Agg backend).
 
     plot_loss_curves({"vjepa": "runs/demo/runs/vjepa"}, "loss.png")          # from each run's metrics.jsonl
-    plot_accuracy_vs_flops(results["rows"], results["chance"], budget, "acc.png")   # demo results rows
+    plot_accuracy_vs_flops(results, "acc.png")                                  # demo results.json
 
 The masks drawn on a clip (the demo's masks.png) are `videojepa.masks.plot.draw_masks`. matplotlib is
 optional (`pip install 'videojepa[plots]'`); `videojepa.utils.plotting.pyplot()` says so when it is missing.
@@ -48,31 +48,40 @@ def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
     plt.close(fig)
 
 
-def plot_accuracy_vs_flops(rows: list[dict], chance: dict[str, float], budget: float, path: str | Path) -> None:
-    """Probe top-1 against training FLOPs, one panel per task: a point per method, lines for the
-    random-init encoder (no training) and chance. `rows` follow `videojepa.demo.report` ("flops", "label",
-    "top1": {task: fraction}); a row with no FLOPs is drawn as a line."""
+def plot_accuracy_vs_flops(results: dict, path: str | Path) -> None:
+    """Probe top-1 against training FLOPs: one panel per task (columns) and protocol (rows), a curve per method
+    from the random-init encoder (0 FLOPs) through its snapshots to its final encoder, the budget as a grey
+    vertical line and chance as a dotted one. `results` is the demo's results.json document (its "curves");
+    a protocol measured only at the ends (the attentive probe) gets its two points joined by a dashed line."""
     plt = pyplot()
-    tasks = list(chance)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for i, row in enumerate(rows):
-            score = row["top1"].get(task)
-            if score is None:
-                continue
-            if row["flops"] > 0:
-                ax.scatter([row["flops"]], [100 * score], s=40, color=f"C{i}", label=row["label"], zorder=3)
-            else:
-                ax.axhline(100 * score, color=f"C{i}", ls="--", lw=1, label=row["label"])
-        ax.axhline(100 * chance[task], color="grey", ls=":", lw=1, label="chance")
-        ax.axvline(budget, color="black", lw=0.5, alpha=0.3)
-        ax.set_xlim(0, 1.15 * budget)
-        ax.set_ylim(0, 100)
-        ax.set_title(f"{task}", fontsize=10)
-        ax.set_xlabel("training FLOPs (grey line: the budget)", fontsize=8)
-        ax.set_ylabel("probe top-1 (%)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    tasks, protocols = list(results["chance"]), results["protocols"]
+    budget, curves = results["budget"]["flops"], results["curves"]
+    from videojepa.demo.report import PROTOCOL_LABELS
+
+    fig, axes = plt.subplots(
+        len(protocols), len(tasks), figsize=(4.4 * len(tasks), 3.0 * len(protocols)), squeeze=False, sharex=True
+    )
+    for r, kind in enumerate(protocols):
+        for c, task in enumerate(tasks):
+            ax = axes[r][c]
+            for i, curve in enumerate(curves.values()):
+                points = [p for p in curve["points"] if p["top1"].get(kind, {}).get(task) is not None]
+                x = [p["flops"] for p in points]
+                y = [100 * p["top1"][kind][task] for p in points]
+                ends_only = len(points) < len(curve["points"])
+                ax.plot(
+                    x, y, ls="--" if ends_only else "-", marker="o", ms=3.5, lw=1.3, color=f"C{i}", label=curve["label"]
+                )
+            ax.axhline(100 * results["chance"][task], color="grey", ls=":", lw=1, label="chance")
+            ax.axvline(budget, color="black", lw=0.5, alpha=0.3)
+            ax.set_xlim(-0.02 * budget, 1.08 * budget)
+            ax.set_title(f"{task}, {PROTOCOL_LABELS.get(kind, kind)} probe", fontsize=9)
+            ax.tick_params(labelsize=7)
+            if c == 0:
+                ax.set_ylabel("top-1 (%)", fontsize=8)
+            if r == len(protocols) - 1:
+                ax.set_xlabel("training FLOPs (grey line: the budget)", fontsize=8)
+    axes[0][-1].legend(fontsize=7, loc="best")
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)

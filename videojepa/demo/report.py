@@ -1,12 +1,12 @@
-"""The demo's report: OUT/results.json (schema below) and the Markdown table of OUT/results.md.
+"""The demo's report: OUT/results.json (schema below) and the Markdown tables of OUT/results.md.
 
-results.json (schema "videojepa.demo/1"):
+results.json (schema "videojepa.demo/2"):
 
     {
-      "schema": "videojepa.demo/1",
+      "schema": "videojepa.demo/2",
       "created": "2025-01-01T12:00:00+00:00",         # UTC, ISO 8601
       "settings": {"out", "num_videos", "frames", "size", "budget_steps", "teacher_share", "probe_epochs",
-                   "seed", "pretrain_overrides": [...], "probe_overrides": [...]},
+                   "curve_fractions", "seed", "pretrain_overrides": [...], "probe_overrides": [...]},
       "data": {"dir", "num_videos", "num_train", "num_val", "motion_classes": [...], "appearance_classes": [...]},
       "budget": {
         "flops": 1.9e13,                  # training FLOPs every method may spend (SALT: teacher + student)
@@ -14,7 +14,10 @@ results.json (schema "videojepa.demo/1"):
         "vjepa_flops_per_step": 6.3e10,   # ... at this cost (paper's 6ND/2ND rule, measured masking ratio)
         "teacher_share": 0.2, "mask_ratio": "measured"
       },
-      "chance": {"motion": 0.167, "appearance": 0.25},        # 1 / number of classes
+      "chance": {"motion": 0.25, "appearance": 0.25},         # 1 / number of classes
+      "protocols": ["attentive", "linear_frames", "knn_frames"],   # the table's probes; the curves' are
+      "curve_protocols": ["linear_frames", "knn_frames"],          # the cheap ones (every point)
+      "timing": {"data_s", "pretrain_s", "probe_s"},   # seconds this invocation spent on each stage
       "runs": {                           # the pretraining runs, in training order
         "salt_teacher" | "salt_student" | "vjepa" | "videomae": {
           "method", "dir", "steps",
@@ -22,15 +25,17 @@ results.json (schema "videojepa.demo/1"):
           "flops_per_step", "flops",      # flops = steps x flops_per_step <= budget
           "wall_s": 41.0,                 # training seconds, summed over the sessions that trained it
           "trained_now": true,            # trained (or resumed) by this invocation, not found finished
-          "health": {"step", "loss", "feature_rank", "feature_std", "target_std", "pred_std",
+          "snapshots": [30, 60],          # steps whose encoder was kept for the curves
+          "health": {"step", "loss", "feature_rank", "feature_std", "target_std", "context_std", "pred_std",
                      "collapse_warning"}  # the run's last full metrics record; feature_rank is RankMe
         }
       },
-      "probes": {                         # the attentive probes: one per run, and the random-init encoder
-        "random_init" | "salt_teacher" | "salt_student" | "vjepa" | "videomae": {
-          "dir", "checkpoint",            # checkpoint: a run directory or "none"
-          "top1": {"motion": 0.52, "appearance": 0.91},   # best cell of the probe's lr x wd grid, validation set
-          "confusion": {"motion": {"classes": [...], "matrix": [[...]]}, ...},   # that cell's [true][predicted]
+      "probes": {                         # every probed encoder: random init, each run's snapshots and final one
+        "random_init" | "vjepa" | "vjepa_step30" | ...: {
+          "dir", "checkpoint",            # checkpoint: a run directory, a snapshot file, or "none"
+          "run": "vjepa" | null, "step": 30, "final": false,
+          "top1": {"linear_frames": {"motion": 0.52, "appearance": 0.91}, ...},   # per protocol: best cell
+          "confusion": {protocol: {"motion": {"classes": [...], "matrix": [[...]]}, ...}},  # [true][predicted]
           "seconds": 12.0
         }
       },
@@ -40,13 +45,21 @@ results.json (schema "videojepa.demo/1"):
          "runs": ["vjepa"],               # pretraining runs it sums ([] for random init; SALT: teacher, student)
          "flops": 1.9e13, "steps": [300], "wall_s": 140.0,   # sums over "runs" (steps: one per run)
          "probe": "vjepa",                # the probed encoder (SALT: its student)
-         "top1": {"motion": 0.52, "appearance": 0.91},
-         "motion_split": {"spin_vs_translation": 0.9, "rotation_sense": 0.6, "translation_kind": 0.6} | null}
-      ],                                  # motion_split: see `motion_split`; null without a confusion matrix
+         "top1": {protocol: {"motion": 0.52, "appearance": 0.91}},
+         "motion_split": {protocol: {"spin_vs_translation", "rotation_sense", "translation_kind"} | null}}
+      ],                                  # motion_split: see `motion_split`
+      "curves": {                         # accuracy against training FLOPs: each starts at random init (0 FLOPs)
+        "vjepa" | "videomae" | "salt" | "salt_teacher": {
+          "label": "V-JEPA",
+          "points": [{"encoder": "vjepa_step30", "flops": 1.9e12, "step": 30,
+                      "top1": {protocol: {task: fraction}},   # the curve protocols (all protocols at the ends)
+                      "feature_rank": 70.2}]  # RankMe logged nearest before that step (null for random init)
+        }                                 # salt: the student's points, its FLOPs counted after the whole teacher
+      },
       "plots": ["runs/demo/loss_curves.png", ...]
     }
 
-Accuracies are fractions (0..1); the Markdown table shows them in percent.
+Accuracies are fractions (0..1); the Markdown tables show them in percent.
 """
 
 from __future__ import annotations
@@ -54,9 +67,34 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA = "videojepa.demo/1"
-TOP_KEYS = ("schema", "created", "settings", "data", "budget", "chance", "runs", "probes", "rows")
-RUN_KEYS = ("method", "dir", "steps", "budget", "flops_per_step", "flops", "wall_s", "trained_now", "health")
+SCHEMA = "videojepa.demo/2"
+TOP_KEYS = (
+    "schema",
+    "created",
+    "settings",
+    "data",
+    "budget",
+    "chance",
+    "protocols",
+    "timing",
+    "runs",
+    "probes",
+    "rows",
+)
+TOP_KEYS += ("curves",)
+RUN_KEYS = (
+    "method",
+    "dir",
+    "steps",
+    "budget",
+    "flops_per_step",
+    "flops",
+    "wall_s",
+    "trained_now",
+    "snapshots",
+    "health",
+)
+PROTOCOL_LABELS = {"attentive": "attentive", "linear_frames": "linear (frames)", "knn_frames": "kNN (frames)"}
 ROW_KEYS = ("name", "label", "runs", "flops", "steps", "wall_s", "probe", "top1", "motion_split")
 SPINNING = ("rotate_cw", "rotate_ccw")  # the synthetic motion classes whose label is the rotation sense
 SPLIT_LABELS = {
@@ -64,6 +102,14 @@ SPLIT_LABELS = {
     "rotation_sense": "rotation sense",
     "translation_kind": "which translation",
 }
+
+# Curves: (name, label, the runs before it whose whole FLOPs come first, the run whose encoders are probed).
+CURVES = (
+    ("salt_teacher", "SALT teacher (V-Pixel)", (), "salt_teacher"),
+    ("salt", "SALT (student)", ("salt_teacher",), "salt_student"),
+    ("vjepa", "V-JEPA", (), "vjepa"),
+    ("videomae", "VideoMAE", (), "videomae"),
+)
 
 # Table rows: (name, label, the pretraining runs they sum). The encoder probed is the last run's.
 ROWS = (
@@ -99,11 +145,14 @@ def motion_split(classes: list[str], matrix: list[list[int]]) -> dict | None:
     }
 
 
-def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, chance: dict) -> dict:
+def build_results(
+    settings, data: dict, budget: dict, runs: dict, probes: dict, chance: dict, timing: dict | None = None
+) -> dict:
     """The results.json document from the demo's pieces (see `videojepa.demo.run.run_demo`)."""
     rows = []
     for name, label, names in ROWS:
         probe = names[-1] if names else "random_init"
+        confusion = probes[probe].get("confusion", {})
         rows.append(
             {
                 "name": name,
@@ -114,9 +163,11 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
                 "wall_s": sum(runs[n]["wall_s"] for n in names),
                 "probe": probe,
                 "top1": probes[probe]["top1"],
-                "motion_split": _split(probes[probe].get("confusion", {}).get("motion")),
+                "motion_split": {kind: _split(tasks.get("motion")) for kind, tasks in confusion.items()},
             }
         )
+    protocols = list(rows[0]["top1"])
+    curve_protocols = [k for k in protocols if all(k in p["top1"] for p in probes.values())]
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -127,10 +178,43 @@ def build_results(settings, data: dict, budget: dict, runs: dict, probes: dict, 
         },
         "budget": {k: v for k, v in budget.items() if k != "runs"},
         "chance": chance,
-        "runs": {name: {k: run[k] for k in RUN_KEYS} for name, run in runs.items()},
+        "protocols": protocols,
+        "curve_protocols": curve_protocols,
+        "timing": {"data_s": data.get("seconds"), **(timing or {})},
+        "runs": {name: {k: run.get(k) for k in RUN_KEYS} for name, run in runs.items()},
         "probes": probes,
         "rows": rows,
+        "curves": build_curves(runs, probes),
     }
+
+
+def build_curves(runs: dict, probes: dict) -> dict:
+    """Accuracy against training FLOPs for each curve of `CURVES`, from the probed snapshots (schema above)."""
+    curves = {}
+    start = {"encoder": "random_init", "flops": 0.0, "step": 0, "top1": probes["random_init"]["top1"]}
+    for name, label, before, run in CURVES:
+        offset = sum(runs[n]["flops"] for n in before)
+        points = [{**start, "feature_rank": None}]
+        for encoder in sorted((p for p in probes.values() if p.get("run") == run), key=lambda p: p["step"]):
+            points.append(
+                {
+                    "encoder": encoder["name"],
+                    "flops": offset + encoder["step"] * runs[run]["flops_per_step"],
+                    "step": encoder["step"],
+                    "top1": encoder["top1"],
+                    "feature_rank": rank_at(runs[run]["dir"], encoder["step"]),
+                }
+            )
+        curves[name] = {"label": label, "points": points}
+    return curves
+
+
+def rank_at(run_dir: str, step: int) -> float | None:
+    """The RankMe of the run's last full metrics record at or before `step` (None when there is none)."""
+    from videojepa.train.logger import read_metrics
+
+    logged = [r for r in read_metrics(run_dir, kind="log") if r["step"] <= step and r.get("feature_rank") is not None]
+    return logged[-1]["feature_rank"] if logged else None
 
 
 def _split(confusion: dict | None) -> dict | None:
@@ -146,15 +230,22 @@ def _seconds(s: float) -> str:
 
 
 def markdown_table(results: dict) -> str:
-    """A one-line caption, then the table: chance, random init, then every method at the same budget."""
-    b, tasks = results["budget"], list(results["chance"])
+    """A caption, then the table (chance, random init, then every method at the same budget; one column per
+    task and protocol), the motion score's split, and the curves' points."""
+    b, tasks, protocols = results["budget"], list(results["chance"]), results["protocols"]
+    columns = [(t, k) for t in tasks for k in protocols]
     lines = [
         f"Training budget {b['flops']:.3g} FLOPs for every method (= {b['budget_steps']} V-JEPA steps; "
-        f"SALT teacher share {b['teacher_share']:g}); attentive-probe top-1 (%) on the validation set.",
+        f"SALT teacher share {b['teacher_share']:g}); probe top-1 (%) on the validation set, best cell of each "
+        "probe's grid. attentive: cross-attention pooler over all tokens (the papers' protocol); linear (frames) "
+        "and kNN (frames): on each time step's tokens averaged over a coarse grid (they see only what the "
+        "encoder put into the token values).",
         "",
-        "| method | training FLOPs | steps | wall time | " + " | ".join(f"{t} top-1" for t in tasks) + " |",
-        "|---" * (4 + len(tasks)) + "|",
-        "| chance | - | - | - | " + " | ".join(_pct(results["chance"][t]) for t in tasks) + " |",
+        "| method | training FLOPs | steps | wall time | "
+        + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t, k in columns)
+        + " |",
+        "|---" * (4 + len(columns)) + "|",
+        "| chance | - | - | - | " + " | ".join(_pct(results["chance"][t]) for t, _ in columns) + " |",
     ]
     for row in results["rows"]:
         runs = [results["runs"][n] for n in row["runs"]]
@@ -165,21 +256,44 @@ def markdown_table(results: dict) -> str:
             flops += f" = {row['flops']:.3g}" if len(runs) > 1 else ""
             steps = " + ".join(str(s) for s in row["steps"])
             wall = _seconds(row["wall_s"])
-        accuracy = " | ".join(_pct(row["top1"].get(t)) for t in tasks)
+        accuracy = " | ".join(_pct(row["top1"].get(k, {}).get(t)) for t, k in columns)
         lines.append(f"| {row['label']} | {flops} | {steps} | {wall} | {accuracy} |")
-    if any(row.get("motion_split") for row in results["rows"]):
+    split_protocols = [k for k in protocols if any((row.get("motion_split") or {}).get(k) for row in results["rows"])]
+    if split_protocols:
         lines += [
             "",
             "The motion score split into its sub-problems (best probe cell, validation clips, %; "
             "rotation sense and which translation among clips put in the right group; chance 50% each "
             "with the default four classes):",
             "",
-            "| method | " + " | ".join(SPLIT_LABELS.values()) + " |",
-            "|---" * (1 + len(SPLIT_LABELS)) + "|",
+            "| method | "
+            + " | ".join(f"{v} ({PROTOCOL_LABELS.get(k, k)})" for k in split_protocols for v in SPLIT_LABELS.values())
+            + " |",
+            "|---" * (1 + len(SPLIT_LABELS) * len(split_protocols)) + "|",
         ]
         for row in results["rows"]:
-            parts = row.get("motion_split") or {}
-            lines.append(f"| {row['label']} | " + " | ".join(_pct(parts.get(k)) for k in SPLIT_LABELS) + " |")
+            splits = row.get("motion_split") or {}
+            cells = [_pct((splits.get(k) or {}).get(part)) for k in split_protocols for part in SPLIT_LABELS]
+            lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    curves = results.get("curves") or {}
+    if curves:
+        curve_protocols = results.get("curve_protocols") or protocols
+        lines += [
+            "",
+            "Accuracy against training FLOPs (accuracy_vs_flops.png): every curve starts at the random-init "
+            "encoder; SALT's student points count the whole teacher first. Top-1 (%) per task and protocol, "
+            "RankMe of the encoder at that step:",
+            "",
+            "| curve | step | training FLOPs | "
+            + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t in tasks for k in curve_protocols)
+            + " | RankMe |",
+            "|---" * (4 + len(tasks) * len(curve_protocols)) + "|",
+        ]
+        for curve in curves.values():
+            for point in curve["points"][1:]:
+                cells = " | ".join(_pct(point["top1"].get(k, {}).get(t)) for t in tasks for k in curve_protocols)
+                rank = "-" if point["feature_rank"] is None else f"{point['feature_rank']:.0f}"
+                lines.append(f"| {curve['label']} | {point['step']} | {point['flops']:.3g} | {cells} | {rank} |")
     return "\n".join(lines) + "\n"
 
 

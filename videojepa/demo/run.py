@@ -11,10 +11,13 @@ Steps, each skipped when its output is already there, so a killed demo continues
              the teacher left (`videojepa.planner.split_budget`); VideoMAE, whose steps are cheaper, gets as many
              steps as fit (`steps_within_budget`). Steps round down: no method spends more than the budget.
   3. train   OUT/runs/{salt_teacher,salt_student,vjepa,videomae}: ordinary pretraining run directories made
-             from the demo/<method> presets. The Trainer resumes a run directory by itself and returns at
-             once from a finished one.
-  4. probe   OUT/probes/<run or random_init>: the demo/probe attentive probe on both tasks, for each trained
-             encoder and for a random-init encoder of the same architecture.
+             from the demo/<method> presets, each keeping its encoder at `curve_fractions` of its steps
+             (`train.encoder_snapshots`). The Trainer resumes a run directory by itself and returns at once
+             from a finished one.
+  4. probe   OUT/probes/<encoder>/<protocol>: every protocol of `PROTOCOLS` on both tasks for each final
+             encoder and for a random-init encoder of the same architecture (the attentive probe caches the
+             tokens, the cheap probes pool them); the `CURVE_PROTOCOLS` for each snapshot
+             (OUT/probes/<run>_step<N>): the points of the accuracy-vs-FLOPs curves.
   5. report  OUT/results.md and OUT/results.json (`videojepa.demo.report`), OUT/*.png (`videojepa.demo.plots`).
 
 The functions are public so that other experiments (experiments/salt_allocation.py) reuse the same
@@ -40,6 +43,10 @@ METHODS = ("salt_teacher", "salt_student", "vjepa", "videomae")
 METHOD_LABELS = {"salt_teacher": "SALT", "salt_student": "SALT", "vjepa": "V-JEPA", "videomae": "VideoMAE"}
 TASKS = ("motion", "appearance")
 RANDOM_INIT = "random_init"
+# The probe protocols of the table, and those of the curves' intermediate points (cheap: a linear map or a
+# vote on pooled features that keep time; see README "Probes"). The attentive probe is the papers' protocol.
+PROTOCOLS = ("attentive", "linear_frames", "knn_frames")
+CURVE_PROTOCOLS = ("linear_frames", "knn_frames")
 WALL_TIME_FILE = "wall_time.json"  # in each run directory: training seconds summed over demo sessions
 
 
@@ -53,6 +60,12 @@ class DemoSize:
     probe_epochs: int  # attentive-probe training epochs per task
     frames: int = 16  # frames per synthetic video (the demo presets' clip length)
     size: int = 64  # frame side in pixels (the demo presets' crop)
+    curve_fractions: tuple[float, ...] = (0.25, 0.5)  # fractions of each run's steps probed for the curves
+
+    def snapshot_steps(self, steps: int) -> list[int]:
+        """The steps of a `steps`-step run at which its encoder is kept and probed (the last one is probed
+        anyway): `curve_fractions` of it, rounded, distinct, between 1 and steps - 1."""
+        return sorted({min(max(1, round(f * steps)), steps) for f in self.curve_fractions} - {steps})
 
 
 # Every number that sizes the demo, in one place; they go with the demo presets (videojepa/presets/demo/*.yaml)
@@ -84,12 +97,13 @@ class DemoSettings:
 
     def record(self) -> dict:
         """Everything that changes the demo's results (not where or how fast it runs)."""
-        return {
+        record = {
             **dataclasses.asdict(self.size),
             "seed": self.seed,
             "pretrain_overrides": list(self.pretrain_overrides),
             "probe_overrides": list(self.probe_overrides),
         }
+        return json.loads(json.dumps(record))  # tuples as lists, as in settings.json
 
 
 # ----------------------------------------------------------------------------- data
@@ -287,9 +301,12 @@ def probe_config(
     seed: int,
     random_model: ModelConfig | None = None,
     overrides: Iterable[str] = (),
+    kind: str | None = None,
+    features_dir: str | Path | None = None,
 ):
-    """The demo/probe preset on both synthetic tasks for `checkpoint` (a run directory, or "none" with the
-    architecture `random_model` for a random-init encoder)."""
+    """The demo/probe preset on both synthetic tasks for `checkpoint` (a run directory, an encoder file, or
+    "none" with the architecture `random_model` for a random-init encoder); `kind` replaces the preset's
+    probe.kind, `features_dir` its feature cache folder (probes of one encoder share it)."""
     from videojepa.config.loader import load_config
     from videojepa.eval.config import ProbeConfig
 
@@ -303,6 +320,10 @@ def probe_config(
             for t in TASKS
         ],
     }
+    if kind is not None:
+        own["probe.kind"] = kind
+    if features_dir is not None:
+        own["features.dir"] = str(features_dir)
     if random_model is not None:
         own.update({f"model.{k}": v for k, v in random_model.model_dump().items()})
     return load_config("demo/probe", [*overrides, *own.items()], schema=ProbeConfig)
@@ -355,7 +376,6 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
     from videojepa.demo.report import build_results, write_results
-    from videojepa.eval.features import FeatureSource
     from videojepa.utils.plotting import pyplot
 
     pyplot()  # fail now if matplotlib is missing, not after the training
@@ -367,7 +387,9 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     check_settings(out, settings)
 
     log("[1/5] synthetic data")
+    start = time.perf_counter()
     data = prepare_data(out / "data", size, settings.seed, settings.workers, log)
+    data["seconds"] = time.perf_counter() - start
 
     log(
         f"[2/5] FLOPs budget: {budget['flops']:.3g} = {size.budget_steps} V-JEPA steps; "
@@ -378,44 +400,97 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     configs = {name: with_steps(cfg, budget["runs"][name]["steps"]) for name, cfg in configs.items()}
 
     log("[3/5] pretraining")
+    configs = {name: with_snapshots(cfg, size) for name, cfg in configs.items()}
     runs = {}
+    start = time.perf_counter()
     for name in METHODS:
         runs[name] = {**budget["runs"][name], **train(configs[name], log)}
         runs[name]["health"] = last_health(runs[name]["dir"])
+        runs[name]["snapshots"] = configs[name].train.encoder_snapshots
+    timing = {"pretrain_s": time.perf_counter() - start}
 
     log("[4/5] probes")
-    probes = {}
-    source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
-    for name in (RANDOM_INIT, *METHODS):
-        checkpoint = "none" if name == RANDOM_INIT else out / "runs" / name
-        cfg = probe_config(
-            checkpoint,
-            out / "probes" / name,
-            out / "data",
-            size.probe_epochs,
-            settings.seed,
-            random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
-            overrides=settings.probe_overrides,
-        )
-        result = probe(cfg, log, source)
-        probes[name] = {
-            "dir": str(cfg.run.dir),
-            "checkpoint": str(checkpoint),
-            "top1": top1(result),
-            "confusion": {
-                t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
-                for t in result["tasks"]
-                if "confusion" in t
-            },
-            "seconds": result["seconds"],
-        }
-        chance = {t["name"]: t["chance"] for t in result["tasks"]}
+    start = time.perf_counter()
+    probes = probe_all(settings, configs, runs, log)
+    timing["probe_s"] = time.perf_counter() - start
+    chance = probes.pop("chance")
 
     log("[5/5] report and plots")
-    results = build_results(settings, data, budget, runs, probes, chance)
+    results = build_results(settings, data, budget, runs, probes, chance, timing)
     results["plots"] = [str(p) for p in write_plots(out, results, configs)]
     write_results(out, results)
     return results
+
+
+def with_snapshots(cfg: PretrainConfig, size: DemoSize) -> PretrainConfig:
+    """`cfg` keeping its encoder at the size's curve points (`DemoSize.snapshot_steps`)."""
+    train = cfg.train
+    snapshots = size.snapshot_steps(train.steps)
+    return cfg.model_copy(update={"train": train.model_copy(update={"encoder_snapshots": snapshots})})
+
+
+def encoders_to_probe(out: Path, runs: dict) -> list[dict]:
+    """Every encoder the demo probes: {"name", "checkpoint", "run", "step", "final"}; random init first, then
+    each run's snapshots and its final encoder, in training order."""
+    from videojepa.train.trainer import snapshot_path
+
+    found = [{"name": RANDOM_INIT, "checkpoint": "none", "run": None, "step": 0, "final": True}]
+    for name in METHODS:
+        for step in runs[name]["snapshots"]:
+            path = snapshot_path(out / "runs" / name, step)
+            found.append(
+                {"name": f"{name}_step{step}", "checkpoint": str(path), "run": name, "step": step, "final": False}
+            )
+        found.append(
+            {
+                "name": name,
+                "checkpoint": str(out / "runs" / name),
+                "run": name,
+                "step": runs[name]["steps"],
+                "final": True,
+            }
+        )
+    return found
+
+
+def probe_all(settings: DemoSettings, configs: dict[str, PretrainConfig], runs: dict, log: Log = print) -> dict:
+    """Probe every encoder of `encoders_to_probe`: final ones with all `PROTOCOLS` (attentive first: it caches
+    the tokens that the others pool), snapshots with the `CURVE_PROTOCOLS`. Returns {encoder name: {"dir",
+    "checkpoint", "run", "step", "final", "top1": {protocol: {task: fraction}}, "confusion": {protocol: {task:
+    {"classes", "matrix"}}}, "seconds"}, ..., "chance": {task: fraction}}."""
+    from videojepa.eval.features import FeatureSource
+
+    out, size = Path(settings.out), settings.size
+    source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
+    probes: dict = {}
+    chance = {}
+    for encoder in encoders_to_probe(out, runs):
+        name, folder = encoder["name"], out / "probes" / encoder["name"]
+        entry = {**encoder, "dir": str(folder), "top1": {}, "confusion": {}, "seconds": 0.0}
+        for kind in PROTOCOLS if encoder["final"] else CURVE_PROTOCOLS:
+            cfg = probe_config(
+                encoder["checkpoint"],
+                folder / kind,
+                out / "data",
+                size.probe_epochs,
+                settings.seed,
+                random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
+                overrides=settings.probe_overrides,
+                kind=kind,
+                features_dir=folder / "features",
+            )
+            result = probe(cfg, log, source)
+            entry["top1"][kind] = top1(result)
+            entry["confusion"][kind] = {
+                t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
+                for t in result["tasks"]
+                if "confusion" in t
+            }
+            entry["seconds"] += result["seconds"]
+            chance = {t["name"]: t["chance"] for t in result["tasks"]}
+        probes[name] = entry
+    probes["chance"] = chance
+    return probes
 
 
 def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) -> list[Path]:
@@ -425,7 +500,7 @@ def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) ->
 
     paths = [out / "loss_curves.png", out / "accuracy_vs_flops.png", out / "masks.png"]
     plot_loss_curves({name: run["dir"] for name, run in results["runs"].items()}, paths[0])
-    plot_accuracy_vs_flops(results["rows"], results["chance"], results["budget"]["flops"], paths[1])
+    plot_accuracy_vs_flops(results, paths[1])
     clip, masks = masks_on_a_clip(configs, seed=results["settings"]["seed"])
     cfg = configs["vjepa"]
     draw_masks(masks, paths[2], clip=clip, tubelet=cfg.model.tubelet_size, patch=cfg.model.patch_size, columns=8)

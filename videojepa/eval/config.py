@@ -5,8 +5,8 @@
 Sections (every key has a typed default; unknown keys are errors):
   run       dir (results, resolved config, feature cache), seed (probe init and data order)
   probe     checkpoint: a pretraining run directory, an encoder file `load_encoder` accepts, or `none`
-            for a random-init `model.name`; kind (attentive / attentive3 / linear / knn), heads, queries,
-            encoder layers, kNN settings, encoder precision
+            for a random-init `model.name`; kind (attentive / attentive3 / linear / linear_frames / knn /
+            knn_frames), heads, queries, encoder layers, frame grid, kNN settings, encoder precision
   model     the random-init encoder when probe.checkpoint is `none` (ignored otherwise)
   data      the evaluation protocol shared by all tasks (frames_per_clip, frame_step or fps, num_clips,
             num_views, crop_size, ...; see `videojepa.data.config.DataConfig`) and, for ONE task,
@@ -33,7 +33,7 @@ from videojepa.config.schema import ModelConfig
 from videojepa.data.config import DataConfig
 from videojepa.errors import ConfigError
 
-PROBE_KINDS = ("attentive", "attentive3", "linear", "knn")
+PROBE_KINDS = ("attentive", "attentive3", "linear", "linear_frames", "knn", "knn_frames")
 
 
 class RunSection(Section):
@@ -50,10 +50,15 @@ class ProbeSection(Section):
     checkpoint: str = Field(
         "none", description="pretraining run directory, encoder file, or `none` (random-init model.name)"
     )
-    kind: Literal["attentive", "attentive3", "linear", "knn"] = Field(
+    kind: Literal["attentive", "attentive3", "linear", "linear_frames", "knn", "knn_frames"] = Field(
         "attentive",
         description="attentive: cross-attention pooling (V-JEPA); attentive3: 3 self-attention blocks "
-        "before it (V-JEPA 2); linear: on mean-pooled tokens; knn: cosine k-nearest neighbours",
+        "before it (V-JEPA 2); linear: on mean-pooled tokens (no frame order); linear_frames: on each time "
+        "step's tokens averaged over a frame_grid x frame_grid grid, concatenated in time order; knn / "
+        "knn_frames: cosine k-nearest neighbours on the same features as linear / linear_frames",
+    )
+    frame_grid: int = Field(
+        1, ge=1, description="linear_frames / knn_frames: side of the spatial grid each time step is averaged over"
     )
     heads: int = Field(12, ge=1, description="attention heads of the attentive probes")
     queries: int = Field(1, ge=1, description="learnable query tokens of the attentive probes")

@@ -1,8 +1,9 @@
 """Frozen-encoder features: forward passes, pooling, and a feature cache on disk.
 
     tokens = encode(encoder, video, layers=[-1])           # (B, S, N, D) float32, no grad, eval mode
-    feats = extract_dataset(encoder, dataset, batch_size=16, passes=2, pooled=False)
+    feats = extract_dataset(encoder, dataset, batch_size=16, passes=2, pooling="none")
     feats.features.shape                                    # (passes, videos, S, N, D); S = clips x views
+    pool_features(tokens, "frames:2", grid=(8, 8, 8))       # (B, S, 8*2*2*D): each time step on a 2x2 grid
     feats = load_or_extract(path, key, lambda: extract_dataset(...))   # reuse a matching cache file
     source = FeatureSource(keep_clips=True)   # source.extract(...) as extract_dataset, decoding each video
                                               # once for all the encoders it extracts with
@@ -34,6 +35,9 @@ from videojepa.errors import UserError
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 POOLINGS = ("none", "mean", "frame")
+# What a probe reads (`pool_features`): every token, their mean, or each time step's tokens averaged over a
+# coarse spatial grid and concatenated in time order ("frames" = "frames:1", "frames:G" for a G x G grid).
+PROBE_POOLINGS = ("none", "mean", "frames")
 # DataConfig fields that change how items are loaded, not what they contain.
 LOADER_ONLY = ("train", "val", "num_workers", "decode_threads", "worker_timeout", "max_bad_fraction")
 
@@ -87,24 +91,73 @@ def pool(tokens: torch.Tensor, kind: str, frames: int = 1) -> torch.Tensor:
     raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {kind!r}")
 
 
+def parse_pooling(pooling: str) -> tuple[str, int]:
+    """ "none" / "mean" / "frames" / "frames:G" -> (kind, G); G is 1 except for frames:G."""
+    kind, _, cells = pooling.partition(":")
+    if kind not in PROBE_POOLINGS or (cells and (kind != "frames" or not cells.isdigit() or int(cells) < 1)):
+        raise ValueError(f"pooling must be none, mean, frames or frames:G (G >= 1), got {pooling!r}")
+    return kind, int(cells or 1)
+
+
+def pool_features(tokens: torch.Tensor, pooling: str, grid: tuple[int, int, int]) -> torch.Tensor:
+    """What a probe reads from (..., N, D) tokens ordered (t, h, w) on the token `grid` (T', H', W'):
+    "none" keeps them; "mean" -> (..., D); "frames:G" -> (..., T' * G * G * D): each time step's tokens
+    averaged over a G x G grid of spatial cells (adaptive: cells may be uneven), concatenated in time order.
+    A mean keeps no order: with relative (RoPE) positions a token's values carry no absolute place, so
+    "mean" sees neither when nor where; "frames" keeps when, and G > 1 keeps a coarse where."""
+    kind, cells = parse_pooling(pooling)
+    if kind == "none":
+        return tokens
+    if kind == "mean":
+        return tokens.mean(-2)
+    T, H, W = grid
+    lead, (N, D) = tokens.shape[:-2], tokens.shape[-2:]
+    if N != T * H * W:
+        raise ValueError(f"{N} tokens do not fill the token grid {T}x{H}x{W}")
+    if cells > min(H, W):
+        raise ValueError(f"pooling {pooling!r} asks for a {cells}x{cells} grid of a {H}x{W} token frame")
+    x = tokens.reshape(-1, T, H, W, D).permute(0, 1, 4, 2, 3).reshape(-1, D, H, W)  # (B*T, D, H, W)
+    x = torch.nn.functional.adaptive_avg_pool2d(x.float(), cells)  # (B*T, D, G, G)
+    return x.reshape(*lead, T * D * cells * cells).to(tokens.dtype)
+
+
 def as_clips(video: torch.Tensor) -> torch.Tensor:
     """A dataset batch as (B, S, C, T, H, W): single clips get S = 1."""
     return video.unsqueeze(1) if video.ndim == 5 else video
 
 
+def pooling_of(pooled: bool | str) -> str:
+    """The pooling name of a `pooled` flag (True: "mean") or of a name."""
+    return ("mean" if pooled else "none") if isinstance(pooled, bool) else pooled
+
+
 def encode_batches(
-    encoder, loader, layers: Sequence[int], precision: str, pooled: bool, desc: str = "", total: int | None = None
+    encoder,
+    loader,
+    layers: Sequence[int],
+    precision: str,
+    pooling: str | bool,
+    desc: str = "",
+    total: int | None = None,
+    round_to: torch.dtype | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(features (B, S, N, D) or pooled (B, S, D), labels, file indices) for every batch of a dataset loader
-    (or any iterable of its batches; `total`: how many, for the progress bar)."""
+    """(features (B, S, N, D) or pooled (B, S, F), labels, file indices) for every batch of a dataset loader
+    (or any iterable of its batches; `total`: how many, for the progress bar). `pooling`: see
+    `pool_features` (True means "mean"). `round_to`: the tokens are rounded to this dtype before pooling,
+    so that features pooled now equal those pooled later from tokens stored in it."""
+    pooling = pooling_of(pooling)
     for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", total=total):
-        tokens = encode(encoder, as_clips(batch["video"]), layers, precision)
-        yield (tokens.mean(-2) if pooled else tokens), batch["label"], batch["index"]
+        clips = as_clips(batch["video"])
+        tokens = encode(encoder, clips, layers, precision)
+        if round_to is not None and pooling != "none":
+            tokens = tokens.to(round_to).float()
+        grid = encoder.grid(*clips.shape[-3:]) if pooling.startswith("frames") else None
+        yield pool_features(tokens, pooling, grid), batch["label"], batch["index"]
 
 
 @dataclass
 class FeatureSet:
-    """Features of a dataset: (passes, videos, S, N, D) or pooled (passes, videos, S, D); `indices`
+    """Features of a dataset: (passes, videos, S, N, D) or pooled (passes, videos, S, F); `indices`
     (passes, videos): the dataset file each row came from; `labels` (passes, videos), see `label`."""
 
     features: torch.Tensor
@@ -151,13 +204,14 @@ class FeatureSource:
         batch_size: int,
         layers: Sequence[int] = (-1,),
         precision: str = "fp32",
-        pooled: bool = False,
+        pooling: str | bool = "none",
         passes: int = 1,
         seed: int = 0,
         dtype: str = "fp32",
         desc: str = "features",
     ) -> FeatureSet:
-        """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation)."""
+        """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation);
+        `pooling`: see `pool_features`."""
         from videojepa.data.loader import build_loader
 
         loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
@@ -167,7 +221,14 @@ class FeatureSource:
             row = 0
             batches = self.clip_batches(dataset, loader, batch_size, p)
             for feats, _, index in encode_batches(
-                encoder, batches, layers, precision, pooled, f"{desc} {p + 1}/{passes}", total=len(loader)
+                encoder,
+                batches,
+                layers,
+                precision,
+                pooling,
+                f"{desc} {p + 1}/{passes}",
+                total=len(loader),
+                round_to=DTYPES[dtype],
             ):
                 if features is None:
                     features = torch.empty(passes, n, *feats.shape[1:], dtype=DTYPES[dtype])
@@ -206,14 +267,14 @@ def extract_dataset(
     batch_size: int,
     layers: Sequence[int] = (-1,),
     precision: str = "fp32",
-    pooled: bool = False,
+    pooling: str | bool = "none",
     passes: int = 1,
     seed: int = 0,
     dtype: str = "fp32",
     desc: str = "features",
 ) -> FeatureSet:
     """`FeatureSource.extract` reading every clip from the data."""
-    return FeatureSource().extract(encoder, dataset, batch_size, layers, precision, pooled, passes, seed, dtype, desc)
+    return FeatureSource().extract(encoder, dataset, batch_size, layers, precision, pooling, passes, seed, dtype, desc)
 
 
 def dataset_contents(dataset) -> dict:
@@ -231,33 +292,45 @@ def cache_key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def read_cache(path: Path, key: str) -> FeatureSet | None:
+    """The FeatureSet cached at `path` if it holds features for `key`, else None (a damaged file, or one made
+    for other inputs, warns when its key matches)."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        return None
+    # Only a cache made for other inputs (another key) or one that is not a complete safetensors file of
+    # ours is ignored, with a warning; any other error (permissions, I/O) stops the run.
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored = (f.metadata() or {}).get("key")
+            names = set(f.keys())
+    except SafetensorError as err:
+        warnings.warn(f"feature cache {path} is damaged ({err}); computing the features again", stacklevel=3)
+        return None
+    if stored == key and names == {"features", "indices"}:
+        tensors = load_file(str(path))
+        return FeatureSet(tensors["features"], tensors["indices"])
+    if stored == key:
+        warnings.warn(
+            f"feature cache {path} holds {sorted(names)}, not features and indices; computing again", stacklevel=3
+        )
+    return None
+
+
 def load_or_extract(path: Path | None, key: str, compute: Callable[[], FeatureSet]) -> tuple[FeatureSet, bool]:
     """The cached FeatureSet at `path` if its key matches, else `compute()` (saved to `path` when given).
 
     Returns (features, whether they came from the cache); `labels` is not stored: see `FeatureSet.label`.
     """
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
 
     from videojepa.utils.files import atomic_path
 
-    if path is not None and Path(path).is_file():
-        # Only a cache made for other inputs (another key) or one that is not a complete safetensors file of
-        # ours is recomputed, with a warning; any other error (permissions, I/O) stops the run.
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                stored = (f.metadata() or {}).get("key")
-                names = set(f.keys())
-        except SafetensorError as err:
-            warnings.warn(f"feature cache {path} is damaged ({err}); computing the features again", stacklevel=2)
-            stored, names = None, set()
-        if stored == key and names == {"features", "indices"}:
-            tensors = load_file(str(path))
-            return FeatureSet(tensors["features"], tensors["indices"]), True
-        if stored == key:
-            warnings.warn(
-                f"feature cache {path} holds {sorted(names)}, not features and indices; computing again", stacklevel=2
-            )
+    cached = read_cache(path, key) if path is not None else None
+    if cached is not None:
+        return cached, True
     result = compute()
     if path is not None:
         with atomic_path(path) as tmp:

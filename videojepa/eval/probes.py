@@ -2,16 +2,25 @@
 
     probe = build_probe("attentive", dim=384, num_classes=10)    # tokens (B, N, D) -> logits (B, 10)
     probe = build_probe("linear", dim=384, num_classes=10)       # pooled (B, D)    -> logits (B, 10)
+    probe_input("linear_frames", frame_grid=2)                   # "frames:2": what the features are pooled to
 
 - `AttentiveProbe`: learnable query token(s) cross-attend to the tokens (one pre-norm cross-attention
   block with an MLP, V-JEPA's attentive pooler), then a linear classifier on the query outputs
   (concatenated when there are several). `self_attn_blocks=3` puts three standard transformer blocks
   on the tokens before the cross-attention (V-JEPA 2's probe, kind `attentive3`).
-- `LinearProbe`: a linear classifier on mean-pooled tokens.
-- `KNNClassifier`: cosine k-nearest neighbours on mean-pooled tokens, votes weighted by
-  exp(similarity / temperature) (the DINO recipe); returns per-class vote shares as scores.
+- `LinearProbe`: a linear classifier on pooled features: the tokens' mean (kind `linear`), or each time
+  step's tokens averaged over a coarse spatial grid and concatenated in time order (kind `linear_frames`).
+- `KNNClassifier`: cosine k-nearest neighbours on the same pooled features (kinds `knn`, `knn_frames`), votes
+  weighted by exp(similarity / temperature) (the DINO recipe); returns per-class vote shares as scores.
 
-A probe's `pooled` attribute says which input it takes: tokens (False) or mean-pooled features (True).
+What each kind can see: a mean keeps neither the order of frames nor (with RoPE, whose token values carry no
+absolute position) where things are, so `linear` and `knn` are blind to the direction of a motion; the
+`_frames` kinds keep when (and, with a grid, roughly where), but only what the encoder put into the token
+values: they are read by a linear map or a similarity. The attentive probe learns where to look among all
+tokens and can compute motion itself from well-preserved inputs, even from a random-init encoder's.
+
+A probe's `pooled` attribute says which input it takes: tokens (False) or pooled features (True);
+`probe_input` names the pooling of each kind (`videojepa.eval.features.pool_features`).
 The trainable ones are `Probe`s: a parameter-free `prepare` (the same for every probe of one kind and
 shape, so a probe grid computes it once) followed by `classify`; `probe(x)` is the two in a row.
 """
@@ -250,12 +259,32 @@ class KNNClassifier:
     __call__ = scores
 
 
+# Probe kind -> the pooling of the features it reads ("frames" gets the spatial grid: `probe_input`).
+PROBE_INPUTS = {
+    "attentive": "none",
+    "attentive3": "none",
+    "linear": "mean",
+    "linear_frames": "frames",
+    "knn": "mean",
+    "knn_frames": "frames",
+}
+KNN_KINDS = ("knn", "knn_frames")
+
+
+def probe_input(kind: str, frame_grid: int = 1) -> str:
+    """The pooling (`videojepa.eval.features.pool_features`) of the features a probe of `kind` reads."""
+    if kind not in PROBE_INPUTS:
+        raise ValueError(f"unknown probe kind {kind!r}; allowed: {', '.join(PROBE_INPUTS)}")
+    pooling = PROBE_INPUTS[kind]
+    return f"frames:{frame_grid}" if pooling == "frames" else pooling
+
+
 def build_probe(kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1) -> Probe:
     """A trainable probe by kind name (kNN is built from its training features: `KNNClassifier`)."""
     if kind == "attentive":
         return AttentiveProbe(dim, num_classes, num_heads, num_queries)
     if kind == "attentive3":
         return AttentiveProbe(dim, num_classes, num_heads, num_queries, self_attn_blocks=3)
-    if kind == "linear":
+    if kind in ("linear", "linear_frames"):
         return LinearProbe(dim, num_classes)
-    raise ValueError(f"no trainable probe of kind {kind!r}; allowed: attentive, attentive3, linear")
+    raise ValueError(f"no trainable probe of kind {kind!r}; allowed: attentive, attentive3, linear, linear_frames")

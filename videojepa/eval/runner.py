@@ -5,7 +5,9 @@
     results = run_probe(load_config("demo/probe", ["probe.checkpoint=runs/vjepa"], schema=ProbeConfig))
 
 Per task: build the train and val datasets with the task's protocol, extract the validation features
-once, then either fit a kNN classifier or train the whole lr x wd grid of probes in one pass
+once (pooled as the probe kind reads them; pooled features are made from a cached token file of the same
+encoder and data when one is there, so the attentive probe and the cheap ones share one encoder pass), then
+either fit a kNN classifier or train the whole lr x wd grid of probes in one pass
 (`grid.ProbeGrid`) on cached training features (optionally several augmented copies) or on features
 computed batch by batch with fresh random crops and flips. Every cell is scored on validation with
 the multi-view protocol (`protocol`); the best cell's top-1 is the task's score. Results go to
@@ -34,10 +36,12 @@ from videojepa.eval.features import (
     dataset_contents,
     encode_batches,
     load_or_extract,
+    pool_features,
     prepare_encoder,
+    read_cache,
 )
 from videojepa.eval.grid import ProbeGrid, fit, grid_cells
-from videojepa.eval.probes import KNNClassifier, build_probe
+from videojepa.eval.probes import KNN_KINDS, KNNClassifier, build_probe, probe_input
 from videojepa.eval.protocol import eval_logits, training_batch
 from videojepa.eval.report import SCHEMA, write_results
 from videojepa.utils.device import resolve_device
@@ -184,8 +188,9 @@ class TaskRunner:
         self.source = source
         check_protocol(encoder, data, task.name)
         kind, feat = cfg.probe.kind, cfg.features
-        self.pooled = kind in ("linear", "knn")
-        self.augment = kind != "knn" and (not feat.cache or feat.augmentations > 0)
+        self.pooling = probe_input(kind, cfg.probe.frame_grid)
+        self.knn = kind in KNN_KINDS
+        self.augment = not self.knn and (not feat.cache or feat.augmentations > 0)
         where = f"tasks.{[t.name for t in cfg.tasks].index(task.name)}" if cfg.tasks else "data"
         self.train_ds = build_dataset(task.train, data, train=self.augment, key=f"{where}.train")
         # Validation never substitutes a bad file by another one (that would count a video twice): bad files
@@ -198,37 +203,45 @@ class TaskRunner:
         self.seconds = {"features": 0.0, "train": 0.0, "eval": 0.0}
         self.cached = {"train": False, "val": False}
 
-    def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
+    def feature_key(self, dataset, passes: int, pooling: str) -> str:
         cfg = self.cfg
-        key = cache_key(
+        return cache_key(
             encoder=self.identity,
             **dataset_contents(dataset),
             train=dataset.train,
             passes=passes,
             layers=cfg.probe.layers,
             precision=cfg.probe.precision,
-            pooled=self.pooled,
+            pooling=pooling,
             dtype=cfg.features.dtype,
             seed=cfg.run.seed if dataset.train else None,
         )
+
+    def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
+        cfg = self.cfg
+        key = self.feature_key(dataset, passes, self.pooling)
         path = self.cache_dir / f"{split}-{key}.safetensors" if to_disk else None
         start = time.perf_counter()
-        result, hit = load_or_extract(
-            path,
-            key,
-            lambda: self.source.extract(
+
+        def extract() -> FeatureSet:
+            tokens = self.cached_tokens(split, dataset, passes) if to_disk and self.pooling != "none" else None
+            if tokens is not None:
+                self.log(f"  {split}: pooling the cached tokens of this encoder")
+                return tokens
+            return self.source.extract(
                 self.encoder,
                 dataset,
                 cfg.features.batch_size,
                 cfg.probe.layers,
                 cfg.probe.precision,
-                self.pooled,
+                self.pooling,
                 passes,
                 cfg.run.seed,
                 cfg.features.dtype,
                 desc=f"{self.task.name} {split}",
-            ),
-        )
+            )
+
+        result, hit = load_or_extract(path, key, extract)
         result.label([e.label for e in dataset.entries])
         self.seconds["features"] += time.perf_counter() - start
         self.cached[split] = hit
@@ -237,6 +250,21 @@ class TaskRunner:
             + (" (from cache)" if hit else "")
         )
         return result
+
+    def cached_tokens(self, split: str, dataset, passes: int) -> FeatureSet | None:
+        """These features pooled from a cached token file of the same encoder and data (an attentive probe's),
+        or None when there is none. Equal to extracting them: `encode_batches` rounds the tokens to the
+        storage dtype before pooling."""
+        key = self.feature_key(dataset, passes, "none")
+        tokens = read_cache(self.cache_dir / f"{split}-{key}.safetensors", key)
+        if tokens is None:
+            return None
+        d = self.data
+        grid = self.encoder.grid(d.frames_per_clip, d.crop_size, d.crop_size)
+        if tokens.features.shape[-2] != math.prod(grid):  # not plain clips of this protocol: extract instead
+            return None
+        pooled = pool_features(tokens.features.float(), self.pooling, grid).to(tokens.features.dtype)
+        return FeatureSet(pooled, tokens.indices)
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -249,7 +277,7 @@ class TaskRunner:
                 f"  val: {len(self.val_excluded)} unreadable file(s) excluded from the score, e.g. "
                 f"{self.val_excluded[0]}; scoring the other {len(val)}"
             )
-        cells, predictions = self.run_knn(val) if cfg.probe.kind == "knn" else self.run_grid(val)
+        cells, predictions = self.run_knn(val) if self.knn else self.run_grid(val)
         score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
         best = max(cells, key=score)
         labels = val.labels[0]
@@ -337,7 +365,7 @@ class TaskRunner:
                     loader,
                     cfg.probe.layers,
                     cfg.probe.precision,
-                    self.pooled,
+                    self.pooling,
                     f"{self.task.name} epoch {epoch + 1}",
                 ):
                     x, y = training_batch(x.to(device), y.to(device), self.K, self.V)
@@ -404,7 +432,9 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
         "feature_dim": encoder.embed_dim * len(p.layers),
         "precision": p.precision,
     }
-    if p.kind == "knn":
+    if p.kind.endswith("_frames"):
+        probe.update(frame_grid=p.frame_grid, input=probe_input(p.kind, p.frame_grid))
+    if p.kind in KNN_KINDS:
         probe.update(knn_k=p.knn_k, knn_temperature=p.knn_temperature)
     results = {
         "schema": SCHEMA,
@@ -421,7 +451,7 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
         "seconds": round(time.perf_counter() - start, 3),
         "config": to_dict(cfg),
     }
-    if p.kind != "knn":
+    if p.kind not in KNN_KINDS:
         o = cfg.optim
         results["optim"] = {
             "epochs": o.epochs,

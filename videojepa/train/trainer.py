@@ -52,6 +52,7 @@ RESUME_FREE_KEYS = {
     "train.log_every",
     "train.checkpoint_every",
     "train.keep_checkpoints",
+    "train.encoder_snapshots",
     "train.max_nonfinite_steps",
     "data.num_workers",
     "data.worker_timeout",
@@ -62,6 +63,11 @@ RESUME_FREE_KEYS = {
     "train.collapse_std",
     "train.collapse_rank",
 }
+
+
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    """Where `train.encoder_snapshots` keeps the encoder of `step`."""
+    return Path(run_dir) / "encoders" / f"step_{step:08d}.safetensors"
 
 
 class TrainingError(UserError):
@@ -297,6 +303,16 @@ class Trainer:
             card=EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step),
         )
 
+    def save_snapshot(self) -> Path:
+        """The exported encoder at this step, kept beside the run's latest (`train.encoder_snapshots`)."""
+        path = snapshot_path(self.run_dir, self.step)
+        encoder = self.exported_encoder()
+        if self.dist.is_main:
+            clip = ClipProtocol.from_data(self.cfg.data)
+            card = EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step)
+            save_encoder(encoder, path, card=card)
+        return path
+
     def exported_encoder(self) -> torch.nn.Module:
         """The network evaluation uses; under FSDP2 a plain copy rebuilt from the gathered weights (rank 0)."""
         encoder = self.method.export_encoder()
@@ -458,6 +474,8 @@ class Trainer:
                 stop = self.agreed_stop()  # every rank stops after the same step, so all save it together
                 if stop or self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
                     self.save()
+                if self.step in tc.encoder_snapshots:
+                    self.save_snapshot()
                 if stop:  # a step boundary: the saved state is on the uninterrupted trajectory
                     log.warning("received signal %d: checkpoint saved at step %d, stopping", stop, self.step)
                     if stop == signal.SIGINT:
