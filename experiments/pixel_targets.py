@@ -8,7 +8,9 @@ by their std (`videojepa.methods.losses.pixel_targets`, VideoMAE's norm_pix_loss
 `noise=0`: what a model could predict from context), RENDERED (with the per-pixel noise, before encoding) and
 DECODED (the mp4 the model trains on). Reported per tubelet group (touching the object or background only):
 the tubelet's pixel std, and the share of the normalised target's variance that is NOT in the clean
-target (pixel noise + codec error): a loss no model can go below, whatever it learns.
+target (pixel noise + codec error): a loss no model can go below, whatever it learns. Also the share of the
+decoded pixels' variance (per video and channel) that lies in the tubelets' means, which the normalised target
+removes: what a model regressing un-normalised pixels (`method.pixel_norm=none`) mostly learns first.
 """
 
 from __future__ import annotations
@@ -47,11 +49,15 @@ def main() -> None:
     clean_spec = dataclasses.replace(spec, noise=0.0)
     scenes = list(csv.DictReader((data / "scenes.csv").open()))[: args.videos]
     groups = {"object": [], "background": []}
+    mean_shares = []
     for i, scene in enumerate(scenes):
         clean = render_scene(clean_spec, info["seed"], i, scene["motion"], scene["appearance"]) / 255.0
         rendered = render_scene(spec, info["seed"], i, scene["motion"], scene["appearance"]) / 255.0
         decoded = decode(data / scene["path"]) / 255.0
         c, r, d = tubelets(clean), tubelets(rendered), tubelets(decoded)
+        between = d.mean(-1).var(0)  # per channel: variance of the tubelet means
+        within = d.var(-1).mean(0)
+        mean_shares.append(float((between / (between + within)).mean()))
         # a tubelet touches the object where the clean frames differ from the clean frames' background estimate:
         # the per-tubelet clean std of a background tubelet is that of a smooth gradient, small
         touches = object_mask(scene, info, clean_spec, i)
@@ -66,6 +72,7 @@ def main() -> None:
                 }
             )
     out = {"data": str(data), "videos": len(scenes), "tubelet": "2x8x8 per channel"}
+    out["pixel_variance_share_of_tubelet_means"] = float(np.mean(mean_shares))
     total = sum(len(np.concatenate([g["clean_std"] for g in groups[n]])) for n in groups)
     for name, rows in groups.items():
         cat = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
@@ -78,9 +85,7 @@ def main() -> None:
             "noise_share_of_target_rendered_mean": float(cat["noise_share_rendered"].mean()),
         }
     shares = {n: out[n]["share_of_tubelets"] for n in groups}
-    out["loss_floor_all_tubelets"] = sum(
-        shares[n] * out[n]["noise_share_of_target_decoded_mean"] for n in groups
-    )
+    out["loss_floor_all_tubelets"] = sum(shares[n] * out[n]["noise_share_of_target_decoded_mean"] for n in groups)
     print(json.dumps(out, indent=1))
 
 

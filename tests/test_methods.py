@@ -112,9 +112,12 @@ def reference_latent_loss(method, target_network, video, masks, exponent=1.0):
 
 def reference_pixel_loss(method, video, masks):
     """VideoMAE target: each tubelet's pixels (input normalisation undone) normalised per channel by the
-    tubelet's own mean and unbiased std; MSE on the target tokens, mean over masks."""
+    tubelet's own mean and unbiased std (method.pixel_norm=none: the input pixels as they are); MSE on the
+    target tokens, mean over masks."""
     cfg, t, p = method.cfg, method.cfg.model.tubelet_size, method.cfg.model.patch_size
+    per_tubelet = cfg.method.pixel_norm == "tubelet"
     pixels = video * torch.tensor(STD).view(1, 3, 1, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1, 1)
+    pixels = pixels if per_tubelet else video
     B, C, T, H, W = pixels.shape
     tokens = []
     for ti in range(T // t):
@@ -122,7 +125,8 @@ def reference_pixel_loss(method, video, masks):
             for wi in range(W // p):
                 cube = pixels[:, :, ti * t : (ti + 1) * t, hi * p : (hi + 1) * p, wi * p : (wi + 1) * p]
                 cube = cube.permute(0, 2, 3, 4, 1).reshape(B, -1, C)  # (dt, dh, dw) pixels x channels
-                cube = (cube - cube.mean(1, keepdim=True)) / (cube.std(1, keepdim=True) + 1e-6)
+                if per_tubelet:
+                    cube = (cube - cube.mean(1, keepdim=True)) / (cube.std(1, keepdim=True) + 1e-6)
                 tokens.append(cube.reshape(B, -1))
     target = torch.stack(tokens, dim=1)
     losses = []
@@ -286,6 +290,19 @@ MUTATIONS = {  # planted bug -> a check that must catch it
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_loss_equals_the_reference(name, one_thread):
     assert loss_matches_reference(name)
+
+
+@pytest.mark.parametrize("name", ["salt_teacher", "videomae"])
+def test_unnormalised_pixel_targets_equal_the_reference(name, one_thread):
+    torch.manual_seed(0)
+    method = randomise(build_method(tiny_config(name, "method.pixel_norm=none")))
+    video, masks = fixed_batch(method.cfg)
+    loss, metrics = method(video, masks)
+    assert torch.allclose(loss, reference_loss(method, video, masks), rtol=1e-5, atol=1e-6)
+    normalised = randomise(build_method(tiny_config(name)))
+    assert not torch.allclose(loss, normalised(video, masks)[0])  # the same weights, the other target
+    with pytest.raises(Exception, match="pixel_norm"):
+        tiny_config(name, "method.pixel_norm=patch")
 
 
 @pytest.mark.parametrize("name", BUILT_IN)

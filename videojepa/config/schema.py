@@ -88,6 +88,11 @@ class MethodConfig(Section):
         (0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the schedule horizon"
     )
     teacher: TeacherConfig = TeacherConfig()
+    pixel_norm: Literal["tubelet", "none"] = Field(
+        "tubelet",
+        description="salt_teacher, videomae: pixel targets normalised by each tubelet's own mean and std per "
+        "channel (tubelet: VideoMAE's norm_pix_loss) or only by the input's mean/std (none)",
+    )
 
 
 class TrainConfig(Section):

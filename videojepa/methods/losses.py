@@ -30,10 +30,15 @@ def patchify(video: torch.Tensor, tubelet: int, patch: int) -> torch.Tensor:
     return x.reshape(B, -1, tubelet * patch * patch, C)
 
 
-def pixel_targets(video: torch.Tensor, tubelet: int, patch: int, mean, std) -> torch.Tensor:
+def pixel_targets(video: torch.Tensor, tubelet: int, patch: int, mean, std, norm: str = "tubelet") -> torch.Tensor:
     """VideoMAE targets: each tubelet's pixels, normalised per channel by the tubelet's own
-    mean and unbiased std (eps 1e-6), after undoing the input normalisation.
+    mean and unbiased std (eps 1e-6), after undoing the input normalisation; `norm="none"`: the pixels as
+    the encoder sees them (normalised by the input's mean and std only).
     Returns (B, N, tubelet * patch * patch * C)."""
+    if norm == "none":
+        return patchify(video.float(), tubelet, patch).flatten(2)
+    if norm != "tubelet":
+        raise ValueError(f"pixel target norm must be tubelet or none, got {norm!r}")
     mean = torch.as_tensor(mean, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
     pixels = patchify(video.float() * std + mean, tubelet, patch)

@@ -1,8 +1,9 @@
 """Masked pixel reconstruction: SALT's stage-1 teacher (V-Pixel, multi-block masks) and the
 VideoMAE baseline (random tube masks). Same network and loss; the config's masks differ.
 
-Targets are each tubelet's pixels normalised by the tubelet's own mean and std, so `target_std` is ~1
-by construction; `context_std` (the encoder's features, the teacher-to-be) is the one to watch.
+Targets are each tubelet's pixels normalised by the tubelet's own mean and std (`method.pixel_norm:
+tubelet`, VideoMAE's), so `target_std` is ~1 by construction; `context_std` (the encoder's features, the
+teacher-to-be) is the one to watch. `pixel_norm: none` regresses the pixels as the encoder sees them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class PixelReconstruction(MaskedPrediction):
     @torch.no_grad()
     def targets(self, video):
         enc = self.encoder
-        return pixel_targets(video, enc.tubelet_size, enc.patch_size, self.cfg.data.mean, self.cfg.data.std)
+        norm = self.cfg.method.pixel_norm
+        return pixel_targets(video, enc.tubelet_size, enc.patch_size, self.cfg.data.mean, self.cfg.data.std, norm)
 
     def loss(self, pred, target):
         return pixel_loss(pred, target)
