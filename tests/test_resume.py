@@ -163,26 +163,24 @@ def test_encoder_snapshots_are_kept_and_a_resumed_run_writes_the_same_ones(tiny_
     from videojepa.encoder_io import read_card
     from videojepa.train.trainer import snapshot_path
 
-    extra = {"train.steps": 6, "train.checkpoint_every": 100, "train.encoder_snapshots": [4, 2, 9]}
+    extra = {"train.steps": 6, "train.checkpoint_every": 100, "train.encoder_snapshots": [4, 0, 2, 9]}
     Trainer(load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "whole", **extra))).fit()
     whole = tmp_path / "whole"
-    assert sorted(p.name for p in (whole / "encoders").iterdir()) == [
-        "step_00000002.safetensors",
-        "step_00000004.safetensors",
-    ]
+    kept = ["step_00000000.safetensors", "step_00000002.safetensors", "step_00000004.safetensors"]
+    assert sorted(p.name for p in (whole / "encoders").iterdir()) == kept  # step 0: the initial weights
     assert read_card(snapshot_path(whole, 2)).step == 2 and read_card(whole / "encoder.safetensors").step == 6
     two, four = load_file(snapshot_path(whole, 2)), load_file(snapshot_path(whole, 4))
     assert any(not torch.equal(two[k], four[k]) for k in two)  # the encoder moved between them
 
-    # killed after step 3 (its checkpoint), resumed: the snapshots equal the uninterrupted run's
+    # killed at step 4's boundary (checkpoints every 3 steps), resumed: the snapshots equal the uninterrupted run's
     cut = tmp_path / "cut"
     first = make_trainer(tiny_synth, cut, **{**extra, "train.checkpoint_every": 3})
     interrupt_during_step(first, at_call=4, signum=signal.SIGTERM)
     first.fit()
     assert first.step == 4 and snapshot_path(cut, 4).exists()  # the stop came at step 4's boundary
     make_trainer(tiny_synth, cut, **{**extra, "train.checkpoint_every": 3}).fit()
-    for step in (2, 4):
+    for step in (0, 2, 4):
         got, want = load_file(snapshot_path(cut, step)), load_file(snapshot_path(whole, step))
         assert all(torch.equal(got[k], want[k]) for k in want), step
-    with pytest.raises(Exception, match="snapshot steps must be >= 1"):
-        load_config("demo/vjepa", ["train.encoder_snapshots=[0,3]"])
+    with pytest.raises(Exception, match="snapshot steps must be >= 0"):
+        load_config("demo/vjepa", ["train.encoder_snapshots=[-1,3]"])

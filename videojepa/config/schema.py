@@ -137,14 +137,14 @@ class TrainConfig(Section):
     encoder_snapshots: list[int] = Field(
         default_factory=list,
         description="steps after which the exported encoder is also kept, as encoders/step_XXXXXXXX.safetensors "
-        "(points of an accuracy-vs-compute curve); steps past train.steps are never reached",
+        "(points of an accuracy-vs-compute curve; 0: the initial weights); steps past train.steps are never reached",
     )
 
     @field_validator("encoder_snapshots")
     @classmethod
     def _positive_steps(cls, steps: list[int]) -> list[int]:
-        if any(s < 1 for s in steps):
-            raise ValueError(f"snapshot steps must be >= 1, got {steps}")
+        if any(s < 0 for s in steps):
+            raise ValueError(f"snapshot steps must be >= 0, got {steps}")
         return sorted(set(steps))
 
 

@@ -25,7 +25,7 @@ results.json (schema "videojepa.demo/2"):
           "flops_per_step", "flops",      # flops = steps x flops_per_step <= budget
           "wall_s": 41.0,                 # training seconds, summed over the sessions that trained it
           "trained_now": true,            # trained (or resumed) by this invocation, not found finished
-          "snapshots": [30, 60],          # steps whose encoder was kept for the curves
+          "snapshots": [0, 30, 60],       # steps whose encoder was kept (0: initial weights) for the curves
           "health": {"step", "loss", "feature_rank", "feature_std", "target_std", "context_std", "pred_std",
                      "collapse_warning"}  # the run's last full metrics record; feature_rank is RankMe
         }
@@ -194,7 +194,7 @@ def build_curves(runs: dict, probes: dict) -> dict:
     start = {"encoder": "random_init", "flops": 0.0, "step": 0, "top1": probes["random_init"]["top1"]}
     for name, label, before, run in CURVES:
         offset = sum(runs[n]["flops"] for n in before)
-        points = [{**start, "feature_rank": None}]
+        points = [{**start, "feature_rank": None, "drift": 0.0}]
         for encoder in sorted((p for p in probes.values() if p.get("run") == run), key=lambda p: p["step"]):
             points.append(
                 {
@@ -203,10 +203,27 @@ def build_curves(runs: dict, probes: dict) -> dict:
                     "step": encoder["step"],
                     "top1": encoder["top1"],
                     "feature_rank": rank_at(runs[run]["dir"], encoder["step"]),
+                    "drift": weight_drift(runs[run]["dir"], encoder["checkpoint"]),
                 }
             )
         curves[name] = {"label": label, "points": points}
     return curves
+
+
+def weight_drift(run_dir: str, encoder: str) -> float | None:
+    """How far training moved an encoder: ||W - W0|| / ||W0|| over all its weights, W0 the run's initial
+    encoder (its step-0 snapshot; None without one). The V-JEPA encoder is the EMA target, which moves slowly."""
+    from safetensors.torch import load_file
+
+    from videojepa.encoder_io import resolve_encoder_path
+    from videojepa.train.trainer import snapshot_path
+
+    initial = snapshot_path(run_dir, 0)
+    if not initial.exists():
+        return None
+    w0, w = load_file(str(initial)), load_file(str(resolve_encoder_path(encoder)))
+    moved = sum(float((w[k].float() - w0[k].float()).pow(2).sum()) for k in w0)
+    return (moved / sum(float(v.float().pow(2).sum()) for v in w0.values())) ** 0.5
 
 
 def rank_at(run_dir: str, step: int) -> float | None:
@@ -282,18 +299,21 @@ def markdown_table(results: dict) -> str:
             "",
             "Accuracy against training FLOPs (accuracy_vs_flops.png): every curve starts at the random-init "
             "encoder; SALT's student points count the whole teacher first. Top-1 (%) per task and protocol, "
-            "RankMe of the encoder at that step:",
+            "RankMe of the encoder at that step, and how far training moved its weights (||W - W0|| / ||W0||):",
             "",
             "| curve | step | training FLOPs | "
             + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t in tasks for k in curve_protocols)
-            + " | RankMe |",
-            "|---" * (4 + len(tasks) * len(curve_protocols)) + "|",
+            + " | RankMe | weights moved |",
+            "|---" * (5 + len(tasks) * len(curve_protocols)) + "|",
         ]
         for curve in curves.values():
             for point in curve["points"][1:]:
                 cells = " | ".join(_pct(point["top1"].get(k, {}).get(t)) for t in tasks for k in curve_protocols)
                 rank = "-" if point["feature_rank"] is None else f"{point['feature_rank']:.0f}"
-                lines.append(f"| {curve['label']} | {point['step']} | {point['flops']:.3g} | {cells} | {rank} |")
+                drift = "-" if point.get("drift") is None else f"{100 * point['drift']:.1f}%"
+                lines.append(
+                    f"| {curve['label']} | {point['step']} | {point['flops']:.3g} | {cells} | {rank} | {drift} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -425,7 +425,7 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
 def with_snapshots(cfg: PretrainConfig, size: DemoSize) -> PretrainConfig:
     """`cfg` keeping its encoder at the size's curve points (`DemoSize.snapshot_steps`)."""
     train = cfg.train
-    snapshots = size.snapshot_steps(train.steps)
+    snapshots = [0, *size.snapshot_steps(train.steps)]  # step 0: the initial weights, how far training moved them
     return cfg.model_copy(update={"train": train.model_copy(update={"encoder_snapshots": snapshots})})
 
 
@@ -436,7 +436,7 @@ def encoders_to_probe(out: Path, runs: dict) -> list[dict]:
 
     found = [{"name": RANDOM_INIT, "checkpoint": "none", "run": None, "step": 0, "final": True}]
     for name in METHODS:
-        for step in runs[name]["snapshots"]:
+        for step in [s for s in runs[name]["snapshots"] if s > 0]:  # step 0 is random init: probed once, above
             path = snapshot_path(out / "runs" / name, step)
             found.append(
                 {"name": f"{name}_step{step}", "checkpoint": str(path), "run": name, "step": step, "final": False}

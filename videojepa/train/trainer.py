@@ -448,6 +448,8 @@ class Trainer:
             unit="step",
         )
         self._install_signal_handlers()
+        if self.step == 0 and 0 in tc.encoder_snapshots:  # the initial weights, before any step
+            self.save_snapshot()
         saved_at_boundary = False
         try:
             while self.step < tc.steps:
