@@ -184,3 +184,19 @@ def test_encoder_snapshots_are_kept_and_a_resumed_run_writes_the_same_ones(tiny_
         assert all(torch.equal(got[k], want[k]) for k in want), step
     with pytest.raises(Exception, match="snapshot steps must be >= 0"):
         load_config("demo/vjepa", ["train.encoder_snapshots=[-1,3]"])
+
+
+def test_a_run_saved_before_a_config_key_existed_resumes_as_its_default(tiny_synth, tmp_path, one_thread):
+    import yaml
+
+    run = tmp_path / "run"
+    make_trainer(tiny_synth, run, **{"train.steps": 2}).fit()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["method"]["pixel_norm"], saved["train"]["encoder_snapshots"]  # as written before these keys existed
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    resumed = make_trainer(tiny_synth, run, **{"train.steps": 4})
+    resumed.fit()
+    assert resumed.step == 4
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(Exception, match=r"method\.pixel_norm: run has 'tubelet', now 'none'"):
+        make_trainer(tiny_synth, run, **{"train.steps": 6, "method.pixel_norm": "none"}).fit()

@@ -84,8 +84,13 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def config_conflicts(saved: dict, current: dict) -> list[str]:
+def config_conflicts(saved: dict, current: dict, defaults: dict | None = None) -> list[str]:
+    """The differences between a run's saved config and the current one that forbid resuming it. A key the
+    saved config lacks (added to the schema after the run was made) counts as its default from `defaults`:
+    the run behaved that way."""
     a, b = _flatten(saved), _flatten(current)
+    if defaults is not None:
+        a = {**{k: v for k, v in _flatten(defaults).items() if k not in a and k in b}, **a}
     return [
         f"{k}: run has {a.get(k)!r}, now {b.get(k)!r}"
         for k in sorted(set(a) | set(b))
@@ -197,7 +202,7 @@ class Trainer:
             )
         if saved_path.exists():
             saved = migrate_moved_keys(yaml.safe_load(saved_path.read_text()), str(saved_path))
-            conflicts = config_conflicts(saved, current)
+            conflicts = config_conflicts(saved, current, to_dict(type(self.cfg)()))
             if conflicts:
                 raise UserError(
                     f"{run_dir} holds a run with a different config; use another run.dir or the same "
