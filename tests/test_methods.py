@@ -305,6 +305,36 @@ def test_unnormalised_pixel_targets_equal_the_reference(name, one_thread):
         tiny_config(name, "method.pixel_norm=patch")
 
 
+def reference_variance_covariance(x):
+    """VICReg (Bardes et al. 2022): hinge on each channel's std at 1, plus off-diagonal covariance^2 / D."""
+    z = x.reshape(-1, x.shape[-1]).double()
+    z = z - z.mean(0)
+    std = torch.sqrt(z.var(0) + 1e-4)
+    cov = z.T @ z / (len(z) - 1)
+    return torch.clamp(1 - std, min=0).mean() + (cov.pow(2).sum() - torch.diag(cov).pow(2).sum()) / z.shape[1]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_feature_reg_adds_the_variance_covariance_penalty_of_each_masks_context(name, one_thread):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = randomise(build_method(tiny_config(name)))
+        regularised = randomise(build_method(tiny_config(name, "method.feature_reg=0.5")))
+    video, masks = fixed_batch(plain.cfg)
+    base, _ = plain(video, masks)
+    loss, metrics = regularised(video, masks)
+    contexts = [regularised.encoder(video, keep=m.context) for m in masks]
+    penalty = sum(reference_variance_covariance(c) for c in contexts) / len(contexts)
+    assert float(metrics["feature_reg"]) == pytest.approx(float(penalty), rel=1e-4)
+    assert float(loss) == pytest.approx(float(base) + 0.5 * float(penalty), rel=1e-5)
+    collapsed = torch.randn(64, 1).expand(64, 8) + 1e-3 * torch.randn(64, 8)  # one direction: penalised hard
+    assert float(reference_variance_covariance(collapsed)) > 10 * float(
+        reference_variance_covariance(torch.randn(64, 8))
+    )
+
+
 @pytest.mark.parametrize("name", BUILT_IN)
 def test_exports_the_encoder_its_paper_evaluates(name):
     assert exports_the_evaluated_encoder(name)

@@ -88,6 +88,12 @@ class MethodConfig(Section):
         (0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the schedule horizon"
     )
     teacher: TeacherConfig = TeacherConfig()
+    feature_reg: float = Field(
+        0.0,
+        ge=0.0,
+        description="every masked method: weight of a variance-covariance penalty (VICReg's) on the context "
+        "encoder's features, added to the loss: keeps them from collapsing to a few directions at high lr",
+    )
     pixel_norm: Literal["tubelet", "none"] = Field(
         "tubelet",
         description="salt_teacher, videomae: pixel targets normalised by each tubelet's own mean and std per "

@@ -52,6 +52,17 @@ def pixel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred.float(), target)
 
 
+def variance_covariance(x: torch.Tensor) -> torch.Tensor:
+    """VICReg's anti-collapse penalty on features (..., D) taken over all leading positions: the mean hinge
+    max(0, 1 - std) of each channel, plus the squared off-diagonal covariances summed and divided by D."""
+    z = x.float().flatten(0, -2)
+    z = z - z.mean(0)
+    variance = F.relu(1.0 - (z.var(0) + 1e-4).sqrt()).mean()
+    cov = (z.T @ z) / max(len(z) - 1, 1)
+    off_diagonal = cov.pow(2).sum() - cov.diagonal().pow(2).sum()
+    return variance + off_diagonal / z.shape[-1]
+
+
 def channel_std(x: torch.Tensor) -> torch.Tensor:
     """Mean over channels of each channel's std across all tokens: near 0 means collapse."""
     return x.detach().float().flatten(0, -2).std(dim=0).mean()

@@ -4,6 +4,7 @@ Per clip: compute the regression targets of all tokens once; embed the clip once
 generator, encode only its context tokens, let the head (predictor or pixel decoder) predict the target
 tokens, and score them against the gathered targets. The loss is the mean over mask generators.
 Subclasses say only what the targets are, what the loss is, and which networks produce them.
+`method.feature_reg` > 0 adds VICReg's variance-covariance penalty on each mask's context features.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ import torch
 from torch import nn
 
 from videojepa.methods.base import Method
-from videojepa.methods.losses import channel_std, gather_tokens, latent_loss, normalize_features
+from videojepa.methods.losses import (
+    channel_std,
+    gather_tokens,
+    latent_loss,
+    normalize_features,
+    variance_covariance,
+)
 
 
 class MaskedPrediction(Method):
@@ -32,20 +39,28 @@ class MaskedPrediction(Method):
     def forward(self, video, masks):
         target = self.targets(video)
         tokens, grid = self.encoder.embed(video)
-        losses, pred_std, context_std = [], [], []
+        losses, pred_std, context_std, penalties = [], [], [], []
+        weight = self.cfg.method.feature_reg
         for index, m in enumerate(masks):
             context = self.encoder.forward_tokens(tokens, grid, keep=m.context)
             pred = self.head(context, m.context, m.target, grid, mask_index=index)
             losses.append(self.loss(pred, gather_tokens(target, m.target)))
             pred_std.append(channel_std(pred))
             context_std.append(channel_std(context))
+            if weight:
+                penalties.append(variance_covariance(context))
         metrics = {f"loss_mask{index}": loss.detach() for index, loss in enumerate(losses)}
         metrics.update(
             target_std=channel_std(target),
             pred_std=torch.stack(pred_std).mean(),
             context_std=torch.stack(context_std).mean(),
         )
-        return torch.stack(losses).mean(), metrics
+        loss = torch.stack(losses).mean()
+        if weight:
+            penalty = torch.stack(penalties).mean()
+            metrics["feature_reg"] = penalty.detach()
+            loss = loss + weight * penalty
+        return loss, metrics
 
     @classmethod
     def flops_components(cls, cfg, shape):
