@@ -77,7 +77,9 @@ def test_linear_frames_reads_the_order_of_frames_that_the_mean_pooled_probe_cann
     sigma = math.sqrt(0.5 * 0.5 / 80)  # a guesser's standard deviation on 80 validation videos
     shared = f"features.dir={tmp_path / 'features'}"
     mean = probe(cli, forwards_backwards, tmp_path / "linear", "probe.kind=linear", shared)["tasks"][0]
-    frames = probe(cli, forwards_backwards, tmp_path / "frames", "probe.kind=linear_frames", shared)
+    frames = probe(
+        cli, forwards_backwards, tmp_path / "frames", "probe.kind=linear_frames", "probe.frame_grid=1", shared
+    )
     knn = probe(cli, forwards_backwards, tmp_path / "knn", "probe.kind=knn_frames", "probe.frame_grid=2", shared)
     assert mean["chance"] == 0.5 and mean["num_val"] == 80
     # the negative control: the order is invisible to a mean over tokens, whichever cell is chosen
@@ -107,3 +109,34 @@ def test_pool_features_frames_keep_time_order_and_a_coarse_place():
         pool_features(tokens, "frames:x", grid)
     with pytest.raises(ValueError, match="5x5 grid of a 4x4"):
         pool_features(tokens, "frames:5", grid)
+
+
+def test_a_prefix_of_the_lists_is_cut_from_the_whole_lists_cached_tokens(forwards_backwards, tmp_path, cli):
+    """features.train_videos / val_videos probe the first videos of each list; with the whole list's tokens
+    cached (by an attentive probe of the same encoder) they are cut from them, not computed, and the scores
+    equal those of a probe run on lists holding only those videos."""
+    shared = f"features.dir={tmp_path / 'features'}"
+    probe(cli, forwards_backwards, tmp_path / "attentive", "probe.kind=attentive", "optim.epochs=1", shared)
+    before = sorted(p.name for p in (tmp_path / "features").iterdir())
+    code, out, err = cli(
+        "probe", "demo/probe", f"run.dir={tmp_path / 'cut'}", "tasks=[]", f"data.train={forwards_backwards}/train.csv",
+        f"data.val={forwards_backwards}/val.csv", *TINY, "probe.kind=linear_frames", "features.train_videos=100",
+        "features.val_videos=40", shared,
+    )  # fmt: skip
+    assert code == 0, err
+    cut = json.loads((tmp_path / "cut" / "results.json").read_text())["tasks"][0]
+    assert (cut["num_train"], cut["num_val"]) == (100, 40)
+    assert "from the cached tokens of the whole list" in out
+    assert len(list((tmp_path / "features").iterdir())) == len(before) + 2  # the pooled prefix features, cached
+    for split, n in (("train", 100), ("val", 40)):
+        lines = (forwards_backwards / f"{split}.csv").read_text().splitlines()[:n]
+        (forwards_backwards / f"first_{split}.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = cli(
+        "probe", "demo/probe", f"run.dir={tmp_path / 'prefix'}", "tasks=[]",
+        f"data.train={forwards_backwards}/first_train.csv", f"data.val={forwards_backwards}/first_val.csv", *TINY,
+        "probe.kind=linear_frames", "--quiet",
+    )  # fmt: skip
+    assert code == 0, err
+    prefix = json.loads((tmp_path / "prefix" / "results.json").read_text())["tasks"][0]
+    assert prefix["top1"] == cut["top1"] and prefix["confusion"] == cut["confusion"]
+    assert [c["train_loss"] for c in prefix["cells"]] == pytest.approx([c["train_loss"] for c in cut["cells"]])

@@ -120,6 +120,13 @@ class FeaturesSection(Section):
         "later runs with the same encoder, data and protocol",
     )
     batch_size: int = Field(16, ge=1, description="clips per encoder forward")
+    train_videos: int | None = Field(
+        None,
+        ge=1,
+        description="use only the first N videos of each task's training list (quick probes, e.g. the "
+        "intermediate points of a curve); cached features of the whole list are cut instead of computed",
+    )
+    val_videos: int | None = Field(None, ge=1, description="the same for each task's validation list")
 
 
 class ProbeConfig(Section):

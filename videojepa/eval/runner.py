@@ -146,6 +146,31 @@ def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
     return task.num_classes or found
 
 
+def first_videos(dataset, count: int):
+    """A dataset of the first `count` files of `dataset`'s list, with the same settings."""
+    from videojepa.data.datasets import VideoDataset
+
+    return VideoDataset(
+        dataset.entries[:count],
+        dataset.cfg,
+        dataset.train,
+        classes=dataset.classes,
+        source=dataset.source,
+        on_bad=dataset.on_bad,
+        manifest=dataset.manifest,
+        uint8=dataset.uint8,
+    )
+
+
+def cut_to_prefix(features: FeatureSet, count: int, on_bad: str) -> FeatureSet:
+    """The rows of a whole list's features that belong to its first `count` files: the first `count` rows
+    when every file has a row (bad ones replaced), else the rows of files numbered below `count`."""
+    if on_bad == "exclude":
+        keep = (features.indices < count).all(0)
+        return FeatureSet(features.features[:, keep], features.indices[:, keep])
+    return FeatureSet(features.features[:, :count], features.indices[:, :count])
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """Top-k accuracy per leading row: logits (..., B, C), labels (B,) -> (...)."""
     top = logits.topk(k, dim=-1).indices
@@ -198,6 +223,14 @@ class TaskRunner:
         self.val_ds = build_dataset(task.val, data, train=False, key=f"{where}.val", on_bad="exclude")
         self.val_excluded: list[str] = []
         self.num_classes = task_classes(task, self.train_ds, self.val_ds)
+        # features.train_videos / val_videos: probe a prefix of each list; the whole list stays known so that
+        # its cached features can be cut to the prefix
+        self.whole = {}
+        for split, limit in (("train", feat.train_videos), ("val", feat.val_videos)):
+            dataset = self.train_ds if split == "train" else self.val_ds
+            if limit is not None and limit < len(dataset):
+                self.whole[split] = dataset
+                setattr(self, f"{split}_ds", first_videos(dataset, limit))
         self.K, self.V = data.num_clips, data.num_views
         self.cache_dir = Path(feat.dir or Path(cfg.run.dir) / "features")
         self.seconds = {"features": 0.0, "train": 0.0, "eval": 0.0}
@@ -224,10 +257,9 @@ class TaskRunner:
         start = time.perf_counter()
 
         def extract() -> FeatureSet:
-            tokens = self.cached_tokens(split, dataset, passes) if to_disk and self.pooling != "none" else None
-            if tokens is not None:
-                self.log(f"  {split}: pooling the cached tokens of this encoder")
-                return tokens
+            reused = self.reuse_cached(split, dataset, passes) if to_disk else None
+            if reused is not None:
+                return reused
             return self.source.extract(
                 self.encoder,
                 dataset,
@@ -242,7 +274,9 @@ class TaskRunner:
             )
 
         result, hit = load_or_extract(path, key, extract)
-        result.label([e.label for e in dataset.entries])
+        # row indices point into the whole list when the features were cut from it (a bad training file may
+        # have been replaced by one past the prefix); a prefix's own indices agree with the whole list's
+        result.label([e.label for e in self.whole.get(split, dataset).entries])
         self.seconds["features"] += time.perf_counter() - start
         self.cached[split] = hit
         self.log(
@@ -251,17 +285,35 @@ class TaskRunner:
         )
         return result
 
-    def cached_tokens(self, split: str, dataset, passes: int) -> FeatureSet | None:
-        """These features pooled from a cached token file of the same encoder and data (an attentive probe's),
-        or None when there is none. Equal to extracting them: `encode_batches` rounds the tokens to the
-        storage dtype before pooling."""
-        key = self.feature_key(dataset, passes, "none")
-        tokens = read_cache(self.cache_dir / f"{split}-{key}.safetensors", key)
-        if tokens is None:
-            return None
+    def reuse_cached(self, split: str, dataset, passes: int) -> FeatureSet | None:
+        """These features made from a cached file of this encoder instead of its forward passes: the tokens
+        of the same videos (an attentive probe's) pooled, or, for a prefix of a list (features.train_videos /
+        val_videos), the whole list's features or tokens cut to the prefix. None when there is none. Equal to
+        extracting them: `encode_batches` rounds the tokens to the storage dtype before pooling."""
+        whole = self.whole.get(split)
+        sources = [(dataset, "none")] if self.pooling != "none" else []
+        if whole is not None:
+            sources += [(whole, self.pooling)] + ([(whole, "none")] if self.pooling != "none" else [])
+        for source, pooling in sources:
+            key = self.feature_key(source, passes, pooling)
+            found = read_cache(self.cache_dir / f"{split}-{key}.safetensors", key)
+            if found is not None and pooling != self.pooling:
+                found = self.pool_tokens(found)
+            if found is None:
+                continue
+            if source is not dataset:
+                found = cut_to_prefix(found, len(dataset), dataset.on_bad)
+            what = "tokens" if pooling == "none" else "features"
+            whose = "of the whole list " if source is not dataset else ""
+            self.log(f"  {split}: from the cached {what} {whose}of this encoder")
+            return found
+        return None
+
+    def pool_tokens(self, tokens: FeatureSet) -> FeatureSet | None:
+        """Cached tokens pooled as this probe reads them (None if they are not plain clips of the protocol)."""
         d = self.data
         grid = self.encoder.grid(d.frames_per_clip, d.crop_size, d.crop_size)
-        if tokens.features.shape[-2] != math.prod(grid):  # not plain clips of this protocol: extract instead
+        if tokens.features.shape[-2] != math.prod(grid):
             return None
         pooled = pool_features(tokens.features.float(), self.pooling, grid).to(tokens.features.dtype)
         return FeatureSet(pooled, tokens.indices)
