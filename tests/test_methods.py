@@ -306,12 +306,13 @@ def test_unnormalised_pixel_targets_equal_the_reference(name, one_thread):
 
 
 def reference_variance_covariance(x):
-    """VICReg (Bardes et al. 2022): hinge on each channel's std at 1, plus off-diagonal covariance^2 / D."""
+    """VICReg (Bardes et al. 2022), weights 25 : 1 scaled by 1/25: hinge on each channel's std at 1, plus
+    off-diagonal covariance^2 / D / 25."""
     z = x.reshape(-1, x.shape[-1]).double()
     z = z - z.mean(0)
     std = torch.sqrt(z.var(0) + 1e-4)
     cov = z.T @ z / (len(z) - 1)
-    return torch.clamp(1 - std, min=0).mean() + (cov.pow(2).sum() - torch.diag(cov).pow(2).sum()) / z.shape[1]
+    return torch.clamp(1 - std, min=0).mean() + (cov.pow(2).sum() - torch.diag(cov).pow(2).sum()) / z.shape[1] / 25
 
 
 @pytest.mark.parametrize("name", BUILT_IN)

@@ -53,14 +53,16 @@ def pixel_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def variance_covariance(x: torch.Tensor) -> torch.Tensor:
-    """VICReg's anti-collapse penalty on features (..., D) taken over all leading positions: the mean hinge
-    max(0, 1 - std) of each channel, plus the squared off-diagonal covariances summed and divided by D."""
+    """VICReg's anti-collapse penalty on features (..., D) taken over all leading positions, with VICReg's
+    weights (variance 25, covariance 1) divided by 25: the mean hinge max(0, 1 - std) of each channel, plus
+    the squared off-diagonal covariances summed, divided by D and by 25. (With equal weights the covariance
+    term wins by shrinking every feature towards 0.)"""
     z = x.float().flatten(0, -2)
     z = z - z.mean(0)
     variance = F.relu(1.0 - (z.var(0) + 1e-4).sqrt()).mean()
     cov = (z.T @ z) / max(len(z) - 1, 1)
     off_diagonal = cov.pow(2).sum() - cov.diagonal().pow(2).sum()
-    return variance + off_diagonal / z.shape[-1]
+    return variance + off_diagonal / (25.0 * z.shape[-1])
 
 
 def channel_std(x: torch.Tensor) -> torch.Tensor:
