@@ -100,9 +100,11 @@ def test_results_follow_the_documented_schema(demo):
     assert saved["protocols"] == list(PROTOCOLS) and saved["curve_protocols"] == list(CURVE_PROTOCOLS)
     for name in ("random_init", *METHODS):
         assert set(saved["probes"][name]["top1"]) == set(PROTOCOLS)
-        for kind in PROTOCOLS:
-            assert set(saved["probes"][name]["top1"][kind]) == {"motion", "appearance"}
+        for kind in PROTOCOLS:  # the attentive probe on the size's attentive tasks only (the default: motion)
+            tasks = set(SIZE.attentive_tasks) if kind == "attentive" else {"motion", "appearance"}
+            assert set(saved["probes"][name]["top1"][kind]) == tasks
             assert (out / "probes" / name / kind / "results.json").exists()
+        assert set(saved["probes"][name]["curve_top1"]) == set(CURVE_PROTOCOLS)
     for run in saved["runs"].values():
         assert run["health"]["feature_rank"] > 0 and run["health"]["target_std"] > 0
     salt = next(r for r in saved["rows"] if r["name"] == "salt")
@@ -125,19 +127,22 @@ def test_curves_run_from_random_init_through_every_snapshot_to_the_final_encoder
         for step in run["snapshots"]:  # kept by the trainer, probed with the cheap protocols only
             assert (out / "runs" / name / "encoders" / f"step_{step:08d}.safetensors").exists()
             if step:  # step 0 is not probed: random init is every curve's first point
-                assert set(probes[f"{name}_step{step}"]["top1"]) == set(CURVE_PROTOCOLS)
+                assert probes[f"{name}_step{step}"]["top1"] == {}
+                assert set(probes[f"{name}_step{step}"]["curve_top1"]) == set(CURVE_PROTOCOLS)
     teacher_flops = runs["salt_teacher"]["flops"]
     for name, curve in curves.items():
         first, *rest = curve["points"]
-        assert (
-            first["encoder"] == "random_init" and first["flops"] == 0 and first["top1"] == probes["random_init"]["top1"]
-        )
+        random_init = probes["random_init"]
+        assert first["encoder"] == "random_init" and first["flops"] == 0
+        assert first["top1"] == {**random_init["curve_top1"], "attentive": random_init["top1"]["attentive"]}
         run = "salt_student" if name == "salt" else name
         assert [p["step"] for p in rest] == [*runs[run]["snapshots"][1:], runs[run]["steps"]]
         offset = teacher_flops if name == "salt" else 0.0
         for p in rest:
             assert p["flops"] == pytest.approx(offset + p["step"] * runs[run]["flops_per_step"])
-            assert p["top1"] == probes[p["encoder"]]["top1"]
+            probed = probes[p["encoder"]]  # the curves' subset; the attentive probe at the end only
+            ends = {"attentive": probed["top1"]["attentive"]} if p is rest[-1] else {}
+            assert p["top1"] == {**probed["curve_top1"], **ends}
             assert 0 < p["drift"] < 1  # trained weights moved from the initial ones, by less than their norm
             logged = p["step"] >= 2 or p is rest[-1]  # metrics are logged every 2 steps and at the last one
             assert p["feature_rank"] > 0 if logged else p["feature_rank"] is None
@@ -167,12 +172,12 @@ def test_table_and_plots_are_written(demo):
     out, results = demo
     table = (out / "results.md").read_text()
     header = "| method | training FLOPs | steps | wall time | motion attentive | motion linear (frames) |"
-    assert (
-        header + " motion kNN (frames) |" in table
-        and "| chance | - | - | - | 25.0 | 25.0 | 25.0 | 25.0 | 25.0 | 25.0 |" in table
-    )
-    assert "| method | spinning vs translating (attentive) | rotation sense (attentive) |" in table
-    assert "| curve | step | training FLOPs | motion linear (frames) |" in table and "| V-JEPA | 2 | " in table
+    assert header + " motion kNN (frames) | appearance linear (frames) | appearance kNN (frames) |" in table
+    assert "| chance | - | - | - | 25.0 | 25.0 | 25.0 | 25.0 | 25.0 |" in table  # no attentive appearance column
+    assert "| method | probe | spinning vs translating | rotation sense | which translation |" in table
+    assert "| V-JEPA | attentive | " in table and "| V-JEPA | kNN (frames) | " in table
+    curve_header = "| curve | step | training FLOPs | motion linear (frames) | appearance linear (frames) |"
+    assert curve_header in table and "| random init | 0 | 0 | " in table and "| V-JEPA | 2 | " in table
     teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
     assert "| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
     for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):

@@ -72,6 +72,8 @@ def plot_accuracy_vs_flops(results: dict, path: str | Path) -> None:
                 ax.plot(
                     x, y, ls="--" if ends_only else "-", marker="o", ms=3.5, lw=1.3, color=f"C{i}", label=curve["label"]
                 )
+            if not ax.lines:
+                ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="grey", fontsize=8)
             ax.axhline(100 * results["chance"][task], color="grey", ls=":", lw=1, label="chance")
             ax.axvline(budget, color="black", lw=0.5, alpha=0.3)
             ax.set_xlim(-0.02 * budget, 1.08 * budget)

@@ -6,7 +6,8 @@ results.json (schema "videojepa.demo/2"):
       "schema": "videojepa.demo/2",
       "created": "2025-01-01T12:00:00+00:00",         # UTC, ISO 8601
       "settings": {"out", "num_videos", "frames", "size", "budget_steps", "teacher_share", "probe_epochs",
-                   "curve_fractions", "seed", "pretrain_overrides": [...], "probe_overrides": [...]},
+                   "curve_fractions", "curve_videos", "attentive_tasks", "seed", "pretrain_overrides": [...],
+                   "probe_overrides": [...]},
       "data": {"dir", "num_videos", "num_train", "num_val", "motion_classes": [...], "appearance_classes": [...]},
       "budget": {
         "flops": 1.9e13,                  # training FLOPs every method may spend (SALT: teacher + student)
@@ -35,6 +36,8 @@ results.json (schema "videojepa.demo/2"):
           "dir", "checkpoint",            # checkpoint: a run directory, a snapshot file, or "none"
           "run": "vjepa" | null, "step": 30, "final": false,
           "top1": {"linear_frames": {"motion": 0.52, "appearance": 0.91}, ...},   # per protocol: best cell
+                                          # on the whole lists (final encoders only; attentive: attentive_tasks)
+          "curve_top1": {"linear_frames": {...}, "knn_frames": {...}},   # on the curves' subset (curve_videos)
           "confusion": {protocol: {"motion": {"classes": [...], "matrix": [[...]]}, ...}},  # [true][predicted]
           "seconds": 12.0
         }
@@ -52,7 +55,7 @@ results.json (schema "videojepa.demo/2"):
         "vjepa" | "videomae" | "salt" | "salt_teacher": {
           "label": "V-JEPA",
           "points": [{"encoder": "vjepa_step30", "flops": 1.9e12, "step": 30,
-                      "top1": {protocol: {task: fraction}},   # the curve protocols (all protocols at the ends)
+                      "top1": {protocol: {task: fraction}},   # curve_top1, and the attentive top1 at the ends
                       "feature_rank": 70.2}]  # RankMe logged nearest before that step (null for random init)
         }                                 # salt: the student's points, its FLOPs counted after the whole teacher
       },
@@ -167,7 +170,7 @@ def build_results(
             }
         )
     protocols = list(rows[0]["top1"])
-    curve_protocols = [k for k in protocols if all(k in p["top1"] for p in probes.values())]
+    curve_protocols = list(probes["random_init"].get("curve_top1", {}))
     return {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -191,7 +194,7 @@ def build_results(
 def build_curves(runs: dict, probes: dict) -> dict:
     """Accuracy against training FLOPs for each curve of `CURVES`, from the probed snapshots (schema above)."""
     curves = {}
-    start = {"encoder": "random_init", "flops": 0.0, "step": 0, "top1": probes["random_init"]["top1"]}
+    start = {"encoder": "random_init", "flops": 0.0, "step": 0, "top1": curve_scores(probes["random_init"])}
     for name, label, before, run in CURVES:
         offset = sum(runs[n]["flops"] for n in before)
         points = [{**start, "feature_rank": None, "drift": 0.0}]
@@ -201,7 +204,7 @@ def build_curves(runs: dict, probes: dict) -> dict:
                     "encoder": encoder["name"],
                     "flops": offset + encoder["step"] * runs[run]["flops_per_step"],
                     "step": encoder["step"],
-                    "top1": encoder["top1"],
+                    "top1": curve_scores(encoder),
                     "feature_rank": rank_at(runs[run]["dir"], encoder["step"]),
                     "drift": weight_drift(runs[run]["dir"], encoder["checkpoint"]),
                 }
@@ -224,6 +227,15 @@ def weight_drift(run_dir: str, encoder: str) -> float | None:
     w0, w = load_file(str(initial)), load_file(str(resolve_encoder_path(encoder)))
     moved = sum(float((w[k].float() - w0[k].float()).pow(2).sum()) for k in w0)
     return (moved / sum(float(v.float().pow(2).sum()) for v in w0.values())) ** 0.5
+
+
+def curve_scores(probe: dict) -> dict:
+    """A curve point's scores: the cheap protocols on the curves' subset of the videos, and for a final encoder
+    the table's attentive scores (the attentive probe runs only at the curves' ends)."""
+    scores = dict(probe.get("curve_top1", {}))
+    if probe.get("final") and "attentive" in probe["top1"]:
+        scores["attentive"] = probe["top1"]["attentive"]
+    return scores
 
 
 def rank_at(run_dir: str, step: int) -> float | None:
@@ -250,7 +262,7 @@ def markdown_table(results: dict) -> str:
     """A caption, then the table (chance, random init, then every method at the same budget; one column per
     task and protocol), the motion score's split, and the curves' points."""
     b, tasks, protocols = results["budget"], list(results["chance"]), results["protocols"]
-    columns = [(t, k) for t in tasks for k in protocols]
+    columns = [(t, k) for t in tasks for k in protocols if any(t in r["top1"].get(k, {}) for r in results["rows"])]
     lines = [
         f"Training budget {b['flops']:.3g} FLOPs for every method (= {b['budget_steps']} V-JEPA steps; "
         f"SALT teacher share {b['teacher_share']:g}); probe top-1 (%) on the validation set, best cell of each "
@@ -283,32 +295,39 @@ def markdown_table(results: dict) -> str:
             "rotation sense and which translation among clips put in the right group; chance 50% each "
             "with the default four classes):",
             "",
-            "| method | "
-            + " | ".join(f"{v} ({PROTOCOL_LABELS.get(k, k)})" for k in split_protocols for v in SPLIT_LABELS.values())
-            + " |",
-            "|---" * (1 + len(SPLIT_LABELS) * len(split_protocols)) + "|",
+            "| method | probe | " + " | ".join(SPLIT_LABELS.values()) + " |",
+            "|---" * (2 + len(SPLIT_LABELS)) + "|",
         ]
         for row in results["rows"]:
-            splits = row.get("motion_split") or {}
-            cells = [_pct((splits.get(k) or {}).get(part)) for k in split_protocols for part in SPLIT_LABELS]
-            lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+            for k in split_protocols:
+                parts = (row.get("motion_split") or {}).get(k) or {}
+                cells = " | ".join(_pct(parts.get(part)) for part in SPLIT_LABELS)
+                lines.append(f"| {row['label']} | {PROTOCOL_LABELS.get(k, k)} | {cells} |")
     curves = results.get("curves") or {}
     if curves:
-        curve_protocols = results.get("curve_protocols") or protocols
+        points = [p for c in curves.values() for p in c["points"]]
+        kinds = [*(results.get("curve_protocols") or []), "attentive"]
+        curve_columns = [(t, k) for k in kinds for t in tasks if any(t in p["top1"].get(k, {}) for p in points)]
+        train_videos, val_videos = results["settings"].get("curve_videos") or ("all", "all")
         lines += [
             "",
             "Accuracy against training FLOPs (accuracy_vs_flops.png): every curve starts at the random-init "
-            "encoder; SALT's student points count the whole teacher first. Top-1 (%) per task and protocol, "
-            "RankMe of the encoder at that step, and how far training moved its weights (||W - W0|| / ||W0||):",
+            "encoder (0 FLOPs: top-1 in the first row); SALT's student points count the whole teacher first. "
+            f"The cheap probes on the first {train_videos} training and {val_videos} validation videos of each "
+            "task (every point); the attentive probe on the whole lists, at the curves' ends only. RankMe of the "
+            "encoder at that step, and how far training moved its weights (||W - W0|| / ||W0||):",
             "",
             "| curve | step | training FLOPs | "
-            + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t in tasks for k in curve_protocols)
+            + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t, k in curve_columns)
             + " | RankMe | weights moved |",
-            "|---" * (5 + len(tasks) * len(curve_protocols)) + "|",
+            "|---" * (5 + len(curve_columns)) + "|",
         ]
+        first = next(iter(curves.values()))["points"][0]
+        cells = " | ".join(_pct(first["top1"].get(k, {}).get(t)) for t, k in curve_columns)
+        lines.append(f"| random init | 0 | 0 | {cells} | - | - |")
         for curve in curves.values():
             for point in curve["points"][1:]:
-                cells = " | ".join(_pct(point["top1"].get(k, {}).get(t)) for t in tasks for k in curve_protocols)
+                cells = " | ".join(_pct(point["top1"].get(k, {}).get(t)) for t, k in curve_columns)
                 rank = "-" if point["feature_rank"] is None else f"{point['feature_rank']:.0f}"
                 drift = "-" if point.get("drift") is None else f"{100 * point['drift']:.1f}%"
                 lines.append(

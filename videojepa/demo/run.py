@@ -61,6 +61,8 @@ class DemoSize:
     frames: int = 16  # frames per synthetic video (the demo presets' clip length)
     size: int = 64  # frame side in pixels (the demo presets' crop)
     curve_fractions: tuple[float, ...] = (0.25, 0.5)  # fractions of each run's steps probed for the curves
+    curve_videos: tuple[int, int] = (400, 200)  # the curves' probes use the first N training / validation videos
+    attentive_tasks: tuple[str, ...] = ("motion",)  # the attentive probe (the costly one) runs on these tasks
 
     def snapshot_steps(self, steps: int) -> list[int]:
         """The steps of a `steps`-step run at which its encoder is kept and probed (the last one is probed
@@ -303,10 +305,11 @@ def probe_config(
     overrides: Iterable[str] = (),
     kind: str | None = None,
     features_dir: str | Path | None = None,
+    tasks: Iterable[str] = TASKS,
 ):
-    """The demo/probe preset on both synthetic tasks for `checkpoint` (a run directory, an encoder file, or
-    "none" with the architecture `random_model` for a random-init encoder); `kind` replaces the preset's
-    probe.kind, `features_dir` its feature cache folder (probes of one encoder share it)."""
+    """The demo/probe preset on the synthetic `tasks` (default both) for `checkpoint` (a run directory, an
+    encoder file, or "none" with the architecture `random_model` for a random-init encoder); `kind` replaces
+    the preset's probe.kind, `features_dir` its feature cache folder (probes of one encoder share it)."""
     from videojepa.config.loader import load_config
     from videojepa.eval.config import ProbeConfig
 
@@ -317,7 +320,7 @@ def probe_config(
         "optim.epochs": epochs,
         "tasks": [
             {"name": t, "train": str(Path(data_dir) / t / "train.csv"), "val": str(Path(data_dir) / t / "val.csv")}
-            for t in TASKS
+            for t in tasks
         ],
     }
     if kind is not None:
@@ -454,32 +457,41 @@ def encoders_to_probe(out: Path, runs: dict) -> list[dict]:
 
 
 def probe_all(settings: DemoSettings, configs: dict[str, PretrainConfig], runs: dict, log: Log = print) -> dict:
-    """Probe every encoder of `encoders_to_probe`: final ones with all `PROTOCOLS` (attentive first: it caches
-    the tokens that the others pool), snapshots with the `CURVE_PROTOCOLS`. Returns {encoder name: {"dir",
-    "checkpoint", "run", "step", "final", "top1": {protocol: {task: fraction}}, "confusion": {protocol: {task:
-    {"classes", "matrix"}}}, "seconds"}, ..., "chance": {task: fraction}}."""
+    """Probe every encoder of `encoders_to_probe`. Final encoders (and random init): every protocol of
+    `PROTOCOLS` on the whole lists, for the table (the attentive probe first, on `DemoSize.attentive_tasks`:
+    it caches the tokens that the cheap probes pool); then, like each snapshot, the `CURVE_PROTOCOLS` on the
+    first `DemoSize.curve_videos` of each list, for the curves (cut from the cached tokens; a snapshot's
+    are computed). Returns {encoder name: {"dir", "checkpoint", "run", "step", "final", "top1": {protocol:
+    {task: fraction}}, "curve_top1": {...}, "confusion": {protocol: {task: {"classes", "matrix"}}},
+    "seconds"}, ..., "chance": {task: fraction}}."""
     from videojepa.eval.features import FeatureSource
 
     out, size = Path(settings.out), settings.size
     source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
+    curve_subset = (f"features.train_videos={size.curve_videos[0]}", f"features.val_videos={size.curve_videos[1]}")
     probes: dict = {}
     chance = {}
+
+    def run(encoder: dict, kind: str, folder: Path, tasks, extra=()) -> dict:
+        cfg = probe_config(
+            encoder["checkpoint"],
+            folder,
+            out / "data",
+            size.probe_epochs,
+            settings.seed,
+            random_model=configs["vjepa"].model if encoder["name"] == RANDOM_INIT else None,
+            overrides=(*settings.probe_overrides, *extra),
+            kind=kind,
+            features_dir=out / "probes" / encoder["name"] / "features",
+            tasks=tasks,
+        )
+        return probe(cfg, log, source)
+
     for encoder in encoders_to_probe(out, runs):
         name, folder = encoder["name"], out / "probes" / encoder["name"]
-        entry = {**encoder, "dir": str(folder), "top1": {}, "confusion": {}, "seconds": 0.0}
-        for kind in PROTOCOLS if encoder["final"] else CURVE_PROTOCOLS:
-            cfg = probe_config(
-                encoder["checkpoint"],
-                folder / kind,
-                out / "data",
-                size.probe_epochs,
-                settings.seed,
-                random_model=configs["vjepa"].model if name == RANDOM_INIT else None,
-                overrides=settings.probe_overrides,
-                kind=kind,
-                features_dir=folder / "features",
-            )
-            result = probe(cfg, log, source)
+        entry = {**encoder, "dir": str(folder), "top1": {}, "curve_top1": {}, "confusion": {}, "seconds": 0.0}
+        for kind in PROTOCOLS if encoder["final"] else ():
+            result = run(encoder, kind, folder / kind, size.attentive_tasks if kind == "attentive" else TASKS)
             entry["top1"][kind] = top1(result)
             entry["confusion"][kind] = {
                 t["name"]: {"classes": t["classes"], "matrix": t["confusion"]}
@@ -487,9 +499,14 @@ def probe_all(settings: DemoSettings, configs: dict[str, PretrainConfig], runs: 
                 if "confusion" in t
             }
             entry["seconds"] += result["seconds"]
-            chance = {t["name"]: t["chance"] for t in result["tasks"]}
+            chance.update({t["name"]: t["chance"] for t in result["tasks"]})
+        for kind in CURVE_PROTOCOLS:
+            result = run(encoder, kind, folder / f"{kind}_curve", TASKS, curve_subset)
+            entry["curve_top1"][kind] = top1(result)
+            entry["seconds"] += result["seconds"]
+            chance.update({t["name"]: t["chance"] for t in result["tasks"]})
         probes[name] = entry
-    probes["chance"] = chance
+    probes["chance"] = {t: chance[t] for t in TASKS}
     return probes
 
 
