@@ -5,7 +5,8 @@
         --task motion=runs/demo/data/motion --task motion2=runs/motion2/motion --plan plan.json
 
 plan.json: [{"name": "vjepa_tblock", "method": "vjepa", "steps": 120, "overrides": ["masks=[...]"]}, ...];
-a salt_student entry names its teacher's entry with "teacher": NAME (trained first, in the same job).
+a salt_student entry names its teacher's entry with "teacher": NAME (trained first, in the same job; give
+the teacher "skip": true to train it only there, not probe it).
 Each recipe trains with the demo's code path (`videojepa.demo.run.pretrain_config` + `with_steps`, the
 Trainer) into OUT/NAME/run, then `experiments/probe_protocols.py` probes it (OUT/NAME/probes). Jobs run in
 parallel, one torch thread each; a finished run or probe is not redone. A recipe line holds the final health
@@ -109,6 +110,7 @@ def main() -> None:
     args = parse()
     entries = json.loads(Path(args.plan).read_text())
     plan = {e["name"]: e for e in entries}
+    entries = [e for e in entries if not e.get("skip")]  # "skip": a teacher only, trained by its student's job
     Path(args.out).mkdir(parents=True, exist_ok=True)
     sink = Path(args.out) / "results.jsonl"
     with ThreadPoolExecutor(args.jobs) as pool:

@@ -27,7 +27,9 @@ PRETRAIN = (
     "train.precision=fp32",
 )
 PROBE = (*CLIP, "probe.heads=2", "optim.lr=[1e-3]", "features.batch_size=32")
-SIZE = DemoSize(num_videos=24, budget_steps=6, teacher_share=0.2, probe_epochs=1, frames=8, size=32)
+SIZE = DemoSize(
+    num_videos=24, budget_steps=6, teacher_share=0.2, probe_epochs=1, frames=8, size=32, curve_fractions=(0.25, 0.5)
+)
 
 
 def settings(out, **changes):

@@ -92,7 +92,8 @@ class MethodConfig(Section):
         0.0,
         ge=0.0,
         description="every masked method: weight of a variance-covariance penalty (VICReg's) on the context "
-        "encoder's features, added to the loss: keeps them from collapsing to a few directions at high lr",
+        "encoder's features, added to the loss: keeps them from collapsing to a few directions at high lr; "
+        "its statistics span the batch on all ranks, but each micro-batch when train.accum_steps > 1",
     )
     pixel_norm: Literal["tubelet", "none"] = Field(
         "tubelet",

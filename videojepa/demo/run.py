@@ -60,7 +60,7 @@ class DemoSize:
     probe_epochs: int  # attentive-probe training epochs per task
     frames: int = 16  # frames per synthetic video (the demo presets' clip length)
     size: int = 64  # frame side in pixels (the demo presets' crop)
-    curve_fractions: tuple[float, ...] = (0.25, 0.5)  # fractions of each run's steps probed for the curves
+    curve_fractions: tuple[float, ...] = (0.5,)  # fractions of each run's steps probed for the curves
     curve_videos: tuple[int, int] = (400, 200)  # the curves' probes use the first N training / validation videos
     attentive_tasks: tuple[str, ...] = ("motion",)  # the attentive probe (the costly one) runs on these tasks
 

@@ -56,12 +56,24 @@ def variance_covariance(x: torch.Tensor) -> torch.Tensor:
     """VICReg's anti-collapse penalty on features (..., D) taken over all leading positions, with VICReg's
     weights (variance 25, covariance 1) divided by 25: the mean hinge max(0, 1 - std) of each channel, plus
     the squared off-diagonal covariances summed, divided by D and by 25. (With equal weights the covariance
-    term wins by shrinking every feature towards 0.)"""
+    term wins by shrinking every feature towards 0.)
+
+    The statistics are those of the whole batch: under torchrun every rank's sums are added (an all-reduce
+    that gradients flow back through), so N ranks give one process's loss and gradients. Micro-batches of
+    gradient accumulation each have their own statistics."""
     z = x.float().flatten(0, -2)
-    z = z - z.mean(0)
-    variance = F.relu(1.0 - (z.var(0) + 1e-4).sqrt()).mean()
-    cov = (z.T @ z) / max(len(z) - 1, 1)
-    off_diagonal = cov.pow(2).sum() - cov.diagonal().pow(2).sum()
+    count = torch.tensor(float(len(z)), device=z.device)
+    total, products = z.sum(0), z.T @ z
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        from torch.distributed.nn.functional import all_reduce
+
+        torch.distributed.all_reduce(count)
+        total, products = all_reduce(total), all_reduce(products)
+    mean = total / count
+    cov = (products - count * torch.outer(mean, mean)) / (count - 1).clamp(min=1)
+    var = cov.diagonal()
+    variance = F.relu(1.0 - (var.clamp(min=0) + 1e-4).sqrt()).mean()
+    off_diagonal = cov.pow(2).sum() - var.pow(2).sum()
     return variance + off_diagonal / (25.0 * z.shape[-1])
 
 
