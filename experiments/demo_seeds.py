@@ -4,8 +4,9 @@
     python experiments/demo_seeds.py runs/demo_s0 runs/demo_s1 runs/demo_s2 [--json]
 
 Each argument is a demo output folder or its results.json. The runs must share everything but the seed
-(same budget, data size and overrides); the table adds, per method, the margin over the random-init
-encoder of the same seed (paired, so data and probe noise shared by both cancel).
+(same budget, data size and overrides); the table adds, per method, task and probe protocol, the margin over
+the random-init encoder of the same seed (paired, so data and probe noise shared by both cancel), with each
+seed's margin listed. Results of schema videojepa.demo/1 (one protocol: attentive) are read too.
 """
 
 from __future__ import annotations
@@ -40,23 +41,29 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.1f} ± {100 * spread:.1f}"
 
 
+def row_scores(row: dict) -> dict:
+    """{(task, protocol): top-1} of a results row, for schema 1 (attentive only) and 2 (per protocol)."""
+    top1 = row["top1"]
+    if top1 and all(isinstance(v, float) for v in top1.values()):  # schema 1
+        return {(t, "attentive"): v for t, v in top1.items()}
+    return {(t, k): v for k, tasks in top1.items() for t, v in tasks.items()}
+
+
 def summarise(results: list[dict]) -> dict:
     first = results[0]["settings"]
     for r in results[1:]:
         differ = [k for k in SAME if r["settings"].get(k) != first.get(k)]
         if differ:
             raise SystemExit(f"runs differ in more than the seed: {', '.join(differ)}")
-    tasks = list(results[0]["chance"])
     rows = {}
     for r in results:
-        base = next(row for row in r["rows"] if row["name"] == "random_init")["top1"]
+        base = row_scores(next(row for row in r["rows"] if row["name"] == "random_init"))
         for row in r["rows"]:
-            entry = rows.setdefault(
-                row["name"], {"label": row["label"], "top1": {t: [] for t in tasks}, "margin": {t: [] for t in tasks}}
-            )
-            for t in tasks:
-                entry["top1"][t].append(row["top1"][t])
-                entry["margin"][t].append(row["top1"][t] - base[t])
+            entry = rows.setdefault(row["name"], {"label": row["label"], "top1": {}, "margin": {}})
+            for column, value in row_scores(row).items():
+                key = f"{column[0]} {column[1]}"
+                entry["top1"].setdefault(key, []).append(value)
+                entry["margin"].setdefault(key, []).append(value - base[column])
     return {
         "seeds": [r["settings"]["seed"] for r in results],
         "settings": first,
@@ -66,16 +73,36 @@ def summarise(results: list[dict]) -> dict:
 
 
 def markdown(summary: dict) -> str:
-    tasks = list(summary["chance"])
-    head = " | ".join(f"{t} top-1 | {t} − random init" for t in tasks)
+    columns = list(next(iter(summary["rows"].values()))["top1"])
     lines = [
-        f"| method | {head} |",
-        "|---" * (1 + 2 * len(tasks)) + "|",
-        "| chance | " + " | ".join(f"{100 * summary['chance'][t]:.1f} | -" for t in tasks) + " |",
+        "| method | probe | " + " | ".join(f"{c} top-1 | − random init | per seed" for c in columns) + " |",
+        "|---" * (2 + 3 * len(columns)) + "|",
+    ]
+    chance = " | ".join(f"{100 * summary['chance'][c.split()[0]]:.1f} | - | -" for c in columns)
+    lines.append(f"| chance | - | {chance} |")
+    for row in summary["rows"].values():
+        cells = []
+        for c in columns:
+            per_seed = ", ".join(f"{100 * m:+.1f}" for m in row["margin"][c])
+            cells.append(f"{mean_std(row['top1'][c])} | {mean_std(row['margin'][c])} | {per_seed}")
+        lines.append(f"| {row['label']} | | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + f"\n\nSeeds {summary['seeds']}; mean ± std (sample) over seeds, top-1 in %.\n"
+
+
+def transposed(summary: dict) -> str:
+    """One line per (method, task, protocol): easier to read with several protocols."""
+    lines = [
+        "| method | task | probe | top-1 | − random init | margin per seed |",
+        "|---|---|---|---|---|---|",
     ]
     for row in summary["rows"].values():
-        cells = " | ".join(f"{mean_std(row['top1'][t])} | {mean_std(row['margin'][t])}" for t in tasks)
-        lines.append(f"| {row['label']} | {cells} |")
+        for c in row["top1"]:
+            task, protocol = c.split(" ", 1)
+            per_seed = ", ".join(f"{100 * m:+.1f}" for m in row["margin"][c])
+            margin = "-" if row["label"].startswith("random init") else mean_std(row["margin"][c])
+            lines.append(
+                f"| {row['label']} | {task} | {protocol} | {mean_std(row['top1'][c])} | {margin} | {per_seed} |"
+            )
     return "\n".join(lines) + f"\n\nSeeds {summary['seeds']}; mean ± std (sample) over seeds, top-1 in %.\n"
 
 
@@ -83,9 +110,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="demo output folders or results.json files, one per seed")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead")
+    parser.add_argument("--wide", action="store_true", help="one column group per task and protocol")
     args = parser.parse_args()
     summary = summarise([load(p) for p in args.runs])
-    print(json.dumps(summary, indent=1) if args.json else markdown(summary), end="")
+    text = json.dumps(summary, indent=1) if args.json else markdown(summary) if args.wide else transposed(summary)
+    print(text, end="")
 
 
 if __name__ == "__main__":

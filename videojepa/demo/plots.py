@@ -64,15 +64,19 @@ def plot_accuracy_vs_flops(results: dict, path: str | Path) -> None:
     for r, kind in enumerate(protocols):
         for c, task in enumerate(tasks):
             ax = axes[r][c]
+            drawn = 0
             for i, curve in enumerate(curves.values()):
                 points = [p for p in curve["points"] if p["top1"].get(kind, {}).get(task) is not None]
+                if not points:
+                    continue
+                drawn += 1
                 x = [p["flops"] for p in points]
                 y = [100 * p["top1"][kind][task] for p in points]
                 ends_only = len(points) < len(curve["points"])
                 ax.plot(
                     x, y, ls="--" if ends_only else "-", marker="o", ms=3.5, lw=1.3, color=f"C{i}", label=curve["label"]
                 )
-            if not ax.lines:
+            if not drawn:
                 ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="grey", fontsize=8)
             ax.axhline(100 * results["chance"][task], color="grey", ls=":", lw=1, label="chance")
             ax.axvline(budget, color="black", lw=0.5, alpha=0.3)
@@ -83,7 +87,7 @@ def plot_accuracy_vs_flops(results: dict, path: str | Path) -> None:
                 ax.set_ylabel("top-1 (%)", fontsize=8)
             if r == len(protocols) - 1:
                 ax.set_xlabel("training FLOPs (grey line: the budget)", fontsize=8)
-    axes[0][-1].legend(fontsize=7, loc="best")
+    axes[0][0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
