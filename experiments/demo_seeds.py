@@ -106,13 +106,49 @@ def transposed(summary: dict) -> str:
     return "\n".join(lines) + f"\n\nSeeds {summary['seeds']}; mean ± std (sample) over seeds, top-1 in %.\n"
 
 
+def curves(results: list[dict]) -> str:
+    """The curves' points (schema 2) over seeds: per curve and step, mean ± std of every protocol's top-1, of
+    RankMe and of how far the weights moved."""
+    if any("curves" not in r for r in results):
+        return ""
+    lines = [
+        "| curve | step | training FLOPs | probe | motion | appearance | RankMe | weights moved |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, curve in results[0]["curves"].items():
+        for i, point in enumerate(curve["points"]):
+            if i == 0 and name != next(iter(results[0]["curves"])):
+                continue  # random init: shown once
+            label = "random init" if i == 0 else curve["label"]
+            same = [r["curves"][name]["points"][i] for r in results]
+            ranks = [p["feature_rank"] for p in same if p.get("feature_rank") is not None]
+            drifts = [p["drift"] for p in same if p.get("drift") is not None and i > 0]
+            rank = f"{statistics.mean(ranks):.0f}" if ranks else "-"
+            drift = mean_std(drifts) if drifts else "-"
+            for protocol in point["top1"]:
+                cells = []
+                for task in ("motion", "appearance"):
+                    values = [p["top1"][protocol].get(task) for p in same]
+                    cells.append("-" if None in values else mean_std(values))
+                lines.append(
+                    f"| {label} | {point['step']} | {point['flops']:.3g} | {protocol} | {' | '.join(cells)} "
+                    f"| {rank} | {drift} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="demo output folders or results.json files, one per seed")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead")
     parser.add_argument("--wide", action="store_true", help="one column group per task and protocol")
+    parser.add_argument("--curves", action="store_true", help="the accuracy-vs-FLOPs points over seeds instead")
     args = parser.parse_args()
-    summary = summarise([load(p) for p in args.runs])
+    results = [load(p) for p in args.runs]
+    if args.curves:
+        print(curves(results), end="")
+        return
+    summary = summarise(results)
     text = json.dumps(summary, indent=1) if args.json else markdown(summary) if args.wide else transposed(summary)
     print(text, end="")
 
