@@ -72,10 +72,11 @@ class DemoSize:
 
 # Every number that sizes the demo, in one place; they go with the demo presets (videojepa/presets/demo/*.yaml)
 # and the synthetic task (videojepa/data/synth.py). Sized for the 2-core CPU of SPEC section 8: full <= 15
-# minutes (measured 13 min 47 s, see BENCHMARKS.md), quick <= 3 (2 min 2 s). Measured there (bf16, vit_micro,
-# batch 8): ~0.66 s per V-JEPA step, and SALT and VideoMAE spend about as long per budget step (~5 min for
-# the four runs of a 120-step budget); a probe costs ~25 ms per video for bf16 features (videos decoded
-# once for all encoders) plus ~12 ms per step of its 2-cell grid, for each of the two tasks.
+# minutes (measured 12 min 4 s from a fresh clone, plus 42 s creating the venv; see BENCHMARKS.md), quick <= 3.
+# Measured there (bf16, vit_micro, batch 8): pretraining ~4.9 min for the four runs of a 120-step budget;
+# probes ~6.8 min: each final encoder ~32 s of bf16 features for the 1600 clips (the videos decoded once for
+# all encoders) and ~27 s of attentive-probe training on motion; the cheap probes pool its cached tokens; each
+# halfway encoder ~13 s of features for its 600 curve clips.
 # The probes need the videos: with 450 training clips even the random-init encoder sat at chance on motion
 # (27 +- 6% over 3 seeds, chance 25%); with 1200 it reaches ~50-57%, far from both chance and saturation.
 # They also need the epochs: at 10 the attentive probe had not left its initial plateau for the trained
