@@ -8,19 +8,51 @@ manifest) and the CPU cost per clip (bench).
     loader = build_loader(ds, batch_size=8, data_cfg=cfg, seed=0)
     batch = next(iter(loader))  # {"video": B×C×T×H×W, "label": B, "index": B}
 """
+
 from videojepa.data.config import DataConfig, DataSource
-from videojepa.data.datasets import (BadInputWarning, Entry, TooManyBadFilesError, VideoDataset, build_dataset,
-                                     read_entries)
+from videojepa.data.datasets import (
+    BadInputWarning,
+    Entry,
+    TooManyBadFilesError,
+    VideoDataset,
+    build_dataset,
+    read_entries,
+)
 from videojepa.data.loader import ResumableLoader, ResumableSampler, build_loader
 from videojepa.data.mixture import MixtureDataset
-from videojepa.data.readers import (BadFileError, FrameIndex, PyAVReader, VideoReader, open_video, read_image,
-                                    register_backend)
+from videojepa.data.readers import (
+    BadFileError,
+    FrameIndex,
+    PyAVReader,
+    VideoReader,
+    open_video,
+    read_image,
+    register_backend,
+)
 from videojepa.data.sampling import clip_step, sample_clips
 from videojepa.data.transforms import ClipTransform
 
 __all__ = [
-    "BadFileError", "BadInputWarning", "ClipTransform", "DataConfig", "DataSource", "Entry", "FrameIndex",
-    "MixtureDataset", "PyAVReader", "ResumableLoader",
-    "ResumableSampler", "TooManyBadFilesError", "VideoDataset", "VideoReader", "build_dataset", "build_loader",
-    "clip_step", "open_video", "read_entries", "read_image", "register_backend", "sample_clips",
+    "BadFileError",
+    "BadInputWarning",
+    "ClipTransform",
+    "DataConfig",
+    "DataSource",
+    "Entry",
+    "FrameIndex",
+    "MixtureDataset",
+    "PyAVReader",
+    "ResumableLoader",
+    "ResumableSampler",
+    "TooManyBadFilesError",
+    "VideoDataset",
+    "VideoReader",
+    "build_dataset",
+    "build_loader",
+    "clip_step",
+    "open_video",
+    "read_entries",
+    "read_image",
+    "register_backend",
+    "sample_clips",
 ]

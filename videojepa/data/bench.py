@@ -11,13 +11,13 @@ needs ceil(R · total_ms / 1000) workers, plus one core for the training process
 or read from a run directory: its logged clips/s divided by (1 - data-wait fraction), the rate the training
 step alone would reach on that machine (medians over the run's "log" records).
 """
+
 from __future__ import annotations
 
 import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Optional
 
 import numpy as np
 import torch
@@ -51,7 +51,7 @@ class SourceCost:
 class BenchReport:
     sources: list[SourceCost]
     weights: list[float]
-    target: Optional[float]
+    target: float | None
     target_from: str = ""
     run_stats: dict = field(default_factory=dict)
 
@@ -64,19 +64,33 @@ class BenchReport:
     def as_dict(self) -> dict:
         rows = []
         for s in self.sources:
-            row = {"source": s.source, "clips": s.clips, "bad": s.bad, "manifest": s.manifest,
-                   "decode_cpu_ms": round(s.decode_ms, 2), "augment_cpu_ms": round(s.augment_ms, 2),
-                   "total_cpu_ms": round(s.total_ms, 2), "wall_ms": round(s.wall_ms, 2),
-                   "clips_per_s_per_worker": round(s.clips_per_s_per_worker, 2)}
+            row = {
+                "source": s.source,
+                "clips": s.clips,
+                "bad": s.bad,
+                "manifest": s.manifest,
+                "decode_cpu_ms": round(s.decode_ms, 2),
+                "augment_cpu_ms": round(s.augment_ms, 2),
+                "total_cpu_ms": round(s.total_ms, 2),
+                "wall_ms": round(s.wall_ms, 2),
+                "clips_per_s_per_worker": round(s.clips_per_s_per_worker, 2),
+            }
             if self.target:
                 row["workers"] = s.workers_for(self.target)
                 row["cores"] = row["workers"] + 1
             rows.append(row)
-        out = {"sources": rows, "target_clips_per_s": self.target, "target_from": self.target_from,
-               "run": self.run_stats}
+        out = {
+            "sources": rows,
+            "target_clips_per_s": self.target,
+            "target_from": self.target_from,
+            "run": self.run_stats,
+        }
         if len(self.sources) > 1:
-            mix = {"weights": self.weights, "total_cpu_ms": round(self.mixture_ms, 2),
-                   "clips_per_s_per_worker": round(1000 / self.mixture_ms, 2)}
+            mix = {
+                "weights": self.weights,
+                "total_cpu_ms": round(self.mixture_ms, 2),
+                "clips_per_s_per_worker": round(1000 / self.mixture_ms, 2),
+            }
             if self.target:
                 mix["workers"] = max(1, math.ceil(self.target * self.mixture_ms / 1000))
                 mix["cores"] = mix["workers"] + 1
@@ -134,12 +148,23 @@ def target_from_run(run_dir: str) -> tuple[float, dict]:
     rate = statistics.median(r["clips_per_s"] for r in records)
     wait = statistics.median(r.get("data_wait_fraction", 0.0) for r in records)
     step_rate = rate / max(1.0 - wait, 1e-3)
-    return step_rate, {"logged_clips_per_s": round(rate, 2), "data_wait_fraction": round(wait, 4),
-                       "step_clips_per_s": round(step_rate, 2), "records": len(records)}
+    return step_rate, {
+        "logged_clips_per_s": round(rate, 2),
+        "data_wait_fraction": round(wait, 4),
+        "step_clips_per_s": round(step_rate, 2),
+        "records": len(records),
+    }
 
 
-def bench(sources: list[str], cfg: DataConfig, clips: int = 32, target: Optional[float] = None,
-          run_dir: Optional[str] = None, weights: Optional[list[float]] = None, seed: int = 0) -> BenchReport:
+def bench(
+    sources: list[str],
+    cfg: DataConfig,
+    clips: int = 32,
+    target: float | None = None,
+    run_dir: str | None = None,
+    weights: list[float] | None = None,
+    seed: int = 0,
+) -> BenchReport:
     weights = list(weights) if weights else [1.0] * len(sources)
     if len(weights) != len(sources) or any(w <= 0 for w in weights):
         raise UserError(f"--weights: give one positive weight per source ({len(sources)}), got {weights}")
@@ -158,25 +183,36 @@ def format_report(report: BenchReport) -> str:
     lines = []
     if d["run"]:
         r = d["run"]
-        lines.append(f"run: {r['logged_clips_per_s']} clips/s logged with {r['data_wait_fraction']:.1%} data wait "
-                     f"-> the step alone reaches {r['step_clips_per_s']} clips/s (target)")
+        lines.append(
+            f"run: {r['logged_clips_per_s']} clips/s logged with {r['data_wait_fraction']:.1%} data wait "
+            f"-> the step alone reaches {r['step_clips_per_s']} clips/s (target)"
+        )
     head = f"{'source':<40} {'decode':>8} {'augment':>8} {'total':>8} {'clips/s':>8}"
     head += f" {'workers':>8} {'cores':>6}" if report.target else ""
-    lines += [f"CPU ms per clip (median of {report.sources[0].clips}), clips/s of one worker"
-              + (f"; workers and cores for {report.target:.0f} clips/s" if report.target else ""), head]
+    lines += [
+        f"CPU ms per clip (median of {report.sources[0].clips}), clips/s of one worker"
+        + (f"; workers and cores for {report.target:.0f} clips/s" if report.target else ""),
+        head,
+    ]
     for row in d["sources"]:
         name = row["source"] if len(row["source"]) <= 40 else "..." + row["source"][-37:]
-        line = (f"{name:<40} {row['decode_cpu_ms']:>8.1f} {row['augment_cpu_ms']:>8.1f} {row['total_cpu_ms']:>8.1f} "
-                f"{row['clips_per_s_per_worker']:>8.1f}")
+        line = (
+            f"{name:<40} {row['decode_cpu_ms']:>8.1f} {row['augment_cpu_ms']:>8.1f} {row['total_cpu_ms']:>8.1f} "
+            f"{row['clips_per_s_per_worker']:>8.1f}"
+        )
         if report.target:
             line += f" {row['workers']:>8} {row['cores']:>6}"
         lines.append(line + ("  (prepared)" if row["manifest"] else "") + (f"  {row['bad']} bad" if row["bad"] else ""))
     if "mixture" in d:
         m = d["mixture"]
-        line = f"{'mixture, weights ' + ','.join(f'{w:g}' for w in m['weights']):<40} {'':>8} {'':>8} " \
-               f"{m['total_cpu_ms']:>8.1f} {m['clips_per_s_per_worker']:>8.1f}"
+        line = (
+            f"{'mixture, weights ' + ','.join(f'{w:g}' for w in m['weights']):<40} {'':>8} {'':>8} "
+            f"{m['total_cpu_ms']:>8.1f} {m['clips_per_s_per_worker']:>8.1f}"
+        )
         lines.append(line + (f" {m['workers']:>8} {m['cores']:>6}" if report.target else ""))
     if report.target:
-        lines.append("cores = workers + 1 for the training process: set data.num_workers to the workers and "
-                     "cpus-per-task to the cores (per GPU)")
+        lines.append(
+            "cores = workers + 1 for the training process: set data.num_workers to the workers and "
+            "cpus-per-task to the cores (per GPU)"
+        )
     return "\n".join(lines)

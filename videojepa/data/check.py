@@ -6,14 +6,14 @@ training reads it (seek + decode of `frames_per_clip` frames `frame_step` apart)
 decode throughput. Videos shorter than one clip are listed separately: they are usable, and
 `data.short_video` decides what they give.
 """
+
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field
 
 from videojepa.data.datasets import Entry, read_entries
 from videojepa.data.readers import BadFileError, open_video, read_image
@@ -27,7 +27,7 @@ MAX_SHORT_LISTED = 10
 class FileResult:
     path: str
     frames: int = 0
-    reason: Optional[str] = None  # why the file is bad, None when it is fine
+    reason: str | None = None  # why the file is bad, None when it is fine
     short: bool = False  # fewer frames than one clip spans
     check_seconds: float = 0.0
     clip_seconds: float = 0.0  # time to read one training clip
@@ -54,8 +54,14 @@ class CheckReport:
         check_s = sum(r.check_seconds for r in self.results)
         clip_s = sum(r.clip_seconds for r in good)
         return {
-            "source": self.source, "files": len(self.results), "ok": len(good), "bad": len(self.bad),
-            "short": len(self.short), "frames": frames, "seconds": round(self.seconds, 3), "workers": self.workers,
+            "source": self.source,
+            "files": len(self.results),
+            "ok": len(good),
+            "bad": len(self.bad),
+            "short": len(self.short),
+            "frames": frames,
+            "seconds": round(self.seconds, 3),
+            "workers": self.workers,
             "files_per_s": round(len(self.results) / max(self.seconds, 1e-9), 2),
             "frames_per_s": round(frames / max(check_s, 1e-9) * self.workers, 1),
             "clips_per_s": round(len(good) / max(clip_s, 1e-9) * self.workers, 2),
@@ -64,8 +70,9 @@ class CheckReport:
         }
 
 
-def check_file(entry: Entry, frames_per_clip: int = 16, frame_step: int = 4, fps: Optional[float] = None,
-               decoder: str = "pyav") -> FileResult:
+def check_file(
+    entry: Entry, frames_per_clip: int = 16, frame_step: int = 4, fps: float | None = None, decoder: str = "pyav"
+) -> FileResult:
     """Decode all of one file; on success also time the read of one centred training clip."""
     result = FileResult(entry.path)
     start = time.perf_counter()
@@ -99,8 +106,14 @@ def _check_job(args) -> FileResult:
     return check_file(*args)
 
 
-def check_dataset(path: str, frames_per_clip: int = 16, frame_step: int = 4, fps: Optional[float] = None,
-                  workers: int = 1, decoder: str = "pyav") -> CheckReport:
+def check_dataset(
+    path: str,
+    frames_per_clip: int = 16,
+    frame_step: int = 4,
+    fps: float | None = None,
+    workers: int = 1,
+    decoder: str = "pyav",
+) -> CheckReport:
     """Check every file listed by the CSV or found in the folder at `path`."""
     entries, _ = read_entries(path)
     workers = max(1, min(workers, len(entries)))
@@ -119,10 +132,12 @@ def format_report(report: CheckReport, as_json: bool = False) -> str:
     s = report.summary()
     if as_json:
         return json.dumps(s, indent=2)
-    lines = [f"checked {s['files']} files ({s['frames']} frames) in {s['seconds']:.2f} s with {s['workers']} "
-             f"worker(s): {s['ok']} ok, {s['bad']} bad, {s['short']} shorter than one clip",
-             f"throughput: {s['files_per_s']:.1f} files/s, full decode {s['frames_per_s']:.0f} frames/s, "
-             f"clip decode {s['clips_per_s']:.1f} clips/s"]
+    lines = [
+        f"checked {s['files']} files ({s['frames']} frames) in {s['seconds']:.2f} s with {s['workers']} "
+        f"worker(s): {s['ok']} ok, {s['bad']} bad, {s['short']} shorter than one clip",
+        f"throughput: {s['files_per_s']:.1f} files/s, full decode {s['frames_per_s']:.0f} frames/s, "
+        f"clip decode {s['clips_per_s']:.1f} clips/s",
+    ]
     lines += [f"BAD   {r['path']}: {r['reason']}" for r in s["bad_files"]]
     short = s["short_files"]
     lines += [f"SHORT {r['path']}: {r['frames']} frames, fewer than one clip spans" for r in short[:MAX_SHORT_LISTED]]

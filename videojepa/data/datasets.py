@@ -31,6 +31,7 @@ under the "skip" policy is skipped with a `BadInputWarning` naming the file and 
 the item comes back with index -1 and the caller drops it, so that a score never counts a file twice).
 When more than `max_bad_fraction` of the dataset's files are bad, loading stops with `TooManyBadFilesError`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,14 +39,14 @@ import multiprocessing
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 import numpy as np
 import torch
 
 from videojepa.data.config import DataConfig
 from videojepa.data.manifest import Manifest
-from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, BadFileError, _BACKENDS, open_video, read_image
+from videojepa.data.readers import _BACKENDS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, BadFileError, open_video, read_image
 from videojepa.data.sampling import ShortVideoError, clip_step, sample_clips
 from videojepa.data.transforms import ClipTransform, normalize_clips
 from videojepa.errors import UserError
@@ -68,7 +69,7 @@ class Entry:
     path: str
     label: int = -1
     start_frame: int = 0
-    end_frame: Optional[int] = None
+    end_frame: int | None = None
 
     @property
     def is_image(self) -> bool:
@@ -76,6 +77,7 @@ class Entry:
 
 
 # ----------------------------------------------------------------------------- file lists
+
 
 def _is_media(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
@@ -96,15 +98,17 @@ def _scan_folder(root: str) -> tuple[list[Entry], list[str]]:
     per_class = {c: _media_files(os.path.join(root, c)) for c in classes}
     classes = [c for c in classes if per_class[c]]
     if classes and loose:
-        raise UserError(f"{root} mixes class sub-folders with loose media files (e.g. {loose[0]}); "
-                        "use one sub-folder per class, or a flat folder")
+        raise UserError(
+            f"{root} mixes class sub-folders with loose media files (e.g. {loose[0]}); "
+            "use one sub-folder per class, or a flat folder"
+        )
     if classes:
         entries = [Entry(p, label) for label, c in enumerate(classes) for p in per_class[c]]
         return entries, classes
     return [Entry(p) for p in loose], []
 
 
-def _parse_int(value: str, where: str, default: Optional[int]) -> Optional[int]:
+def _parse_int(value: str, where: str, default: int | None) -> int | None:
     value = value.strip()
     if value in ("", "-1"):
         return default
@@ -139,8 +143,15 @@ def _read_list(path: str) -> tuple[list[Entry], list[str]]:
             row = dict(zip(header, cells))
             where = f"{path}:{n}"
             start = _parse_int(row.get("start_frame", ""), where, 0)
-            rows.append((n, row["path"].strip(), row.get("label", "").strip(), start,
-                         _parse_int(row.get("end_frame", ""), where, None)))
+            rows.append(
+                (
+                    n,
+                    row["path"].strip(),
+                    row.get("label", "").strip(),
+                    start,
+                    _parse_int(row.get("end_frame", ""), where, None),
+                )
+            )
     else:
         for n, line in lines:
             parts = line.rsplit(None, 1)
@@ -165,9 +176,11 @@ def _read_list(path: str) -> tuple[list[Entry], list[str]]:
         with open(names_file, encoding="utf-8") as f:
             names = [line.strip() for line in f if line.strip()]
         if len(names) <= max(numeric):
-            raise UserError(f"{names_file} names {len(names)} classes but {path} uses label {max(numeric)}: it needs "
-                            f"at least {max(numeric) + 1} names, one per line in label order (or remove it to number "
-                            f"the classes)")
+            raise UserError(
+                f"{names_file} names {len(names)} classes but {path} uses label {max(numeric)}: it needs "
+                f"at least {max(numeric) + 1} names, one per line in label order (or remove it to number "
+                f"the classes)"
+            )
         classes = names
     entries = []
     for (n, p, _, start, end), label in zip(rows, numeric):
@@ -189,19 +202,29 @@ def read_entries(path: str) -> tuple[list[Entry], list[str]]:
     else:
         entries, classes = _read_list(path)
     if not entries:
-        raise UserError(f"no video or image files in {path} "
-                        f"(looked for {', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})")
+        raise UserError(
+            f"no video or image files in {path} (looked for {', '.join(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS)})"
+        )
     return entries, classes
 
 
 # ----------------------------------------------------------------------------- dataset
 
+
 class VideoDataset(torch.utils.data.Dataset):
     """Clips from a list of video/image files; see the module docstring for items and bad-input rules."""
 
-    def __init__(self, entries: list[Entry], cfg: DataConfig, train: bool, classes: Optional[list[str]] = None,
-                 source: str = "", on_bad: Literal["replace", "exclude"] = "replace",
-                 manifest: Optional[Manifest] = None, uint8: bool = False):
+    def __init__(
+        self,
+        entries: list[Entry],
+        cfg: DataConfig,
+        train: bool,
+        classes: list[str] | None = None,
+        source: str = "",
+        on_bad: Literal["replace", "exclude"] = "replace",
+        manifest: Manifest | None = None,
+        uint8: bool = False,
+    ):
         if cfg.decoder not in _BACKENDS:
             raise UserError(f"data.decoder: unknown backend {cfg.decoder!r}; available: {sorted(_BACKENDS)}")
         if on_bad not in ("replace", "exclude"):
@@ -251,8 +274,10 @@ class VideoDataset(torch.utils.data.Dataset):
             if self.on_bad == "exclude":
                 return self.excluded_item(index)
             index = int(np.random.default_rng([*seed, index, attempt, 1]).integers(len(self)))
-        raise TooManyBadFilesError(f"no readable file found in {MAX_REPLACEMENT_TRIES} random tries "
-                                   f"({self.num_bad} of {len(self)} files bad in {self.source or 'the dataset'})")
+        raise TooManyBadFilesError(
+            f"no readable file found in {MAX_REPLACEMENT_TRIES} random tries "
+            f"({self.num_bad} of {len(self)} files bad in {self.source or 'the dataset'})"
+        )
 
     def excluded_item(self, index: int) -> dict:
         """The stand-in for a bad file of an "exclude" dataset: index -1 (to be dropped), zeros as video so
@@ -260,8 +285,11 @@ class VideoDataset(torch.utils.data.Dataset):
         cfg = self.cfg
         views = cfg.num_clips * cfg.num_views
         shape = (3, cfg.frames_per_clip, cfg.crop_size, cfg.crop_size)
-        return {"video": torch.zeros((views, *shape) if views > 1 else shape), "label": self.entries[index].label,
-                "index": -1}
+        return {
+            "video": torch.zeros((views, *shape) if views > 1 else shape),
+            "label": self.entries[index].label,
+            "index": -1,
+        }
 
     def load(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         """Decode, sample and augment file `index` (raises `BadFileError`); see the module docstring for the shape."""
@@ -279,15 +307,28 @@ class VideoDataset(torch.utils.data.Dataset):
         if entry.is_image:
             return read_image(entry.path)[None, None]
         index_table = self.manifest.index_for(entry.path) if self.manifest and cfg.decoder == "pyav" else None
-        with open_video(entry.path, backend=cfg.decoder, threads=cfg.decode_threads,
-                        **({"index": index_table} if index_table is not None else {})) as reader:
+        with open_video(
+            entry.path,
+            backend=cfg.decoder,
+            threads=cfg.decode_threads,
+            **({"index": index_table} if index_table is not None else {}),
+        ) as reader:
             n = reader.num_frames
             if entry.start_frame >= n:
                 raise BadFileError(entry.path, f"start_frame {entry.start_frame} is past the end ({n} frames)")
             try:
                 step = clip_step(reader.fps, cfg.frame_step, cfg.fps)
-                indices = sample_clips(n, cfg.frames_per_clip, step, cfg.num_clips, rng if self.train else None,
-                                       cfg.short_video, entry.start_frame, entry.end_frame, grid=cfg.fps is not None)
+                indices = sample_clips(
+                    n,
+                    cfg.frames_per_clip,
+                    step,
+                    cfg.num_clips,
+                    rng if self.train else None,
+                    cfg.short_video,
+                    entry.start_frame,
+                    entry.end_frame,
+                    grid=cfg.fps is not None,
+                )
             except (ShortVideoError, ValueError) as err:
                 raise BadFileError(entry.path, str(err)) from None
             frames = reader.read(indices.reshape(-1))
@@ -313,17 +354,25 @@ class VideoDataset(torch.utils.data.Dataset):
                 self._num_bad.value += 1
             count = self._num_bad.value
         if first:
-            warnings.warn(f"skipping {path}: {reason} ({count} bad of {len(self)} files so far)", BadInputWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"skipping {path}: {reason} ({count} bad of {len(self)} files so far)", BadInputWarning, stacklevel=3
+            )
         if count > self.cfg.max_bad_fraction * len(self):
             raise TooManyBadFilesError(
                 f"{count} of {len(self)} files ({count / len(self):.1%}) are unreadable, more than "
                 f"data.max_bad_fraction={self.cfg.max_bad_fraction:g}; last: {path}: {reason}. "
-                f"List them all with: videojepa data check {self.source or '<your data>'}")
+                f"List them all with: videojepa data check {self.source or '<your data>'}"
+            )
 
 
-def build_dataset(path, data_cfg: DataConfig, train: bool, key: Optional[str] = None,
-                  on_bad: Literal["replace", "exclude"] = "replace", uint8: bool = False) -> VideoDataset:
+def build_dataset(
+    path,
+    data_cfg: DataConfig,
+    train: bool,
+    key: str | None = None,
+    on_bad: Literal["replace", "exclude"] = "replace",
+    uint8: bool = False,
+) -> VideoDataset:
     """The dataset at `path` (CSV/list file or folder; or a list of sources, see `mixture`) with training or
     evaluation sampling and augmentation.
 
@@ -341,5 +390,13 @@ def build_dataset(path, data_cfg: DataConfig, train: bool, key: Optional[str] = 
     if not os.path.exists(os.path.expanduser(str(path))):
         raise UserError(f"{key}: data source not found: {path} (a CSV/list file, a folder of videos or one video)")
     entries, classes = read_entries(path)
-    return VideoDataset(entries, data_cfg, train, classes=classes, source=str(path), on_bad=on_bad,
-                        manifest=Manifest.find(path), uint8=uint8)
+    return VideoDataset(
+        entries,
+        data_cfg,
+        train,
+        classes=classes,
+        source=str(path),
+        on_bad=on_bad,
+        manifest=Manifest.find(path),
+        uint8=uint8,
+    )

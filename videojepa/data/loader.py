@@ -17,11 +17,12 @@ start (a mid-epoch resume restores the data, not those generators). A worker tha
 error in the main process, with the workers shut down at once; one that hangs fails after
 `data.worker_timeout`.
 """
+
 from __future__ import annotations
 
 import random
 import re
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -36,8 +37,16 @@ from videojepa.errors import UserError
 class ResumableSampler(Sampler):
     """Shuffled (or ordered) keys for one rank's share of a dataset, resumable mid-epoch."""
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False, batch_size: Optional[int] = None):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        batch_size: int | None = None,
+    ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside 0..{world_size - 1}")
         self.size, self.shuffle, self.seed = size, shuffle, seed
@@ -75,33 +84,43 @@ class ResumableSampler(Sampler):
             indices += (indices * -(-padding // max(len(indices), 1)))[:padding]
         mine = []
         for start in range(0, total, self.world_size * self.batch_size):
-            chunk = indices[start:start + self.world_size * self.batch_size]
+            chunk = indices[start : start + self.world_size * self.batch_size]
             part = len(chunk) // self.world_size  # a last, shorter global batch is split evenly too
-            mine += chunk[self.rank * part:(self.rank + 1) * part]
+            mine += chunk[self.rank * part : (self.rank + 1) * part]
         return mine
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        keys = [(i, self.seed, self.epoch) for i in self.order(self.epoch)[self.position:]]
+        keys = [(i, self.seed, self.epoch) for i in self.order(self.epoch)[self.position :]]
         return iter(keys)
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "consumed": self.position * self.world_size,
-                "size": self.size, "seed": self.seed, "world_size": self.world_size}
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "consumed": self.position * self.world_size,
+            "size": self.size,
+            "seed": self.seed,
+            "world_size": self.world_size,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for key in ("size", "seed"):
             if state[key] != getattr(self, key):
-                raise UserError(f"cannot resume the data order: it was saved with {key}={state[key]}, "
-                                f"this run has {key}={getattr(self, key)}")
+                raise UserError(
+                    f"cannot resume the data order: it was saved with {key}={state[key]}, "
+                    f"this run has {key}={getattr(self, key)}"
+                )
         self.epoch = int(state["epoch"])
         if state["world_size"] == self.world_size:
             self.position = int(state["position"])
             return
         consumed = int(state.get("consumed", state["position"] * state["world_size"]))
         if consumed % (self.world_size * self.batch_size) and consumed < self.num_samples * self.world_size:
-            raise UserError(f"cannot resume the data order on {self.world_size} ranks: the run stopped after "
-                            f"{consumed} samples of its epoch, not a whole number of global batches of "
-                            f"{self.world_size} x {self.batch_size}")
+            raise UserError(
+                f"cannot resume the data order on {self.world_size} ranks: the run stopped after "
+                f"{consumed} samples of its epoch, not a whole number of global batches of "
+                f"{self.world_size} x {self.batch_size}"
+            )
         self.position = min(consumed // self.world_size, self.num_samples)
 
 
@@ -167,12 +186,12 @@ def build_loader(
     batch_size: int,
     data_cfg: DataConfig,
     seed: int,
-    collate_fn: Optional[Callable] = None,
+    collate_fn: Callable | None = None,
     distributed: bool = False,
     drop_last: bool = True,
-    shuffle: Optional[bool] = None,
-    rank: Optional[int] = None,
-    world_size: Optional[int] = None,
+    shuffle: bool | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
 ) -> ResumableLoader:
     """A resumable DataLoader over `dataset`.
 
@@ -192,11 +211,24 @@ def build_loader(
         shuffle = getattr(dataset, "train", True)
     make_sampler = getattr(dataset, "make_sampler", None)  # a mixture of sources brings its own composition
     if make_sampler is not None:
-        sampler = make_sampler(shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                               drop_last=drop_last and distributed, batch_size=batch_size)
+        sampler = make_sampler(
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            drop_last=drop_last and distributed,
+            batch_size=batch_size,
+        )
     else:
-        sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size,
-                                   drop_last=drop_last and distributed, batch_size=batch_size)
+        sampler = ResumableSampler(
+            len(dataset),
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+            drop_last=drop_last and distributed,
+            batch_size=batch_size,
+        )
     workers = data_cfg.num_workers
     generator = torch.Generator()
     generator.manual_seed(seed * 1_000_003 + rank)

@@ -16,11 +16,11 @@ Timestamps are stored as `start` + `step` when they are evenly spaced (what `pre
 list. A table is used only while the file still has the size recorded with it; a file rewritten since is
 scanned as usual (same frames, only slower).
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Optional
 
 import numpy as np
 
@@ -43,8 +43,10 @@ def encode_index(index: FrameIndex) -> dict:
     pts = index.pts.astype(np.int64)
     steps = np.diff(pts)
     regular = len(pts) > 1 and bool((steps == steps[0]).all())
-    return {"pts": {"start": int(pts[0]), "step": int(steps[0])} if regular else pts.tolist(),
-            "keyframes": np.flatnonzero(index.keyframe).tolist()}
+    return {
+        "pts": {"start": int(pts[0]), "step": int(steps[0])} if regular else pts.tolist(),
+        "keyframes": np.flatnonzero(index.keyframe).tolist(),
+    }
 
 
 def decode_index(record: dict) -> FrameIndex:
@@ -68,7 +70,7 @@ class Manifest:
         self.records = {os.path.normpath(os.path.join(folder, rel)): rec for rel, rec in data["videos"].items()}
 
     @classmethod
-    def find(cls, source: str) -> Optional["Manifest"]:
+    def find(cls, source: str) -> Manifest | None:
         """The manifest of a list or folder, if it has one."""
         path = manifest_path(os.path.expanduser(str(source)))
         if not os.path.isfile(path):
@@ -77,13 +79,14 @@ class Manifest:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
         except (OSError, ValueError) as err:
-            raise UserError(f"{path} is not a readable manifest ({err}); delete it or re-run videojepa data prepare") \
-                from None
+            raise UserError(
+                f"{path} is not a readable manifest ({err}); delete it or re-run videojepa data prepare"
+            ) from None
         if data.get("format") != FORMAT or not isinstance(data.get("videos"), dict):
             raise UserError(f"{path} is not a videojepa manifest (expected format {FORMAT!r})")
         return cls(path, data)
 
-    def index_for(self, path: str) -> Optional[FrameIndex]:
+    def index_for(self, path: str) -> FrameIndex | None:
         record = self.records.get(os.path.normpath(path))
         if record is None:
             return None

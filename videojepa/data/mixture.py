@@ -16,9 +16,8 @@ or weights.
 Indices are global: source i's file j is index offset_i + j. Items are those of the source's
 `VideoDataset` (bad files are replaced inside their own source, keeping the composition) plus "source": i.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -71,16 +70,26 @@ class MixtureDataset(torch.utils.data.Dataset):
         item = self.sources[source][(local, *rest) if rest else local]
         return {**item, "index": self.offsets[source] + item["index"], "source": source}
 
-    def make_sampler(self, shuffle: bool, seed: int, rank: int, world_size: int, drop_last: bool,
-                     batch_size: Optional[int] = None) -> "MixtureSampler":
+    def make_sampler(
+        self, shuffle: bool, seed: int, rank: int, world_size: int, drop_last: bool, batch_size: int | None = None
+    ) -> MixtureSampler:
         return MixtureSampler(self.sizes, self.weights, shuffle, seed, rank, world_size, drop_last, batch_size)
 
 
 class MixtureSampler(ResumableSampler):
     """A ResumableSampler whose epochs have the mixture's composition (see the module docstring)."""
 
-    def __init__(self, sizes: list[int], weights: list[float], shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, drop_last: bool = False, batch_size: Optional[int] = None):
+    def __init__(
+        self,
+        sizes: list[int],
+        weights: list[float],
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        batch_size: int | None = None,
+    ):
         super().__init__(sum(sizes), shuffle, seed, rank, world_size, drop_last, batch_size)
         self.sizes, self.weights = list(sizes), [float(w) for w in weights]
         self.offsets = np.cumsum([0] + self.sizes[:-1]).tolist()
@@ -90,8 +99,7 @@ class MixtureSampler(ResumableSampler):
         """Items [start, start + count) of source `source`'s endless stream of reshuffled passes."""
         size, out = self.sizes[source], []
         for p in range(start // size, (start + count - 1) // size + 1):
-            order = np.random.default_rng([self.seed, source, p]).permutation(size) if self.shuffle \
-                else np.arange(size)
+            order = np.random.default_rng([self.seed, source, p]).permutation(size) if self.shuffle else np.arange(size)
             lo, hi = max(start - p * size, 0), min(start + count - p * size, size)
             out.append(order[lo:hi])
         return np.concatenate(out) + self.offsets[source]
@@ -109,8 +117,10 @@ class MixtureSampler(ResumableSampler):
     def load_state_dict(self, state: dict) -> None:
         for key in ("sizes", "weights"):
             if state.get(key) != getattr(self, key):
-                raise UserError(f"cannot resume the data order: it was saved with source {key} {state.get(key)}, "
-                                f"this run has {getattr(self, key)}")
+                raise UserError(
+                    f"cannot resume the data order: it was saved with source {key} {state.get(key)}, "
+                    f"this run has {getattr(self, key)}"
+                )
         super().load_state_dict(state)
 
 
@@ -118,7 +128,9 @@ def build_mixture(sources: list, data_cfg: DataConfig, train: bool, uint8: bool 
     """A MixtureDataset of `sources` (DataSource, {path, weight} dicts, or paths of weight 1)."""
     if not sources:
         raise UserError("data.train: an empty list of sources; give a path or a list of {path, weight}")
-    specs = [s if isinstance(s, DataSource) else DataSource(path=s) if isinstance(s, str) else DataSource(**s)
-             for s in sources]
+    specs = [
+        s if isinstance(s, DataSource) else DataSource(path=s) if isinstance(s, str) else DataSource(**s)
+        for s in sources
+    ]
     datasets = [build_dataset(s.path, data_cfg, train, uint8=uint8) for s in specs]
     return MixtureDataset(datasets, [s.weight for s in specs])

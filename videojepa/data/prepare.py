@@ -21,6 +21,7 @@ Runs in parallel processes with a progress bar. Each finished video is appended 
 file and the source are unchanged) and produces the same manifest. Unreadable sources are reported with
 their reason and skipped (and left out of the list); sources are only read.
 """
+
 from __future__ import annotations
 
 import fractions
@@ -31,7 +32,6 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional
 
 import av
 import numpy as np
@@ -50,7 +50,7 @@ CHUNK = 32  # frames read, resized and encoded at a time
 @dataclass(frozen=True)
 class PrepareSettings:
     short_side: int = 256
-    fps: Optional[float] = None  # None: keep every frame
+    fps: float | None = None  # None: keep every frame
     gop_seconds: float = 1.0
     crf: int = 20
     preset: str = "fast"
@@ -58,6 +58,7 @@ class PrepareSettings:
 
 
 # ----------------------------------------------------------------------------- one video
+
 
 def output_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """(height, width) with the short side at most `short_side`, aspect kept, both even (for yuv420p)."""
@@ -73,8 +74,13 @@ def _open_encoder(container, rate: fractions.Fraction, height: int, width: int, 
     if codec == "libx264":
         # One thread and mbtree off: the output is a pure function of the input (resume gives the same bytes).
         x264 = f"mbtree=0:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
-        stream.options = {"crf": str(settings.crf), "preset": settings.preset, "threads": "1", "x264-params": x264,
-                          **({"tune": "fastdecode"} if settings.fast_decode else {})}
+        stream.options = {
+            "crf": str(settings.crf),
+            "preset": settings.preset,
+            "threads": "1",
+            "x264-params": x264,
+            **({"tune": "fastdecode"} if settings.fast_decode else {}),
+        }
     else:
         stream.options = {"qscale": "3", "g": str(gop), "bf": "0"}
     return stream
@@ -100,7 +106,7 @@ def prepare_video(source: str, output: str, settings: PrepareSettings) -> dict:
             with av.open(partial, "w", format="mp4") as container:
                 stream = None
                 for first in range(0, len(wanted), CHUNK):
-                    frames = reader.read(wanted[first:first + CHUNK])
+                    frames = reader.read(wanted[first : first + CHUNK])
                     if stream is None:
                         height, width = output_size(frames.shape[1], frames.shape[2], settings.short_side)
                         stream = _open_encoder(container, rate, height, width, settings)
@@ -124,10 +130,18 @@ def prepare_video(source: str, output: str, settings: PrepareSettings) -> dict:
         os.remove(partial)
         raise RuntimeError(f"{output}: encoded {len(wanted)} frames, the file holds {index.num_frames}")
     os.replace(partial, output)
-    return {"frames": int(index.num_frames), "fps": float(fps), "duration": round(index.num_frames / float(fps), 6),
-            "height": int(height), "width": int(width), "bytes": os.path.getsize(output),
-            "time_base": [time_base.numerator, time_base.denominator], **encode_index(index),
-            "source_frames": int(n), "source_fps": src_fps}
+    return {
+        "frames": int(index.num_frames),
+        "fps": float(fps),
+        "duration": round(index.num_frames / float(fps), 6),
+        "height": int(height),
+        "width": int(width),
+        "bytes": os.path.getsize(output),
+        "time_base": [time_base.numerator, time_base.denominator],
+        **encode_index(index),
+        "source_frames": int(n),
+        "source_fps": src_fps,
+    }
 
 
 def _job(args) -> dict:
@@ -144,6 +158,7 @@ def _job(args) -> dict:
 
 # ----------------------------------------------------------------------------- the dataset
 
+
 @dataclass
 class Plan:
     """What to write: each entry's output path, and where the list (or tree) goes."""
@@ -151,7 +166,7 @@ class Plan:
     entries: list[Entry]
     classes: list[str]
     outputs: list[str]  # absolute output path per entry
-    list_out: Optional[str]  # the list to write; None for a folder source (the tree is the list)
+    list_out: str | None  # the list to write; None for a folder source (the tree is the list)
     manifest: str
     kind: str  # "space", "csv" or "folder"
 
@@ -193,7 +208,7 @@ def plan(src: str, out: str) -> Plan:
     return Plan(entries, classes, outputs, list_out, manifest_path(list_out), kind)
 
 
-def _convert_range(entry: Entry, record: dict, settings: PrepareSettings) -> tuple[int, Optional[int]]:
+def _convert_range(entry: Entry, record: dict, settings: PrepareSettings) -> tuple[int, int | None]:
     """start_frame / end_frame of an entry in the prepared video's frames."""
     if settings.fps is None or (entry.start_frame == 0 and entry.end_frame is None):
         return entry.start_frame, entry.end_frame
@@ -203,7 +218,7 @@ def _convert_range(entry: Entry, record: dict, settings: PrepareSettings) -> tup
     return g0, None if entry.end_frame is None else max(g1, g0 + 1)
 
 
-def _write_list(p: Plan, kept: list[tuple[Entry, str, tuple[int, Optional[int]]]]) -> None:
+def _write_list(p: Plan, kept: list[tuple[Entry, str, tuple[int, int | None]]]) -> None:
     folder = os.path.dirname(p.list_out)
     os.makedirs(folder, exist_ok=True)
     ranges = any(r != (0, None) for _, _, r in kept)
@@ -227,7 +242,7 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _read_log(path: str) -> tuple[Optional[dict], dict[str, dict]]:
+def _read_log(path: str) -> tuple[dict | None, dict[str, dict]]:
     """Settings and records of an earlier run's log; a line cut by a kill is ignored."""
     if not os.path.exists(path):
         return None, {}
@@ -245,8 +260,9 @@ def _read_log(path: str) -> tuple[Optional[dict], dict[str, dict]]:
     return settings, records
 
 
-def prepare_dataset(src: str, out: str, settings: PrepareSettings = PrepareSettings(), workers: int = 1,
-                    progress: bool = True) -> dict:
+def prepare_dataset(
+    src: str, out: str, settings: PrepareSettings = PrepareSettings(), workers: int = 1, progress: bool = True
+) -> dict:
     """Prepare SRC into OUT (see the module docstring); returns a summary."""
     if settings.short_side < 2 or settings.gop_seconds <= 0 or (settings.fps is not None and settings.fps <= 0):
         raise UserError("--short-side must be at least 2, --gop-seconds and --fps positive")
@@ -258,8 +274,10 @@ def prepare_dataset(src: str, out: str, settings: PrepareSettings = PrepareSetti
     log_path = os.path.join(manifest_folder, log_name)
     old_settings, old = _read_log(log_path)
     if old_settings is not None and old_settings != asdict(settings):
-        raise UserError(f"{out} was prepared with other settings ({old_settings}); give the same settings to continue, "
-                        f"or another OUT")
+        raise UserError(
+            f"{out} was prepared with other settings ({old_settings}); give the same settings to continue, "
+            f"or another OUT"
+        )
     if old_settings is None:
         os.makedirs(manifest_folder, exist_ok=True)
         with open(log_path, "w", encoding="utf-8") as f:
@@ -276,8 +294,11 @@ def prepare_dataset(src: str, out: str, settings: PrepareSettings = PrepareSetti
             continue
         size = os.path.getsize(entry.path) if os.path.isfile(entry.path) else -1
         done = old.get(key)
-        if done and done["source_bytes"] == size and (
-                "bad" in done or (os.path.isfile(output) and os.path.getsize(output) == done["bytes"])):
+        if (
+            done
+            and done["source_bytes"] == size
+            and ("bad" in done or (os.path.isfile(output) and os.path.getsize(output) == done["bytes"]))
+        ):
             records[key] = done
         else:
             jobs.append((key, entry.path, output, settings))
@@ -326,14 +347,29 @@ def prepare_dataset(src: str, out: str, settings: PrepareSettings = PrepareSetti
         kept.append((entry, output, _convert_range(entry, record, settings)))
     if p.list_out is not None:
         _write_list(p, kept)
-    manifest = {"format": FORMAT, "settings": asdict(settings), "source": os.path.abspath(os.path.expanduser(src)),
-                "videos": videos, "bad": bad}
+    manifest = {
+        "format": FORMAT,
+        "settings": asdict(settings),
+        "source": os.path.abspath(os.path.expanduser(src)),
+        "videos": videos,
+        "bad": bad,
+    }
     _write_text(p.manifest, _manifest_text(manifest))
     out_bytes = sum(r["bytes"] for r in videos.values())
     src_bytes = sum(r["source_bytes"] for r in videos.values())
-    return {"videos": len(videos), "reused": reused, "encoded": len(jobs), "bad": bad,
-            "images": sum(e.is_image for e in p.entries), "seconds": time.perf_counter() - start, "workers": workers,
-            "output_bytes": out_bytes, "source_bytes": src_bytes, "list": p.list_out or out, "manifest": p.manifest}
+    return {
+        "videos": len(videos),
+        "reused": reused,
+        "encoded": len(jobs),
+        "bad": bad,
+        "images": sum(e.is_image for e in p.entries),
+        "seconds": time.perf_counter() - start,
+        "workers": workers,
+        "output_bytes": out_bytes,
+        "source_bytes": src_bytes,
+        "list": p.list_out or out,
+        "manifest": p.manifest,
+    }
 
 
 def _manifest_text(manifest: dict) -> str:

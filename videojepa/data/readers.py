@@ -19,17 +19,18 @@ in consecutive chunks decodes each frame once. `frames_decoded` counts the work,
 Another backend is a class with the same three members (`num_frames`, `fps`, `read`) plus `close`,
 registered with `register_backend(name, cls)`.
 """
+
 from __future__ import annotations
 
 import abc
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence
 
 import av
-from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
@@ -54,8 +55,8 @@ class VideoReader(abc.ABC):
     def read(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at `indices` as uint8 T×H×W×3."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - a reader that holds no resource need not override it
+        """Release the file (a reader holding nothing keeps this no-op)."""
 
     def __enter__(self):
         return self
@@ -70,7 +71,7 @@ class FrameIndex:
 
     pts: np.ndarray  # int64, one per frame, sorted
     keyframe: np.ndarray  # bool, one per frame; frame 0 always True
-    fps: Optional[float]
+    fps: float | None
 
     @property
     def num_frames(self) -> int:
@@ -115,7 +116,7 @@ class PyAVReader(VideoReader):
     `index`: the file's frame table, known in advance (e.g. from a prepared copy's manifest): no scan.
     """
 
-    def __init__(self, path: str, threads: int = 1, index: Optional[FrameIndex] = None):
+    def __init__(self, path: str, threads: int = 1, index: FrameIndex | None = None):
         self.path = str(path)
         self.frames_decoded = 0
         self._rgb = VideoReformatter()  # reused, single-threaded: skips a per-frame setup and thread start
@@ -130,7 +131,7 @@ class PyAVReader(VideoReader):
             self._container.close()
             raise
 
-    def _open_stream(self, threads: int, index: Optional[FrameIndex]) -> None:
+    def _open_stream(self, threads: int, index: FrameIndex | None) -> None:
         if not self._container.streams.video:
             raise BadFileError(self.path, "no video stream")
         self._stream = stream = self._container.streams.video[0]
@@ -148,7 +149,7 @@ class PyAVReader(VideoReader):
         self.num_frames = len(self._pts)
         self._frames, self._pos = None, -1  # the running decoder (see read) and its last frame index
 
-    def _frame_at(self, pts: Optional[int], default: int) -> int:
+    def _frame_at(self, pts: int | None, default: int) -> int:
         """The frame index of timestamp `pts` (`default` when it has none or an unknown one)."""
         if pts is None:
             return default

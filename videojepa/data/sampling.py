@@ -22,6 +22,7 @@ A video shorter than one clip is handled by the `short_video` policy:
   - "skip": the video is rejected (`ShortVideoError`), and the dataset treats it as a bad file.
 Every clip of a short video is the same.
 """
+
 from __future__ import annotations
 
 import numpy as np

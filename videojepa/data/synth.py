@@ -32,6 +32,7 @@ Layout written by `write_dataset(out, ...)` (paths inside a list are relative to
 Labels are balanced over classes; the output is a pure function of the arguments (seed included),
 whatever the number of worker processes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,8 @@ import multiprocessing
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import av
 import numpy as np
@@ -80,6 +81,7 @@ class SynthSpec:
 
 
 # ----------------------------------------------------------------------------- rendering
+
 
 def _luminance(rgb: np.ndarray) -> float:
     return float(rgb @ np.array([0.299, 0.587, 0.114]))
@@ -134,7 +136,7 @@ def _texture(texture: str, qx: np.ndarray, qy: np.ndarray, rng: np.random.Genera
         return (np.sin(math.pi * freq * qx + p1) * np.sin(math.pi * freq * qy + p2) > 0).astype(qx.dtype)
     if texture == "dots":
         fx, fy = (qx * freq / 2 + p1) % 1 - 0.5, (qy * freq / 2 + p2) % 1 - 0.5
-        return (fx ** 2 + fy ** 2 < 0.07).astype(qx.dtype)
+        return (fx**2 + fy**2 < 0.07).astype(qx.dtype)
     raise ValueError(f"unknown texture {texture!r}")
 
 
@@ -146,7 +148,7 @@ def _trajectory(motion: str, frames: int, rng: np.random.Generator) -> tuple[np.
         s = u
         spin = rng.uniform(0.5, 1.0) * 2 * math.pi * (1 if motion == "rotate_cw" else -1)  # +angle = clockwise (y down)
     elif motion == "accelerate":
-        s = u ** 2
+        s = u**2
     elif motion == "decelerate":
         s = 1 - (1 - u) ** 2
     elif motion == "bounce":
@@ -204,8 +206,9 @@ def render_scene(spec: SynthSpec, seed: int, index: int, motion: str, appearance
     return video
 
 
-def write_mp4(path: str, frames: np.ndarray, fps: float = 16, gop: Optional[int] = None,
-              bframes: Optional[int] = None) -> None:
+def write_mp4(
+    path: str, frames: np.ndarray, fps: float = 16, gop: int | None = None, bframes: int | None = None
+) -> None:
     """Write uint8 F×H×W×3 frames as an H.264 mp4 (MPEG-4 Part 2 if this FFmpeg lacks libx264).
 
     `gop` is the keyframe interval and `bframes` the number of B-frames (encoder defaults when None).
@@ -238,8 +241,8 @@ INDEX_BITS = 16  # frames carry their index as 2 rows × 8 columns of black/whit
 
 def index_pattern(num_frames: int, height: int = 64, width: int = 64) -> np.ndarray:
     """uint8 F×H×W×3 frames where frame i shows i in binary (cell k white = bit k set); see `decode_index`."""
-    if num_frames > 2 ** INDEX_BITS:
-        raise ValueError(f"at most {2 ** INDEX_BITS} frames can carry their index")
+    if num_frames > 2**INDEX_BITS:
+        raise ValueError(f"at most {2**INDEX_BITS} frames can carry their index")
     bits = (np.arange(num_frames)[:, None] >> np.arange(INDEX_BITS)) & 1  # F×16
     cells = bits.reshape(num_frames, 2, 8).astype(np.uint8) * 255
     rows = np.repeat(cells, -(-height // 2), axis=1)[:, :height]
@@ -257,8 +260,15 @@ def decode_index(frames: np.ndarray) -> np.ndarray:
     return (bits * (1 << np.arange(INDEX_BITS))).sum(-1)
 
 
-def write_index_video(path: str, num_frames: int, height: int = 64, width: int = 64, fps: float = 30,
-                      gop: Optional[int] = 8, bframes: Optional[int] = 2) -> None:
+def write_index_video(
+    path: str,
+    num_frames: int,
+    height: int = 64,
+    width: int = 64,
+    fps: float = 30,
+    gop: int | None = 8,
+    bframes: int | None = 2,
+) -> None:
     """An mp4 whose frames show their own index (for frame-exactness tests and benchmarks)."""
     write_mp4(path, index_pattern(num_frames, height, width), fps, gop=gop, bframes=bframes)
 
@@ -270,17 +280,18 @@ def _write_one(job: tuple) -> None:
 
 # ----------------------------------------------------------------------------- dataset
 
+
 def write_dataset(
     out: str,
     num_videos: int = 480,
     frames: int = 16,
     size: int = 64,
     seed: int = 0,
-    workers: Optional[int] = None,
+    workers: int | None = None,
     val_fraction: float = 0.25,
     motions: Sequence[str] = DEFAULT_MOTIONS,
     appearances: Sequence[str] = tuple(APPEARANCES),
-    spec: Optional[SynthSpec] = None,
+    spec: SynthSpec | None = None,
     force: bool = False,
 ) -> dict:
     """Render `num_videos` scenes into `out` (layout in the module docstring); returns the synth.json summary.
@@ -291,8 +302,10 @@ def write_dataset(
     videos_dir = empty_videos_dir(out, force)
     spec = dataclasses.replace(spec or SynthSpec(), frames=frames, size=size)
     scenes = plan_scenes(num_videos, seed, val_fraction, motions, appearances)
-    jobs = [(spec, seed, i, scene.motion, scene.appearance, os.path.join(videos_dir, scene.name))
-            for i, scene in enumerate(scenes)]
+    jobs = [
+        (spec, seed, i, scene.motion, scene.appearance, os.path.join(videos_dir, scene.name))
+        for i, scene in enumerate(scenes)
+    ]
 
     start = time.perf_counter()
     workers = render(jobs, workers)
@@ -300,8 +313,12 @@ def write_dataset(
 
     write_lists(out, scenes, motions, appearances)
     summary = {
-        "num_videos": num_videos, "num_train": sum(not s.val for s in scenes), "num_val": sum(s.val for s in scenes),
-        "seed": seed, "motion_classes": list(motions), "appearance_classes": list(appearances),
+        "num_videos": num_videos,
+        "num_train": sum(not s.val for s in scenes),
+        "num_val": sum(s.val for s in scenes),
+        "seed": seed,
+        "motion_classes": list(motions),
+        "appearance_classes": list(appearances),
         "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()},
     }
     # synth.json last, so that it only exists beside complete lists (the demo takes it as "the data is there")
@@ -309,13 +326,15 @@ def write_dataset(
     return {**summary, "seconds": seconds, "workers": workers}
 
 
-def check_request(num_videos: int, frames: int, size: int, val_fraction: float, motions: Sequence[str],
-                  appearances: Sequence[str]) -> None:
+def check_request(
+    num_videos: int, frames: int, size: int, val_fraction: float, motions: Sequence[str], appearances: Sequence[str]
+) -> None:
     """A UserError for a dataset that cannot be made: unknown or too few classes, too few videos or frames."""
     unknown = [m for m in motions if m not in MOTIONS] + [a for a in appearances if a not in APPEARANCES]
     if unknown:
-        raise UserError(f"unknown class {unknown[0]!r}; motions: {', '.join(MOTIONS)}; "
-                        f"appearances: {', '.join(APPEARANCES)}")
+        raise UserError(
+            f"unknown class {unknown[0]!r}; motions: {', '.join(MOTIONS)}; appearances: {', '.join(APPEARANCES)}"
+        )
     if len(set(motions)) < 2 or len(set(appearances)) < 2:
         raise UserError("need at least two motion classes and two appearance classes")
     if num_videos < 2 or frames < 2 or size < 16 or size % 2:
@@ -345,19 +364,22 @@ class Scene:
     val: bool  # in the validation split
 
 
-def plan_scenes(num_videos: int, seed: int, val_fraction: float, motions: Sequence[str],
-                appearances: Sequence[str]) -> list[Scene]:
+def plan_scenes(
+    num_videos: int, seed: int, val_fraction: float, motions: Sequence[str], appearances: Sequence[str]
+) -> list[Scene]:
     """Every scene's labels (balanced over classes) and split, from `seed` alone."""
     rng = np.random.default_rng([seed, 2**31])  # labels and split; scene i is rendered from [seed, i]
     motion_labels = rng.permutation(np.arange(num_videos) % len(motions))
     appearance_labels = rng.permutation(np.arange(num_videos) % len(appearances))
     is_val = np.zeros(num_videos, dtype=bool)
     is_val[rng.permutation(num_videos)[: max(1, int(round(num_videos * val_fraction)))]] = True
-    return [Scene(f"{i:06d}.mp4", motions[m], int(m), appearances[a], int(a), bool(v))
-            for i, (m, a, v) in enumerate(zip(motion_labels, appearance_labels, is_val))]
+    return [
+        Scene(f"{i:06d}.mp4", motions[m], int(m), appearances[a], int(a), bool(v))
+        for i, (m, a, v) in enumerate(zip(motion_labels, appearance_labels, is_val))
+    ]
 
 
-def render(jobs: list[tuple], workers: Optional[int]) -> int:
+def render(jobs: list[tuple], workers: int | None) -> int:
     """Write every job's video (`_write_one`) with `workers` processes (default: all CPUs); returns how many."""
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers > 1:
@@ -371,12 +393,19 @@ def render(jobs: list[tuple], workers: Optional[int]) -> int:
 
 def write_lists(out: str, scenes: list[Scene], motions: Sequence[str], appearances: Sequence[str]) -> None:
     """Both tasks' train / val lists and class names, and scenes.csv, each written atomically."""
-    for task, classes, labels in (("motion", motions, [s.motion_label for s in scenes]),
-                                  ("appearance", appearances, [s.appearance_label for s in scenes])):
+    for task, classes, labels in (
+        ("motion", motions, [s.motion_label for s in scenes]),
+        ("appearance", appearances, [s.appearance_label for s in scenes]),
+    ):
         folder = os.path.join(out, task)
         for split, in_split in (("train", False), ("val", True)):
-            atomic_write_text(os.path.join(folder, f"{split}.csv"), "".join(
-                f"../videos/{s.name} {label}\n" for s, label in zip(scenes, labels) if s.val == in_split))
+            atomic_write_text(
+                os.path.join(folder, f"{split}.csv"),
+                "".join(f"../videos/{s.name} {label}\n" for s, label in zip(scenes, labels) if s.val == in_split),
+            )
         atomic_write_text(os.path.join(folder, "classes.txt"), "".join(f"{c}\n" for c in classes))
-    atomic_write_text(os.path.join(out, "scenes.csv"), "path,split,motion,appearance\n" + "".join(
-        f"videos/{s.name},{'val' if s.val else 'train'},{s.motion},{s.appearance}\n" for s in scenes))
+    atomic_write_text(
+        os.path.join(out, "scenes.csv"),
+        "path,split,motion,appearance\n"
+        + "".join(f"videos/{s.name},{'val' if s.val else 'train'},{s.motion},{s.appearance}\n" for s in scenes),
+    )

@@ -18,6 +18,7 @@ so `views()` + `normalize_clips` equals `__call__` exactly.
 Resizing runs on uint8 in channels-last layout (torch's fast antialiased bilinear path) and the C×T×H×W
 transpose on uint8 too; only the final normalisation touches float32.
 """
+
 from __future__ import annotations
 
 import math
@@ -116,10 +117,17 @@ class ClipTransform:
         self.norm_shift, self.norm_scale = normalization_constants(mean, std)
 
     @classmethod
-    def from_config(cls, cfg, train: bool) -> "ClipTransform":
+    def from_config(cls, cfg, train: bool) -> ClipTransform:
         return cls(
-            cfg.crop_size, cfg.mean, cfg.std, train, num_views=cfg.num_views, scale=cfg.random_resize_scale,
-            ratio=cfg.random_resize_aspect_ratio, flip=cfg.horizontal_flip, eval_resize_ratio=cfg.eval_resize_ratio,
+            cfg.crop_size,
+            cfg.mean,
+            cfg.std,
+            train,
+            num_views=cfg.num_views,
+            scale=cfg.random_resize_scale,
+            ratio=cfg.random_resize_aspect_ratio,
+            flip=cfg.horizontal_flip,
+            eval_resize_ratio=cfg.eval_resize_ratio,
         )
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
@@ -145,7 +153,7 @@ class ClipTransform:
             h, w = frames.shape[1:3]
             for _ in range(self.num_views):
                 top, left, ch, cw = random_resized_crop_box(h, w, self.scale, self.ratio, rng)
-                views.append(resize(frames[:, top:top + ch, left:left + cw], (s, s)))
+                views.append(resize(frames[:, top : top + ch, left : left + cw], (s, s)))
                 flips.append(bool(self.flip and rng.random() < 0.5))
         else:
             frames = resize_short_side(frames, max(s, int(round(s * self.eval_resize_ratio))))
@@ -153,7 +161,7 @@ class ClipTransform:
             tops = view_offsets(h, s, self.num_views) if h > w else [(h - s) // 2] * self.num_views
             lefts = view_offsets(w, s, self.num_views) if h <= w else [(w - s) // 2] * self.num_views
             for top, left in zip(tops, lefts):
-                views.append(frames[:, top:top + s, left:left + s])
+                views.append(frames[:, top : top + s, left : left + s])
                 flips.append(False)
         # C×T×S×S per view, transposed while still 1 byte per value
         return torch.stack([v.permute(3, 0, 1, 2) for v in views]).contiguous(), torch.tensor(flips)
