@@ -128,18 +128,26 @@ def render_objects(spec: SynthSpec, seed: int, index: int, objects: Sequence[Sce
                 break
         placed.append(swept)
         angle = rng.uniform(0, 2 * math.pi) + spin * np.linspace(0, 1, frames)
-        dx = (x[None] - pos[:, 0, None, None].astype(f32)) / f32(radius)
-        dy = (y[None] - pos[:, 1, None, None].astype(f32)) / f32(radius)
+        # Only the pixels the object can cover: every shape lies within one radius of its centre, and a pixel
+        # more than half a pixel outside it gets alpha 0, so the frame outside this window is untouched.
+        r0, c0 = (max(0, int(v)) for v in np.floor(swept[[1, 0]] - 2))
+        r1, c1 = (min(size, int(v)) for v in np.ceil(swept[[3, 2]] + 2))
+        wy, wx = y[r0:r1, c0:c1], x[r0:r1, c0:c1]
+        dx = (wx[None] - pos[:, 0, None, None].astype(f32)) / f32(radius)
+        dy = (wy[None] - pos[:, 1, None, None].astype(f32)) / f32(radius)
         cos, sin = np.cos(angle).astype(f32)[:, None, None], np.sin(angle).astype(f32)[:, None, None]
         qx, qy = cos * dx + sin * dy, -sin * dx + cos * dy
-        alpha = np.clip(0.5 - _shape_sdf(shape, qx, qy) * f32(radius), 0, 1)  # F x S x S
+        alpha = np.clip(0.5 - _shape_sdf(shape, qx, qy) * f32(radius), 0, 1)  # F x window
         t = _texture(texture, qx, qy, rng)
         m = np.clip(0.5 - (np.hypot(qx - f32(0.35), qy) - f32(0.17)) * f32(radius), 0, 1)
+        window = video[:, r0:r1, c0:c1]
         for c in range(3):
             colour = f32(colour_a[c]) + t * f32(colour_b[c] - colour_a[c])
             colour += m * (f32(marker[c]) - colour)
-            video[..., c] += alpha * (colour - video[..., c])
-        boxes[k] = _mask_boxes(alpha > 0.5, size)
+            window[..., c] += alpha * (colour - window[..., c])
+        mask = np.zeros((frames, size, size), dtype=bool)
+        mask[:, r0:r1, c0:c1] = alpha > 0.5
+        boxes[k] = _mask_boxes(mask, size)
     video += rng.standard_normal(video.shape, dtype=f32) * f32(spec.noise)
     return (np.clip(video, 0, 1) * 255 + 0.5).astype(np.uint8), boxes
 
