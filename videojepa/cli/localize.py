@@ -11,16 +11,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "localize",
         help="frozen action localisation (AVA): RoI features of a frozen encoder, a linear head, frame mAP",
-        description="Train a linear multi-label head on RoIAlign features of a frozen encoder (the token maps of "
-        "probe.layers, averaged over the clip centred on each keyframe) and report the frame mAP at IoU 0.5 of the "
-        "validation boxes, computed as the official AVA evaluator does. Key settings: probe.checkpoint (run "
-        "directory, encoder file, or `none` for a random-init model.name), data.videos (folder of "
-        "<video_id>.<ext> files), data.train / data.val (AVA annotation CSVs), data.labelmap (.pbtxt), "
-        "data.val_proposals (detector boxes; unset: the ground-truth boxes are evaluated), "
-        "data.val_excluded / data.train_excluded, data.detection_threshold, run.dir (gets results.json, "
-        "results.md, detections.csv, keyframes.png, config.yaml). AVA's own files: ava_train_v2.2.csv, "
-        "ava_val_v2.2.csv, ava_action_list_v2.2_for_activitynet_2019.pbtxt, ava_val_excluded_timestamps_v2.2.csv, "
-        "and person-box proposals such as SlowFast's ava_detection_val_boxes_and_labels.csv.",
+        description="Train a linear multi-label head on RoIAlign features of a frozen encoder (the token maps of\n"
+        "probe.layers, averaged over the clip centred on each keyframe) and report the frame mAP at IoU 0.5 of the\n"
+        "validation boxes, computed as the official AVA evaluator does.\n\n"
+        "Key settings: probe.checkpoint (run directory, encoder file, or `none` for a random-init model.name),\n"
+        "data.videos (a folder of <video_id>.<ext> files), data.train / data.val (AVA annotation CSVs),\n"
+        "data.labelmap (.pbtxt), data.val_proposals (detector boxes; unset: the ground-truth boxes are\n"
+        "evaluated), data.val_excluded / data.train_excluded, data.detection_threshold, run.dir (gets\n"
+        "results.json, results.md, detections.csv, keyframes.png, config.yaml).\n\n"
+        "AVA's own files: ava_train_v2.2.csv, ava_val_v2.2.csv, ava_action_list_v2.2_for_activitynet_2019.pbtxt,\n"
+        "ava_{train,val}_excluded_timestamps_v2.2.csv, person-box proposals (e.g. SlowFast's\n"
+        'ava_val_predicted_boxes.csv) and the movies (README, "Action localisation").',
         epilog="examples:\n"
         "  videojepa data synth --out data/synth\n"
         "  videojepa localize demo/localize probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/localize\n"

@@ -37,7 +37,7 @@ from videojepa.errors import UserError
 BOX_FIELDS = ("x1", "y1", "x2", "y2")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BoxRow:
     """One row of a box file. `box` is (x1, y1, x2, y2); `action_id` is None for proposals and for an
     annotated keyframe without boxes (then `box` is None too); `score` is a detection's or proposal's

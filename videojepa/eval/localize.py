@@ -34,12 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from videojepa.config.loader import save_config, to_dict
 from videojepa.data.ava import BoxRow
 from videojepa.data.keyframes import KeyframeClips
 from videojepa.eval.ava import evaluate, frame_map
 from videojepa.eval.features import DTYPES, FeatureSet, cache_key, encode, load_or_extract
 from videojepa.eval.localize_config import LocalizeConfig
-from videojepa.eval.localize_report import SCHEMA, write_results
+from videojepa.eval.localize_report import SCHEMA, draw_keyframes, write_results
 from videojepa.eval.localize_task import BoxSet, LocalizationTask, build_task
 from videojepa.eval.roi import roi_features, token_map
 from videojepa.eval.runner import check_protocol, encoder_protocol, probe_encoder
@@ -195,8 +196,6 @@ def chance_map(task: LocalizationTask, seed: int) -> dict:
 def run_localization(cfg: LocalizeConfig, log: Callable[[str], None] | None = print) -> dict:
     """Train the head on the configured encoder's box features and evaluate it; writes results into run.dir
     and returns them (schema in `localize_report`)."""
-    from videojepa.config.loader import save_config, to_dict
-
     log = log or (lambda _: None)
     start = time.perf_counter()
     run_dir = Path(cfg.run.dir)
@@ -245,8 +244,6 @@ def run_localization(cfg: LocalizeConfig, log: Callable[[str], None] | None = pr
 
     picture = None
     if cfg.report.pictures:
-        from videojepa.eval.localize_report import draw_keyframes
-
         picture = draw_keyframes(run_dir / "keyframes.png", task, scores, keyframe_dataset(task.val, data), cfg.report)
     train_counts = task.train.targets.sum(0)
     classes = [

@@ -26,6 +26,7 @@ from videojepa.config.base import Section
 from videojepa.config.schema import ModelConfig
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.errors import ConfigError
+from videojepa.models.registry import list_models
 
 
 class RunSection(Section):
@@ -140,8 +141,6 @@ class LocalizeConfig(Section):
 
     def check(self) -> None:
         """Rules across keys; raises ConfigError naming the key."""
-        from videojepa.models.registry import list_models
-
         if self.model.init:
             raise ConfigError(
                 "model.init", "is a pretraining key: localisation reads its encoder from probe.checkpoint"

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from videojepa.utils.files import atomic_savefig, write_json_and_markdown
+
 SCHEMA = "videojepa.localize/1"
 TOP_KEYS = (
     "schema",
@@ -107,8 +109,6 @@ def check_results(results: dict) -> None:
 
 def write_results(run_dir: str | Path, results: dict) -> tuple[Path, Path]:
     """results.json and results.md, atomically."""
-    from videojepa.utils.files import write_json_and_markdown
-
     check_results(results)
     return write_json_and_markdown(run_dir, results, markdown_summary(results))
 
@@ -124,8 +124,6 @@ def draw_keyframes(path: Path, task, scores: np.ndarray, clips, report) -> Path 
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    from videojepa.utils.files import atomic_savefig
-
     val, names = task.val, task.labelmap
     class_ids = list(names)
     groups = val.per_keyframe()
