@@ -3,11 +3,12 @@
     python experiments/localization.py --data runs/ava_exp/data/localization --out sweep.json \\
         --encoder random=none --encoder videomae=runs/ava_exp/videomae --seeds 0 1 2 [key=value ...]
 
-Each (encoder, seed) is one `videojepa localize demo/localize` run with probe.checkpoint and run.seed set (for
-`none`, run.seed also draws the random-init encoder, so each seed is another random network; for a trained
-encoder it seeds the head) and the given overrides. Box features are cached per encoder under OUT's folder, so
-a second sweep with other head settings re-encodes nothing. The JSON holds every run's mAP, chance mAP,
-ground-truth-box mAP, per-class AP and training loss, and per encoder the mean and standard deviation.
+Each (encoder, seed) is one `videojepa localize demo/localize` run (its run directory under --work) with
+probe.checkpoint and run.seed set (for `none`, run.seed also draws the random-init encoder, so each seed is
+another random network; for a trained encoder it seeds the head) and the given overrides. Box features are
+cached per encoder (--features), so a second sweep with other head settings re-encodes nothing. The JSON holds
+every run's mAP, chance mAP, ground-truth-box mAP, per-class AP and training loss, and per encoder the mean and
+standard deviation.
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def main() -> None:
     parser.add_argument("--encoder", action="append", required=True, help="NAME=CHECKPOINT (none: random init)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
-    parser.add_argument("--features", type=Path, default=None, help="feature cache root (default: beside OUT)")
+    parser.add_argument("--work", type=Path, default=Path("runs/localization"), help="run directories go here")
+    parser.add_argument("--features", type=Path, default=None, help="feature cache root (default: under --work)")
     parser.add_argument("overrides", nargs="*", help="key=value overrides of demo/localize")
     args = parser.parse_args()
-    work = args.out.with_suffix("")
+    work = args.work / args.out.stem
     result = {"data": str(args.data), "overrides": args.overrides, "encoders": {}}
     for spec in args.encoder:
         name, _, checkpoint = spec.partition("=")
