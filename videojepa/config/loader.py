@@ -43,8 +43,16 @@ def resolve_config_path(source: str, relative_to: Path | None = None) -> Path:
     raise UserError(f"no config file or preset named '{source}'; presets: {', '.join(list_presets())}")
 
 
-def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+def read_yaml(path: Path) -> dict:
     """Read a YAML config, resolving `base:` chains (later files win, dicts merge, lists replace)."""
+    merged: dict = {}
+    for _, data in read_chain(path):
+        merged = deep_merge(merged, data)
+    return merged
+
+
+def read_chain(path: Path, _seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
+    """A YAML config and the files its `base:` chain starts from, root first, each without its `base` key."""
     if path in _seen:
         raise UserError(f"config 'base:' chain loops back to {path}")
     try:
@@ -56,9 +64,8 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     migrate_moved_keys(data, str(path))
     base = data.pop("base", None)
     if base is None:
-        return data
-    parent = read_yaml(resolve_config_path(str(base), relative_to=path.parent), _seen + (path,))
-    return deep_merge(parent, data)
+        return [(path, data)]
+    return [*read_chain(resolve_config_path(str(base), relative_to=path.parent), _seen + (path,)), (path, data)]
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -277,14 +284,32 @@ def check_consistency(cfg: PretrainConfig) -> None:
     }.items():
         if not 0 < lo <= hi:
             raise ConfigError(key, f"({lo}, {hi}) must be an increasing pair of positive numbers")
-    if not all(0.0 <= v <= 1.0 for v in cfg.train.betas):
-        raise ConfigError("train.betas", f"{cfg.train.betas} must lie in [0, 1]")
+    check_train_schedule(cfg.train)
     if not cfg.masks:
         raise ConfigError("masks", "at least one mask generator is required")
     from videojepa.methods import get_method
 
     get_method(cfg.method.name).check_config(cfg)  # the method's own rules; unknown names fail here
     check_pretraining_data(cfg)
+
+
+def check_train_schedule(train) -> None:
+    """Rules across the `train` keys of every trainer config (pretraining and fine-tuning)."""
+    if not all(0.0 <= v <= 1.0 for v in train.betas):
+        raise ConfigError("train.betas", f"{train.betas} must lie in [0, 1]")
+    if train.lr_schedule != "wsd" and train.cooldown_steps:
+        raise ConfigError(
+            "train.cooldown_steps",
+            f"{train.cooldown_steps}: a cooldown belongs to train.lr_schedule=wsd (now {train.lr_schedule!r}); "
+            f"set it to 0 or use wsd",
+        )
+    horizon = train.steps * train.schedule_scale
+    if train.cooldown_steps and train.warmup_steps + train.cooldown_steps > horizon:
+        raise ConfigError(
+            "train.cooldown_steps",
+            f"{train.cooldown_steps}: warmup ({train.warmup_steps}) and cooldown together exceed the schedule's "
+            f"horizon train.steps x train.schedule_scale = {horizon:g}",
+        )
 
 
 def check_pretraining_data(cfg: PretrainConfig) -> None:

@@ -1,7 +1,10 @@
 """Typed defaults for every configuration.
 
 A pretraining config is the sections below; YAML presets only list what differs from these
-defaults. Defaults follow the ViT-L recipe of the SALT paper (arXiv 2509.24317), which trains as V-JEPA 2 does.
+defaults. The defaults are the SALT paper's ViT-L recipe (arXiv 2509.24317: RoPE ViT-L/16, 16x224 clips,
+batch 3072, warmup-cosine lr, cosine weight decay 0.04 -> 0.4, AdamW betas (0.9, 0.95), clip 0.02); they
+are not V-JEPA's or V-JEPA 2's recipes, which differ in the optimiser and schedules: use the presets
+`vjepa/*` and `vjepa2/*` for those (`videojepa config PRESET` shows every value and where it was set).
 A *plan* config (top-level `stages:`) strings several pretraining configs together, e.g. the
 two SALT stages, for the FLOPs accountant.
 """
@@ -25,10 +28,11 @@ class ModelConfig(Section):
     name: str = Field("vit_large", description="encoder architecture (see `videojepa models`)")
     patch_size: int = Field(16, ge=1)
     tubelet_size: int = Field(2, ge=1, description="frames per token")
-    pos_embed: Literal["sincos", "rope", "rope_vjepa2"] = Field(
+    pos_embed: Literal["sincos", "rope", "rope_vjepa2", "sincos_1d"] = Field(
         "rope",
-        description="3D sin-cos (V-JEPA), 3D RoPE (V-JEPA 2 / SALT), or RoPE in V-JEPA 2's released "
-        "channel layout (for converted V-JEPA 2 checkpoints)",
+        description="3D sin-cos (V-JEPA), 3D RoPE (V-JEPA 2 / SALT), RoPE in V-JEPA 2's released "
+        "channel layout (V-JEPA 2's code and checkpoints), or a 1-D sin-cos table over the flat token index "
+        "(VideoMAE)",
     )
     drop_path: float = Field(0.0, ge=0.0, lt=1.0)
     init: str | None = Field(
@@ -46,6 +50,9 @@ class PredictorConfig(Section):
     embed_dim: int = Field(384, ge=1)
     num_heads: int = Field(12, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
+    zero_init_mask_tokens: bool = Field(
+        False, description="start the learned mask tokens at 0 (V-JEPA's official configs) instead of N(0, 0.02)"
+    )
 
 
 class MaskConfig(Section):
@@ -110,6 +117,24 @@ class TrainConfig(Section):
     start_lr: float = Field(2e-4, ge=0.0)
     final_lr: float = Field(1e-6, ge=0.0)
     warmup_steps: int = Field(10_000, ge=0)
+    lr_schedule: Literal["cosine", "wsd"] = Field(
+        "cosine",
+        description="after the linear warmup start_lr -> lr: cosine, lr -> final_lr over the rest of the horizon "
+        "(V-JEPA, SALT); wsd, lr held constant, then a linear cooldown to final_lr over the last "
+        "train.cooldown_steps of the horizon (V-JEPA 2)",
+    )
+    cooldown_steps: int = Field(
+        0,
+        ge=0,
+        description="wsd: steps at the end of the schedule horizon (steps * schedule_scale) over which lr "
+        "falls linearly to final_lr; 0: lr stays constant after warmup",
+    )
+    lr_base_batch: int | None = Field(
+        None,
+        ge=1,
+        description="when set, lr, start_lr and final_lr are given for this many clips per step and scale "
+        "linearly with train.batch_size (VideoMAE's convention: 256); null: they are used as given",
+    )
     weight_decay: float = Field(0.04, ge=0.0)
     final_weight_decay: float = Field(0.4, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.95)

@@ -46,6 +46,7 @@ def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> 
         num_mask_tokens=len(cfg.masks),
         pos_embed=cfg.model.pos_embed,
         activation_checkpointing=cfg.train.activation_checkpointing,
+        zero_init_mask_tokens=p.zero_init_mask_tokens,
     )
     if out_dim is None:
         return PixelDecoder(in_dim, cfg.model.tubelet_size, cfg.model.patch_size, **kwargs)
