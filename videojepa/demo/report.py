@@ -27,6 +27,7 @@ results.json (schema "videojepa.demo/2"):
           "wall_s": 41.0,                 # training seconds, summed over the sessions that trained it
           "trained_now": true,            # trained (or resumed) by this invocation, not found finished
           "snapshots": [0, 30, 60],       # steps whose encoder was kept (0: initial weights) for the curves
+          "feature_reg": 1.0,             # method.feature_reg: weight of VICReg's penalty (0: the method as published)
           "health": {"step", "loss", "feature_rank", "feature_std", "target_std", "context_std", "pred_std",
                      "collapse_warning"}  # the run's last full metrics record; feature_rank is RankMe
         }
@@ -44,7 +45,7 @@ results.json (schema "videojepa.demo/2"):
       },
       "rows": [                           # the table below the chance row, top to bottom
         {"name": "random_init" | "salt_teacher" | "salt" | "vjepa" | "videomae",
-         "label": "V-JEPA",
+         "label": "V-JEPA + VICReg",     # "+ VICReg" when a run it sums used method.feature_reg > 0
          "runs": ["vjepa"],               # pretraining runs it sums ([] for random init; SALT: teacher, student)
          "flops": 1.9e13, "steps": [300], "wall_s": 140.0,   # sums over "runs" (steps: one per run)
          "probe": "vjepa",                # the probed encoder (SALT: its student)
@@ -95,6 +96,7 @@ RUN_KEYS = (
     "wall_s",
     "trained_now",
     "snapshots",
+    "feature_reg",
     "health",
 )
 PROTOCOL_LABELS = {"attentive": "attentive", "linear_frames": "linear (frames)", "knn_frames": "kNN (frames)"}
@@ -159,7 +161,7 @@ def build_results(
         rows.append(
             {
                 "name": name,
-                "label": label,
+                "label": penalty_label(label, [runs[n] for n in names]),
                 "runs": list(names),
                 "flops": sum(runs[n]["flops"] for n in names),
                 "steps": [runs[n]["steps"] for n in names],
@@ -191,6 +193,16 @@ def build_results(
     }
 
 
+PENALTY = "VICReg"
+
+
+def penalty_label(label: str, runs: list[dict]) -> str:
+    """A method's label with "+ VICReg" when one of its runs trained with the variance-covariance penalty
+    (`method.feature_reg` > 0), which none of the published methods uses: the table never calls a penalised
+    run by the plain method's name."""
+    return f"{label} + {PENALTY}" if any(r.get("feature_reg") for r in runs) else label
+
+
 def build_curves(runs: dict, probes: dict) -> dict:
     """Accuracy against training FLOPs for each curve of `CURVES`, from the probed snapshots (schema above)."""
     curves = {}
@@ -209,7 +221,7 @@ def build_curves(runs: dict, probes: dict) -> dict:
                     "drift": weight_drift(runs[run]["dir"], encoder["checkpoint"]),
                 }
             )
-        curves[name] = {"label": label, "points": points}
+        curves[name] = {"label": penalty_label(label, [runs[n] for n in (*before, run)]), "points": points}
     return curves
 
 
@@ -262,13 +274,21 @@ def markdown_table(results: dict) -> str:
     """A caption, then the table (chance, random init, then every method at the same budget; one column per
     task and protocol), the motion score's split, and the curves' points."""
     b, tasks, protocols = results["budget"], list(results["chance"]), results["protocols"]
+    penalised = [r for r in results["runs"].values() if r.get("feature_reg")]
+    weights = ", ".join(sorted({f"{r['feature_reg']:g}" for r in penalised}))
     columns = [(t, k) for t in tasks for k in protocols if any(t in r["top1"].get(k, {}) for r in results["rows"])]
     lines = [
         f"Training budget {b['flops']:.3g} FLOPs for every method (= {b['budget_steps']} V-JEPA steps; "
         f"SALT teacher share {b['teacher_share']:g}); probe top-1 (%) on the validation set, best cell of each "
         "probe's grid. attentive: cross-attention pooler over all tokens (the papers' protocol); linear (frames) "
         "and kNN (frames): on each time step's tokens averaged over a coarse grid (they see only what the "
-        "encoder put into the token values).",
+        "encoder put into the token values)."
+        + (
+            f" + {PENALTY}: trained with VICReg's variance-covariance penalty on the context features "
+            f"(method.feature_reg = {weights}), which the published methods do not use."
+            if penalised
+            else ""
+        ),
         "",
         "| method | training FLOPs | steps | wall time | "
         + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t, k in columns)

@@ -411,6 +411,7 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
         runs[name] = {**budget["runs"][name], **train(configs[name], log)}
         runs[name]["health"] = last_health(runs[name]["dir"])
         runs[name]["snapshots"] = configs[name].train.encoder_snapshots
+        runs[name]["feature_reg"] = configs[name].method.feature_reg
     timing = {"pretrain_s": time.perf_counter() - start}
 
     log("[4/5] probes")
@@ -514,10 +515,11 @@ def probe_all(settings: DemoSettings, configs: dict[str, PretrainConfig], runs: 
 def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) -> list[Path]:
     """loss_curves.png, accuracy_vs_flops.png and masks.png in `out`."""
     from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves
+    from videojepa.demo.report import penalty_label
     from videojepa.masks.plot import draw_masks
 
     paths = [out / "loss_curves.png", out / "accuracy_vs_flops.png", out / "masks.png"]
-    plot_loss_curves({name: run["dir"] for name, run in results["runs"].items()}, paths[0])
+    plot_loss_curves({penalty_label(name, [run]): run["dir"] for name, run in results["runs"].items()}, paths[0])
     plot_accuracy_vs_flops(results, paths[1])
     clip, masks = masks_on_a_clip(configs, seed=results["settings"]["seed"])
     cfg = configs["vjepa"]
