@@ -8,7 +8,7 @@ results.json (schema "videojepa.probe/1"):
       "checkpoint": "runs/vjepa" | "none",
       "encoder": {"name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed",
                   "params", "random_init": bool},
-      "probe": {"kind", "heads", "queries", "layers", "feature_dim", "precision",
+      "probe": {"kind", "heads", "blocks", "queries", "layers", "feature_dim", "precision",
                 "knn_k", "knn_temperature"},                        # kNN keys only for kind knn
       "optim": {"epochs", "batch_size", "lr": [...], "weight_decay": [...], "betas"},   # absent for knn
       "features": {"cache", "augmentations", "dtype"},

@@ -133,6 +133,12 @@ def encoder_protocol(data: DataConfig, card, given) -> tuple[DataConfig, dict]:
     return (data.model_copy(update=taken) if taken else data), taken
 
 
+def probe_heads(cfg: ProbeConfig, encoder) -> int:
+    """probe.heads, or by default the encoder's head count (its card's; the official V-JEPA code's choice),
+    which divides its width and so every concatenation of its layers."""
+    return cfg.probe.heads or encoder.num_heads
+
+
 def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
     labels = [e.label for ds in (train_ds, val_ds) for e in ds.entries]
     if min(labels) < 0:
@@ -394,7 +400,9 @@ class TaskRunner:
 
         cfg, opt = self.cfg, self.cfg.optim
         dim = val.features.shape[-1]
-        make = lambda: build_probe(cfg.probe.kind, dim, self.num_classes, cfg.probe.heads, cfg.probe.queries)  # noqa: E731
+        p = cfg.probe
+        heads = probe_heads(cfg, self.encoder)
+        make = lambda: build_probe(p.kind, dim, self.num_classes, heads, p.queries, p.blocks)  # noqa: E731
         steps = opt.epochs * math.ceil(len(self.train_ds) / opt.batch_size)
         device = next(self.encoder.parameters()).device
         grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas).to(device)
@@ -478,7 +486,8 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
     p = cfg.probe
     probe = {
         "kind": p.kind,
-        "heads": p.heads,
+        "heads": probe_heads(cfg, encoder),
+        "blocks": 3 if p.kind == "attentive3" else p.blocks,
         "queries": p.queries,
         "layers": list(p.layers),
         "feature_dim": encoder.embed_dim * len(p.layers),
