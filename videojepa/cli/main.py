@@ -16,7 +16,19 @@ import sys
 from videojepa.errors import UserError
 
 # Sub-command modules, in the order `--help` lists them.
-COMMANDS = ["demo", "data", "pretrain", "finetune", "probe", "extract", "convert", "models", "masks", "flops"]
+COMMANDS = [
+    "demo",
+    "data",
+    "pretrain",
+    "finetune",
+    "probe",
+    "evaluate",
+    "extract",
+    "convert",
+    "models",
+    "masks",
+    "flops",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
