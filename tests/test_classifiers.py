@@ -136,3 +136,27 @@ def test_a_pretraining_run_round_trips_to_hugging_face(tiny_synth, tmp_path, cli
         cls_error = float((back(video).logits - load_classifier(folder)(video.transpose(1, 2))).abs().max())
     print(f"\nrun -> VJEPA2Model: encoder {enc_error:.2e}, predictor {pred_error:.2e}; our probe -> HF {cls_error:.2e}")
     assert cls_error <= 1e-5
+
+
+def test_a_probe_run_saves_its_best_probe_and_evaluate_scores_it_the_same(pico, tiny_synth, tmp_path, cli):
+    """`videojepa probe` writes the best cell's probe; `videojepa evaluate` of it on the validation list gives
+    the top-1 the probe run reported (same encoder, protocol and views)."""
+    args = [
+        "tasks=[]", f"data.train={tiny_synth}/motion/train.csv", f"data.val={tiny_synth}/motion/val.csv",
+        f"probe.checkpoint={pico}", "probe.heads=null", "probe.blocks=1", "data.num_workers=0", "data.num_views=2",
+        "optim.epochs=3", "optim.lr=[1e-2,1e-3]", f"run.dir={tmp_path}/probe", "--quiet",
+    ]  # fmt: skip
+    code, out, err = cli("probe", "demo/probe", *args)
+    assert code == 0, err
+    task = json.loads((tmp_path / "probe" / "results.json").read_text())["tasks"][0]
+    model = load_classifier(task["probe_file"])
+    assert model.protocol.num_views == 2 and model.head.arch["self_attn_blocks"] == 1
+    assert model.head.card.source["lr"] == task["best"]["lr"] and model.classes == task["classes"]
+    code, out, err = cli(
+        "evaluate", task["probe_file"], "--data", f"{tiny_synth}/motion/val.csv", "--out", tmp_path / "eval",
+        "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert evaluated["top1"] == pytest.approx(task["top1"]) and evaluated["num_val"] == task["num_val"]
+    assert evaluated["confusion"] == task["confusion"]

@@ -31,6 +31,8 @@ results.json (schema "videojepa.probe/1"):
           "bad_files": {"train": 0, "val": 0},     # unreadable files: train ones replaced by other files (as
                                                    # found while decoding), val ones excluded from the score
           "val_excluded": [path, ...],             # the excluded validation files
+          "probe_file": path | null,               # the best attentive probe, a classifier with its encoder
+                                                   # (`videojepa evaluate`); null for other kinds, random init
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
           "seconds": {"features", "train", "eval"}
         }

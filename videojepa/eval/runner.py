@@ -343,6 +343,7 @@ class TaskRunner:
         C = self.num_classes
         confusion = torch.bincount(labels * C + predictions[cells.index(best)], minlength=C * C).view(C, C)
         d = self.data
+        saved = self.save_best_probe(cells.index(best))
         return {
             "name": self.task.name,
             "train": str(self.task.train),
@@ -370,7 +371,43 @@ class TaskRunner:
             "val_excluded": list(self.val_excluded),
             "cached": dict(self.cached),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "probe_file": saved,
         }
+
+    def save_best_probe(self, cell: int) -> str | None:
+        """The best cell's attentive probe as RUN/probes/TASK.safetensors with its card (the encoder it reads,
+        the protocol, the class names): a classifier for `videojepa evaluate` / `videojepa.load_classifier`.
+        None for other kinds and for a random-init encoder (no file to name)."""
+        from videojepa.classifiers import ClassifierProtocol, ProbeCard, save_probe
+
+        encoder_file = self.identity.get("file")
+        if self.knn or not self.cfg.probe.kind.startswith("attentive") or encoder_file is None:
+            return None
+        d, probe = self.data, self.grid.probes[cell]
+        protocol = ClassifierProtocol(
+            frames=d.frames_per_clip,
+            frame_step=None if d.fps else d.frame_step,
+            fps=d.fps,
+            crop=d.crop_size,
+            mean=tuple(d.mean),
+            std=tuple(d.std),
+            resize_ratio=d.eval_resize_ratio,
+            num_clips=d.num_clips,
+            num_views=d.num_views,
+            average="logits",  # `eval_logits`: the views' logits averaged
+        )
+        card = ProbeCard(
+            arch=probe.arch,
+            layers=list(self.cfg.probe.layers),
+            protocol=protocol,
+            classes=self.class_names(),
+            source={"format": "videojepa probe", "task": self.task.name, **self.grid.cells[cell]},
+            encoder=encoder_file,
+        )
+        path = Path(self.cfg.run.dir) / "probes" / f"{self.task.name}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_probe(probe, path, card)
+        return str(path)
 
     def class_names(self) -> list[str]:
         """The labels' names (the data's class list), or their numbers when it has none."""
@@ -431,6 +468,7 @@ class TaskRunner:
                     x, y = training_batch(x.to(device), y.to(device), self.K, self.V)
                     yield grid.prepare(x), y
 
+        self.grid = grid
         self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
         start = time.perf_counter()
         train_loss = fit(grid, opt.epochs, epoch_batches)
