@@ -71,10 +71,10 @@ def register(subparsers) -> None:
     p.add_argument(
         "--frames",
         type=int,
-        help="official only: frames per clip it was trained with (card; default: "
-        "the released value for a known --arch, else unrecorded)",
+        help="official / official-probe: frames per clip it was trained with (card / probe protocol; default: "
+        "the released value for a known --arch, the encoder card's for a probe, else unrecorded)",
     )
-    p.add_argument("--crop", type=int, help="official only: crop size it was trained with (as --frames)")
+    p.add_argument("--crop", type=int, help="official / official-probe: crop size it was trained with (as --frames)")
     probe = p.add_argument_group(
         "official-probe",
         "an official probe file stores neither its encoder nor its clip protocol: the released file names say it "
