@@ -3,7 +3,8 @@
 `fixtures/official_vjepa2_probe.safetensors` holds, for the official `AttentiveClassifier` (src/models/
 attentive_pooler.py of facebookresearch/vjepa2 at c2963a4, random weights, width 16, 4 heads, 5 classes)
 with `depth=4` (3 self-attention blocks, V-JEPA 2's configs) and `depth=1`: its state dict under DDP's
-`module.` prefix, an input of features (3, 24, 16) and the logits the official module computed from them.
+`module.` prefix, an input of features (3, 24, 16) and the logits the official module computed from them. The
+features are small (std 3e-3, variance near the LayerNorm eps), so that the eps the official code uses shows.
 The test writes a checkpoint in the layout the official evaluation saves ({"classifiers": [...], "opt",
 "scaler", "epoch", "batch_size", "world_size"}) and converts it.
 """
@@ -81,6 +82,10 @@ def test_official_probe_gives_the_official_logits(tmp_path, cli, encoder_dir, de
         for module in [wrong_heads.pool.xattn, *(b.attn for b in wrong_heads.blocks)]:
             module.num_heads = 16  # the official default, which this probe was not trained with
         controls = {"16 heads": float((wrong_heads(features) - expected).abs().max())}
+        our_eps = copy.deepcopy(probe)  # our probes' LayerNorm eps (1e-6), not torch's default the official uses
+        for norm in [m for m in our_eps.modules() if isinstance(m, torch.nn.LayerNorm)]:
+            norm.eps = 1e-6
+        controls["eps 1e-6"] = float((our_eps(features) - expected).abs().max())
         if depth > 1:
             no_blocks = copy.deepcopy(probe)
             no_blocks.blocks = torch.nn.ModuleList()
