@@ -144,6 +144,7 @@ def test_a_probe_run_saves_its_best_probe_and_evaluate_scores_it_the_same(pico, 
     args = [
         "tasks=[]", f"data.train={tiny_synth}/motion/train.csv", f"data.val={tiny_synth}/motion/val.csv",
         f"probe.checkpoint={pico}", "probe.heads=null", "probe.blocks=1", "data.num_workers=0", "data.num_views=2",
+        "data.frames_per_clip=4", "data.crop_size=32",
         "optim.epochs=3", "optim.lr=[1e-2,1e-3]", f"run.dir={tmp_path}/probe", "--quiet",
     ]  # fmt: skip
     code, out, err = cli("probe", "demo/probe", *args)
