@@ -57,7 +57,8 @@ class ClipProtocol(BaseModel):
 
 
 class EncoderCard(BaseModel):
-    """Everything a reader needs besides the weights. `arch` = the `VisionTransformer` arguments (+ "name")."""
+    """Everything a reader needs besides the weights. `arch` = the `VisionTransformer` arguments (+ "name"), or
+    with `kind: frames` a `FrameEncoder`'s (an image model applied to every frame, `videojepa.models.frames`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     arch: dict

@@ -22,6 +22,7 @@ COMMANDS = [
     "pretrain",
     "finetune",
     "probe",
+    "evaluate",
     "extract",
     "convert",
     "models",

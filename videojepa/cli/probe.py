@@ -12,7 +12,9 @@ def register(subparsers) -> None:
         description="Train probes on a frozen encoder and report validation top-1 per task. Key settings: "
         "probe.checkpoint (pretraining run directory, encoder file, or `none` for a random-init "
         "model.name), data.train and data.val (CSV or folder; or several `tasks:` in the config file), "
-        "run.dir (gets results.json, results.md, config.yaml), probe.kind, optim.lr and "
+        "run.dir (gets results.json, results.md, config.yaml, and probes/TASK.safetensors: the best attentive "
+        "probe, which `videojepa evaluate` scores again), probe.kind, probe.heads (default: the encoder's head "
+        "count), probe.blocks (self-attention blocks before the cross-attention), optim.lr and "
         "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
         epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe",
     )

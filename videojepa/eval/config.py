@@ -5,8 +5,9 @@
 Sections (every key has a typed default; unknown keys are errors):
   run       dir (results, resolved config, feature cache), seed (probe init and data order)
   probe     checkpoint: a pretraining run directory, an encoder file `load_encoder` accepts, or `none`
-            for a random-init `model.name`; kind (attentive / attentive3 / linear / linear_frames / knn /
-            knn_frames), heads, queries, encoder layers, frame grid, kNN settings, encoder precision
+            for a random-init `model.name`; kind (attentive / linear / linear_frames / knn / knn_frames;
+            attentive3 = attentive with blocks=3), heads (default: the encoder's), self-attention blocks,
+            queries, encoder layers, frame grid, kNN settings, encoder precision
   model     the random-init encoder when probe.checkpoint is `none` (ignored otherwise)
   data      the evaluation protocol shared by all tasks (frames_per_clip, frame_step or fps, num_clips,
             num_views, crop_size, ...; see `videojepa.data.config.DataConfig`) and, for ONE task,
@@ -52,15 +53,27 @@ class ProbeSection(Section):
     )
     kind: Literal["attentive", "attentive3", "linear", "linear_frames", "knn", "knn_frames"] = Field(
         "attentive",
-        description="attentive: cross-attention pooling (V-JEPA); attentive3: 3 self-attention blocks "
-        "before it (V-JEPA 2); linear: on mean-pooled tokens (no frame order); linear_frames: on each time "
-        "step's tokens averaged over a frame_grid x frame_grid grid, concatenated in time order; knn / "
-        "knn_frames: cosine k-nearest neighbours on the same features as linear / linear_frames",
+        description="attentive: cross-attention pooling (V-JEPA; probe.blocks self-attention blocks "
+        "first); attentive3: the same with probe.blocks=3 (V-JEPA 2's probe); linear: on mean-pooled "
+        "tokens (no frame order); linear_frames: on each time step's tokens averaged over a frame_grid x "
+        "frame_grid grid, concatenated in time order; knn / knn_frames: cosine k-nearest neighbours on the "
+        "same features as linear / linear_frames",
     )
     frame_grid: int = Field(
         1, ge=1, description="linear_frames / knn_frames: side of the spatial grid each time step is averaged over"
     )
-    heads: int = Field(12, ge=1, description="attention heads of the attentive probes")
+    heads: int | None = Field(
+        None,
+        ge=1,
+        description="attention heads of the attentive probes (default: the encoder's head count, from its card; "
+        "a value that does not divide the feature width is an error)",
+    )
+    blocks: int = Field(
+        0,
+        ge=0,
+        description="attentive: self-attention blocks on the tokens before the cross-attention (V-JEPA 2's "
+        "probe: 3; kind attentive3 sets 3)",
+    )
     queries: int = Field(1, ge=1, description="learnable query tokens of the attentive probes")
     layers: list[int] = Field(
         [-1],
@@ -162,6 +175,12 @@ class ProbeConfig(Section):
         if not self.tasks and not (self.data.train and self.data.val):
             missing = "data.train" if not self.data.train else "data.val"
             raise ConfigError(missing, "is not set: give a CSV file or a folder (or list several tasks under tasks:)")
+        if self.probe.kind == "attentive3" and self.probe.blocks not in (0, 3):
+            raise ConfigError(
+                "probe.blocks", f"{self.probe.blocks} contradicts probe.kind=attentive3 (3 blocks); use kind=attentive"
+            )
+        if self.probe.blocks and not self.probe.kind.startswith("attentive"):
+            raise ConfigError("probe.blocks", f"only applies to attentive probes, not probe.kind={self.probe.kind}")
         if self.tasks and self.probe.num_classes is not None:
             raise ConfigError(
                 "probe.num_classes", "only applies to data.train/data.val; set tasks.N.num_classes instead"

@@ -6,8 +6,11 @@
 
 - `AttentiveProbe`: learnable query token(s) cross-attend to the tokens (one pre-norm cross-attention
   block with an MLP, V-JEPA's attentive pooler), then a linear classifier on the query outputs
-  (concatenated when there are several). `self_attn_blocks=3` puts three standard transformer blocks
-  on the tokens before the cross-attention (V-JEPA 2's probe, kind `attentive3`).
+  (concatenated when there are several). `self_attn_blocks=N` puts N standard transformer blocks on the
+  tokens before the cross-attention (V-JEPA 2's probe has 3; kind `attentive3` is `attentive` with 3).
+  `out_proj=False` leaves out the cross-attention's output projection and `norm_eps` sets the LayerNorm
+  epsilon: the layout of V-JEPA 2's released probes (official: eps 1e-5; Hugging Face: 1e-6), which
+  `videojepa.interop` loads exactly. `probe.arch` holds the constructor arguments (saved with a probe).
 - `LinearProbe`: a linear classifier on pooled features: the tokens' mean (kind `linear`), or each time
   step's tokens averaged over a coarse spatial grid and concatenated in time order (kind `linear_frames`).
 - `KNNClassifier`: cosine k-nearest neighbours on the same pooled features (kinds `knn`, `knn_frames`), votes
@@ -63,12 +66,12 @@ class CrossAttention(nn.Module):
     width 192, which is most of a probe's training step (tests check it equals the standard form).
     """
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, out_proj: bool = True):
         super().__init__()
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim) if out_proj else nn.Identity()  # V-JEPA 2's pooler has none
 
     def forward(
         self, q: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None
@@ -117,11 +120,11 @@ class CrossAttention(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """q + xattn(q, LN(x)), then q + MLP(LN(q)) (V-JEPA's pooler block: the tokens are normed, not q)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_hidden: int):
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, norm_eps: float = LN_EPS, out_proj: bool = True):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.xattn = CrossAttention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.xattn = CrossAttention(dim, num_heads, out_proj)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, mlp_hidden)
 
     def forward(self, q: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -180,8 +183,20 @@ class AttentiveProbe(Probe):
         num_queries: int = 1,
         self_attn_blocks: int = 0,
         mlp_ratio: float = 4.0,
+        norm_eps: float = LN_EPS,
+        out_proj: bool = True,
     ):
         super().__init__()
+        self.arch = dict(
+            dim=dim,
+            num_classes=num_classes,
+            num_heads=num_heads,
+            num_queries=num_queries,
+            self_attn_blocks=self_attn_blocks,
+            mlp_ratio=mlp_ratio,
+            norm_eps=norm_eps,
+            out_proj=out_proj,
+        )
         if dim % num_heads:
             divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
             raise UserError(
@@ -189,9 +204,9 @@ class AttentiveProbe(Probe):
                 f"allowed: {', '.join(map(str, divisors))}"
             )
         hidden = int(dim * mlp_ratio)
-        self.blocks = nn.ModuleList(Block(dim, num_heads, hidden) for _ in range(self_attn_blocks))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, hidden, norm_eps=norm_eps) for _ in range(self_attn_blocks))
         self.query = nn.Parameter(torch.zeros(1, num_queries, dim))
-        self.pool = CrossAttentionBlock(dim, num_heads, hidden)
+        self.pool = CrossAttentionBlock(dim, num_heads, hidden, norm_eps, out_proj)
         self.head = nn.Linear(num_queries * dim, num_classes)
         nn.init.trunc_normal_(self.query, std=0.02)
         self.apply(init_weights)
@@ -260,6 +275,7 @@ class KNNClassifier:
 
 
 # Probe kind -> the pooling of the features it reads ("frames" gets the spatial grid: `probe_input`).
+# `attentive3` is `attentive` with 3 self-attention blocks (`probe.blocks=3`), kept as a name.
 PROBE_INPUTS = {
     "attentive": "none",
     "attentive3": "none",
@@ -279,12 +295,17 @@ def probe_input(kind: str, frame_grid: int = 1) -> str:
     return f"frames:{frame_grid}" if pooling == "frames" else pooling
 
 
-def build_probe(kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1) -> Probe:
-    """A trainable probe by kind name (kNN is built from its training features: `KNNClassifier`)."""
+ALIASES = {"attentive3": ("attentive", 3)}  # kind -> (kind, self-attention blocks)
+
+
+def build_probe(
+    kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1, blocks: int = 0
+) -> Probe:
+    """A trainable probe by kind name (kNN is built from its training features: `KNNClassifier`); `blocks`:
+    self-attention blocks before an attentive probe's cross-attention (`attentive3` means 3)."""
+    kind, blocks = ALIASES.get(kind, (kind, blocks))
     if kind == "attentive":
-        return AttentiveProbe(dim, num_classes, num_heads, num_queries)
-    if kind == "attentive3":
-        return AttentiveProbe(dim, num_classes, num_heads, num_queries, self_attn_blocks=3)
+        return AttentiveProbe(dim, num_classes, num_heads, num_queries, self_attn_blocks=blocks)
     if kind in ("linear", "linear_frames"):
         return LinearProbe(dim, num_classes)
     raise ValueError(f"no trainable probe of kind {kind!r}; allowed: attentive, attentive3, linear, linear_frames")

@@ -8,7 +8,7 @@ results.json (schema "videojepa.probe/1"):
       "checkpoint": "runs/vjepa" | "none",
       "encoder": {"name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed",
                   "params", "random_init": bool},
-      "probe": {"kind", "heads", "queries", "layers", "feature_dim", "precision",
+      "probe": {"kind", "heads", "blocks", "queries", "layers", "feature_dim", "precision",
                 "knn_k", "knn_temperature"},                        # kNN keys only for kind knn
       "optim": {"epochs", "batch_size", "lr": [...], "weight_decay": [...], "betas"},   # absent for knn
       "features": {"cache", "augmentations", "dtype"},
@@ -31,6 +31,8 @@ results.json (schema "videojepa.probe/1"):
           "bad_files": {"train": 0, "val": 0},     # unreadable files: train ones replaced by other files (as
                                                    # found while decoding), val ones excluded from the score
           "val_excluded": [path, ...],             # the excluded validation files
+          "probe_file": path | null,               # the best attentive probe, a classifier with its encoder
+                                                   # (`videojepa evaluate`); null for other kinds, random init
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
           "seconds": {"features", "train", "eval"}
         }

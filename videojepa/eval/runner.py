@@ -133,6 +133,12 @@ def encoder_protocol(data: DataConfig, card, given) -> tuple[DataConfig, dict]:
     return (data.model_copy(update=taken) if taken else data), taken
 
 
+def probe_heads(cfg: ProbeConfig, encoder) -> int:
+    """probe.heads, or by default the encoder's head count (its card's; the official V-JEPA code's choice),
+    which divides its width and so every concatenation of its layers."""
+    return cfg.probe.heads or encoder.num_heads
+
+
 def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
     labels = [e.label for ds in (train_ds, val_ds) for e in ds.entries]
     if min(labels) < 0:
@@ -337,6 +343,7 @@ class TaskRunner:
         C = self.num_classes
         confusion = torch.bincount(labels * C + predictions[cells.index(best)], minlength=C * C).view(C, C)
         d = self.data
+        saved = self.save_best_probe(cells.index(best))
         return {
             "name": self.task.name,
             "train": str(self.task.train),
@@ -364,7 +371,43 @@ class TaskRunner:
             "val_excluded": list(self.val_excluded),
             "cached": dict(self.cached),
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "probe_file": saved,
         }
+
+    def save_best_probe(self, cell: int) -> str | None:
+        """The best cell's attentive probe as RUN/probes/TASK.safetensors with its card (the encoder it reads,
+        the protocol, the class names): a classifier for `videojepa evaluate` / `videojepa.load_classifier`.
+        None for other kinds and for a random-init encoder (no file to name)."""
+        from videojepa.classifiers import ClassifierProtocol, ProbeCard, save_probe
+
+        encoder_file = self.identity.get("file")
+        if self.knn or not self.cfg.probe.kind.startswith("attentive") or encoder_file is None:
+            return None
+        d, probe = self.data, self.grid.probes[cell]
+        protocol = ClassifierProtocol(
+            frames=d.frames_per_clip,
+            frame_step=None if d.fps else d.frame_step,
+            fps=d.fps,
+            crop=d.crop_size,
+            mean=tuple(d.mean),
+            std=tuple(d.std),
+            resize_ratio=d.eval_resize_ratio,
+            num_clips=d.num_clips,
+            num_views=d.num_views,
+            average="logits",  # `eval_logits`: the views' logits averaged
+        )
+        card = ProbeCard(
+            arch=probe.arch,
+            layers=list(self.cfg.probe.layers),
+            protocol=protocol,
+            classes=self.class_names(),
+            source={"format": "videojepa probe", "task": self.task.name, **self.grid.cells[cell]},
+            encoder=encoder_file,
+        )
+        path = Path(self.cfg.run.dir) / "probes" / f"{self.task.name}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_probe(probe, path, card)
+        return str(path)
 
     def class_names(self) -> list[str]:
         """The labels' names (the data's class list), or their numbers when it has none."""
@@ -394,7 +437,9 @@ class TaskRunner:
 
         cfg, opt = self.cfg, self.cfg.optim
         dim = val.features.shape[-1]
-        make = lambda: build_probe(cfg.probe.kind, dim, self.num_classes, cfg.probe.heads, cfg.probe.queries)  # noqa: E731
+        p = cfg.probe
+        heads = probe_heads(cfg, self.encoder)
+        make = lambda: build_probe(p.kind, dim, self.num_classes, heads, p.queries, p.blocks)  # noqa: E731
         steps = opt.epochs * math.ceil(len(self.train_ds) / opt.batch_size)
         device = next(self.encoder.parameters()).device
         grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas).to(device)
@@ -423,6 +468,7 @@ class TaskRunner:
                     x, y = training_batch(x.to(device), y.to(device), self.K, self.V)
                     yield grid.prepare(x), y
 
+        self.grid = grid
         self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
         start = time.perf_counter()
         train_loss = fit(grid, opt.epochs, epoch_batches)
@@ -478,7 +524,8 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
     p = cfg.probe
     probe = {
         "kind": p.kind,
-        "heads": p.heads,
+        "heads": probe_heads(cfg, encoder),
+        "blocks": 3 if p.kind == "attentive3" else p.blocks,
         "queries": p.queries,
         "layers": list(p.layers),
         "feature_dim": encoder.embed_dim * len(p.layers),

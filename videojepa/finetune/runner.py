@@ -124,7 +124,9 @@ class FinetuneTrainer(Trainer):
         if self.metrics:
             self.metrics.write("val", {"step": self.step, "val_top1": scores["top1"], "val_top5": scores["top5"]})
         best = read_info(self.run_dir / "best")
-        info = {"step": self.step, "val_top1": scores["top1"]}
+        # the test protocol, for `videojepa evaluate` / `videojepa.load_classifier` (each clip scored alone)
+        test = {"num_clips": self.cfg.eval.num_segments, "num_views": self.cfg.eval.num_crops, "joint_clips": False}
+        info = {"step": self.step, "val_top1": scores["top1"], "protocol": test}
         clip = ClipProtocol.from_data(self.cfg.data)
         card = EncoderCard.describe(encoder, clip=clip, method=model.name, step=self.step)
         save_classifier(self.run_dir / "last", encoder, head, card, model.classes, info)

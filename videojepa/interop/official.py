@@ -50,7 +50,18 @@ def from_official(
     from videojepa.train.checkpoint import safe_load
 
     path = Path(path)
+    if path.is_dir():
+        from videojepa.interop.hf_models import architecture
+
+        arch, model_type = architecture(path)
+        what = f"a Hugging Face folder ({arch or model_type}): use --from hf" if model_type else "a folder"
+        raise UserError(f"{path}: {what}; --from official reads a V-JEPA .pt / .pth.tar file")
     payload = safe_load(path)
+    if isinstance(payload, dict) and "classifiers" in payload and which not in payload:
+        raise UserError(
+            f"{path}: an official V-JEPA 2 attentive-probe checkpoint (it holds {len(payload['classifiers'])} "
+            f"probe(s), no encoder): use `videojepa convert --from official-probe {path} OUT --encoder ENCODER`"
+        )
     if not isinstance(payload, dict) or which not in payload:
         found = ", ".join(sorted(map(str, payload))) if isinstance(payload, dict) else type(payload).__name__
         raise UserError(

@@ -307,6 +307,17 @@ class Trainer:
             self.run_dir / ENCODER_FILE,
             card=EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step),
         )
+        self.save_predictor()
+
+    def save_predictor(self) -> None:
+        """A latent predictor beside the encoder (V-JEPA, SALT), so a run converts like a released model
+        (`videojepa convert --to hf`). Not under FSDP2, whose predictor is sharded across ranks."""
+        from videojepa.encoder_io import PREDICTOR_FILE, save_predictor
+        from videojepa.models.predictor import Predictor
+
+        predictor = getattr(self.method, "predictor", None)
+        if type(predictor) is Predictor and not self.sharded:  # not a pixel decoder (a Predictor subclass)
+            save_predictor(predictor, self.run_dir / PREDICTOR_FILE, {"method": self.method.name, "step": self.step})
 
     def save_snapshot(self) -> Path:
         """The exported encoder at this step, kept beside the run's latest (`train.encoder_snapshots`)."""
