@@ -211,7 +211,7 @@ def test_frozen_encoder_stays_bitwise_unchanged(tiny_synth, tmp_path, one_thread
 
 def test_layer_decay_reaches_the_optimizer(tiny_synth, tmp_path):
     trainer = make_trainer(tiny(tiny_synth, tmp_path))
-    from videojepa.train.optim import set_hyperparameters
+    from videojepa.optim.adamw import set_hyperparameters
 
     set_hyperparameters(trainer.optimizer, 1.0, 0.05)
     lrs = {}

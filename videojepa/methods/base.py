@@ -29,6 +29,7 @@ from torch import nn
 from videojepa.config.schema import PretrainConfig
 from videojepa.models.predictor import PixelDecoder, Predictor
 from videojepa.models.registry import build_encoder
+from videojepa.optim import adamw
 
 
 def build_method_encoder(cfg: PretrainConfig) -> nn.Module:
@@ -118,9 +119,7 @@ class Method(nn.Module):
 
     def build_optimizer(self, train_cfg):
         """AdamW over the trained networks with V-JEPA's weight-decay groups."""
-        from videojepa.train.optim import build_optimizer
-
-        return build_optimizer(self.trainable_parameters(), train_cfg)
+        return adamw.build_optimizer(self.trainable_parameters(), train_cfg)
 
     def flops_per_clip(self, cfg: PretrainConfig) -> tuple[float, float]:
         """Training FLOPs per clip by the paper's rule and with attention (UserError when not countable)."""

@@ -14,7 +14,7 @@ from videojepa.errors import ConfigError
 from videojepa.methods.base import build_head, build_method_encoder
 from videojepa.methods.masked import LatentPrediction
 from videojepa.methods.registry import register_method
-from videojepa.train.schedules import linear
+from videojepa.optim.schedules import linear
 from videojepa.utils.dtensor import local_tensors
 
 

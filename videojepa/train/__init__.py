@@ -4,8 +4,8 @@
     Trainer(load_config("my_run.yaml")).fit()     # `videojepa pretrain CONFIG`
 
 `checkpoint` (atomic, rotated checkpoints that resume exactly), `distributed` (torchrun),
-`logger` (metrics.jsonl), `monitors` (collapse monitors: RankMe, feature std), `optim` (AdamW with
-V-JEPA's parameter groups), `schedules` (the optimiser's schedules as functions of the step).
+`logger` (metrics.jsonl), `monitors` (collapse monitors: RankMe, feature std); the optimiser and its
+schedules are `videojepa.optim`.
 
 The names below are imported on first use: the methods import parts of this package, and the trainer
 imports the methods, so importing them all here would make `import videojepa.methods` circular.
@@ -28,9 +28,9 @@ _EXPORTS = {
     "read_metrics": "logger",
     "CollapseWatch": "monitors",
     "rankme": "monitors",
-    "build_optimizer": "optim",
-    "learning_rate": "schedules",
-    "weight_decay": "schedules",
+    "build_optimizer": "videojepa.optim.adamw",
+    "learning_rate": "videojepa.optim.schedules",
+    "weight_decay": "videojepa.optim.schedules",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -39,4 +39,5 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'videojepa.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"videojepa.train.{_EXPORTS[name]}"), name)
+    module = _EXPORTS[name]
+    return getattr(importlib.import_module(module if "." in module else f"videojepa.train.{module}"), name)

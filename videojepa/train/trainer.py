@@ -31,15 +31,15 @@ from videojepa.errors import UserError
 from videojepa.methods import Method, build_method
 from videojepa.methods.registry import ROLES
 from videojepa.models.registry import encoder_from_arch
+from videojepa.optim.adamw import set_hyperparameters
+from videojepa.optim.schedules import learning_rate, weight_decay
 from videojepa.train import checkpoint as ckpt
 from videojepa.train.batches import split_entries, to_device
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
-from videojepa.train.optim import set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
-from videojepa.train.schedules import learning_rate, weight_decay
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
 from videojepa.utils.dtensor import full_value
 
