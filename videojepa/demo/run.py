@@ -530,7 +530,7 @@ def masks_on_a_clip(configs: dict[str, PretrainConfig], seed: int = 0):
     configs, one sampled target mask per generator: [(label, bool T' x H' x W' array)]."""
     import torch
 
-    from videojepa.data.datasets import build_dataset
+    from videojepa.data.build import build_dataset
     from videojepa.masks import build_mask_generators
     from videojepa.masks.build import describe
     from videojepa.masks.plot import sample_masks

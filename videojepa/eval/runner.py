@@ -207,7 +207,7 @@ class TaskRunner:
         log: Callable[[str], None],
         source: FeatureSource,
     ):
-        from videojepa.data.datasets import build_dataset
+        from videojepa.data.build import build_dataset
 
         self.cfg, self.encoder, self.identity, self.task, self.data, self.log = cfg, encoder, identity, task, data, log
         self.source = source

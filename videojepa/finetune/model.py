@@ -62,7 +62,7 @@ class Classification(Method):
 
     # --------------------------------------------------------------- what the trainer feeds it (Method defaults)
     def training_data(self, cfg):
-        from videojepa.data.datasets import build_dataset
+        from videojepa.data.build import build_dataset
         from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
         from videojepa.finetune.mixup import MixSettings
 

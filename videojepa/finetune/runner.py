@@ -86,7 +86,7 @@ def label_count(cfg: FinetuneConfig, train_ds, val_ds) -> tuple[int, list[str]]:
 
 
 def view_dataset(cfg: FinetuneConfig, segments: int, crops: int):
-    from videojepa.data.datasets import build_dataset
+    from videojepa.data.build import build_dataset
 
     data = cfg.data.model_copy(update={"num_clips": segments, "num_views": crops})
     return build_dataset(cfg.data.val, data, train=False, key="data.val", on_bad="exclude")
@@ -205,7 +205,7 @@ def test_classifiers(cfg: FinetuneConfig, run_dir: Path, num_classes: int, log_l
 def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = print) -> dict:
     """Fine-tune, test, and write results.json / results.md into run.dir; returns the results (rank 0) or {}."""
     from videojepa.config.loader import to_dict
-    from videojepa.data.datasets import build_dataset
+    from videojepa.data.build import build_dataset
     from videojepa.finetune.report import SCHEMA, write_results
     from videojepa.train.sources import check_data_sources
 

@@ -109,7 +109,7 @@ class Method(nn.Module):
     def training_data(self, cfg: PretrainConfig):
         """(dataset, collate_fn) of the training loader: data.train as uint8 items (the trainer flips and
         normalises them on the device) and a MaskCollator over the config's mask generators."""
-        from videojepa.data.datasets import build_dataset
+        from videojepa.data.build import build_dataset
         from videojepa.masks import MaskCollator, build_mask_generators
 
         return (

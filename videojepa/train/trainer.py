@@ -165,7 +165,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
     def build_data(self) -> None:
-        from videojepa.data.datasets import build_dataset
+        from videojepa.data.build import build_dataset
         from videojepa.data.loader import build_loader
 
         cfg = self.cfg
