@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from videojepa.config.schema import PlanConfig, PretrainConfig
 from videojepa.errors import UserError
-from videojepa.flops import steps_within_budget
+from videojepa.methods.accounting import steps_within_budget
 
 
 def split_budget(

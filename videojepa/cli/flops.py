@@ -60,7 +60,7 @@ def run(args) -> int:
     from videojepa.config.loader import load_config
     from videojepa.config.schema import PlanConfig
     from videojepa.errors import UserError
-    from videojepa.flops import flops_report
+    from videojepa.methods.accounting import flops_report
     from videojepa.planner import allocate_budget
 
     cfg = load_config(args.config, args.overrides)

@@ -192,7 +192,7 @@ def plan_budget(configs: dict[str, PretrainConfig], budget_steps: int, teacher_s
     "runs": {name: {"name", "method", "budget", "steps", "flops_per_step", "flops", ...}}}; see the module
     docstring for the rule.
     """
-    from videojepa.flops import stage_flops, steps_within_budget
+    from videojepa.methods.accounting import stage_flops, steps_within_budget
     from videojepa.planner import split_budget
 
     if budget_steps < 1:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from torch import nn
 
 from videojepa.config.schema import PretrainConfig
+from videojepa.methods import accounting
 from videojepa.models.predictor import PixelDecoder, Predictor
 from videojepa.models.registry import build_encoder
 from videojepa.optim import adamw
@@ -123,9 +124,7 @@ class Method(nn.Module):
 
     def flops_per_clip(self, cfg: PretrainConfig) -> tuple[float, float]:
         """Training FLOPs per clip by the paper's rule and with attention (UserError when not countable)."""
-        from videojepa.flops import stage_flops
-
-        flops = stage_flops(cfg, measured_masks=True)
+        flops = accounting.stage_flops(cfg, measured_masks=True)
         batch = cfg.train.batch_size
         return flops["flops_per_step"] / batch, flops["flops_per_step_with_attention"] / batch
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from videojepa.flops import context_encoder_flops, forward_flops, head_flops
 from videojepa.methods.base import Method
 from videojepa.methods.losses import (
     channel_std,
@@ -65,8 +66,6 @@ class MaskedPrediction(Method):
     @classmethod
     def flops_components(cls, cfg, shape):
         """The encoder on context tokens and the head on context + target tokens, both trained."""
-        from videojepa.flops import context_encoder_flops, head_flops
-
         encoder, head = cls.meta_networks(cfg)
         return [context_encoder_flops(encoder, shape), head_flops(cls.head_attr, head, shape)]
 
@@ -90,8 +89,6 @@ class LatentPrediction(MaskedPrediction):
     @classmethod
     def flops_components(cls, cfg, shape):
         """Encoder and predictor trained, plus one forward of the target network over the full clip."""
-        from videojepa.flops import forward_flops
-
         with torch.device("meta"):
             target = cls.target_architecture(cfg)
         return [*super().flops_components(cfg, shape), forward_flops(cls.target_attr, target, shape)]
