@@ -216,6 +216,8 @@ def plan_budget(configs: dict[str, PretrainConfig], budget_steps: int, teacher_s
 
 def demo_configs(settings: DemoSettings) -> dict[str, PretrainConfig]:
     """The four pretraining configs of the demo, before their steps are set from the budget."""
+    from videojepa.methods import check_config
+
     out = Path(settings.out)
     configs: dict[str, PretrainConfig] = {}
     for method in METHODS:
@@ -227,6 +229,7 @@ def demo_configs(settings: DemoSettings) -> dict[str, PretrainConfig]:
             teacher=configs.get("salt_teacher"),
             overrides=settings.pretrain_overrides,
         )
+        check_config(configs[method])  # the method's rules across sections: before anything is written
     return configs
 
 

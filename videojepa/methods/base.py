@@ -9,7 +9,8 @@ and declares, as class attributes and classmethods, what the rest of the library
 - `networks`: attribute -> role, "trained" (in the optimiser), "ema" (a moving average of a trained
   network, named in `ema_of`) or "frozen" (fixed weights); non-trained networks stay in eval mode, outside
   the optimiser; the trainer wraps each by its role (DDP, or FSDP2 per block);
-- `check_config(cfg)`: its cross-key config rules (raise ConfigError);
+- `config_section`: the class of its `method:` config section (`name` and its own keys, with their rules);
+- `check_config(cfg)`: its rules across config sections (raise ConfigError), run by the trainer and the CLI;
 - `flops_components(cfg, shape)`: what one optimiser step computes, for the FLOPs accountant.
 
 At run time: `after_step(step)` after every optimiser step (V-JEPA's EMA update; returns metrics to
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from videojepa.config.schema import PretrainConfig
+from videojepa.config.schema import MethodSection, PretrainConfig
 from videojepa.methods import accounting
 from videojepa.models.predictor import PixelDecoder, Predictor
 from videojepa.models.registry import build_encoder
@@ -59,6 +60,7 @@ class Method(nn.Module):
     networks: dict[str, str] = {}
     head_attr = "head"  # the attribute holding the network after the encoder
     ema_of: dict[str, str] = {}  # EMA network -> the trained network it follows (they must be sharded alike)
+    config_section: type[MethodSection] = MethodSection  # its `method:` keys (a subclass adds its own)
 
     def __init__(self, cfg: PretrainConfig):
         super().__init__()
@@ -66,7 +68,8 @@ class Method(nn.Module):
 
     @classmethod
     def check_config(cls, cfg: PretrainConfig) -> None:
-        """Rules across config keys that only this method has; raise ConfigError naming the key."""
+        """Rules of this method across config sections (its own keys are its section's); raise ConfigError
+        naming the key."""
 
     def modules_with_role(self, *roles: str) -> list[nn.Module]:
         return [getattr(self, attr) for attr, role in self.networks.items() if role in roles]

@@ -1,13 +1,15 @@
 """The method registry: `register_method(cls)` makes a method buildable by `method.name`.
 
 A method class declares everything the rest of the library needs to know about it (its networks and
-their roles, its config rules, its FLOPs per step), so the trainer, the config loader and the FLOPs
+their roles, its config section and rules, its FLOPs per step), so the trainer, the config loader and the FLOPs
 accountant never name a method. Registering checks those declarations, so a method that forgot one
-fails when it is defined, not halfway through a run.
+fails when it is defined, not halfway through a run; it also registers the method's config section
+(`Method.config_section`), which is how `method:` in a config is validated (`videojepa.config.schema`).
 """
 
 from __future__ import annotations
 
+from videojepa.config.schema import register_method_section, unregister_method_section
 from videojepa.errors import ConfigError
 
 ROLES = ("trained", "ema", "frozen")
@@ -36,12 +38,14 @@ def register_method(cls: type) -> type:
                 f"method {name!r}: ema_of pairs an 'ema' network with the 'trained' one it follows, "
                 f"got {target!r} ({cls.networks.get(target)}) -> {source!r} ({cls.networks.get(source)})"
             )
+    register_method_section(name, cls.config_section)
     _METHODS[name] = cls
     return cls
 
 
 def unregister_method(name: str) -> None:
     _METHODS.pop(name, None)
+    unregister_method_section(name)
 
 
 def list_methods() -> list[str]:
@@ -56,3 +60,9 @@ def get_method(name: str) -> type:
 
 def build_method(cfg):
     return get_method(cfg.method.name)(cfg)
+
+
+def check_config(cfg) -> None:
+    """The rules of the config's method that span other sections (`Method.check_config`); the trainer and the
+    CLI commands run them before any work. Its own section's keys were checked when the config was loaded."""
+    get_method(cfg.method.name).check_config(cfg)

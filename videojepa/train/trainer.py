@@ -25,10 +25,10 @@ import torch
 import yaml
 
 from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
-from videojepa.config.schema import PretrainConfig
+from videojepa.config.schema import PretrainConfig, method_keys
 from videojepa.encoder_io import ENCODER_FILE, ClipProtocol, EncoderCard, save_encoder
 from videojepa.errors import UserError
-from videojepa.methods import Method, build_method
+from videojepa.methods import Method, build_method, check_config
 from videojepa.methods.registry import ROLES
 from videojepa.models.registry import encoder_from_arch
 from videojepa.optim.adamw import set_hyperparameters
@@ -142,7 +142,10 @@ class Trainer:
                 f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}"
             )
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (FSDP2 shards what each rank built)
-        self.method = method or build_method(cfg)
+        if method is None:
+            check_config(cfg)  # the method's rules across config sections
+            method = build_method(cfg)
+        self.method = method
         if cfg.model.init:  # a checkpoint found in run.dir later replaces these weights on resume
             log.info("model.init: %s from %s", ", ".join(self.method.initialize_from(cfg.model.init)), cfg.model.init)
         self.method = self.method.to(self.device)
@@ -202,6 +205,10 @@ class Trainer:
             )
         if saved_path.exists():
             saved = migrate_moved_keys(yaml.safe_load(saved_path.read_text()), str(saved_path))
+            method = getattr(self.cfg, "method", None)  # (a fine-tuning config has none)
+            if method is not None and (saved.get("method") or {}).get("name") == method.name:
+                # a config saved when every method's keys were in one section: the keys this method never read
+                saved["method"] = method_keys(saved["method"], method.name)
             conflicts = config_conflicts(saved, current, to_dict(type(self.cfg)()))
             if conflicts:
                 raise UserError(
