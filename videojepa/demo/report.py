@@ -70,6 +70,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from videojepa.encoder_io import resolve_encoder_path
+from videojepa.train.logger import read_metrics
+from videojepa.train.trainer import snapshot_path
+from videojepa.utils.files import write_json_and_markdown
+
 SCHEMA = "videojepa.demo/2"
 TOP_KEYS = (
     "schema",
@@ -218,9 +223,6 @@ def weight_drift(run_dir: str, encoder: str) -> float | None:
     encoder (its step-0 snapshot; None without one). The V-JEPA encoder is the EMA target, which moves slowly."""
     from safetensors.torch import load_file
 
-    from videojepa.encoder_io import resolve_encoder_path
-    from videojepa.train.trainer import snapshot_path
-
     initial = snapshot_path(run_dir, 0)
     if not initial.exists():
         return None
@@ -240,8 +242,6 @@ def curve_scores(probe: dict) -> dict:
 
 def rank_at(run_dir: str, step: int) -> float | None:
     """The RankMe of the run's last full metrics record at or before `step` (None when there is none)."""
-    from videojepa.train.logger import read_metrics
-
     logged = [r for r in read_metrics(run_dir, kind="log") if r["step"] <= step and r.get("feature_rank") is not None]
     return logged[-1]["feature_rank"] if logged else None
 
@@ -349,7 +349,5 @@ def check_results(results: dict) -> None:
 
 def write_results(out: str | Path, results: dict) -> tuple[Path, Path]:
     """Write results.json and results.md atomically into `out`; returns their paths."""
-    from videojepa.utils.files import write_json_and_markdown
-
     check_results(results)
     return write_json_and_markdown(out, results, markdown_table(results))

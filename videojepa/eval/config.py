@@ -32,6 +32,7 @@ from videojepa.config.base import Section
 from videojepa.config.schema import ModelConfig
 from videojepa.data.config import DataConfig
 from videojepa.errors import ConfigError
+from videojepa.models.registry import list_models
 
 PROBE_KINDS = ("attentive", "attentive3", "linear", "linear_frames", "knn", "knn_frames")
 
@@ -140,8 +141,6 @@ class ProbeConfig(Section):
 
     def check(self) -> None:
         """Rules across keys; raises ConfigError naming the key."""
-        from videojepa.models.registry import list_models
-
         if self.model.init:
             raise ConfigError("model.init", "is a pretraining key: a probe reads its encoder from probe.checkpoint")
         if isinstance(self.data.train, list):

@@ -26,7 +26,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from videojepa.config.loader import save_config, to_dict
+from videojepa.data.build import build_dataset
 from videojepa.data.config import DataConfig
+from videojepa.data.datasets import VideoDataset
+from videojepa.data.loader import build_loader
+from videojepa.encoder_io import load_encoder, resolve_encoder_path
 from videojepa.errors import UserError
 from videojepa.eval.config import ProbeConfig, TaskConfig
 from videojepa.eval.features import (
@@ -44,14 +49,12 @@ from videojepa.eval.grid import ProbeGrid, fit, grid_cells
 from videojepa.eval.probes import KNN_KINDS, KNNClassifier, build_probe, probe_input
 from videojepa.eval.protocol import eval_logits, training_batch
 from videojepa.eval.report import SCHEMA, write_results
+from videojepa.models.registry import build_encoder, count_parameters
 from videojepa.utils.device import resolve_device
 
 
 def probe_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
     """The frozen encoder, a description of it for the results, and its identity for cache keys."""
-    from videojepa.encoder_io import load_encoder, resolve_encoder_path
-    from videojepa.models.registry import build_encoder, count_parameters
-
     if cfg.probe.checkpoint == "none":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.run.seed)
@@ -148,8 +151,6 @@ def task_classes(task: TaskConfig, train_ds, val_ds) -> int:
 
 def first_videos(dataset, count: int):
     """A dataset of the first `count` files of `dataset`'s list, with the same settings."""
-    from videojepa.data.datasets import VideoDataset
-
     return VideoDataset(
         dataset.entries[:count],
         dataset.cfg,
@@ -207,8 +208,6 @@ class TaskRunner:
         log: Callable[[str], None],
         source: FeatureSource,
     ):
-        from videojepa.data.build import build_dataset
-
         self.cfg, self.encoder, self.identity, self.task, self.data, self.log = cfg, encoder, identity, task, data, log
         self.source = source
         check_protocol(encoder, data, task.name)
@@ -390,8 +389,6 @@ class TaskRunner:
 
     def run_grid(self, val: FeatureSet) -> tuple[list[dict], torch.Tensor]:
         """Every cell of the lr x wd grid and the cells' validation predictions (cells, B)."""
-        from videojepa.data.loader import build_loader
-
         cfg, opt = self.cfg, self.cfg.optim
         dim = val.features.shape[-1]
         make = lambda: build_probe(cfg.probe.kind, dim, self.num_classes, cfg.probe.heads, cfg.probe.queries)  # noqa: E731
@@ -458,8 +455,6 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
     """Evaluate the configured encoder on every task; writes results into run.dir and returns them.
     `source` reads and encodes the clips (default: a fresh `FeatureSource`; pass one made with
     `keep_clips=True` to several calls to decode their videos once)."""
-    from videojepa.config.loader import save_config, to_dict
-
     log = log or (lambda _: None)
     start = time.perf_counter()
     run_dir = Path(cfg.run.dir)

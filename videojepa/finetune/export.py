@@ -22,6 +22,7 @@ from videojepa.encoder_io import ENCODER_FILE, EncoderCard, load_encoder, load_s
 from videojepa.errors import UserError
 from videojepa.finetune.evaluate import multiview_logits
 from videojepa.finetune.head import ClassifierHead
+from videojepa.utils.files import atomic_path
 
 HEAD_FILE = "head.safetensors"
 HEAD_FORMAT = "videojepa.classifier-head/1"
@@ -32,8 +33,6 @@ def save_classifier(
 ) -> None:
     """Write the encoder (with `card`) and the head into `folder`, each atomically."""
     from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

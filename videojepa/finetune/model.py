@@ -17,8 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videojepa.data.build import build_dataset
+from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
 from videojepa.finetune.head import ClassifierHead
 from videojepa.finetune.layer_decay import layer_decay_groups
+from videojepa.finetune.mixup import MixSettings
+from videojepa.flops import StepShape, context_encoder_flops, forward_flops
 from videojepa.methods.base import Method
 from videojepa.models.blocks import DropPath
 
@@ -62,10 +66,6 @@ class Classification(Method):
 
     # --------------------------------------------------------------- what the trainer feeds it (Method defaults)
     def training_data(self, cfg):
-        from videojepa.data.build import build_dataset
-        from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
-        from videojepa.finetune.mixup import MixSettings
-
         a = cfg.augment
         augment = ClipAugment(
             tuple(cfg.data.mean),
@@ -104,8 +104,6 @@ class Classification(Method):
 
     def flops_per_clip(self, cfg) -> tuple[float, float]:
         """The encoder over all tokens of a clip, trained (x6 per parameter and token) or frozen (x2)."""
-        from videojepa.flops import StepShape, context_encoder_flops, forward_flops
-
         grid = self.encoder.grid(cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
         tokens = grid[0] * grid[1] * grid[2]
         shape = StepShape(batch=1, tokens_per_clip=tokens, lengths=[(tokens, 0)])

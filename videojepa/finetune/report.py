@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from videojepa.utils.files import write_json_and_markdown
+
 SCHEMA = "videojepa.finetune/1"
 TOP_KEYS = (
     "schema",
@@ -92,7 +94,5 @@ def check_results(results: dict) -> None:
 
 def write_results(run_dir: str | Path, results: dict) -> tuple[Path, Path]:
     """Write results.json and results.md atomically; returns their paths."""
-    from videojepa.utils.files import write_json_and_markdown
-
     check_results(results)
     return write_json_and_markdown(run_dir, results, markdown_table(results))

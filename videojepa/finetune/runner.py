@@ -26,12 +26,19 @@ from pathlib import Path
 
 import torch
 
-from videojepa.encoder_io import ClipProtocol, EncoderCard
+from videojepa.config.loader import to_dict
+from videojepa.data.build import build_dataset
+from videojepa.encoder_io import ClipProtocol, EncoderCard, load_encoder
 from videojepa.errors import ConfigError, UserError
+from videojepa.eval.runner import check_protocol, encoder_protocol
 from videojepa.finetune.config import FinetuneConfig
 from videojepa.finetune.evaluate import evaluate
-from videojepa.finetune.export import load_classifier, save_classifier
+from videojepa.finetune.export import HEAD_FILE, load_classifier, save_classifier
+from videojepa.finetune.head import ClassifierHead
 from videojepa.finetune.model import Classification
+from videojepa.finetune.report import SCHEMA, write_results
+from videojepa.models.registry import build_encoder, count_parameters
+from videojepa.train.sources import check_data_sources
 from videojepa.train.trainer import Trainer
 
 log = logging.getLogger("videojepa.train.finetune")  # a child of the trainer's logger: train.log gets it
@@ -41,9 +48,6 @@ CONFUSION_MAX_CLASSES = 20
 
 def finetune_encoder(cfg: FinetuneConfig) -> tuple[torch.nn.Module, dict]:
     """The encoder to fine-tune (fp32, on CPU) and a description of it for the results."""
-    from videojepa.encoder_io import load_encoder
-    from videojepa.models.registry import build_encoder, count_parameters
-
     if cfg.finetune.checkpoint == "none":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.run.seed)
@@ -59,8 +63,6 @@ def finetune_encoder(cfg: FinetuneConfig) -> tuple[torch.nn.Module, dict]:
 
 def resolve_protocol(cfg: FinetuneConfig, encoder) -> dict:
     """Take the clip keys the user left at their defaults from the encoder card (in place); returns them."""
-    from videojepa.eval.runner import check_protocol, encoder_protocol
-
     given = cfg.given_keys()
     data, taken = encoder_protocol(cfg.data, encoder.card, lambda key: f"data.{key}" in given)
     cfg.data = data
@@ -86,8 +88,6 @@ def label_count(cfg: FinetuneConfig, train_ds, val_ds) -> tuple[int, list[str]]:
 
 
 def view_dataset(cfg: FinetuneConfig, segments: int, crops: int):
-    from videojepa.data.build import build_dataset
-
     data = cfg.data.model_copy(update={"num_clips": segments, "num_views": crops})
     return build_dataset(cfg.data.val, data, train=False, key="data.val", on_bad="exclude")
 
@@ -144,8 +144,6 @@ class FinetuneTrainer(Trainer):
             return head
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        from videojepa.finetune.head import ClassifierHead
-
         weights = get_model_state_dict(head, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         whole = ClassifierHead(**head.arch)
         if self.dist.is_main:
@@ -157,8 +155,6 @@ def read_info(folder: Path) -> dict | None:
     import json
 
     from safetensors import safe_open
-
-    from videojepa.finetune.export import HEAD_FILE
 
     path = folder / HEAD_FILE
     if not path.is_file():
@@ -204,11 +200,6 @@ def test_classifiers(cfg: FinetuneConfig, run_dir: Path, num_classes: int, log_l
 
 def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = print) -> dict:
     """Fine-tune, test, and write results.json / results.md into run.dir; returns the results (rank 0) or {}."""
-    from videojepa.config.loader import to_dict
-    from videojepa.data.build import build_dataset
-    from videojepa.finetune.report import SCHEMA, write_results
-    from videojepa.train.sources import check_data_sources
-
     log_line = log_line or (lambda _: None)
     start = time.perf_counter()
     check_data_sources(cfg.data)  # before the run directory exists

@@ -17,8 +17,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videojepa.encoder_io import ENCODER_FILE, PREDICTOR_FILE, save_encoder, save_predictor
+from videojepa.encoder_io import (
+    ENCODER_FILE,
+    PREDICTOR_FILE,
+    load_encoder,
+    load_predictor,
+    save_encoder,
+    save_predictor,
+)
 from videojepa.errors import UserError
+from videojepa.interop.hf_vjepa2 import from_hf, to_hf
+from videojepa.interop.hub import resolve_source
+from videojepa.interop.official import from_official
+from videojepa.interop.videomae import from_videomae
 
 SOURCES = ("hf", "official", "videomae")
 TARGETS = ("hf",)
@@ -27,22 +38,14 @@ TARGETS = ("hf",)
 def convert(source: str, src: str | Path, out: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
     """Convert `src` (format `source`; a Hub id is looked up in `cache_dir` or the default Hub cache) into the
     folder `out`; options go to the format's reader (official: which, arch, heads, predictor_heads, frames, crop)."""
-    from videojepa.interop.hub import resolve_source
-
     if source not in SOURCES:
         raise UserError(f"unknown source format {source!r}; available: {', '.join(SOURCES)}")
     path = resolve_source(src, source, cache_dir)
     if source == "hf":
-        from videojepa.interop.hf_vjepa2 import from_hf
-
         encoder, predictor, card = from_hf(path, **options)
     elif source == "official":
-        from videojepa.interop.official import from_official
-
         encoder, predictor, card = from_official(path, **options)
     else:
-        from videojepa.interop.videomae import from_videomae
-
         encoder, predictor, card = from_videomae(path, **options)
     out = Path(out)
     if (out / ENCODER_FILE).exists() or (out / "checkpoints").exists():
@@ -55,9 +58,6 @@ def convert(source: str, src: str | Path, out: str | Path, cache_dir: str | Path
 
 def export(src: str | Path, out: str | Path, to: str = "hf") -> Path:
     """Write the encoder + predictor folder `src` (a `convert` output) in format `to`."""
-    from videojepa.encoder_io import load_encoder, load_predictor
-    from videojepa.interop.hf_vjepa2 import to_hf
-
     if to not in TARGETS:
         raise UserError(f"unknown target format {to!r}; available: {', '.join(TARGETS)}")
     src = Path(src)

@@ -28,6 +28,7 @@ from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
 from videojepa.models.predictor import Predictor
 from videojepa.models.registry import encoder_from_arch, find_architecture
+from videojepa.utils.files import atomic_path
 
 WEIGHTS = "model.safetensors"
 HF_MASK_INDEX = 1  # VJEPA2PredictorEmbeddings.forward's default
@@ -151,8 +152,6 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
 def to_hf(encoder: torch.nn.Module, predictor: Predictor, out: str | Path, frames: int, crop: int) -> Path:
     """Write `out`/config.json + model.safetensors that `VJEPA2Model.from_pretrained(out)` loads."""
     from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
 
     a, p = encoder.arch, predictor.arch
     unsupported = [

@@ -32,6 +32,7 @@ from videojepa.interop.state import SourceState, strip_prefixes
 from videojepa.models.pos_embed import sincos_3d
 from videojepa.models.predictor import Predictor
 from videojepa.models.registry import ARCHITECTURES, RELEASED, encoder_from_arch
+from videojepa.utils.files import safe_load
 
 VJEPA1_CLIP = dict(frames_per_clip=16, crop_size=224)  # V-JEPA 1's pretraining clips, when the user names none
 VJEPA2_PREDICTOR_HEADS = 12
@@ -47,8 +48,6 @@ def from_official(
     frames: int | None = None,
     crop: int | None = None,
 ):
-    from videojepa.train.checkpoint import safe_load
-
     path = Path(path)
     payload = safe_load(path)
     if not isinstance(payload, dict) or which not in payload:

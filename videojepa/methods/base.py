@@ -28,6 +28,10 @@ from __future__ import annotations
 from torch import nn
 
 from videojepa.config.schema import MethodSection, PretrainConfig
+from videojepa.data.build import build_dataset
+from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor, load_state_strict
+from videojepa.errors import UserError
+from videojepa.masks import MaskCollator, build_mask_generators
 from videojepa.methods import accounting
 from videojepa.models.predictor import PixelDecoder, Predictor
 from videojepa.models.registry import build_encoder
@@ -96,8 +100,6 @@ class Method(nn.Module):
     def meta_networks(cls, cfg: PretrainConfig) -> tuple[nn.Module, nn.Module]:
         """(encoder, head): the networks that run with gradients, built on the meta device by the method's own
         builders (for the FLOPs and memory accountants)."""
-        from videojepa.errors import UserError
-
         raise UserError(
             f"method {cls.name!r} declares no meta_networks(cfg): the accountants need the "
             f"architectures of the networks it trains"
@@ -113,9 +115,6 @@ class Method(nn.Module):
     def training_data(self, cfg: PretrainConfig):
         """(dataset, collate_fn) of the training loader: data.train as uint8 items (the trainer flips and
         normalises them on the device) and a MaskCollator over the config's mask generators."""
-        from videojepa.data.build import build_dataset
-        from videojepa.masks import MaskCollator, build_mask_generators
-
         return (
             build_dataset(cfg.data.train, cfg.data, train=True, uint8=True),
             MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed),
@@ -137,9 +136,6 @@ class Method(nn.Module):
         `predictor`. Strict: an architecture other than the config's is a one-line error naming model.init.
         Returns the networks loaded."""
         from pathlib import Path
-
-        from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor, load_state_strict
-        from videojepa.errors import UserError
 
         def check(loaded: nn.Module, own: nn.Module, what: str) -> None:
             theirs = {k: v for k, v in loaded.arch.items() if k != "name"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from videojepa.errors import UserError
 from videojepa.models.vit import VisionTransformer
 
 ARCHITECTURES: dict[str, dict] = {
@@ -82,8 +83,6 @@ def build_encoder(model_cfg, **overrides) -> VisionTransformer:
 def encoder_from_arch(arch: dict) -> VisionTransformer:
     """The encoder an architecture dict describes (an encoder card's `arch`, or a converter's reading of
     another format's weights); `name` is carried along, not a constructor argument."""
-    from videojepa.errors import UserError
-
     try:
         encoder = VisionTransformer(**{k: v for k, v in arch.items() if k != "name"})
     except (TypeError, ValueError) as err:

@@ -26,6 +26,9 @@ import yaml
 
 from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
 from videojepa.config.schema import PretrainConfig, method_keys
+from videojepa.data.build import build_dataset
+from videojepa.data.loader import build_loader
+from videojepa.data.transforms import normalization_constants, normalize_clips
 from videojepa.encoder_io import ENCODER_FILE, ClipProtocol, EncoderCard, save_encoder
 from videojepa.errors import UserError
 from videojepa.methods import Method, build_method, check_config
@@ -168,9 +171,6 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
     def build_data(self) -> None:
-        from videojepa.data.build import build_dataset
-        from videojepa.data.loader import build_loader
-
         cfg = self.cfg
         check_data_sources(cfg.data)
         dataset, collate = self.method.training_data(cfg)
@@ -342,8 +342,6 @@ class Trainer:
     def video_to_device(self, batch: dict) -> torch.Tensor:
         """The batch's uint8 clips, copied to the device (non-blocking from pinned memory on CUDA), then flipped
         and normalised there: the workers send 4x fewer bytes and do no float work."""
-        from videojepa.data.transforms import normalization_constants, normalize_clips
-
         video = batch["video"].to(self.device, non_blocking=True)
         return normalize_clips(
             video,
