@@ -1,8 +1,11 @@
-"""`videojepa convert --from {hf,official,videomae} SRC OUT` and `videojepa convert --to hf SRC OUT`."""
+"""`videojepa convert --from FORMAT SRC OUT` and `videojepa convert --to FORMAT SRC OUT`: the registered
+checkpoint formats (`videojepa.interop.registry`; built in: --from hf, official, videomae, --to hf)."""
 
 from __future__ import annotations
 
 import json
+
+from videojepa.interop.registry import describe, list_sources, list_targets
 
 
 def register(subparsers) -> None:
@@ -16,20 +19,16 @@ def register(subparsers) -> None:
         "renamed or mis-shaped one is an error naming it. .pt/.pth.tar files are read with "
         "torch.load(weights_only=True): a file that needs more than tensors and plain containers is "
         "refused.",
-        epilog="examples: videojepa convert --from hf facebook/vjepa2-vitl-fpc64-256 models/vjepa2-vitl | "
+        epilog=f"sources (--from): {describe('sources')}. Targets (--to): {describe('targets')}. Examples: "
+        "videojepa convert --from hf facebook/vjepa2-vitl-fpc64-256 models/vjepa2-vitl | "
         "videojepa convert --from official vitg.pt models/vjepa2-vitg --arch vjepa2_vitg | "
         "videojepa convert --to hf models/vjepa2-vitl hf/vjepa2-vitl",
     )
     direction = p.add_mutually_exclusive_group(required=True)
+    direction.add_argument("--from", dest="source", choices=list_sources(), help="the source's format (listed below)")
     direction.add_argument(
-        "--from",
-        dest="source",
-        choices=["hf", "official", "videomae"],
-        help="hf: a VJEPA2Model save_pretrained folder or Hub id; official: a V-JEPA 1 .pth.tar "
-        "or V-JEPA 2 .pt checkpoint; videomae: a VideoMAEModel / VideoMAEForPreTraining / "
-        "VideoMAEForVideoClassification folder or Hub id",
+        "--to", dest="target", choices=list_targets(), help="export a convert output folder in this format"
     )
-    direction.add_argument("--to", dest="target", choices=["hf"], help="export a convert output folder")
     p.add_argument("src", help="source file, folder, or Hugging Face Hub model id (fetched into the Hub cache)")
     p.add_argument("out", help="output folder (must not hold an encoder yet)")
     p.add_argument(
@@ -65,8 +64,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from videojepa.errors import UserError
     from videojepa.interop import convert, export
+    from videojepa.interop.registry import get_source
 
-    official = {
+    # the source-specific flags (official's), given on the command line; --which has a default
+    options = {
         "which": args.which,
         "arch": args.arch,
         "heads": args.heads,
@@ -74,15 +75,16 @@ def run(args) -> int:
         "frames": args.frames,
         "crop": args.crop,
     }
+    given = [k for k, v in options.items() if v is not None and not (k == "which" and v == "target_encoder")]
+    takes = get_source(args.source).options if args.source else ()
+    foreign = [f"--{k.replace('_', '-')}" for k in given if k not in takes]
+    if foreign:
+        owners = [name for name in list_sources() if set(given) <= set(get_source(name).options)]
+        where = f"--from {' or --from '.join(owners)}" if owners else "another format"
+        raise UserError(f"{', '.join(foreign)} only apply to {where}")
     if args.target:
-        given = [f"--{k.replace('_', '-')}" for k, v in official.items() if v is not None and k != "which"]
-        if given:
-            raise UserError(f"{', '.join(given)} only apply to --from official")
         out = export(args.src, args.out, to=args.target)
     else:
-        given = [f"--{k.replace('_', '-')}" for k, v in official.items() if v is not None and k != "which"]
-        if args.source != "official" and (given or args.which != "target_encoder"):
-            raise UserError(f"{', '.join(given) or '--which'} only apply to --from official")
-        out = convert(args.source, args.src, args.out, **(official if args.source == "official" else {}))
+        out = convert(args.source, args.src, args.out, **{k: v for k, v in options.items() if k in takes})
     print(json.dumps({"output": str(out), "files": sorted(p.name for p in out.iterdir())}))
     return 0

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from videojepa.data.loader import build_loader
-from videojepa.eval.runner import accuracy
+from videojepa.eval.encoders import accuracy
 
 
 def multiview_logits(classify: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor) -> torch.Tensor:

@@ -6,10 +6,11 @@
     convert("videomae", "videomae-base/", "models/videomae-base")
     export("models/vjepa2-vitl", "hf-out/", to="hf")
 
+Formats are registered (`registry`: `@register_source` / `@register_target`, one class each, from anywhere).
 `convert` writes OUT/encoder.safetensors (our self-describing format: its card records the source,
 the architecture variant and the clip protocol) and OUT/predictor.safetensors when the source has a
 predictor. OUT is accepted wherever a run directory is (`probe.checkpoint`, `extract --checkpoint`,
-`method.teacher.checkpoint`). One module per source format: `hf_vjepa2`, `official`, `videomae`;
+`method.teacher.checkpoint`). One module per built-in format: `hf_vjepa2`, `official`, `videomae`;
 `hub` resolves Hub model ids; `state` makes every conversion strict.
 """
 
@@ -17,36 +18,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videojepa.encoder_io import (
-    ENCODER_FILE,
-    PREDICTOR_FILE,
-    load_encoder,
-    load_predictor,
-    save_encoder,
-    save_predictor,
-)
+from videojepa.encoder_io import ENCODER_FILE, PREDICTOR_FILE, save_encoder, save_predictor
 from videojepa.errors import UserError
-from videojepa.interop.hf_vjepa2 import from_hf, to_hf
-from videojepa.interop.hub import resolve_source
-from videojepa.interop.official import from_official
-from videojepa.interop.videomae import from_videomae
 
-SOURCES = ("hf", "official", "videomae")
-TARGETS = ("hf",)
+# the built-in formats register themselves: hf (and the hf target), official, videomae
+from videojepa.interop import hf_vjepa2, official, videomae  # noqa: F401
+from videojepa.interop.hub import resolve_source
+from videojepa.interop.registry import (
+    CheckpointSource,
+    CheckpointTarget,
+    get_source,
+    get_target,
+    list_sources,
+    list_targets,
+    register_source,
+    register_target,
+)
+
+__all__ = [
+    "convert",
+    "export",
+    "CheckpointSource",
+    "CheckpointTarget",
+    "register_source",
+    "register_target",
+    "list_sources",
+    "list_targets",
+]
 
 
 def convert(source: str, src: str | Path, out: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
-    """Convert `src` (format `source`; a Hub id is looked up in `cache_dir` or the default Hub cache) into the
-    folder `out`; options go to the format's reader (official: which, arch, heads, predictor_heads, frames, crop)."""
-    if source not in SOURCES:
-        raise UserError(f"unknown source format {source!r}; available: {', '.join(SOURCES)}")
-    path = resolve_source(src, source, cache_dir)
-    if source == "hf":
-        encoder, predictor, card = from_hf(path, **options)
-    elif source == "official":
-        encoder, predictor, card = from_official(path, **options)
-    else:
-        encoder, predictor, card = from_videomae(path, **options)
+    """Convert `src` (format `source`, a registered `CheckpointSource`; a Hub id is looked up in `cache_dir` or the
+    default Hub cache) into the folder `out`; options go to the format's reader (official: which, arch, heads,
+    predictor_heads, frames, crop)."""
+    reader = get_source(source)
+    path = resolve_source(src, reader.hub, cache_dir)
+    encoder, predictor, card = reader.read(path, **options)
     out = Path(out)
     if (out / ENCODER_FILE).exists() or (out / "checkpoints").exists():
         raise UserError(f"{out} already holds an encoder or a run; choose a new output folder")
@@ -57,17 +64,5 @@ def convert(source: str, src: str | Path, out: str | Path, cache_dir: str | Path
 
 
 def export(src: str | Path, out: str | Path, to: str = "hf") -> Path:
-    """Write the encoder + predictor folder `src` (a `convert` output) in format `to`."""
-    if to not in TARGETS:
-        raise UserError(f"unknown target format {to!r}; available: {', '.join(TARGETS)}")
-    src = Path(src)
-    if not (src / PREDICTOR_FILE).is_file():
-        raise UserError(
-            f"{src}: no {PREDICTOR_FILE}: a Hugging Face VJEPA2Model holds an encoder AND a predictor, "
-            f"so `--to hf` needs a folder with both (a `videojepa convert` output)"
-        )
-    encoder = load_encoder(src)
-    clip = encoder.card.clip
-    if clip.frames is None or clip.crop is None:
-        raise UserError(f"{src}: the encoder card records no clip frames / crop, which HF's config needs")
-    return to_hf(encoder, load_predictor(src), out, frames=clip.frames, crop=clip.crop)
+    """Write the encoder folder `src` (a `convert` output) in format `to` (a registered `CheckpointTarget`)."""
+    return get_target(to).write(Path(src), Path(out))

@@ -22,8 +22,16 @@ from pathlib import Path
 import torch
 
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
-from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
+from videojepa.encoder_io import (
+    PREDICTOR_FILE,
+    ClipProtocol,
+    EncoderCard,
+    load_encoder,
+    load_predictor,
+    load_state_strict,
+)
 from videojepa.errors import UserError
+from videojepa.interop.registry import CheckpointSource, CheckpointTarget, register_source, register_target
 from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
 from videojepa.models.predictor import Predictor
@@ -230,3 +238,31 @@ def _to_hf_key(key: str, value: torch.Tensor, names: dict):
             yield f"{base}.attention.{name}.{kind}", part
     else:
         yield f"{base}.{rest.replace('attn.proj', 'attention.proj')}", value
+
+
+@register_source
+class HuggingFaceVJEPA2(CheckpointSource):
+    name = "hf"
+    description = "a VJEPA2Model save_pretrained folder or Hub id"
+    hub = True
+
+    def read(self, path: Path, **options):
+        return from_hf(path, **options)
+
+
+@register_target
+class HuggingFaceVJEPA2Export(CheckpointTarget):
+    name = "hf"
+    description = "a folder that transformers' VJEPA2Model.from_pretrained loads (encoder and predictor)"
+
+    def write(self, folder: Path, out: Path) -> Path:
+        if not (folder / PREDICTOR_FILE).is_file():
+            raise UserError(
+                f"{folder}: no {PREDICTOR_FILE}: a Hugging Face VJEPA2Model holds an encoder AND a predictor, "
+                f"so `--to hf` needs a folder with both (a `videojepa convert` output)"
+            )
+        encoder = load_encoder(folder)
+        clip = encoder.card.clip
+        if clip.frames is None or clip.crop is None:
+            raise UserError(f"{folder}: the encoder card records no clip frames / crop, which HF's config needs")
+        return to_hf(encoder, load_predictor(folder), out, frames=clip.frames, crop=clip.crop)

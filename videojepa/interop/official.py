@@ -28,6 +28,7 @@ import torch
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
 from videojepa.errors import UserError
+from videojepa.interop.registry import CheckpointSource, register_source
 from videojepa.interop.state import SourceState, strip_prefixes
 from videojepa.models.pos_embed import sincos_3d
 from videojepa.models.predictor import Predictor
@@ -215,3 +216,13 @@ def _check_table(src: SourceState, key: str, dim: int, encoder, frames: int | No
             f"{src.origin}: {key} differs from the 3D sin-cos table by up to {error:.3g}: not V-JEPA's "
             f"fixed table, refusing to drop it"
         )
+
+
+@register_source
+class Official(CheckpointSource):
+    name = "official"
+    description = "a V-JEPA 1 .pth.tar or V-JEPA 2 .pt checkpoint of the official code"
+    options = ("which", "arch", "heads", "predictor_heads", "frames", "crop")
+
+    def read(self, path: Path, **options):
+        return from_official(path, **options)

@@ -25,6 +25,7 @@ from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
 from videojepa.errors import UserError
 from videojepa.interop.hf_vjepa2 import WEIGHTS, read_folder
+from videojepa.interop.registry import CheckpointSource, register_source
 from videojepa.interop.state import SourceState
 from videojepa.models.registry import encoder_from_arch
 
@@ -120,3 +121,13 @@ def from_videomae(folder: str | Path):
         source=source,
     )
     return encoder.eval(), None, card
+
+
+@register_source
+class VideoMAE(CheckpointSource):
+    name = "videomae"
+    description = "a VideoMAEModel / VideoMAEForPreTraining / VideoMAEForVideoClassification folder or Hub id"
+    hub = True
+
+    def read(self, path: Path, **options):
+        return from_videomae(path, **options)
