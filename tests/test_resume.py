@@ -161,7 +161,7 @@ def test_encoder_snapshots_are_kept_and_a_resumed_run_writes_the_same_ones(tiny_
     from safetensors.torch import load_file
 
     from videojepa.encoder_io import read_card
-    from videojepa.train.trainer import snapshot_path
+    from videojepa.train.run_dir import snapshot_path
 
     extra = {"train.steps": 6, "train.checkpoint_every": 100, "train.encoder_snapshots": [4, 0, 2, 9]}
     Trainer(load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "whole", **extra))).fit()

@@ -72,7 +72,7 @@ from pathlib import Path
 
 from videojepa.encoder_io import resolve_encoder_path
 from videojepa.train.logger import read_metrics
-from videojepa.train.trainer import snapshot_path
+from videojepa.train.run_dir import snapshot_path
 from videojepa.utils.files import write_json_and_markdown
 
 SCHEMA = "videojepa.demo/2"

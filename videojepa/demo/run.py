@@ -52,7 +52,8 @@ from videojepa.methods.accounting import stage_flops, steps_within_budget
 from videojepa.planner import split_budget
 from videojepa.train.checkpoint import PATTERN, list_checkpoints
 from videojepa.train.logger import read_metrics
-from videojepa.train.trainer import Trainer, snapshot_path
+from videojepa.train.run_dir import snapshot_path
+from videojepa.train.trainer import Trainer
 from videojepa.utils.files import atomic_write_text
 from videojepa.utils.plotting import pyplot
 

@@ -98,7 +98,8 @@ class FinetuneTrainer(Trainer):
                 )
             finally:
                 model.train()
-            encoder, head = self.exported_encoder(), self.exported_head()
+            encoder = self.checkpoints.exported_encoder()
+            head = self.checkpoints.gathered(model.head, lambda head: ClassifierHead(**head.arch))
         if not self.dist.is_main:
             return
         if self.metrics:
@@ -116,19 +117,6 @@ class FinetuneTrainer(Trainer):
             100 * scores["top1"],
             "" if best is None or scores["top1"] > best["val_top1"] else f", best {100 * best['val_top1']:.1f}%",
         )
-
-    def exported_head(self) -> torch.nn.Module:
-        """The head with whole weights (under FSDP2 a plain copy rebuilt from the gathered ones, on rank 0)."""
-        head = self.method.head
-        if not self.sharded:
-            return head
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        weights = get_model_state_dict(head, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        whole = ClassifierHead(**head.arch)
-        if self.dist.is_main:
-            whole.load_state_dict(weights)
-        return whole
 
 
 def read_info(folder: Path) -> dict | None:

@@ -1,4 +1,5 @@
-"""What every pretraining method provides to the method-agnostic trainer.
+"""What every pretraining method provides: to the method-agnostic trainer (the `TrainingTask` protocol,
+`videojepa.train.task`), and to the config and the accountants.
 
 A method is an nn.Module that owns its networks and turns one batch into a loss:
 
@@ -7,20 +8,19 @@ A method is an nn.Module that owns its networks and turns one batch into a loss:
 and declares, as class attributes and classmethods, what the rest of the library needs:
 - `name`: its key in the registry (`method.name` in configs);
 - `networks`: attribute -> role, "trained" (in the optimiser), "ema" (a moving average of a trained
-  network, named in `ema_of`) or "frozen" (fixed weights); non-trained networks stay in eval mode, outside
-  the optimiser; the trainer wraps each by its role (DDP, or FSDP2 per block);
+  network, named in `ema_of`) or "frozen" (fixed weights) (`videojepa.models.roles`); the trainer wraps each
+  by its role (DDP, or FSDP2 per block);
 - `config_section`: the class of its `method:` config section (`name` and its own keys, with their rules);
 - `check_config(cfg)`: its rules across config sections (raise ConfigError), run by the trainer and the CLI;
-- `flops_components(cfg, shape)`: what one optimiser step computes, for the FLOPs accountant.
+- the accounting hooks: `flops_components(cfg, shape)` (what one optimiser step computes),
+  `meta_networks(cfg)` and `target_architecture(cfg)` (its networks' architectures on the meta device).
 
-At run time: `after_step(step)` after every optimiser step (V-JEPA's EMA update; returns metrics to
-log), `export_encoder()` (the network evaluation uses) and `health_encoder()` (the network whose
-features the collapse monitors watch).
-
-What the trainer feeds it, with defaults every pretraining method keeps (a fine-tuning classifier,
-`videojepa.finetune`, overrides them): `batch_keys` (the loader batch entries its forward takes, in
-order), `training_data(cfg)` (the training dataset and its collate function), `build_optimizer(train_cfg)`
-and `flops_per_clip(cfg)` (for the achieved FLOP/s report).
+What the trainer calls (`TrainingTask`), with the defaults every pretraining method keeps: `batch_keys` (the
+loader batch entries its forward takes: video and masks), `training_data(cfg)` (the training dataset and its
+collate function), `build_optimizer(train_cfg)`, `after_step(step)` after every optimiser step (V-JEPA's EMA
+update; returns metrics to log), `export_encoder()` (the network evaluation uses), `health_encoder()` (the
+network whose features the collapse monitors watch), `shard_frozen(cfg)` and `flops_per_clip(cfg)` (for the
+achieved FLOP/s report). `build_method(cfg)` also starts it from `model.init` (`initialize_from`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from videojepa.masks import MaskCollator, build_mask_generators
 from videojepa.methods import accounting
 from videojepa.models.predictor import PixelDecoder, Predictor
 from videojepa.models.registry import build_encoder
+from videojepa.models.roles import NetworkRoles
 from videojepa.optim import adamw
 
 
@@ -59,11 +60,9 @@ def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> 
     return Predictor(in_dim, out_dim, **kwargs)
 
 
-class Method(nn.Module):
+class Method(NetworkRoles):
     name: str = ""
-    networks: dict[str, str] = {}
     head_attr = "head"  # the attribute holding the network after the encoder
-    ema_of: dict[str, str] = {}  # EMA network -> the trained network it follows (they must be sharded alike)
     config_section: type[MethodSection] = MethodSection  # its `method:` keys (a subclass adds its own)
 
     def __init__(self, cfg: PretrainConfig):
@@ -74,22 +73,6 @@ class Method(nn.Module):
     def check_config(cls, cfg: PretrainConfig) -> None:
         """Rules of this method across config sections (its own keys are its section's); raise ConfigError
         naming the key."""
-
-    def modules_with_role(self, *roles: str) -> list[nn.Module]:
-        return [getattr(self, attr) for attr, role in self.networks.items() if role in roles]
-
-    def frozen_modules(self) -> list[nn.Module]:
-        """Networks outside the optimiser (EMA targets and frozen teachers): always in eval mode."""
-        return self.modules_with_role("ema", "frozen")
-
-    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [
-            (f"{attr}.{n}", p)
-            for attr, role in self.networks.items()
-            if role == "trained"
-            for n, p in getattr(self, attr).named_parameters()
-            if p.requires_grad
-        ]
 
     @classmethod
     def shard_frozen(cls, cfg: PretrainConfig) -> bool:
@@ -171,9 +154,3 @@ class Method(nn.Module):
 
     def health_encoder(self) -> nn.Module:
         return self.export_encoder()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self.frozen_modules():
-            module.eval()
-        return self

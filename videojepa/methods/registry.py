@@ -9,10 +9,13 @@ fails when it is defined, not halfway through a run; it also registers the metho
 
 from __future__ import annotations
 
+import logging
+
 from videojepa.config.schema import register_method_section, unregister_method_section
 from videojepa.errors import ConfigError
+from videojepa.models.roles import check_roles
 
-ROLES = ("trained", "ema", "frozen")
+log = logging.getLogger("videojepa.train")
 
 _METHODS: dict[str, type] = {}
 
@@ -29,15 +32,7 @@ def register_method(cls: type) -> type:
             f"method {name!r} ({cls.__qualname__}) declares no FLOPs: define the classmethod "
             f"`flops_components(cfg, shape)` returning its `videojepa.flops.Component`s"
         )
-    bad = {attr: role for attr, role in cls.networks.items() if role not in ROLES}
-    if not cls.networks or bad:
-        raise TypeError(f"method {name!r}: `networks` must map attribute names to roles {ROLES}, got {cls.networks}")
-    for target, source in cls.ema_of.items():
-        if cls.networks.get(target) != "ema" or cls.networks.get(source) != "trained":
-            raise TypeError(
-                f"method {name!r}: ema_of pairs an 'ema' network with the 'trained' one it follows, "
-                f"got {target!r} ({cls.networks.get(target)}) -> {source!r} ({cls.networks.get(source)})"
-            )
+    check_roles(cls, name)
     register_method_section(name, cls.config_section)
     _METHODS[name] = cls
     return cls
@@ -59,7 +54,12 @@ def get_method(name: str) -> type:
 
 
 def build_method(cfg):
-    return get_method(cfg.method.name)(cfg)
+    """The configured method, started from model.init's weights when set (a checkpoint found in run.dir later
+    replaces them on resume)."""
+    method = get_method(cfg.method.name)(cfg)
+    if cfg.model.init:
+        log.info("model.init: %s from %s", ", ".join(method.initialize_from(cfg.model.init)), cfg.model.init)
+    return method
 
 
 def check_config(cfg) -> None:
