@@ -49,7 +49,7 @@ class TaskResult(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    evaluation: str
+    evaluation: str = "classification"  # the protocol that scored it (absent in files written before protocols)
     train: str
     val: str
     num_train: int  # training videos
