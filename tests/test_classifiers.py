@@ -47,8 +47,8 @@ def probe_folder(encoder_dir, out, protocol: ClassifierProtocol, classes, seed=0
 
 def test_evaluate_reports_what_the_classifier_predicts(pico, tiny_synth, tmp_path, cli):
     """top-1 / top-5 of `videojepa evaluate` against a count made here, clip by clip; labels matched by name."""
+    from videojepa.data.build import build_dataset
     from videojepa.data.config import DataConfig
-    from videojepa.data.datasets import build_dataset
 
     names = ["d", "c", "b", "a", "f", "e"]  # the classifier's order; the list numbers classes in sorted order
     folder = probe_folder(pico, tmp_path / "cls", ClassifierProtocol(frame_step=2, num_clips=2), names)

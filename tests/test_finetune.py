@@ -54,7 +54,7 @@ def tiny(data, run_dir, **extra):
 
 
 def make_trainer(cfg):
-    from videojepa.data.datasets import build_dataset
+    from videojepa.data.build import build_dataset
     from videojepa.finetune.model import Classification
     from videojepa.finetune.runner import FinetuneTrainer, finetune_encoder, label_count, resolve_protocol
 
@@ -128,8 +128,8 @@ def test_multiview_logits_average_exactly_segments_times_crops_views():
 
 
 def test_evaluate_feeds_every_view_of_every_video(tiny_synth):
+    from videojepa.data.build import build_dataset
     from videojepa.data.config import DataConfig
-    from videojepa.data.datasets import build_dataset
 
     data = DataConfig(frames_per_clip=8, frame_step=2, crop_size=32, num_workers=0, num_clips=2, num_views=3)
     dataset = build_dataset(f"{tiny_synth}/motion/val.csv", data, train=False, on_bad="exclude")
@@ -211,7 +211,7 @@ def test_frozen_encoder_stays_bitwise_unchanged(tiny_synth, tmp_path, one_thread
 
 def test_layer_decay_reaches_the_optimizer(tiny_synth, tmp_path):
     trainer = make_trainer(tiny(tiny_synth, tmp_path))
-    from videojepa.train.optim import set_hyperparameters
+    from videojepa.optim.adamw import set_hyperparameters
 
     set_hyperparameters(trainer.optimizer, 1.0, 0.05)
     lrs = {}

@@ -9,7 +9,7 @@ import torch
 
 from videojepa.config import load_config
 from videojepa.errors import ConfigError
-from videojepa.train.schedules import learning_rate
+from videojepa.optim.schedules import learning_rate
 
 WSD = [
     "train.lr_schedule=wsd",

@@ -5,12 +5,13 @@
     logits = model(views)                                 # (B, K*V, C, T, H, W): the protocol's clips x views
     model.protocol, model.classes, model.card
 
-A probe on disk is `probe.safetensors`: the `AttentiveProbe`'s weights and, in the metadata (format
-`videojepa.probe/1`), its `ProbeCard`: the probe's architecture, the encoder layers it reads, the class names,
-where it came from and the `ClassifierProtocol` it was trained and is tested with. A folder holding
-`encoder.safetensors` and `probe.safetensors` (what `videojepa convert` writes for a Hugging Face
-`VJEPA2ForVideoClassification` or an official V-JEPA 2 probe) is a classifier; so is a fine-tuned folder
-(`encoder.safetensors` + `head.safetensors`, `videojepa.finetune.export`).
+A probe on disk is `probe.safetensors` (`videojepa.eval.probe_file`, re-exported here: the `AttentiveProbe`'s
+weights and its `ProbeCard`: architecture, encoder layers read, class names, source and the
+`ClassifierProtocol` it was trained and is tested with). A folder holding `encoder.safetensors` and
+`probe.safetensors` (what `videojepa convert` writes for a Hugging Face `VJEPA2ForVideoClassification` or an
+official V-JEPA 2 probe) is a classifier; so is a fine-tuned folder (`encoder.safetensors` +
+`head.safetensors`, `videojepa.finetune.export`). This module sits above `eval` and `finetune` (it reads
+both kinds of head); the probe file format lives in `eval`, where `videojepa probe` writes it.
 
 The protocol says how a video becomes logits: K clips (temporal segments) x V views (spatial crops). A probe
 reads a view's K clips as ONE token sequence (their tokens concatenated, V-JEPA's multi-clip probe); a
@@ -23,105 +24,39 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
-from videojepa.encoder_io import ENCODER_FILE, load_encoder, load_state_strict
+from videojepa.encoder_io import ENCODER_FILE, load_encoder
 from videojepa.errors import UserError
+from videojepa.eval.probe_file import (
+    PROBE_FILE,
+    PROBE_FORMAT,
+    ClassifierProtocol,
+    ProbeCard,
+    load_probe,
+    read_probe_card,
+    save_probe,
+    write_probe_folder,
+)
+from videojepa.eval.protocol import per_view
+from videojepa.finetune.export import HEAD_FILE
+from videojepa.finetune.export import load_classifier as load_finetuned
 
-PROBE_FILE = "probe.safetensors"
-PROBE_FORMAT = "videojepa.probe/1"
-
-
-class ClassifierProtocol(BaseModel):
-    """How a classifier reads a video. Clip fields left None come from the encoder card."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    frames: int | None = None
-    frame_step: int | None = None
-    fps: float | None = None
-    crop: int | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    resize_ratio: float | None = None  # short side resized to crop * this before the views (None: the default)
-    num_clips: int = 1  # temporal segments per video, one clip each
-    num_views: int = 1  # spatial crops per clip
-    joint_clips: bool = True  # a view's clips form one token sequence (probes) or are scored alone (fine-tuned)
-    average: Literal["logits", "softmax"] = "logits"  # how the views' (clips') scores are combined
-
-    def with_card(self, card) -> ClassifierProtocol:
-        """Unset clip fields filled from an encoder card's clip protocol."""
-        if card is None:
-            return self
-        c = card.clip
-        found = {"frames": c.frames, "frame_step": c.frame_step, "fps": c.fps, "crop": c.crop}
-        found.update(mean=c.mean, std=c.std)
-        update = {k: v for k, v in found.items() if getattr(self, k) is None and v is not None}
-        if "frame_step" in update and self.fps is not None:
-            update.pop("frame_step")
-        return self.model_copy(update=update)
-
-
-class ProbeCard(BaseModel):
-    """Everything besides the weights of a saved probe."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    arch: dict  # `AttentiveProbe` arguments
-    layers: list[int] = [-1]  # encoder blocks whose normed outputs, concatenated, the probe reads
-    protocol: ClassifierProtocol = ClassifierProtocol()
-    classes: list[str] = []
-    source: dict | None = None  # {"format": "hf" | "official" | "videojepa", ...}
-    encoder: str | None = None  # the encoder it was trained on, when the file is not beside it
-
-
-def save_probe(probe: nn.Module, path: str | Path, card: ProbeCard) -> None:
-    """Write an `AttentiveProbe` and its card (atomically)."""
-    from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
-
-    if card.arch != probe.arch:
-        raise ValueError(f"card architecture {card.arch} is not the probe's {probe.arch}")
-    tensors = {k: v.detach().float().contiguous().cpu() for k, v in probe.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": PROBE_FORMAT, "card": card.model_dump_json()})
-
-
-def read_probe_card(path: str | Path) -> ProbeCard:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as err:  # safetensors raises several types for a damaged header
-        raise UserError(f"{path}: not a readable safetensors file ({err})") from None
-    if meta.get("format") != PROBE_FORMAT:
-        raise UserError(
-            f"{path}: not a videojepa probe file (format {meta.get('format')!r}, expected {PROBE_FORMAT!r})"
-        )
-    try:
-        return ProbeCard.model_validate_json(meta["card"])
-    except (ValidationError, KeyError) as err:
-        raise UserError(f"{path}: damaged probe card ({str(err).splitlines()[0]})") from None
-
-
-def load_probe(path: str | Path) -> nn.Module:
-    """The probe of a probe file, strictly, in eval mode; `.card` is its `ProbeCard`."""
-    from safetensors.torch import load_file
-
-    from videojepa.eval.probes import AttentiveProbe
-
-    card = read_probe_card(path)
-    try:
-        probe = AttentiveProbe(**card.arch)
-    except TypeError as err:
-        raise UserError(f"{path}: probe architecture {card.arch} cannot be built ({err})") from None
-    load_state_strict(probe, load_file(str(path)), str(path))
-    probe.card = card
-    return probe.eval()
+__all__ = [
+    "PROBE_FILE",
+    "PROBE_FORMAT",
+    "ClassifierProtocol",
+    "ProbeCard",
+    "VideoClassifier",
+    "describe",
+    "load_classifier",
+    "load_probe",
+    "read_probe_card",
+    "save_probe",
+    "write_probe_folder",
+]
 
 
 class VideoClassifier(nn.Module):
@@ -155,8 +90,6 @@ class VideoClassifier(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) one clip per video, or (B, K*V, C, T, H, W) clip-major (element k*V + v is view v of
         clip k, as the datasets give it) -> (B, classes) logits."""
-        from videojepa.eval.protocol import per_view
-
         if video.ndim == 5:
             video = video[:, None]
         if video.ndim != 6:
@@ -184,8 +117,6 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Vid
     """A classifier from `path`: a folder with encoder.safetensors and probe.safetensors (a `videojepa convert`
     output), a probe file (its encoder: the file beside it, else the one its card names), or a fine-tuned
     folder (`videojepa finetune`'s RUN/best or RUN/last: encoder.safetensors + head.safetensors)."""
-    from videojepa.finetune.export import HEAD_FILE
-
     path = Path(path)
     if path.is_dir() and (path / HEAD_FILE).is_file():
         return _finetuned(path).to(device).eval()
@@ -216,19 +147,11 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Vid
 
 def _finetuned(folder: Path) -> VideoClassifier:
     """A `videojepa finetune` output folder as a `VideoClassifier` (every clip scored alone, logits averaged)."""
-    from videojepa.finetune.export import load_classifier as load_finetuned
-
     tuned = load_finetuned(folder)
     stored = tuned.info.get("protocol") or {}
     protocol = ClassifierProtocol(**{**stored, "joint_clips": False})
     source = tuned.info.get("source") or {"format": "videojepa finetune", "path": str(folder.resolve())}
     return VideoClassifier(tuned.encoder, tuned.head, protocol, tuned.classes, source=source)
-
-
-def write_probe_folder(out: Path, probe: nn.Module, card: ProbeCard) -> None:
-    """`out`/probe.safetensors (for `videojepa convert` outputs; the encoder is written beside it)."""
-    out.mkdir(parents=True, exist_ok=True)
-    save_probe(probe, out / PROBE_FILE, card)
 
 
 def describe(model: VideoClassifier) -> dict:

@@ -1,8 +1,12 @@
-"""`videojepa convert --from {hf,official,official-probe,videomae} SRC OUT` and `videojepa convert --to hf SRC OUT`."""
+"""`videojepa convert --from FORMAT SRC OUT` and `videojepa convert --to FORMAT SRC OUT`: the registered
+checkpoint formats (`videojepa.interop.registry`; built in: --from hf, official, official-probe, videomae,
+--to hf)."""
 
 from __future__ import annotations
 
 import json
+
+from videojepa.interop.registry import describe, list_sources, list_targets
 
 
 def register(subparsers) -> None:
@@ -20,7 +24,8 @@ def register(subparsers) -> None:
         "is a model this project does not convert. .pt/.pth.tar files are read with "
         "torch.load(weights_only=True): a file that needs more than tensors and plain containers is "
         "refused.",
-        epilog="examples: videojepa convert --from hf facebook/vjepa2-vitl-fpc64-256 models/vjepa2-vitl | "
+        epilog=f"sources (--from): {describe('sources')}. Targets (--to): {describe('targets')}. Examples: "
+        "videojepa convert --from hf facebook/vjepa2-vitl-fpc64-256 models/vjepa2-vitl | "
         "videojepa convert --from hf facebook/vjepa2-vitl-fpc16-256-ssv2 models/vjepa2-vitl-ssv2 | "
         "videojepa convert --from hf facebook/dinov2-base models/dinov2-base | "
         "videojepa convert --from official vitg.pt models/vjepa2-vitg --arch vjepa2_vitg | "
@@ -29,18 +34,10 @@ def register(subparsers) -> None:
         "videojepa convert --to hf models/vjepa2-vitl hf/vjepa2-vitl",
     )
     direction = p.add_mutually_exclusive_group(required=True)
+    direction.add_argument("--from", dest="source", choices=list_sources(), help="the source's format (listed below)")
     direction.add_argument(
-        "--from",
-        dest="source",
-        choices=["hf", "official", "official-probe", "videomae"],
-        help="hf: a save_pretrained folder or Hub id of VJEPA2Model, VJEPA2ForVideoClassification (+ its probe), "
-        "VideoMAE* (a classifier: + its head), or an image model applied to every frame (Dinov2Model, "
-        "Dinov2WithRegistersModel, CLIPVisionModel / CLIPModel, SiglipVisionModel / SiglipModel); official: a "
-        "V-JEPA 1 .pth.tar or V-JEPA 2 .pt pretraining checkpoint; official-probe: a V-JEPA 2 attentive-probe "
-        ".pt (with --encoder); videomae: a VideoMAEModel / VideoMAEForPreTraining / "
-        "VideoMAEForVideoClassification folder or Hub id",
+        "--to", dest="target", choices=list_targets(), help="export a convert output folder in this format"
     )
-    direction.add_argument("--to", dest="target", choices=["hf"], help="export a convert output folder")
     p.add_argument("src", help="source file, folder, or Hugging Face Hub model id (fetched into the Hub cache)")
     p.add_argument("out", help="output folder (must not hold an encoder yet)")
     p.add_argument(
@@ -88,30 +85,29 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-# the options each source takes (None / the default: not given)
-OPTIONS = {
-    "official": ("which", "arch", "heads", "predictor_heads", "frames", "crop"),
-    "official-probe": ("encoder", "classifier", "heads", "frames", "frame_step", "crop", "segments", "views"),
-}
+# the source-specific flags (a source names those it takes: `CheckpointSource.options`); a flag is given when it
+# is set and differs from its default
+OPTIONS = ("which", "arch", "heads", "predictor_heads", "frames", "crop")
+OPTIONS += ("encoder", "classifier", "frame_step", "segments", "views")
 DEFAULTS = {"which": "target_encoder", "classifier": 0, "segments": 1, "views": 1}
 
 
 def run(args) -> int:
     from videojepa.errors import UserError
     from videojepa.interop import convert, export
+    from videojepa.interop.registry import get_source
 
-    names = {name for names in OPTIONS.values() for name in names}
-    given = {k for k in names if getattr(args, k) is not None and getattr(args, k) != DEFAULTS.get(k)}
-    wanted = OPTIONS.get(args.source, ())
-    stray = sorted(given - set(wanted))
-    if stray:
-        flags = ", ".join(f"--{k.replace('_', '-')}" for k in stray)
-        takes = [s for s, opts in OPTIONS.items() if set(stray) <= set(opts)]
-        raise UserError(f"{flags} only apply to --from {' / '.join(takes) or 'official / official-probe'}")
+    given = {k for k in OPTIONS if getattr(args, k) is not None and getattr(args, k) != DEFAULTS.get(k)}
+    takes = get_source(args.source).options if args.source else ()
+    foreign = sorted(given - set(takes))
+    if foreign:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in foreign)
+        owners = [name for name in list_sources() if set(foreign) <= set(get_source(name).options)]
+        where = f"--from {' or --from '.join(owners)}" if owners else "another format"
+        raise UserError(f"{flags} only apply to {where}")
     if args.target:
         out = export(args.src, args.out, to=args.target)
     else:
-        options = {k: getattr(args, k) for k in wanted}
-        out = convert(args.source, args.src, args.out, **options)
+        out = convert(args.source, args.src, args.out, **{k: getattr(args, k) for k in takes})
     print(json.dumps({"output": str(out), "files": sorted(p.name for p in out.iterdir())}))
     return 0

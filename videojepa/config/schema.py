@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializeAsAny, field_validator
 
 from videojepa.config.base import Section
 from videojepa.data.config import DataConfig
+from videojepa.errors import ConfigError
 
 
 class RunConfig(Section):
@@ -70,43 +71,74 @@ def default_masks() -> list[MaskConfig]:
     return [MaskConfig(num_blocks=8, spatial_scale=0.15), MaskConfig(num_blocks=2, spatial_scale=0.7)]
 
 
-class TeacherConfig(Section):
-    """salt_student only: the frozen teacher encoder."""
-
-    checkpoint: str | None = Field(None, description="encoder checkpoint or run directory")
-    model: str | None = Field(None, description="teacher architecture when no checkpoint is given (FLOPs, tests)")
-    shard: bool = Field(
-        False,
-        description="train.parallel=fsdp2: shard the frozen teacher (forward-only FSDP2 "
-        "module) instead of replicating it in bf16",
-    )
+DEFAULT_METHOD = "vjepa"
 
 
-class MethodConfig(Section):
-    """The pretraining method and its own settings; each key says which methods read it."""
+class MethodSection(Section):
+    """The `method` section: `name` picks a registered method, and that method's own section (a subclass of
+    this one, registered with the method: `Method.config_section`) declares the rest of its keys, so a method
+    from outside the package has settings of its own and a misspelt one is an error like any other.
+
+    A key that another registered method declares but this one does not (`method.ema` in a salt_teacher config
+    made from a V-JEPA preset, `method.teacher` in a run's config.yaml saved when every method's keys were in
+    one section) is left out, as those keys were always ignored by the methods that do not read them."""
 
     name: str = Field(
-        "vjepa",
+        DEFAULT_METHOD,
         description="a registered method (see `videojepa models`): vjepa, salt_teacher, "
         "salt_student, videomae, or one registered by a plugin",
     )
-    loss_exponent: float = Field(1.0, gt=0.0, description="vjepa, salt_student: latent loss mean |pred - LN(target)|^p")
-    ema: tuple[float, float] = Field(
-        (0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the schedule horizon"
-    )
-    teacher: TeacherConfig = TeacherConfig()
-    feature_reg: float = Field(
-        0.0,
-        ge=0.0,
-        description="every masked method: weight of a variance-covariance penalty (VICReg's) on the context "
-        "encoder's features, added to the loss: keeps them from collapsing to a few directions at high lr; "
-        "its statistics span the batch on all ranks, but each micro-batch when train.accum_steps > 1",
-    )
-    pixel_norm: Literal["tubelet", "none"] = Field(
-        "tubelet",
-        description="salt_teacher, videomae: pixel targets normalised by each tubelet's own mean and std per "
-        "channel (tubelet: VideoMAE's norm_pix_loss) or only by the input's mean/std (none)",
-    )
+
+
+# method name -> its section class; filled by `videojepa.methods.register_method` (the built-in methods register
+# when the package is imported). The config knows no method: it validates `method:` with the section the name
+# has here.
+_METHOD_SECTIONS: dict[str, type[MethodSection]] = {}
+
+
+def register_method_section(name: str, section: type[MethodSection]) -> None:
+    if not (isinstance(section, type) and issubclass(section, MethodSection)):
+        raise TypeError(f"method {name!r}: its config section must be a MethodSection subclass, got {section!r}")
+    _METHOD_SECTIONS[name] = section
+
+
+def unregister_method_section(name: str) -> None:
+    _METHOD_SECTIONS.pop(name, None)
+
+
+def method_section(name: str) -> type[MethodSection]:
+    """The section class of method `name`; ConfigError naming method.name when no method has that name."""
+    if name not in _METHOD_SECTIONS:
+        raise ConfigError("method.name", f"unknown method {name!r}; allowed values: {', '.join(_METHOD_SECTIONS)}")
+    return _METHOD_SECTIONS[name]
+
+
+def method_keys(section: dict, name: str) -> dict:
+    """The keys of a raw `method` mapping that method `name` reads: without those only other registered methods
+    declare (what validation leaves out) and, for a known method, every unknown key kept (validation refuses
+    it)."""
+    own = method_section(name).model_fields
+    others = {key for cls in _METHOD_SECTIONS.values() for key in cls.model_fields} - set(own)
+    return {key: value for key, value in section.items() if key not in others}
+
+
+def with_method(cfg: PretrainConfig, name: str) -> PretrainConfig:
+    """`cfg` with method `name` instead of its own: its method keys that `name` has are kept, the others left
+    out (the rest at `name`'s defaults)."""
+    section = build_method_section({**method_keys(cfg.method.model_dump(), name), "name": name})
+    return cfg.model_copy(update={"method": section})
+
+
+def build_method_section(value) -> MethodSection:
+    """A `method` mapping (or section) as the section of the method it names (default vjepa)."""
+    if isinstance(value, MethodSection):
+        if type(value) is _METHOD_SECTIONS.get(value.name):
+            return value
+        value = value.model_dump()
+    if not isinstance(value, dict):
+        raise ConfigError("method", f"must be a mapping of the method's settings, got {value!r}")
+    name = value.get("name", DEFAULT_METHOD)
+    return method_section(name).model_validate(method_keys(value, name))
 
 
 class TrainConfig(Section):
@@ -186,8 +218,16 @@ class PretrainConfig(Section):
     model: ModelConfig = ModelConfig()
     predictor: PredictorConfig = PredictorConfig()
     masks: list[MaskConfig] = Field(default_factory=default_masks)
-    method: MethodConfig = MethodConfig()
+    method: SerializeAsAny[MethodSection] = Field(
+        default_factory=lambda: build_method_section({}),
+        description="the method (`name`) and its own settings, as its registered section declares them",
+    )
     train: TrainConfig = TrainConfig()
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_section(cls, value) -> MethodSection:
+        return build_method_section(value)
 
 
 class StageConfig(Section):

@@ -1,4 +1,5 @@
-"""The demo's report: OUT/results.json (schema below) and the Markdown tables of OUT/results.md.
+"""The demo's report: OUT/results.json (the typed `DemoResults`, schema below) and the Markdown tables of
+OUT/results.md.
 
 results.json (schema "videojepa.demo/2"):
 
@@ -71,36 +72,86 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from videojepa.encoder_io import resolve_encoder_path
+from videojepa.train.logger import read_metrics
+from videojepa.train.run_dir import snapshot_path
+from videojepa.utils.files import write_json_and_markdown
+
 SCHEMA = "videojepa.demo/2"
-TOP_KEYS = (
-    "schema",
-    "created",
-    "settings",
-    "data",
-    "budget",
-    "chance",
-    "protocols",
-    "timing",
-    "runs",
-    "probes",
-    "rows",
-)
-TOP_KEYS += ("curves",)
-RUN_KEYS = (
-    "method",
-    "dir",
-    "steps",
-    "budget",
-    "flops_per_step",
-    "flops",
-    "wall_s",
-    "trained_now",
-    "snapshots",
-    "feature_reg",
-    "health",
-)
+
+
+class DemoRun(BaseModel):
+    """One pretraining run of the demo (results.json `runs`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str
+    dir: str
+    steps: int
+    budget: float  # FLOPs allotted to this run
+    flops_per_step: float
+    flops: float  # steps x flops_per_step <= budget
+    wall_s: float  # training seconds, summed over the sessions that trained it
+    trained_now: bool
+    snapshots: list[int]
+    feature_reg: float = 0.0  # method.feature_reg: weight of VICReg's penalty (0: as published; absent before)
+    health: dict  # the run's last full metrics record
+
+
+class DemoRow(BaseModel):
+    """One row of the table (results.json `rows`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    label: str
+    runs: list[str]
+    flops: float
+    steps: list[int]
+    wall_s: float
+    probe: str
+    top1: dict[str, dict[str, float]]  # protocol -> task -> fraction
+    motion_split: dict[str, dict | None]
+
+
+class DemoResults(BaseModel):
+    """The whole of results.json (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: str = Field(SCHEMA, alias="schema")
+    created: str
+    settings: dict
+    data: dict
+    budget: dict
+    chance: dict[str, float]
+    protocols: list[str]
+    curve_protocols: list[str]
+    timing: dict
+    runs: dict[str, DemoRun]
+    probes: dict[str, dict]
+    rows: list[DemoRow]
+    curves: dict[str, dict]
+    plots: list[str] | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(f"schema must be {SCHEMA!r}, got {value!r}")
+        return value
+
+    def as_json(self) -> dict:
+        data = self.model_dump(mode="json", by_alias=True)
+        if data["plots"] is None:
+            del data["plots"]
+        return data
+
+
+# the keys every results.json has, and every run and row entry
+TOP_KEYS = ("schema", *(k for k, f in DemoResults.model_fields.items() if k != "schema_" and f.is_required()))
+RUN_KEYS = tuple(DemoRun.model_fields)
+ROW_KEYS = tuple(DemoRow.model_fields)
 PROTOCOL_LABELS = {"attentive": "attentive", "linear_frames": "linear (frames)", "knn_frames": "kNN (frames)"}
-ROW_KEYS = ("name", "label", "runs", "flops", "steps", "wall_s", "probe", "top1", "motion_split")
 SPINNING = ("rotate_cw", "rotate_ccw")  # the synthetic motion classes whose label is the rotation sense
 SPLIT_LABELS = {
     "spin_vs_translation": "spinning vs translating",
@@ -230,9 +281,6 @@ def weight_drift(run_dir: str, encoder: str) -> float | None:
     encoder (its step-0 snapshot; None without one). The V-JEPA encoder is the EMA target, which moves slowly."""
     from safetensors.torch import load_file
 
-    from videojepa.encoder_io import resolve_encoder_path
-    from videojepa.train.trainer import snapshot_path
-
     initial = snapshot_path(run_dir, 0)
     if not initial.exists():
         return None
@@ -252,8 +300,6 @@ def curve_scores(probe: dict) -> dict:
 
 def rank_at(run_dir: str, step: int) -> float | None:
     """The RankMe of the run's last full metrics record at or before `step` (None when there is none)."""
-    from videojepa.train.logger import read_metrics
-
     logged = [r for r in read_metrics(run_dir, kind="log") if r["step"] <= step and r.get("feature_rank") is not None]
     return logged[-1]["feature_rank"] if logged else None
 
@@ -356,20 +402,13 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_results(results: dict) -> None:
-    """Raise ValueError if `results` does not follow the documented schema."""
-    if results.get("schema") != SCHEMA:
-        raise ValueError(f"schema must be {SCHEMA!r}, got {results.get('schema')!r}")
-    missing = [k for k in TOP_KEYS if k not in results]
-    missing += [f"runs.{n}.{k}" for n, r in results.get("runs", {}).items() for k in RUN_KEYS if k not in r]
-    missing += [f"rows.{i}.{k}" for i, r in enumerate(results.get("rows", [])) for k in ROW_KEYS if k not in r]
-    if missing:
-        raise ValueError(f"results miss keys: {', '.join(missing)}")
+def check_results(results: dict) -> DemoResults:
+    """The typed results; ValueError (pydantic's ValidationError) if `results` does not follow the schema."""
+    return DemoResults.model_validate(results)
 
 
-def write_results(out: str | Path, results: dict) -> tuple[Path, Path]:
+def write_results(out: str | Path, results: dict | DemoResults) -> tuple[Path, Path]:
     """Write results.json and results.md atomically into `out`; returns their paths."""
-    from videojepa.utils.files import write_json_and_markdown
-
-    check_results(results)
-    return write_json_and_markdown(out, results, markdown_table(results))
+    typed = results if isinstance(results, DemoResults) else check_results(results)
+    data = typed.as_json()
+    return write_json_and_markdown(out, data, markdown_table(data))

@@ -24,9 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from videojepa.data.build import build_dataset
 from videojepa.data.config import DataConfig
+from videojepa.data.loader import build_loader
 from videojepa.errors import UserError
+from videojepa.eval.encoders import accuracy
+from videojepa.utils.files import write_json_and_markdown
 
 SCHEMA = "videojepa.evaluate/1"
 CONFUSION_MAX_CLASSES = 20
@@ -88,12 +93,6 @@ def evaluate_classifier(
     progress: bool = True,
 ) -> dict:
     """Top-1 / top-5 of `model` (a `VideoClassifier`) on the labelled list or folder `data`."""
-    from tqdm import tqdm
-
-    from videojepa.data.datasets import build_dataset
-    from videojepa.data.loader import build_loader
-    from videojepa.eval.runner import accuracy
-
     start = time.perf_counter()
     cfg = protocol_data(model, overrides)
     dataset = build_dataset(str(data), cfg, train=False, key="--data", on_bad="exclude")
@@ -165,7 +164,5 @@ def markdown_table(results: dict) -> str:
 
 def write_evaluation(out: str | Path, results: dict) -> tuple[Path, Path]:
     """results.json and results.md in `out` (atomically)."""
-    from videojepa.utils.files import write_json_and_markdown
-
     Path(out).mkdir(parents=True, exist_ok=True)
     return write_json_and_markdown(out, results, markdown_table(results))

@@ -33,6 +33,7 @@ from videojepa.config.loader import check_train_schedule
 from videojepa.config.schema import ModelConfig, TrainConfig
 from videojepa.data.config import DataConfig
 from videojepa.errors import ConfigError
+from videojepa.models.registry import list_models
 
 
 class RunSection(Section):
@@ -158,7 +159,6 @@ class FinetuneConfig(Section):
             raise ConfigError(
                 "model.init", "is a pretraining key: fine-tuning reads its encoder from finetune.checkpoint"
             )
-        from videojepa.models.registry import list_models
 
         if self.finetune.checkpoint == "none" and self.model.name not in list_models():
             raise ConfigError(

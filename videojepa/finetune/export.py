@@ -22,6 +22,7 @@ from videojepa.encoder_io import ENCODER_FILE, EncoderCard, load_encoder, load_s
 from videojepa.errors import UserError
 from videojepa.finetune.evaluate import multiview_logits
 from videojepa.finetune.head import ClassifierHead
+from videojepa.utils.files import atomic_path
 
 HEAD_FILE = "head.safetensors"
 HEAD_FORMAT = "videojepa.classifier-head/1"
@@ -40,8 +41,6 @@ def save_classifier(
 def save_head(folder: str | Path, head: ClassifierHead, classes: list[str], info: dict) -> None:
     """`folder`/head.safetensors alone (a converted classifier writes its encoder itself)."""
     from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
 
     folder = Path(folder)
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in head.state_dict().items()}

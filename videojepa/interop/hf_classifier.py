@@ -27,8 +27,10 @@ from pathlib import Path
 
 import torch
 
-from videojepa.classifiers import ClassifierProtocol, ProbeCard, write_probe_folder
+from videojepa.encoder_io import load_state_strict
 from videojepa.errors import UserError
+from videojepa.eval.probe_file import ClassifierProtocol, ProbeCard, write_probe_folder
+from videojepa.eval.probes import AttentiveProbe
 from videojepa.interop.hf_vjepa2 import WEIGHTS, hf_config_and_tensors, read_folder, vjepa2_from_tensors, write_folder
 from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
@@ -65,8 +67,6 @@ def _mlp_and_norms(src: SourceState, hf: str, ours: str, dim: int, hidden: int) 
 def probe_from_hf(folder: Path, config: dict, tensors: dict[str, torch.Tensor]):
     """Our `AttentiveProbe` and its card from the pooler and classifier tensors of a
     VJEPA2ForVideoClassification (the tensors outside `vjepa2.`)."""
-    from videojepa.eval.probes import AttentiveProbe
-
     c = lambda key, default=None: config.get(key, default)  # noqa: E731 - HF omits keys equal to its defaults
     dim, heads, blocks = c("hidden_size", 1024), c("num_attention_heads", 16), c("num_pooler_layers", 3)
     eps = c("layer_norm_eps", LN_EPS)
@@ -93,8 +93,6 @@ def probe_from_hf(folder: Path, config: dict, tensors: dict[str, torch.Tensor]):
         )
         state.update(_mlp_and_norms(src, hf, ours, dim, hidden))
     src.finish()
-    from videojepa.encoder_io import load_state_strict
-
     load_state_strict(probe, state, str(folder / WEIGHTS))
     labels = {int(k): v for k, v in (c("id2label") or {}).items()}
     classes = [labels.get(i, str(i)) for i in range(num_classes)]

@@ -1,11 +1,15 @@
-"""Which reader converts a Hugging Face folder, from its config.json (`architectures`, `model_type`).
+"""The `hf` checkpoint format, both ways: which reader converts a Hugging Face folder, from its config.json
+(`architectures`, `model_type`), and which writer exports ours.
 
     encoder, predictor, card, *extra = from_hf_folder("models/hf/vjepa2-vitl-fpc16-256-ssv2")
+    export_hf("models/vjepa2-vitl-ssv2", "hf-out/")   # VJEPA2Model, or VJEPA2ForVideoClassification with a probe
 
 `--from hf` reads every Hugging Face model this project converts: V-JEPA 2 (`hf_vjepa2`, and with its
 attentive probe `hf_classifier`), VideoMAE (`videomae`, with a fine-tuned head when it is a classifier)
 and the image towers (`image_towers`). Any other architecture is refused with one line saying what it is
-and what to do, before a tensor is read.
+and what to do, before a tensor is read. `--to hf` writes an encoder + predictor folder as a VJEPA2Model, and
+one that also holds a probe (probe.safetensors) as a VJEPA2ForVideoClassification. Both are registered here
+(`HuggingFace`, `HuggingFaceExport`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor
 from videojepa.errors import UserError
+from videojepa.eval.probe_file import PROBE_FILE, load_probe
+from videojepa.interop.hf_classifier import from_hf_classifier, to_hf_classifier
+from videojepa.interop.hf_vjepa2 import from_hf, to_hf
+from videojepa.interop.image_towers import from_hf_tower
+from videojepa.interop.registry import CheckpointSource, CheckpointTarget, register_source, register_target
+from videojepa.interop.videomae import from_videomae
 
 VIDEO = {
     "VJEPA2Model": "the V-JEPA 2 encoder and predictor",
@@ -85,19 +96,56 @@ def from_hf_folder(folder: str | Path):
     if arch is None:  # older configs may lack `architectures`: the base model of the type
         arch = BASES.get(model_type)
     if arch in ("VJEPA2Model",):
-        from videojepa.interop.hf_vjepa2 import from_hf
-
         return from_hf(folder)
     if arch == "VJEPA2ForVideoClassification":
-        from videojepa.interop.hf_classifier import from_hf_classifier
-
         return from_hf_classifier(folder)
     if arch in VIDEO:
-        from videojepa.interop.videomae import from_videomae
-
         return from_videomae(folder)
     if arch in TOWERS and TOWERS[arch] == model_type:
-        from videojepa.interop.image_towers import from_hf_tower
-
         return from_hf_tower(folder)
     raise unsupported(folder, arch, model_type)
+
+
+def export_hf(folder: Path, out: Path) -> Path:
+    """Write the encoder + predictor folder `folder` (a `convert` output or a V-JEPA / SALT pretraining run) as a
+    VJEPA2Model, or as a VJEPA2ForVideoClassification when it also holds a probe (probe.safetensors)."""
+    if not (folder / PREDICTOR_FILE).is_file():
+        raise UserError(
+            f"{folder}: no {PREDICTOR_FILE}: a Hugging Face VJEPA2Model holds an encoder AND a predictor, "
+            f"so `--to hf` needs a folder with both (a `videojepa convert` output, or a V-JEPA / SALT "
+            f"pretraining run, which saves its predictor beside its encoder)"
+        )
+    encoder = load_encoder(folder)
+    clip = encoder.card.clip
+    if clip.frames is None or clip.crop is None:
+        raise UserError(f"{folder}: the encoder card records no clip frames / crop, which HF's config needs")
+    if (folder / PROBE_FILE).is_file():
+        probe = load_probe(folder / PROBE_FILE)
+        return to_hf_classifier(encoder, load_predictor(folder), probe, probe.card, out, clip.frames, clip.crop)
+    return to_hf(encoder, load_predictor(folder), out, frames=clip.frames, crop=clip.crop)
+
+
+@register_source
+class HuggingFace(CheckpointSource):
+    name = "hf"
+    description = (
+        "a save_pretrained folder or Hub id of VJEPA2Model, VJEPA2ForVideoClassification (+ its probe), VideoMAE* "
+        "(a classifier: + its head), or an image model applied to every frame (Dinov2Model, "
+        "Dinov2WithRegistersModel, CLIPVisionModel / CLIPModel, SiglipVisionModel / SiglipModel)"
+    )
+    hub = True
+
+    def read(self, path: Path, **options):
+        return from_hf_folder(path, **options)
+
+
+@register_target
+class HuggingFaceExport(CheckpointTarget):
+    name = "hf"
+    description = (
+        "a folder that transformers' VJEPA2Model.from_pretrained loads (encoder and predictor), or "
+        "VJEPA2ForVideoClassification when the folder holds a probe"
+    )
+
+    def write(self, folder: Path, out: Path) -> Path:
+        return export_hf(folder, out)

@@ -28,6 +28,7 @@ from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
 from videojepa.models.predictor import Predictor
 from videojepa.models.registry import encoder_from_arch, find_architecture
+from videojepa.utils.files import atomic_path
 
 WEIGHTS = "model.safetensors"
 HF_MASK_INDEX = 1  # VJEPA2PredictorEmbeddings.forward's default
@@ -174,8 +175,6 @@ def to_hf(encoder: torch.nn.Module, predictor: Predictor, out: str | Path, frame
 def write_folder(out: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
     """A `save_pretrained`-style folder: config.json + model.safetensors."""
     from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,9 +28,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from videojepa.classifiers import ClassifierProtocol, ProbeCard, write_probe_folder
+from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor, load_state_strict, resolve_encoder_path
 from videojepa.errors import UserError
+from videojepa.eval.probe_file import ClassifierProtocol, ProbeCard, write_probe_folder
+from videojepa.eval.probes import AttentiveProbe
+from videojepa.interop.registry import CheckpointSource, register_source
 from videojepa.interop.state import SourceState, strip_prefixes
+from videojepa.utils.files import safe_load
 
 OFFICIAL_PROBE_HEADS = 16  # evals/video_classification_frozen/eval.py: classifier.get("num_heads", 16)
 OFFICIAL_NORM_EPS = 1e-5  # nn.LayerNorm's default, the official norm_layer
@@ -38,8 +42,6 @@ OFFICIAL_NORM_EPS = 1e-5  # nn.LayerNorm's default, the official norm_layer
 
 def read_probe_checkpoint(path: Path, index: int) -> dict:
     """The `index`-th probe's tensors of an official checkpoint, `module.` prefixes removed."""
-    from videojepa.train.checkpoint import safe_load
-
     payload = safe_load(path)
     probes = payload.get("classifiers") if isinstance(payload, dict) else None
     if not isinstance(probes, (list, tuple)) or not probes:
@@ -65,9 +67,6 @@ def probe_from_official(
     index: int = 0,
 ):
     """Our `AttentiveProbe` and its card from one official probe's tensors; every tensor must be used."""
-    from videojepa.encoder_io import load_state_strict
-    from videojepa.eval.probes import AttentiveProbe
-
     origin = f"{path} [classifiers.{index}]"
     for key in ("pooler.query_tokens", "linear.weight"):
         if key not in tensors:
@@ -120,8 +119,6 @@ def from_official_probe(
 ):
     """(encoder, predictor or None, encoder card, writer of OUT/probe.safetensors) for an official probe file
     and the encoder it was trained on."""
-    from videojepa.encoder_io import load_encoder, load_predictor, resolve_encoder_path
-
     path = Path(path)
     if encoder is None:
         raise UserError(
@@ -148,7 +145,17 @@ def from_official_probe(
         )
     enc_file = resolve_encoder_path(encoder)
     predictor = None
-    if (enc_file.parent / "predictor.safetensors").is_file():
+    if (enc_file.parent / PREDICTOR_FILE).is_file():
         predictor = load_predictor(enc_file.parent)
     card = card.model_copy(update={"source": {**card.source, "encoder": str(enc_file.resolve())}})
     return enc, predictor, enc.card, lambda out: write_probe_folder(Path(out), probe, card)
+
+
+@register_source
+class OfficialProbe(CheckpointSource):
+    name = "official-probe"
+    description = "an official V-JEPA 2 attentive-probe .pt (with --encoder: the encoder it was trained on)"
+    options = ("encoder", "classifier", "heads", "frames", "frame_step", "crop", "segments", "views")
+
+    def read(self, path: Path, **options):
+        return from_official_probe(path, **options)

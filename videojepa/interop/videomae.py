@@ -27,7 +27,10 @@ import torch
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
 from videojepa.errors import UserError
+from videojepa.finetune.export import save_head
+from videojepa.finetune.head import ClassifierHead
 from videojepa.interop.hf_vjepa2 import WEIGHTS, read_folder
+from videojepa.interop.registry import CheckpointSource, register_source
 from videojepa.interop.state import SourceState
 from videojepa.models.registry import encoder_from_arch
 
@@ -134,9 +137,6 @@ def from_videomae(folder: str | Path):
 
 def _head(folder: Path, config: dict, tensors: dict, dim: int, mean_pooling: bool, source: dict):
     """The writer of OUT/head.safetensors for the fine-tuned classifier of a VideoMAEForVideoClassification."""
-    from videojepa.finetune.export import save_head
-    from videojepa.finetune.head import ClassifierHead
-
     if not mean_pooling:
         raise UserError(
             f"{folder}/config.json: use_mean_pooling=false: this classifier reads the first token after a "
@@ -159,3 +159,13 @@ def _head(folder: Path, config: dict, tensors: dict, dim: int, mean_pooling: boo
     protocol = {"num_clips": 1, "num_views": 1, "joint_clips": False, "average": "logits"}
     info = {"source": {**source, "head": "fc_norm + classifier"}, "protocol": protocol}
     return lambda out: save_head(out, head.eval(), classes, info)
+
+
+@register_source
+class VideoMAE(CheckpointSource):
+    name = "videomae"
+    description = "a VideoMAEModel / VideoMAEForPreTraining / VideoMAEForVideoClassification folder or Hub id"
+    hub = True
+
+    def read(self, path: Path, **options):
+        return from_videomae(path, **options)

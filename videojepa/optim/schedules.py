@@ -7,8 +7,10 @@ V-JEPA's truncation: schedules are laid out over steps * schedule_scale and trai
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from videojepa.config.schema import TrainConfig
+if TYPE_CHECKING:  # the optimiser package is a leaf: the type is named, never imported at run time
+    from videojepa.config.schema import TrainConfig
 
 
 def horizon(train: TrainConfig) -> float:
