@@ -18,12 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_state_dict,
-    set_state_dict,
-)
 
 from videojepa.encoder_io import ENCODER_FILE, PREDICTOR_FILE, ClipProtocol, EncoderCard, save_encoder, save_predictor
 from videojepa.errors import UserError
@@ -46,6 +40,10 @@ class CheckpointManager:
     # ---------------------------------------------------------------------------------------------- saving
     def state(self, counters: dict) -> dict:
         """Everything an exact resume needs, the tensors as this rank holds them (its shards under FSDP2)."""
+        # torch.distributed.checkpoint is imported on use (as in `checkpoint`): it takes ~0.6 s, which every
+        # `import videojepa` would pay (the package imports the fine-tuning runner, hence the trainer)
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
         task, optimizer = get_state_dict(self.task, self.optimizer)
         return {
             "step": counters["step"],
@@ -94,6 +92,8 @@ class CheckpointManager:
         architecture) loaded with the weights gathered from every rank's shards (on rank 0; every rank calls)."""
         if not self.sharded:
             return network
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
         weights = get_model_state_dict(network, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if not self.dist.is_main:
             return network
@@ -118,6 +118,8 @@ class CheckpointManager:
         ckpt.load_tensors(path, tensors)
         loaded = ckpt.join_state(skeleton, tensors)
         optimizer = {"state": loaded["optimizer"]["state"], "param_groups": record["optimizer"]["param_groups"]}
+        from torch.distributed.checkpoint.state_dict import set_state_dict
+
         set_state_dict(self.task, self.optimizer, model_state_dict=loaded["method"], optim_state_dict=optimizer)
         self.restore_record(record)
         return record
