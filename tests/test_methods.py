@@ -7,6 +7,7 @@ would pass them.
 """
 
 import copy
+import json
 import math
 from typing import Literal
 
@@ -552,6 +553,13 @@ def test_an_outside_method_declares_its_own_config_keys_and_a_typo_is_refused(
         check_config(load_config("demo/salt_teacher", grey))
     code, _, err = cli("flops", "demo/salt_teacher", *grey)
     assert code == 2 and "method.space: grey targets need" in err
+    code, _, err = cli("config", "demo/salt_teacher", *grey)  # `videojepa config` refuses what pretrain refuses
+    assert code == 2 and "method.space: grey targets need" in err
+    code, out, err = cli("config", "demo/salt_teacher", *grey, "data.mean=[.45,.45,.45]", "--json")
+    assert code == 0, err
+    shown = json.loads(out)  # the method's own keys, each with who set it
+    assert shown["config"]["method"]["space"] == "grey" and shown["sources"]["method.space"] == "override"
+    assert shown["config"]["method"]["weight"] == 1.0 and shown["sources"]["method.weight"] == "default"
     with pytest.raises(ConfigError, match=r"^method\.space: grey targets need"):
         Trainer(load_config("demo/salt_teacher", grey))
     trainer = Trainer(cfg)

@@ -45,7 +45,12 @@ def resolve(source: str, overrides: list, kind: str) -> dict:
         from videojepa.finetune.config import FinetuneConfig as schema
     else:
         from videojepa.config.schema import PretrainConfig as schema
-    config = to_dict(load_config(source, overrides, schema=schema))
+    cfg = load_config(source, overrides, schema=schema)
+    if kind not in ("probe", "finetune"):  # a pretraining config, or a plan's stage
+        from videojepa.methods import check_config
+
+        check_config(cfg)  # the method's rules across sections, as `videojepa pretrain` runs them
+    config = to_dict(cfg)
     keys = flatten(config)
     return {"kind": kind, "config": config, "sources": config_sources(source, overrides, keys, kind == "pretrain")}
 
