@@ -113,7 +113,7 @@ def test_a_pretraining_checkpoint_drops_its_decoder_by_name(cli, tmp_path, one_t
     video = torch.randn(2, FRAMES, 3, CROP, CROP, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         diff = max_diff(encoder(video.transpose(1, 2)), hf.videomae(video).last_hidden_state)
-    assert diff < TOL, diff
+    assert diff < 1e-4, diff  # measured 3.8e-6 (a wider model than the fixtures': 64 channels)
 
 
 def test_salt_student_learns_from_a_converted_videomae_teacher(cli, tiny_synth, tmp_path, one_thread):

@@ -29,7 +29,7 @@ def features_with_spectrum(sigma: np.ndarray, tokens: int, seed: int) -> torch.T
 
 def test_rankme_equals_its_definition_on_features_of_known_spectrum():
     """Hole: a different RankMe formula. The singular values are set by construction, so the reference needs
-    no SVD of ours. Measured: relative error <= 4e-7 (the fp32 features); 1e-5 relative is asserted."""
+    no SVD of ours. Measured: relative error <= 2.2e-7 (the fp32 features); 5e-6 relative is asserted."""
     from videojepa.train.monitors import rankme
 
     spectra = {
@@ -40,7 +40,7 @@ def test_rankme_equals_its_definition_on_features_of_known_spectrum():
     for name, sigma in spectra.items():
         z = features_with_spectrum(sigma, tokens=96, seed=len(name))
         expected = rankme_by_hand(sigma)
-        assert rankme(z.reshape(2, 48, 16)) == pytest.approx(expected, rel=1e-5), name  # (B, N, D) is flattened
+        assert rankme(z.reshape(2, 48, 16)) == pytest.approx(expected, rel=5e-6), name  # (B, N, D) is flattened
         # the formulas a bug would compute instead all miss by far more
         p = sigma / sigma.sum()
         q = sigma**2 / (sigma**2).sum()
@@ -53,7 +53,6 @@ def test_rankme_equals_its_definition_on_features_of_known_spectrum():
             if name == "flat" and other != "entropy without the exp":
                 continue  # on a flat spectrum these coincide with RankMe (every measure gives 16)
             assert abs(value - expected) > 1e-2 * expected, (name, other)
-    assert spectra["flat"].size == pytest.approx(rankme(features_with_spectrum(spectra["flat"], 96, 0)), rel=1e-5)
 
 
 def test_rankme_of_collapsed_features():
@@ -122,8 +121,8 @@ def test_the_finetuning_loss_equals_soft_target_cross_entropy(tiny_synth, tmp_pa
         logits = model.logits(video).double().numpy()
     expected = soft_cross_entropy_by_hand(logits, target.double().numpy())
     wrong_axis = soft_cross_entropy_by_hand(logits.T, target.double().numpy().T)
-    # float32 log-softmax against float64: measured 1.8e-8 relative
-    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    # float32 log-softmax against float64: measured 1.2e-7 relative; the wrong axis is 3% off
+    assert float(loss) == pytest.approx(expected, rel=3e-6)
     assert abs(wrong_axis - expected) > 1e-3 * expected
 
 
