@@ -158,7 +158,8 @@ def write_separable_task(root, videos_per_class: int = 8, frames: int = 16, size
 
 def test_finetuning_learns_a_separable_task(tmp_path, one_thread):
     """Hole: no test that fine-tuning learns anything. A random-init encoder fine-tuned end to end for 24 steps
-    (augmentations that change colours off) separates the held-out videos; the loss falls."""
+    (the recipe's augmentations that change colours off, crops of at least half the frame) separates the
+    held-out videos; the loss falls."""
     from test_finetune import losses, make_trainer
 
     from videojepa.train.logger import read_metrics
@@ -174,6 +175,8 @@ def test_finetuning_learns_a_separable_task(tmp_path, one_thread):
             "train.warmup_steps": 2,
             "train.checkpoint_every": 24,
             "train.log_every": 4,
+            "train.lr_base_batch": None,  # lr 1e-3 as given, not per 256 clips
+            "data.random_resize_scale": [0.5, 1.0],  # crops that keep some of the square
             "augment.randaugment_n": 0,
             "augment.mixup": 0.0,
             "augment.cutmix": 0.0,

@@ -120,7 +120,6 @@ def test_schedules_equal_the_official_schedulers():
         assert max(abs(learning_rate(tc, k - 1) - values["lr_warmup_cosine"][k - 1]) for k in steps) > 1e-6
 
 
-@pytest.mark.skipif("lr_schedule" not in TrainConfig.model_fields, reason="train.lr_schedule (wsd) not in this version")
 def test_wsd_schedule_equals_the_official_v_jepa_2_scheduler():
     """V-JEPA 2's warmup -> constant -> linear cooldown (its src/utils/schedulers.py WSDSchedule)."""
     official = numbers("official_schedules.json")
