@@ -27,6 +27,19 @@ FRAMES, CROP, GRID, CTX = 4, 16, (2, 4, 4), 20
 FIXTURE = GOLDEN / "hf_vjepa2"
 
 
+def randomise(module: torch.nn.Module, seed: int) -> None:
+    """Every parameter of a transformers model random (HF initialises biases and mask tokens to zero, which would
+    hide swapped keys); test_interop_hf_classifier.py's live models use it."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            scale = 0.5 if p.ndim == 1 or "mask_tokens" in name else 0.3 / p[0].numel() ** 0.25
+            p.copy_(
+                torch.randn(p.shape, generator=gen) * scale
+                + (1.0 if name.endswith(("norm1.weight", "norm2.weight", "layernorm.weight")) else 0.0)
+            )
+
+
 def gather(x, ids):
     return x.gather(1, ids.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 

@@ -84,7 +84,10 @@ def randomised(model, seed):
     return model.eval()
 
 
-def tiny_config(transformers, mean_pooling=True):
+def tiny_config(mean_pooling=True):
+    """The live tests' tiny VideoMAE (also test_interop_videomae_classifier.py's)."""
+    import transformers
+
     return transformers.VideoMAEConfig(
         image_size=CROP,
         patch_size=8,
@@ -104,7 +107,7 @@ def tiny_config(transformers, mean_pooling=True):
 
 def test_a_pretraining_checkpoint_drops_its_decoder_by_name(cli, tmp_path, one_thread):
     transformers = require_transformers()
-    hf = randomised(transformers.VideoMAEForPreTraining(tiny_config(transformers)), 0)
+    hf = randomised(transformers.VideoMAEForPreTraining(tiny_config()), 0)
     hf.save_pretrained(tmp_path / "hf")
     code, out, err = cli("convert", "--from", "videomae", tmp_path / "hf", tmp_path / "ours")
     assert code == 0, err
@@ -122,7 +125,7 @@ def test_salt_student_learns_from_a_converted_videomae_teacher(cli, tiny_synth, 
     from videojepa.train.logger import read_metrics
     from videojepa.train.trainer import Trainer
 
-    hf = randomised(transformers.VideoMAEForPreTraining(tiny_config(transformers)), 0)
+    hf = randomised(transformers.VideoMAEForPreTraining(tiny_config()), 0)
     hf.save_pretrained(tmp_path / "hf")
     assert cli("convert", "--from", "videomae", tmp_path / "hf", tmp_path / "teacher")[0] == 0
     cfg = load_config(
