@@ -121,7 +121,8 @@ def test_schedules_equal_the_official_schedulers():
 
 
 def test_wsd_schedule_equals_the_official_v_jepa_2_scheduler():
-    """V-JEPA 2's warmup -> constant -> linear cooldown (its src/utils/schedulers.py WSDSchedule)."""
+    """V-JEPA 2's warmup -> constant -> linear cooldown (its src/utils/schedulers.py WSDSchedule, and
+    LinearDecaySchedule for the cooldown run)."""
     official = numbers("official_schedules.json")
     w = official["wsd_config"]
     tc = TrainConfig(
@@ -138,6 +139,11 @@ def test_wsd_schedule_equals_the_official_v_jepa_2_scheduler():
     diffs = [abs(learning_rate(tc, k) - values[k - 1]) for k in range(1, tc.steps + 1)]
     assert max(diffs) < TOL, max(diffs)
     assert values[40] == w["lr"] and values[-1] < w["lr"] / 3  # constant in the middle, cooled down at the end
+    # V-JEPA 2's cooldown phase (its is_anneal run: LinearDecaySchedule lr -> final_lr over the whole phase) is
+    # wsd with no warmup and the whole run as cooldown
+    cooldown = TrainConfig(**{**tc.model_dump(), "warmup_steps": 0, "cooldown_steps": w["T_max"]})
+    values = official["vjepa2"]["lr_linear_decay"]
+    assert max(abs(learning_rate(cooldown, k) - values[k - 1]) for k in range(1, tc.steps + 1)) < TOL
 
 
 def test_the_trainer_applies_the_schedules_and_the_ema_momentum(tiny_synth, tmp_path, one_thread):
