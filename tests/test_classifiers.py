@@ -102,7 +102,9 @@ def test_a_finetuned_folder_is_a_classifier(pico, tmp_path):
 def test_a_pretraining_run_round_trips_to_hugging_face(tiny_synth, tmp_path, cli, capsys):
     """V-JEPA writes its predictor beside its encoder; with V-JEPA 2's RoPE layout the run exports to a
     VJEPA2Model with the same outputs, and with one of our probes to a VJEPA2ForVideoClassification."""
-    transformers = pytest.importorskip("transformers")
+    from golden import require_transformers
+
+    transformers = require_transformers()
     from videojepa.config import load_config
     from videojepa.encoder_io import load_predictor
     from videojepa.train.trainer import Trainer

@@ -12,8 +12,9 @@ import copy
 
 import pytest
 import torch
+from golden import require_transformers  # noqa: E402
 
-transformers = pytest.importorskip("transformers")
+transformers = require_transformers()  # a skip, or under CI (VIDEOJEPA_CI=1) an error
 
 from test_interop_hf import randomise  # noqa: E402
 

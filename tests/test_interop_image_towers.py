@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from golden import require_transformers  # noqa: E402
 
-transformers = pytest.importorskip("transformers")
+transformers = require_transformers()  # a skip, or under CI (VIDEOJEPA_CI=1) an error
 
 from videojepa.encoder_io import load_encoder  # noqa: E402
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
+from golden import require_transformers  # noqa: E402
 
-transformers = pytest.importorskip("transformers")
+transformers = require_transformers()  # a skip, or under CI (VIDEOJEPA_CI=1) an error
 
 from test_interop_videomae import CROP, FRAMES, randomised, tiny_config  # noqa: E402
 
