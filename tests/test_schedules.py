@@ -19,7 +19,7 @@ import torch
 from golden import numbers
 
 from videojepa.config.schema import TrainConfig
-from videojepa.train.schedules import learning_rate, linear, weight_decay
+from videojepa.optim.schedules import learning_rate, linear, weight_decay
 
 # V-JEPA's recipe shape at 100 iterations (10 "epochs" of 10): 20 warmup steps, schedules over 1.25 x 100
 RECIPE = dict(
