@@ -23,9 +23,11 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 # ruff (configured in pyproject.toml): the linter and the formatter's check; `make format` applies both.
+# lint-imports (import-linter, contracts in pyproject.toml): the package's rooms import one way (SPEC section 4).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
@@ -41,7 +43,7 @@ clean-venv:
 
 help:
 	@echo "make test               create .venv if needed, run the test suite"
-	@echo "make lint               ruff check + ruff format --check (what CI runs before the tests)"
+	@echo "make lint               ruff check + ruff format --check + lint-imports (what CI runs before the tests)"
 	@echo "make format             apply ruff's fixes and formatting"
 	@echo "make demo [ARGS=...]    create .venv if needed, run \`videojepa demo\` (ARGS=--quick: a short one)"
 	@echo "make install            only create/update .venv"

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from videojepa.config import load_config
-from videojepa.flops import step_components
 from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
+from videojepa.methods.accounting import step_components
 from videojepa.train.distributed import DistInfo, init_distributed
 from videojepa.train.trainer import Trainer
 

@@ -33,7 +33,7 @@ def test_required_training_keys_exist():
 
 def test_overrides_reach_nested_keys_and_list_items():
     cfg = load_config(
-        "vjepa/vitl16",
+        "salt/vitl16_student",  # method.teacher is salt_student's key
         ["train.steps=7", "masks.1.spatial_scale=0.5", "train.betas=[0.8, 0.9]", "method.teacher.model=vit_base"],
     )
     assert cfg.train.steps == 7 and cfg.masks[1].spatial_scale == 0.5 and cfg.train.betas == (0.8, 0.9)

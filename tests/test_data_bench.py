@@ -6,8 +6,8 @@ import math
 import pytest
 
 from videojepa.data import DataConfig
-from videojepa.data.bench import SourceCost, measure_source, target_from_run
-from videojepa.train.logger import MetricsWriter
+from videojepa.data.bench import SourceCost, measure_source
+from videojepa.train.logger import MetricsWriter, step_rate
 
 
 def test_workers_and_cores_follow_the_cost_per_clip():
@@ -37,7 +37,7 @@ def write_run(run_dir, records):
 
 def test_target_from_a_run_is_its_step_rate_without_data_wait(tmp_path):
     write_run(tmp_path, [(5.0, 0.9), (100.0, 0.5), (90.0, 0.5), (110.0, 0.5)])  # the first window: start-up
-    rate, stats = target_from_run(str(tmp_path))
+    rate, stats = step_rate(str(tmp_path))
     assert rate == pytest.approx(200.0) and stats["records"] == 3
     assert stats["logged_clips_per_s"] == 100.0 and stats["data_wait_fraction"] == 0.5
 

@@ -120,6 +120,37 @@ def test_results_follow_the_documented_schema(demo):
     assert timing["data_s"] > 0 and timing["pretrain_s"] > 0 and timing["probe_s"] > 0
 
 
+def test_the_report_names_the_penalty_every_method_trained_with(demo):
+    # the demo presets add VICReg's variance-covariance penalty (method.feature_reg=1), which no paper uses
+    out, results = demo
+    assert all(run["feature_reg"] == 1.0 for run in results["runs"].values())
+    labels = {row["name"]: row["label"] for row in results["rows"]}
+    assert labels == {
+        "random_init": "random init (no pretraining)",
+        "salt_teacher": "SALT teacher alone (V-Pixel) + VICReg",
+        "salt": "SALT (teacher + student) + VICReg",
+        "vjepa": "V-JEPA + VICReg",
+        "videomae": "VideoMAE + VICReg",
+    }
+    assert {c["label"] for c in results["curves"].values()} == {
+        "SALT teacher (V-Pixel) + VICReg",
+        "SALT (student) + VICReg",
+        "V-JEPA + VICReg",
+        "VideoMAE + VICReg",
+    }
+    table = (out / "results.md").read_text()
+    assert "+ VICReg: trained with VICReg's variance-covariance penalty on the context features " in table
+    assert "(method.feature_reg = 1)" in table and "| V-JEPA + VICReg |" in table
+
+
+def test_a_method_trained_as_published_keeps_its_plain_name():
+    from videojepa.demo.report import penalty_label
+
+    assert penalty_label("V-JEPA", [{"feature_reg": 0.0}]) == "V-JEPA"
+    assert penalty_label("SALT", [{"feature_reg": 0.0}, {"feature_reg": 0.5}]) == "SALT + VICReg"
+    assert penalty_label("random init", []) == "random init"
+
+
 def test_curves_run_from_random_init_through_every_snapshot_to_the_final_encoder(demo):
     out, results = demo
     runs, probes, curves = results["runs"], results["probes"], results["curves"]
@@ -177,11 +208,11 @@ def test_table_and_plots_are_written(demo):
     assert header + " motion kNN (frames) | appearance linear (frames) | appearance kNN (frames) |" in table
     assert "| chance | - | - | - | 25.0 | 25.0 | 25.0 | 25.0 | 25.0 |" in table  # no attentive appearance column
     assert "| method | probe | spinning vs translating | rotation sense | which translation |" in table
-    assert "| V-JEPA | attentive | " in table and "| V-JEPA | kNN (frames) | " in table
+    assert "| V-JEPA + VICReg | attentive | " in table and "| V-JEPA + VICReg | kNN (frames) | " in table
     curve_header = "| curve | step | training FLOPs | motion linear (frames) | appearance linear (frames) |"
-    assert curve_header in table and "| random init | 0 | 0 | " in table and "| V-JEPA | 2 | " in table
+    assert curve_header in table and "| random init | 0 | 0 | " in table and "| V-JEPA + VICReg | 2 | " in table
     teacher, student = results["runs"]["salt_teacher"]["steps"], results["runs"]["salt_student"]["steps"]
-    assert "| SALT (teacher + student) | " in table and f" | {teacher} + {student} | " in table
+    assert "| SALT (teacher + student) + VICReg | " in table and f" | {teacher} + {student} | " in table
     for name in ("loss_curves.png", "accuracy_vs_flops.png", "masks.png"):
         assert (out / name).stat().st_size > 1000 and str(out / name) in results["plots"]
 

@@ -274,8 +274,9 @@ def test_extract_rejects_bad_arguments_with_one_line(media, tmp_path, cli):
 
 
 def test_a_source_keeping_clips_decodes_once_for_several_encoders(tiny_synth, monkeypatch):
+    from videojepa.data.build import build_dataset
     from videojepa.data.config import DataConfig
-    from videojepa.data.datasets import VideoDataset, build_dataset
+    from videojepa.data.datasets import VideoDataset
     from videojepa.eval.features import FeatureSource, extract_dataset
 
     data = DataConfig(frames_per_clip=8, frame_step=2, crop_size=32, num_workers=0)

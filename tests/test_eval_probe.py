@@ -297,7 +297,7 @@ def test_clip_keys_left_unset_come_from_the_encoder_card():
     from videojepa.config import load_config
     from videojepa.encoder_io import ClipProtocol, EncoderCard
     from videojepa.eval.config import ProbeConfig
-    from videojepa.eval.runner import encoder_protocol
+    from videojepa.eval.encoders import encoder_protocol
 
     card = EncoderCard(
         arch={"embed_dim": 64}, clip=ClipProtocol(frames=8, frame_step=2, crop=32, mean=(0.5,) * 3, std=(0.25,) * 3)

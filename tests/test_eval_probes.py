@@ -176,8 +176,8 @@ def test_grid_cells_share_the_initialisation_and_the_optimiser_groups_follow_the
 
 
 def test_features_prepared_once_train_the_grid_as_per_batch_preparation_does():
+    from videojepa.eval.classification import prepare_features
     from videojepa.eval.features import FeatureSet
-    from videojepa.eval.runner import prepare_features
 
     torch.manual_seed(0)
     feats = torch.randn(1, 10, 1, 7, 16).bfloat16()  # (passes, videos, clips, tokens, width), stored in bf16
@@ -194,8 +194,8 @@ def test_features_prepared_once_train_the_grid_as_per_batch_preparation_does():
 
 
 def test_features_with_nothing_to_prepare_are_left_as_they_are():
+    from videojepa.eval.classification import prepare_features
     from videojepa.eval.features import FeatureSet
-    from videojepa.eval.runner import prepare_features
 
     feats = FeatureSet(torch.randn(1, 4, 1, 16).bfloat16(), torch.arange(4)[None])
     linear = ProbeGrid(lambda: build_probe("linear", 16, 4), grid_cells([1e-2], [0.1]), 0, 5)

@@ -54,7 +54,7 @@ def tiny(data, run_dir, **extra):
 
 
 def make_trainer(cfg):
-    from videojepa.data.datasets import build_dataset
+    from videojepa.data.build import build_dataset
     from videojepa.finetune.model import Classification
     from videojepa.finetune.runner import FinetuneTrainer, finetune_encoder, label_count, resolve_protocol
 
@@ -128,8 +128,8 @@ def test_multiview_logits_average_exactly_segments_times_crops_views():
 
 
 def test_evaluate_feeds_every_view_of_every_video(tiny_synth):
+    from videojepa.data.build import build_dataset
     from videojepa.data.config import DataConfig
-    from videojepa.data.datasets import build_dataset
 
     data = DataConfig(frames_per_clip=8, frame_step=2, crop_size=32, num_workers=0, num_clips=2, num_views=3)
     dataset = build_dataset(f"{tiny_synth}/motion/val.csv", data, train=False, on_bad="exclude")
@@ -211,7 +211,7 @@ def test_frozen_encoder_stays_bitwise_unchanged(tiny_synth, tmp_path, one_thread
 
 def test_layer_decay_reaches_the_optimizer(tiny_synth, tmp_path):
     trainer = make_trainer(tiny(tiny_synth, tmp_path))
-    from videojepa.train.optim import set_hyperparameters
+    from videojepa.optim.adamw import set_hyperparameters
 
     set_hyperparameters(trainer.optimizer, 1.0, 0.05)
     lrs = {}
@@ -317,33 +317,41 @@ def test_finetune_command_bad_input_is_one_line(cli, tiny_synth, tmp_path):
     assert code == 2 and "finetune.heads: 7 does not divide the encoder width 64; allowed: 1, 2, 4, 8, 16" in err
 
 
-@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
-def test_torchrun_two_processes_finetune(tiny_synth, tmp_path, parallel):
+@pytest.fixture(scope="module")
+def torchrun_finetuned(tiny_synth, tmp_path_factory):
+    """`videojepa finetune` under torchrun with DDP and with FSDP2, both in one launch of 2 ranks (a launch costs
+    seconds of start-up on a small CPU): tests/distributed_steps.py's `jobs` runs what the command runs."""
     import subprocess
+    from pathlib import Path
 
     from videojepa.config import save_config
+
+    root = tmp_path_factory.mktemp("torchrun_finetune")
+    jobs = []
+    for parallel in ("ddp", "fsdp2"):
+        cfg = tiny(
+            tiny_synth,
+            root / parallel,
+            **{"train.steps": 3, "train.checkpoint_every": 2, "train.parallel": parallel, "finetune.head": "attentive"},
+        )
+        save_config(cfg, root / f"{parallel}.yaml")
+        jobs.append(f"finetune={root / f'{parallel}.yaml'}")
+    script = Path(__file__).parent / "distributed_steps.py"
+    proc = subprocess.run([*TORCHRUN_2, str(script), "jobs", *jobs], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
+def test_torchrun_two_processes_finetune(torchrun_finetuned, parallel):
     from videojepa.finetune import load_classifier
 
-    cfg = tiny(
-        tiny_synth,
-        tmp_path / "run",
-        **{"train.steps": 3, "train.checkpoint_every": 2, "train.parallel": parallel, "finetune.head": "attentive"},
-    )
-    save_config(cfg, tmp_path / "cfg.yaml")
-    command = [
-        *TORCHRUN_2,
-        "-m",
-        "videojepa",
-        "finetune",
-        str(tmp_path / "cfg.yaml"),
-    ]
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert [r["step"] for r in read_metrics(tmp_path / "run", kind="step")] == [1, 2, 3]  # rank 0 writes
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    run = torchrun_finetuned / parallel
+    assert [r["step"] for r in read_metrics(run, kind="step")] == [1, 2, 3]  # rank 0 writes
+    results = json.loads((run / "results.json").read_text())
     assert results["steps"] == 3 and results["checkpoints"]["last"]["step"] == 3
     # the classifier written at the end holds the whole weights (gathered from the shards under FSDP2)
-    state = ckpt.load_latest(tmp_path / "run")["method"]
-    classifier = load_classifier(tmp_path / "run" / "last")
+    state = ckpt.load_latest(run)["method"]
+    classifier = load_classifier(run / "last")
     assert all(torch.equal(v, state[f"encoder.{k}"]) for k, v in classifier.encoder.state_dict().items())
     assert all(torch.equal(v, state[f"head.{k}"]) for k, v in classifier.head.state_dict().items())

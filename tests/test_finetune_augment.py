@@ -38,7 +38,7 @@ def test_layer_decay_gives_each_block_its_documented_rate():
 
 
 def test_scheduled_lr_is_scaled_per_group():
-    from videojepa.train.optim import set_hyperparameters
+    from videojepa.optim.adamw import set_hyperparameters
 
     a, b = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.AdamW(

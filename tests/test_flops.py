@@ -3,7 +3,7 @@ import json
 import pytest
 
 from videojepa.config import load_config
-from videojepa.flops import flops_report, stage_flops
+from videojepa.methods.accounting import flops_report, stage_flops
 from videojepa.models import count_parameters
 
 

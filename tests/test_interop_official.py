@@ -1,5 +1,11 @@
-"""Official V-JEPA 1 / V-JEPA 2 checkpoints (key names and shapes as the official code writes them, built here
-from our models with random weights) convert strictly and give the same outputs; bad files are refused."""
+"""Official V-JEPA 1 / V-JEPA 2 checkpoints convert strictly and give the official code's outputs.
+
+The checkpoints and outputs are golden fixtures written by RUNNING the official code (tools/golden_fixtures.py:
+its VisionTransformer and VisionTransformerPredictor with random weights, saved through DistributedDataParallel
+around the multi-mask wrappers as its train.py saves them). Each comparison has a negative control that a
+plausible bug (a transposed weight, sin-cos axes in another order, the other RoPE layout, the wrong mask token, target
+queries without positions) would produce, and that misses by far.
+"""
 
 from __future__ import annotations
 
@@ -7,124 +13,143 @@ import os
 
 import pytest
 import torch
+from golden import inputs, max_diff, numbers, official_checkpoint, tensors
 
 from videojepa.encoder_io import load_encoder, load_predictor
-from videojepa.models.pos_embed import sincos_3d
-from videojepa.models.predictor import Predictor
-from videojepa.models.vit import VisionTransformer
 
-FRAMES, CROP = 6, 32
-GRID = (3, 4, 4)
-
-
-def randomised(module, seed):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
-    return module.eval()
+FAMILIES = ("vjepa1", "vjepa2")
+GRID = (2, 4, 4)  # 4 frames x 16 px, tubelet 2, patch 4
+# Measured against the fixtures (fp32, one thread, this machine): encoder, masked encoder and block-0 outputs
+# <= 1.4e-6, predictor <= 1.1e-6 (outputs of magnitude ~2). 2e-5 leaves ~15x for other CPUs' kernels.
+TOL = 2e-5
+CONTROL = 100 * TOL  # a negative control must miss by at least this
 
 
-def official_encoder(encoder, family):
-    """Our encoder's weights under the official names, with the wrappers' `module.backbone.` prefix."""
-    out = {}
-    for key, value in encoder.state_dict().items():
-        key = key.replace("patch_embed.", "patch_embed.proj.")
-        out[f"module.backbone.{key}"] = value.clone()
-    if family == "vjepa1":
-        out["module.backbone.pos_embed"] = sincos_3d(encoder.embed_dim, GRID)[None]
-    return out
+def convert_args(which="target_encoder"):
+    return ["--which", which, "--heads", 2, "--predictor-heads", 2, "--frames", 4, "--crop", 16]
 
 
-def official_predictor(predictor, family):
-    out = {}
-    for key, value in predictor.state_dict().items():
-        if key == "mask_tokens":
-            out.update({f"module.backbone.mask_tokens.{i}": t.reshape(1, 1, -1).clone() for i, t in enumerate(value)})
-            continue
-        head, _, rest = key.partition(".")
-        name = {
-            "embed": "predictor_embed",
-            "blocks": "predictor_blocks",
-            "norm": "predictor_norm",
-            "head": "predictor_proj",
-        }[head]
-        out[f"module.backbone.{name}.{rest}"] = value.clone()
-    if family == "vjepa1":
-        out["module.backbone.predictor_pos_embed"] = sincos_3d(predictor.arch["embed_dim"], GRID)[None]
-    return out
-
-
-def make_checkpoint(path, family):
-    pos = "rope_vjepa2" if family == "vjepa2" else "sincos"
-    nets = {
-        which: randomised(
-            VisionTransformer(
-                embed_dim=36, depth=2, num_heads=3, mlp_hidden=72, patch_size=8, tubelet_size=2, pos_embed=pos
-            ),
-            seed,
-        )
-        for seed, which in enumerate(("encoder", "target_encoder"))
-    }
-    predictor = randomised(
-        Predictor(36, 36, embed_dim=40, depth=2, num_heads=2, mlp_ratio=3.0, num_mask_tokens=3, pos_embed=pos), 5
-    )
-    payload = {
-        "encoder": official_encoder(nets["encoder"], family),
-        "target_encoder": official_encoder(nets["target_encoder"], family),
-        "predictor": official_predictor(predictor, family),
-        "epoch": 3,
-        "lr": 1e-4,
-        "opt": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
-    }
-    torch.save(payload, path)
-    return nets, predictor
-
-
-def convert_args():
-    return ["--heads", "3", "--predictor-heads", "2", "--frames", FRAMES, "--crop", CROP]
-
-
-@pytest.mark.parametrize("family", ["vjepa2", "vjepa1"])
-@pytest.mark.parametrize("which", ["target_encoder", "encoder"])
-def test_official_checkpoint_converts_and_matches(cli, tmp_path, family, which, one_thread):
-    nets, predictor = make_checkpoint(tmp_path / "model.pt", family)
+def converted(cli, tmp_path, family, which="target_encoder"):
+    tmp_path.mkdir(exist_ok=True)
+    official_checkpoint(family, tmp_path / "model.pt")
     code, out, err = cli(
-        "convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", "--which", which, *convert_args()
+        "convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", *convert_args(which)
     )
     assert code == 0, err
-    encoder, ours_pred = load_encoder(tmp_path / "ours"), load_predictor(tmp_path / "ours")
-    assert encoder.card.source["which"] == which and encoder.card.source["family"] == family
-    assert encoder.card.clip.frames == FRAMES and encoder.card.clip.crop == CROP
-    assert ours_pred.default_mask_index == (1 if family == "vjepa2" else 0)
-    clip = torch.randn(2, 3, FRAMES, CROP, CROP, generator=torch.Generator().manual_seed(3))
-    ids = torch.stack([torch.randperm(48, generator=torch.Generator().manual_seed(i)) for i in range(2)])
+    return load_encoder(tmp_path / "ours"), load_predictor(tmp_path / "ours")
+
+
+def sincos_axes_reversed(embed_dim, grid):
+    """V-JEPA's uniform-power 3D sin-cos table (2 * ceil(D / 6) channels per axis, then cut to D) with the axes
+    concatenated as (width, height, time) instead of the official (time, height, width): a plausible bug."""
+
+    def axis(dim, pos):
+        omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
+        angles = pos.double()[:, None] * omega[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    per_axis = 2 * -(-embed_dim // 6)
+    t, h, w = (c.flatten() for c in torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij"))
+    return torch.cat([axis(per_axis, w), axis(per_axis, h), axis(per_axis, t)], dim=1)[:, :embed_dim].float()
+
+
+def predict(predictor, out, ins, i, mask_index=None):
+    """Our predictor on the OFFICIAL encoder's context features, so only the predictor is compared."""
+    return predictor(
+        out[f"out/context{i}"], ins[f"ctx{i}"], ins[f"tgt{i}"], GRID, mask_index=i if mask_index is None else mask_index
+    )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_official_encoders_and_predictor_match_the_official_outputs(cli, tmp_path, family, one_thread, monkeypatch):
+    ins, out, meta = inputs(), tensors(f"official_{family}.safetensors"), numbers(f"official_{family}.json")
+    target, predictor = converted(cli, tmp_path / "t", family, "target_encoder")
+    online, _ = converted(cli, tmp_path / "o", family, "encoder")
+    assert target.card.source["family"] == family and target.card.clip.frames == meta["frames"]
+    assert target.arch["pos_embed"] == ("sincos" if family == "vjepa1" else "rope_vjepa2")
+    assert predictor.arch["num_mask_tokens"] == meta["predictor"]["num_mask_tokens"]
+    video = ins["video"]
     with torch.no_grad():
-        feats, reference = encoder(clip), nets[which](clip)
         diffs = {
-            "encoder": float((feats - reference).abs().max()),
-            "predictor": float(
-                (
-                    ours_pred(feats[:, :20], ids[:, :20], ids[:, 20:30], GRID, mask_index=2)
-                    - predictor(feats[:, :20], ids[:, :20], ids[:, 20:30], GRID, mask_index=2)
-                )
-                .abs()
-                .max()
-            ),
+            "target encoder": max_diff(target(video), out["out/target_encoder"]),
+            "block 0": max_diff(target(video, layers=[0])[0], out["out/target_layer0"]),
+            **{
+                f"masked encoder {i}": max_diff(online(video, keep=ins[f"ctx{i}"]), out[f"out/context{i}"])
+                for i in (0, 1)
+            },
+            **{f"predictor {i}": max_diff(predict(predictor, out, ins, i), out[f"out/predictor{i}"]) for i in (0, 1)},
         }
-        other = nets["encoder" if which == "target_encoder" else "target_encoder"](clip)
-    print(f"\nofficial {family} {which} max abs diff: {diffs}")
-    assert all(d < 1e-4 for d in diffs.values()), diffs
-    assert float((feats - other).abs().max()) > 0.1  # --which picked the named network, not the other
+        controls = {
+            "--which picked the other network": max_diff(online(video), out["out/target_encoder"]),
+            "the other mask token": max_diff(predict(predictor, out, ins, 0, mask_index=1), out["out/predictor0"]),
+        }
+        if family == "vjepa1":
+            from videojepa.models import vit
+
+            monkeypatch.setattr(vit, "sincos_3d", sincos_axes_reversed)  # a fresh encoder builds its table from it
+            other_table = load_encoder(tmp_path / "t" / "ours")
+            controls["sin-cos axes in (w, h, t) order"] = max_diff(other_table(video), out["out/target_encoder"])
+        else:
+            from videojepa.models.registry import encoder_from_arch
+
+            interleaved = encoder_from_arch({**target.arch, "pos_embed": "rope"})
+            interleaved.load_state_dict(target.state_dict())
+            controls["interleaved RoPE"] = max_diff(interleaved.eval()(video), out["out/target_encoder"])
+    print(f"\nofficial {family} max abs diff: {diffs}\nnegative controls: {controls}")
+    assert all(d < TOL for d in diffs.values()), diffs
+    assert all(d > CONTROL for d in controls.values()), controls
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_transposed_official_weight_is_seen(cli, tmp_path, family, one_thread):
+    """A square weight stored transposed converts (the shapes agree) but the outputs miss the official ones."""
+    official_checkpoint(family, tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    key = "module.backbone.blocks.1.attn.proj.weight"
+    payload["target_encoder"][key] = payload["target_encoder"][key].t().contiguous()
+    torch.save(payload, tmp_path / "model.pt")
+    code, _, err = cli("convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", *convert_args())
+    assert code == 0, err
+    with torch.no_grad():
+        miss = max_diff(
+            load_encoder(tmp_path / "ours")(inputs()["video"]),
+            tensors(f"official_{family}.safetensors")["out/target_encoder"],
+        )
+    assert miss > CONTROL, miss
+
+
+def without_target_positions(predictor):
+    """Plant the bug: the predictor adds positions to its context tokens but not to its target queries
+    (its forward calls pos.add_absolute twice: context first, then the queries)."""
+    real, calls = predictor.pos.add_absolute, []
+
+    def add_absolute(tokens, ids, grid):
+        calls.append(1)
+        return real(tokens, ids, grid) if len(calls) % 2 == 1 else tokens
+
+    predictor.pos.add_absolute = add_absolute
+    return predictor
+
+
+def test_sincos_target_queries_need_their_positions(cli, tmp_path, one_thread):
+    """Hole: the target queries without positions under sin-cos (V-JEPA 1, vjepa/vitl16). With the bug planted
+    the official V-JEPA 1 predictor's outputs are missed by far; under RoPE the line is a no-op."""
+    ins, out = inputs(), tensors("official_vjepa1.safetensors")
+    _, predictor = converted(cli, tmp_path, "vjepa1")
+    with torch.no_grad():
+        good = max_diff(predict(predictor, out, ins, 0), out["out/predictor0"])
+        planted = max_diff(predict(without_target_positions(predictor), out, ins, 0), out["out/predictor0"])
+    print(f"\nV-JEPA 1 predictor: {good:.3g} as written, {planted:.3g} without target positions")
+    assert good < TOL and planted > CONTROL
 
 
 def test_a_damaged_official_file_names_the_removed_renamed_and_reshaped_tensors(cli, tmp_path):
-    make_checkpoint(tmp_path / "model.pt", "vjepa2")
+    official_checkpoint("vjepa2", tmp_path / "model.pt")
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     enc = payload["target_encoder"]
     del enc["module.backbone.blocks.0.norm2.bias"]
     enc["module.backbone.blocks.1.mlp.fc_2.weight"] = enc.pop("module.backbone.blocks.1.mlp.fc2.weight")
-    enc["module.backbone.blocks.1.attn.proj.weight"] = enc["module.backbone.blocks.1.attn.proj.weight"].reshape(18, 72)
+    enc["module.backbone.blocks.1.attn.proj.weight"] = enc["module.backbone.blocks.1.attn.proj.weight"].reshape(14, 56)
     torch.save(payload, tmp_path / "model.pt")
     code, out, err = cli("convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours", *convert_args())
     assert code == 2 and not (tmp_path / "ours").exists()
@@ -132,13 +157,13 @@ def test_a_damaged_official_file_names_the_removed_renamed_and_reshaped_tensors(
     for expected in (
         "missing 2: blocks.0.norm2.bias, blocks.1.mlp.fc2.weight",
         "unexpected 1: blocks.1.mlp.fc_2.weight",
-        "wrong shape 1: blocks.1.attn.proj.weight (18, 72), expected (36, 36)",
+        "wrong shape 1: blocks.1.attn.proj.weight (14, 56), expected (28, 28)",
     ):
         assert expected in err, err
 
 
 def test_the_head_count_is_never_guessed(cli, tmp_path):
-    make_checkpoint(tmp_path / "model.pt", "vjepa2")
+    official_checkpoint("vjepa2", tmp_path / "model.pt")
     code, out, err = cli("convert", "--from", "official", tmp_path / "model.pt", tmp_path / "ours")
     assert code == 2 and "do not store the head count" in err and "--arch" in err
 

@@ -159,3 +159,57 @@ def test_masks_cli_reports_a_plan_config_per_stage(cli, tmp_path):
         str(tmp_path / "m_student.png"),
     ]
     assert (tmp_path / "m_teacher.png").stat().st_size > 1000 and not (tmp_path / "m.png").exists()
+
+
+def sampled_statistics(gen, batch_size: int, batches: int, seed: int) -> dict:
+    """Our sampler as the collator runs it (`sample` then `masks_to_indices`): per batch, the masking ratio
+    before the equal-length cut and the context / target lengths after it."""
+    generator = torch.Generator().manual_seed(seed)
+    ratio, context, target = [], [], []
+    for _ in range(batches):
+        masked = gen.sample(batch_size, generator)
+        pair = masks_to_indices(masked, generator)
+        ratio.append(masked.flatten(1).double().mean().item())
+        context.append(float(pair.context.shape[1]))
+        target.append(float(pair.target.shape[1]))
+    return {
+        k: torch.tensor(v, dtype=torch.float64)
+        for k, v in (("mask_ratio", ratio), ("context_tokens", context), ("target_tokens", target))
+    }
+
+
+def official_mask_misses(official: dict, gen, batches: int) -> dict:
+    """|ours - official| / tolerance for each statistic; < 1 agrees. The tolerance is 4 standard errors of the
+    difference of the two means: the official masking ratio is a mean over independent single-sample draws,
+    every other mean one over batches (a batch shares one box size, so batches are the independent draws)."""
+    batch_size, n = official["batch_size"], official["batches"]
+    ours = sampled_statistics(gen, batch_size, batches, seed=11)
+    ref = next(g for g in official["generators"] if g["num_blocks"] == gen.num_blocks)
+    out = {}
+    for name, values in ours.items():
+        count = official["samples"] if name == "mask_ratio" else n
+        se_official = ref[f"{name}_std"] / math.sqrt(count)
+        se_ours = values.std().item() / math.sqrt(batches)
+        out[name] = abs(values.mean().item() - ref[name]) / (4 * math.hypot(se_official, se_ours))
+    return out
+
+
+@pytest.mark.parametrize("family", ["vjepa1", "vjepa2"])
+def test_multiblock_statistics_match_the_official_sampler(family):
+    """The official V-JEPA / V-JEPA 2 multi-block sampler's statistics at its paper masks (8 x 0.15 and 2 x 0.7,
+    aspect 0.75-1.5, whole clip; 16 frames at 224 / 256 px), stored from running its code (golden fixture):
+    ours agree within sampling error; a box 13% of the frame instead of 15%, or the aspect range the official
+    class defaults to (0.3-3.0), is told apart."""
+    from golden import numbers
+
+    official = numbers("official_masks.json")[family]
+    side = official["crop"] // official["patch_size"]
+    grid = (official["frames"] // official["tubelet_size"], side, side)
+    batches = 150
+    for blocks, scale in ((8, 0.15), (2, 0.7)):
+        misses = official_mask_misses(official, MultiBlockMask(grid, blocks, scale, 1.0, (0.75, 1.5)), batches)
+        assert all(m < 1 for m in misses.values()), (blocks, scale, misses)
+    smaller = official_mask_misses(official, MultiBlockMask(grid, 8, 0.13, 1.0, (0.75, 1.5)), batches)
+    wide_aspect = official_mask_misses(official, MultiBlockMask(grid, 2, 0.7, 1.0, (0.3, 3.0)), batches)
+    print(f"\n{family}: 8 x 0.13 misses {smaller}; 2 x 0.7 with aspect 0.3-3 misses {wide_aspect}")
+    assert max(smaller.values()) > 2 and max(wide_aspect.values()) > 2

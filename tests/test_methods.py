@@ -7,14 +7,18 @@ would pass them.
 """
 
 import copy
+import json
 import math
+from typing import Literal
 
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 import videojepa.methods.masked as masked_module
 from videojepa.config import load_config
+from videojepa.errors import ConfigError
 from videojepa.masks import MaskCollator, build_mask_generators
 from videojepa.methods import (
     VJEPA,
@@ -463,7 +467,7 @@ def mean_colour():
 def test_a_method_registered_from_outside_trains_resumes_and_reports(mean_colour, tiny_synth, tmp_path, cli):
     from conftest import tiny_overrides
 
-    from videojepa.flops import stage_flops
+    from videojepa.methods.accounting import stage_flops
     from videojepa.train.logger import read_metrics
     from videojepa.train.trainer import Trainer
 
@@ -482,6 +486,85 @@ def test_a_method_registered_from_outside_trains_resumes_and_reports(mean_colour
     assert [c["name"] for c in flops["components"]] == ["encoder", "predictor"] and flops["flops"] > 0
     code, out, _ = cli("models")
     assert code == 0 and "mean_colour" in out
+
+
+class ColourConfig(masked_module.MaskedConfig):
+    """An outside method's own `method:` keys."""
+
+    space: Literal["rgb", "grey"] = "rgb"
+    weight: float = Field(1.0, gt=0.0)
+
+
+class WeightedColour(MeanColour):
+    """MeanColour with settings of its own: the target's colour space and the loss weight; its rule across
+    sections (`check_config`) is run by the trainer and the CLI."""
+
+    name = "weighted_colour"
+    config_section = ColourConfig
+
+    @torch.no_grad()
+    def targets(self, video):
+        colour = super().targets(video)
+        return colour.mean(-1, keepdim=True).expand_as(colour) if self.cfg.method.space == "grey" else colour
+
+    def loss(self, pred, target):
+        return self.cfg.method.weight * super().loss(pred, target)
+
+    @classmethod
+    def check_config(cls, cfg):
+        from videojepa.errors import ConfigError
+
+        if cfg.method.space == "grey" and cfg.data.mean[0] != cfg.data.mean[1]:
+            raise ConfigError("method.space", "grey targets need the same data.mean on every channel")
+
+
+@pytest.fixture
+def weighted_colour():
+    register_method(WeightedColour)
+    yield WeightedColour
+    unregister_method(WeightedColour.name)
+
+
+def test_an_outside_method_declares_its_own_config_keys_and_a_typo_is_refused(
+    weighted_colour, tiny_synth, tmp_path, cli
+):
+    from conftest import tiny_overrides
+
+    from videojepa.methods import check_config
+    from videojepa.train.trainer import Trainer
+
+    base = tiny_overrides(tiny_synth, tmp_path, **{"method.name": "weighted_colour", "train.steps": 2})
+    cfg = load_config("demo/salt_teacher", [*base, "method.space=grey", "method.weight=0.5", "data.mean=[.45,.45,.45]"])
+    assert type(cfg.method) is ColourConfig and (cfg.method.space, cfg.method.weight) == ("grey", 0.5)
+    assert cfg.method.feature_reg == 1.0  # the masked methods' key, from the preset
+    assert load_config("demo/salt_teacher", base).method.space == "rgb"  # its default
+    # a typo in its keys, or a value it does not allow: the usual one-line error naming the key, exit code 2
+    for override, message in [
+        ("method.spcae=grey", "unknown key 'method.spcae'; did you mean 'method.space'? allowed keys here: name, "),
+        ("method.space=cmyk", "method.space: got 'cmyk'; allowed values: 'rgb' or 'grey'"),
+        ("method.weight=0", "method.weight: must be greater than 0"),
+    ]:
+        code, out, err = cli("flops", "demo/salt_teacher", *base, override)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert message in err, err
+    # its rule across sections: run from videojepa.methods by the CLI and the trainer, not by the config loader
+    grey = [*base, "method.space=grey"]  # the preset's ImageNet mean differs per channel
+    with pytest.raises(ConfigError, match=r"^method\.space: grey targets need"):
+        check_config(load_config("demo/salt_teacher", grey))
+    code, _, err = cli("flops", "demo/salt_teacher", *grey)
+    assert code == 2 and "method.space: grey targets need" in err
+    code, _, err = cli("config", "demo/salt_teacher", *grey)  # `videojepa config` refuses what pretrain refuses
+    assert code == 2 and "method.space: grey targets need" in err
+    code, out, err = cli("config", "demo/salt_teacher", *grey, "data.mean=[.45,.45,.45]", "--json")
+    assert code == 0, err
+    shown = json.loads(out)  # the method's own keys, each with who set it
+    assert shown["config"]["method"]["space"] == "grey" and shown["sources"]["method.space"] == "override"
+    assert shown["config"]["method"]["weight"] == 1.0 and shown["sources"]["method.weight"] == "default"
+    with pytest.raises(ConfigError, match=r"^method\.space: grey targets need"):
+        Trainer(load_config("demo/salt_teacher", grey))
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert trainer.step == 2 and type(trainer.method.cfg.method) is ColourConfig
 
 
 def test_method_without_flops_or_roles_is_refused():
@@ -515,7 +598,8 @@ def test_no_method_is_named_by_the_trainer_loader_or_accountant():
     from pathlib import Path
 
     root = Path(masked_module.__file__).parents[1]
-    files = [root / "flops.py", root / "config" / "loader.py", *sorted((root / "train").glob("*.py"))]
+    files = [root / "flops.py", root / "methods" / "accounting.py", root / "config" / "loader.py"]
+    files += sorted((root / "train").glob("*.py"))
     pattern = re.compile(r"\b(" + "|".join(BUILT_IN) + r")\b")
     named = [
         f"{f.name}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if pattern.search(line)

@@ -161,7 +161,7 @@ def test_encoder_snapshots_are_kept_and_a_resumed_run_writes_the_same_ones(tiny_
     from safetensors.torch import load_file
 
     from videojepa.encoder_io import read_card
-    from videojepa.train.trainer import snapshot_path
+    from videojepa.train.run_dir import snapshot_path
 
     extra = {"train.steps": 6, "train.checkpoint_every": 100, "train.encoder_snapshots": [4, 0, 2, 9]}
     Trainer(load_config("demo/vjepa", tiny_overrides(tiny_synth, tmp_path / "whole", **extra))).fit()
@@ -192,11 +192,28 @@ def test_a_run_saved_before_a_config_key_existed_resumes_as_its_default(tiny_syn
     run = tmp_path / "run"
     make_trainer(tiny_synth, run, **{"train.steps": 2}).fit()
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    del saved["method"]["pixel_norm"], saved["train"]["encoder_snapshots"]  # as written before these keys existed
+    del saved["method"]["loss_exponent"], saved["train"]["encoder_snapshots"]  # as if made before these keys existed
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     resumed = make_trainer(tiny_synth, run, **{"train.steps": 4})
     resumed.fit()
     assert resumed.step == 4
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
-    with pytest.raises(Exception, match=r"method\.pixel_norm: run has 'tubelet', now 'none'"):
-        make_trainer(tiny_synth, run, **{"train.steps": 6, "method.pixel_norm": "none"}).fit()
+    with pytest.raises(Exception, match=r"method\.loss_exponent: run has 1\.0, now 2\.0"):
+        make_trainer(tiny_synth, run, **{"train.steps": 6, "method.loss_exponent": 2.0}).fit()
+
+
+def test_a_run_saved_with_every_methods_keys_in_one_section_resumes(tiny_synth, tmp_path, one_thread):
+    """Runs saved before each method had its own section hold every method's keys under `method:`; those its
+    method never read are left out when it resumes, and its config file still loads (they are ignored)."""
+    import yaml
+
+    run = tmp_path / "run"
+    make_trainer(tiny_synth, run, **{"train.steps": 2}).fit()
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert set(saved["method"]) == {"name", "loss_exponent", "ema", "feature_reg"}
+    saved["method"].update(teacher={"checkpoint": None, "model": None, "shard": False}, pixel_norm="tubelet")
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert load_config(run / "config.yaml").method == load_config("demo/vjepa", tiny_overrides(tiny_synth, run)).method
+    resumed = make_trainer(tiny_synth, run, **{"train.steps": 3})
+    resumed.fit()
+    assert resumed.step == 3

@@ -24,6 +24,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from videojepa.errors import UserError
+from videojepa.models.predictor import Predictor
+from videojepa.models.registry import encoder_from_arch
+from videojepa.utils.files import atomic_path
 
 FORMAT_V1 = "videojepa.encoder/1"
 FORMAT = "videojepa.encoder/2"
@@ -57,7 +60,8 @@ class ClipProtocol(BaseModel):
 
 
 class EncoderCard(BaseModel):
-    """Everything a reader needs besides the weights. `arch` = the `VisionTransformer` arguments (+ "name")."""
+    """Everything a reader needs besides the weights. `arch` = the `VisionTransformer` arguments (+ "name"), or
+    with `kind: frames` a `FrameEncoder`'s (an image model applied to every frame, `videojepa.models.frames`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     arch: dict
@@ -132,8 +136,6 @@ def save_predictor(predictor: torch.nn.Module, path: str | Path, source: dict | 
 def _write(path: str | Path, module: torch.nn.Module, metadata: dict) -> None:
     from safetensors.torch import save_file
 
-    from videojepa.utils.files import atomic_path
-
     tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -196,8 +198,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> torch.
     """
     from safetensors.torch import load_file
 
-    from videojepa.models.registry import encoder_from_arch
-
     path = resolve_encoder_path(path)
     card = read_card(path)
     encoder = encoder_from_arch(card.arch)
@@ -209,8 +209,6 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> torch.
 def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """A predictor file (or a directory holding predictor.safetensors), strictly; `.source` says where from."""
     from safetensors.torch import load_file
-
-    from videojepa.models.predictor import Predictor
 
     path = resolve_encoder_path(path, PREDICTOR_FILE)
     meta = _header(path)

@@ -1,4 +1,4 @@
-"""FLOPs accountant: what a pretraining config computes per step, by the SALT paper's rule.
+"""FLOPs primitives: what a network costs per step, by the SALT paper's rule (the accountant's parts).
 
 Paper rule, attention ignored: a trained network costs 6*N*D per step, a frozen forward-only
 network 2*N*D, N = non-embedding parameters (the encoder's tubelet embedding is left out, as
@@ -11,7 +11,8 @@ methods are made of:
     target network (frozen)     D = n * B                  (an EMA copy or a frozen teacher)
 
 Each method declares its own components (`Method.flops_components(cfg, shape)`) from the helpers
-below; this module never names a method. `flops_with_attention` adds the attention products (QK^T
+below; this module knows no method (it sits below them): `videojepa.methods.accounting` adds up what a
+config's method declares, per step, per stage and per plan. `flops_with_attention` adds the attention products (QK^T
 and AV, 4 * seq * width FLOPs per token per layer forward, x3 when trained), which matter most for the
 predictor's full-length sequences. `measured_masks=True` replaces the paper's 0.9 masking ratio with
 the lengths the configured mask sampler really produces.
@@ -20,12 +21,12 @@ the lengths the configured mask sampler really produces.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from torch import nn
 
-from videojepa.config.schema import PlanConfig, PretrainConfig
-from videojepa.errors import UserError
+from videojepa.config.schema import PretrainConfig
+from videojepa.masks import build_mask_generators, mask_statistics, token_grid
 from videojepa.models.registry import non_embedding_parameters
 
 PAPER_MASK_RATIO = 0.9
@@ -97,8 +98,6 @@ def forward_flops(name: str, encoder: nn.Module, shape: StepShape) -> Component:
 
 def mask_lengths(cfg: PretrainConfig, measured: bool, batches: int = 20, seed: int = 0) -> list[tuple[float, float]]:
     """(context, target) tokens per clip for each mask generator."""
-    from videojepa.masks import build_mask_generators, mask_statistics, token_grid
-
     n = math.prod(token_grid(cfg))
     if not measured:
         return [((1 - PAPER_MASK_RATIO) * n, PAPER_MASK_RATIO * n) for _ in cfg.masks]
@@ -106,81 +105,10 @@ def mask_lengths(cfg: PretrainConfig, measured: bool, batches: int = 20, seed: i
     return [(s["context_tokens"], s["target_tokens"]) for s in stats]
 
 
-def step_components(
+def step_shape(
     cfg: PretrainConfig, measured_masks: bool = False, lengths: list[tuple[float, float]] | None = None
-) -> list[Component]:
-    """What one optimiser step of this pretraining config computes, as its method declares it.
-
-    `lengths` gives (context, target) tokens per clip for each mask generator directly (e.g.
-    those of the batch being timed); otherwise they come from the paper's rule or the sampler.
-    """
-    import torch
-
-    from videojepa.masks import token_grid
-    from videojepa.methods import get_method
-
-    shape = StepShape(cfg.train.batch_size, math.prod(token_grid(cfg)), lengths or mask_lengths(cfg, measured_masks))
-    with torch.device("meta"):  # architectures only: no memory, no time
-        return get_method(cfg.method.name).flops_components(cfg, shape)
-
-
-def stage_flops(cfg: PretrainConfig, name: str | None = None, measured_masks: bool = False) -> dict:
-    parts = step_components(cfg, measured_masks)
-    steps = cfg.train.steps
-    per_step = sum(c.flops for c in parts)
-    per_step_attn = sum(c.flops + c.attention_flops for c in parts)
-    return {
-        "name": name or cfg.method.name,
-        "method": cfg.method.name,
-        "steps": steps,
-        "flops": per_step * steps,
-        "flops_with_attention": per_step_attn * steps,
-        "flops_per_step": per_step,
-        "flops_per_step_with_attention": per_step_attn,
-        "components": [
-            {**asdict(c), "flops_per_step": c.flops, "attention_flops_per_step": c.attention_flops} for c in parts
-        ],
-    }
-
-
-def flops_report(config: PretrainConfig | PlanConfig, measured_masks: bool = False) -> dict:
-    """The `videojepa flops --json` document for a pretraining or a plan config."""
-    from videojepa.config.loader import stage_config
-
-    if isinstance(config, PlanConfig):
-        stages = [stage_flops(stage_config(s), s.name, measured_masks) for s in config.stages]
-    else:
-        stages = [stage_flops(config, None, measured_masks)]
-    return {
-        "stages": stages,
-        "total_flops": sum(s["flops"] for s in stages),
-        "total_flops_with_attention": sum(s["flops_with_attention"] for s in stages),
-        "mask_ratio": "measured" if measured_masks else PAPER_MASK_RATIO,
-    }
-
-
-def steps_within_budget(
-    cfg: PretrainConfig, budget: float, name: str | None = None, measured_masks: bool = False
-) -> dict:
-    """The most optimiser steps of `cfg` whose FLOPs fit in `budget` (never more than the budget).
-
-    Returns {"name", "method", "budget", "steps", "flops_per_step", "flops"}; `flops` = steps x per step.
-    """
-    name = name or cfg.method.name
-    per_step = stage_flops(cfg, name, measured_masks)["flops_per_step"]
-    steps = int(budget // per_step)
-    # Float division can land one step off either way; settle it on the product actually reported.
-    while (steps + 1) * per_step <= budget:
-        steps += 1
-    while steps > 0 and steps * per_step > budget:
-        steps -= 1
-    if steps < 1:
-        raise UserError(f"a budget of {budget:.3g} FLOPs buys no {name} step ({per_step:.3g} FLOPs each)")
-    return {
-        "name": name,
-        "method": cfg.method.name,
-        "budget": budget,
-        "steps": steps,
-        "flops_per_step": per_step,
-        "flops": steps * per_step,
-    }
+) -> StepShape:
+    """What one optimiser step of `cfg` feeds its networks. `lengths` gives (context, target) tokens per clip for
+    each mask generator directly (e.g. those of the batch being timed); otherwise they come from the paper's rule
+    or, with `measured_masks`, from the sampler."""
+    return StepShape(cfg.train.batch_size, math.prod(token_grid(cfg)), lengths or mask_lengths(cfg, measured_masks))

@@ -56,9 +56,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from videojepa.config.schema import PretrainConfig
+from videojepa.config.loader import stage_config
+from videojepa.config.schema import PlanConfig, PretrainConfig
 from videojepa.errors import UserError
 from videojepa.flops import StepShape, mask_lengths
+from videojepa.masks import token_grid
+from videojepa.methods import get_method
+from videojepa.methods.base import Method
 
 CARDS_GB = (24, 40, 80, 141)  # the cards' names; their memory is taken as that many GiB
 GIB = 2**30
@@ -176,9 +180,6 @@ def loss_saved_copies(cfg: PretrainConfig) -> int:
     initialiser: its config, no networks): an L1 loss keeps the difference (1), a squared error the
     predictions and the targets (2).
     """
-    from videojepa.methods import get_method
-    from videojepa.methods.base import Method
-
     cls = get_method(cfg.method.name)
     bare = cls.__new__(cls)
     Method.__init__(bare, cfg)
@@ -247,8 +248,6 @@ def linear_weights(net: nn.Module, blocks: bool = True) -> int:
 
 def method_networks(cfg: PretrainConfig) -> tuple[list[Network], nn.Module, nn.Module]:
     """The method's declared networks with their roles, and the (encoder, head) that run with grad."""
-    from videojepa.methods import get_method
-
     cls = get_method(cfg.method.name)
     with torch.device("meta"):
         encoder, head = cls.meta_networks(cfg)
@@ -277,8 +276,6 @@ def per_rank_batch(cfg: PretrainConfig, world_size: int) -> int:
 
 
 def frozen_sharded(cfg: PretrainConfig) -> bool:
-    from videojepa.methods import get_method
-
     return get_method(cfg.method.name).shard_frozen(cfg)
 
 
@@ -326,8 +323,6 @@ def fits(total: float) -> dict[str, bool]:
 
 def stage_memory(cfg: PretrainConfig, world_size: int = 1, name: str | None = None) -> dict:
     """The per-rank memory document of one pretraining config (see the module docstring)."""
-    from videojepa.masks import token_grid
-
     networks, encoder, head = method_networks(cfg)
     batch = per_rank_batch(cfg, world_size)
     c = compute_bytes(cfg)
@@ -376,9 +371,6 @@ def stage_memory(cfg: PretrainConfig, world_size: int = 1, name: str | None = No
 
 def memory_report(config, world_size: int = 1) -> dict:
     """The `videojepa flops --memory --json` document for a pretraining or a plan config."""
-    from videojepa.config.loader import stage_config
-    from videojepa.config.schema import PlanConfig
-
     if isinstance(config, PlanConfig):
         stages = [stage_memory(stage_config(s), world_size, s.name) for s in config.stages]
     else:

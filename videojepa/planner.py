@@ -6,9 +6,10 @@ Steps always round down, so a plan never spends more than its budget.
 
 from __future__ import annotations
 
-from videojepa.config.schema import PlanConfig, PretrainConfig
+from videojepa.config.loader import stage_config
+from videojepa.config.schema import PlanConfig, PretrainConfig, with_method
 from videojepa.errors import UserError
-from videojepa.flops import steps_within_budget
+from videojepa.methods.accounting import steps_within_budget
 
 
 def split_budget(
@@ -51,10 +52,8 @@ def allocate_budget(plan: PlanConfig, budget: float, teacher_share: float, measu
     V-JEPA (the student's config with method vjepa, i.e. same encoder, predictor, masks and batch)
     gets all of the budget. Steps are rounded down, so the spent FLOPs never exceed the budget.
     """
-    from videojepa.config.loader import stage_config
-
     teacher_cfg, student_cfg = stage_config(plan.stages[0]), stage_config(plan.stages[-1])
     salt = split_budget(teacher_cfg, student_cfg, budget, teacher_share, measured_masks)
-    vjepa_cfg = student_cfg.model_copy(update={"method": student_cfg.method.model_copy(update={"name": "vjepa"})})
+    vjepa_cfg = with_method(student_cfg, "vjepa")
     vjepa = {**steps_within_budget(vjepa_cfg, budget, "vjepa", measured_masks), "share": 1.0}
     return {**salt, "stages": salt["stages"] + [vjepa], "vjepa_flops": vjepa["flops"]}

@@ -104,7 +104,21 @@ def run_bench(args) -> int:
         )
     except ValueError as err:
         raise UserError(f"invalid sampling option: {err.errors()[0]['loc'][0]} {err.errors()[0]['msg']}") from None
-    report = bench(args.path, cfg, clips=args.clips, target=args.target, run_dir=args.run, weights=args.weights)
+    target, target_from, run_stats = args.target, None, None
+    if args.run is not None:
+        from videojepa.train.logger import step_rate
+
+        target, run_stats = step_rate(args.run)
+        target_from = f"run {args.run}"
+    report = bench(
+        args.path,
+        cfg,
+        clips=args.clips,
+        target=target,
+        weights=args.weights,
+        target_from=target_from,
+        run_stats=run_stats,
+    )
     print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
     return 0
 

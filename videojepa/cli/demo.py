@@ -27,6 +27,9 @@ def register(subparsers) -> None:
             "     (OUT/probes); the kept encoders with the last two: the points of the accuracy-vs-FLOPs curves;\n"
             "  5. print the tables (OUT/results.md; everything in OUT/results.json) and draw\n"
             "     OUT/loss_curves.png, OUT/accuracy_vs_flops.png and OUT/masks.png (needs matplotlib).\n"
+            "The demo/* presets add VICReg's variance-covariance penalty to every method (method.feature_reg=1,\n"
+            "which none of the papers uses: it kept the encoders from collapsing at these learning rates); the\n"
+            "tables and plots call them 'V-JEPA + VICReg' etc. --set method.feature_reg=0 trains them as published.\n"
             "Running it again on the same OUT continues where it stopped: finished runs and probes are\n"
             "kept, an interrupted run resumes from its last checkpoint."
         ),

@@ -57,13 +57,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from videojepa.config.loader import load_config
+    from videojepa.config.loader import load_config, stage_config
     from videojepa.config.schema import PlanConfig
     from videojepa.errors import UserError
-    from videojepa.flops import flops_report
+    from videojepa.methods import check_config
+    from videojepa.methods.accounting import flops_report
     from videojepa.planner import allocate_budget
 
     cfg = load_config(args.config, args.overrides)
+    for stage in cfg.stages if isinstance(cfg, PlanConfig) else [cfg]:  # each method's rules, before any work
+        check_config(stage_config(stage) if isinstance(cfg, PlanConfig) else stage)
     if args.memory:
         if args.budget is not None:
             raise UserError("--memory and --budget are separate reports: give one of them")

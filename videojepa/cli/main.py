@@ -23,9 +23,11 @@ COMMANDS = [
     "finetune",
     "probe",
     "localize",
+    "evaluate",
     "extract",
     "convert",
     "models",
+    "config",
     "masks",
     "flops",
 ]

@@ -12,7 +12,9 @@ def register(subparsers) -> None:
         description="Pretrain an encoder with the config's method. The run directory (run.dir) receives the "
         "resolved config.yaml, metrics.jsonl, train.log, checkpoints/ and encoder.safetensors. "
         "Running again on an existing run directory resumes from its newest checkpoint; a config "
-        "that conflicts with the saved one is refused. data.train is required; data.val is used only "
+        "that conflicts with the saved one is refused, and so is a directory another launch is training in "
+        "(its lock, RUN/.lock, names the holder's host and pid; a killed run's lock goes with it). "
+        "data.train is required; data.val is used only "
         "for the health monitors' held-out batch (unset: un-augmented training clips, logged; set but "
         "missing: an error before any work). Launch with torchrun for several processes.",
     )

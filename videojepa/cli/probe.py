@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from videojepa.cli.common import add_config_arguments
+from videojepa.eval.probes import describe_probe_kinds
+from videojepa.eval.tasks import list_evaluations
 
 
 def register(subparsers) -> None:
@@ -12,9 +14,13 @@ def register(subparsers) -> None:
         description="Train probes on a frozen encoder and report validation top-1 per task. Key settings: "
         "probe.checkpoint (pretraining run directory, encoder file, or `none` for a random-init "
         "model.name), data.train and data.val (CSV or folder; or several `tasks:` in the config file), "
-        "run.dir (gets results.json, results.md, config.yaml), probe.kind, optim.lr and "
+        "run.dir (gets results.json, results.md, config.yaml, and probes/TASK.safetensors: the best attentive "
+        "probe, which `videojepa evaluate` scores again), probe.kind, probe.heads (default: the encoder's head "
+        "count), probe.blocks (self-attention blocks before the cross-attention), optim.lr and "
         "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
-        epilog="example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe",
+        epilog=f"probe kinds (probe.kind): {describe_probe_kinds()}. Evaluation protocols (tasks.N.evaluation): "
+        f"{', '.join(list_evaluations())}. "
+        "Example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe",
     )
     add_config_arguments(p)
     p.add_argument("--quiet", action="store_true", help="print only the final table")

@@ -8,6 +8,7 @@ A YAML file may start from another one with `base: <preset or path>`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import warnings
@@ -19,8 +20,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from videojepa.config.base import dotted_keys
-from videojepa.config.schema import PlanConfig, PretrainConfig
+from videojepa.config.schema import (
+    DEFAULT_METHOD,
+    MethodSection,
+    PlanConfig,
+    PretrainConfig,
+    method_section,
+)
 from videojepa.errors import ConfigError, UserError
+from videojepa.models.registry import list_models
+from videojepa.utils.files import atomic_write_text
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "presets"
 
@@ -43,8 +52,16 @@ def resolve_config_path(source: str, relative_to: Path | None = None) -> Path:
     raise UserError(f"no config file or preset named '{source}'; presets: {', '.join(list_presets())}")
 
 
-def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+def read_yaml(path: Path) -> dict:
     """Read a YAML config, resolving `base:` chains (later files win, dicts merge, lists replace)."""
+    merged: dict = {}
+    for _, data in read_chain(path):
+        merged = deep_merge(merged, data)
+    return merged
+
+
+def read_chain(path: Path, _seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict]]:
+    """A YAML config and the files its `base:` chain starts from, root first, each without its `base` key."""
     if path in _seen:
         raise UserError(f"config 'base:' chain loops back to {path}")
     try:
@@ -56,9 +73,8 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     migrate_moved_keys(data, str(path))
     base = data.pop("base", None)
     if base is None:
-        return data
-    parent = read_yaml(resolve_config_path(str(base), relative_to=path.parent), _seen + (path,))
-    return deep_merge(parent, data)
+        return [(path, data)]
+    return [*read_chain(resolve_config_path(str(base), relative_to=path.parent), _seen + (path,)), (path, data)]
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -159,8 +175,12 @@ def load_config(
     if isinstance(source, dict):
         migrate_moved_keys(data)
     given = dotted_keys(data)
-    # Start from the full defaults so overrides can reach into default lists (masks.0...).
-    data = deep_merge(schema().model_dump(), data)
+    # Start from the full defaults so overrides can reach into default lists (masks.0...); a method's section
+    # gets its defaults from the method it names, in validation.
+    defaults = schema().model_dump()
+    if schema is PretrainConfig:
+        defaults.pop("method")
+    data = deep_merge(defaults, data)
     for item in overrides:  # "key=value" text, or (key, value) already parsed
         key, value = parse_override(item) if isinstance(item, str) else item
         key = moved_key(key) if schema is PretrainConfig else key
@@ -202,15 +222,15 @@ def validate(schema: type[BaseModel], data: dict) -> BaseModel:
     try:
         return schema.model_validate(data)
     except ValidationError as err:
-        raise ConfigError("", "; ".join(_describe(e, schema) for e in err.errors())) from None
+        raise ConfigError("", "; ".join(_describe(e, schema, data) for e in err.errors())) from None
 
 
-def _describe(error: dict, schema: type[BaseModel]) -> str:
+def _describe(error: dict, schema: type[BaseModel], data: dict) -> str:
     loc = [str(p) for p in error["loc"]]
     key = ".".join(loc)
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
-        allowed = _keys_at(schema, loc[:-1])
+        allowed = _keys_at(schema, loc[:-1], data)
         hint = difflib.get_close_matches(loc[-1], allowed, n=1)
         guess = f"did you mean '{'.'.join(loc[:-1] + hint[:1])}'? " if hint else ""
         return f"unknown key '{key}'; {guess}allowed keys here: {', '.join(allowed)}"
@@ -221,10 +241,12 @@ def _describe(error: dict, schema: type[BaseModel]) -> str:
     return f"{key}: {error['msg'].replace('Input should be', 'must be')} (got {value!r})"
 
 
-def _keys_at(schema: type[BaseModel], loc: list[str]) -> list[str]:
-    """Field names of the (sub)section at `loc`, for 'allowed keys' hints."""
+def _keys_at(schema: type[BaseModel], loc: list[str], data: Any = None) -> list[str]:
+    """Field names of the (sub)section at `loc`, for 'allowed keys' hints (a method section: the one of the method
+    that `data` names there)."""
     model: Any = schema
     for part in loc:
+        data = data[int(part)] if isinstance(data, list) and part.isdigit() and int(part) < len(data) else data
         if part.isdigit():
             continue
         field = model.model_fields.get(part)
@@ -233,15 +255,18 @@ def _keys_at(schema: type[BaseModel], loc: list[str]) -> list[str]:
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
         model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        data = data.get(part) if isinstance(data, dict) else None
         if model is None:
             return []
+        if issubclass(model, MethodSection):
+            with contextlib.suppress(ConfigError):
+                model = method_section((data or {}).get("name", DEFAULT_METHOD))
     return list(model.model_fields)
 
 
 def check_consistency(cfg: PretrainConfig) -> None:
-    """Cross-key rules that single fields cannot express."""
-    from videojepa.models.registry import list_models
-
+    """Cross-key rules that single fields cannot express. The method's own rules are its section's (checked when
+    the config is validated) and `Method.check_config` (run by the trainer and the CLI: `videojepa.methods`)."""
     models = list_models()
     if cfg.model.name not in models:
         raise ConfigError("model.name", f"unknown model {cfg.model.name!r}; allowed values: {', '.join(models)}")
@@ -277,14 +302,29 @@ def check_consistency(cfg: PretrainConfig) -> None:
     }.items():
         if not 0 < lo <= hi:
             raise ConfigError(key, f"({lo}, {hi}) must be an increasing pair of positive numbers")
-    if not all(0.0 <= v <= 1.0 for v in cfg.train.betas):
-        raise ConfigError("train.betas", f"{cfg.train.betas} must lie in [0, 1]")
+    check_train_schedule(cfg.train)
     if not cfg.masks:
         raise ConfigError("masks", "at least one mask generator is required")
-    from videojepa.methods import get_method
-
-    get_method(cfg.method.name).check_config(cfg)  # the method's own rules; unknown names fail here
     check_pretraining_data(cfg)
+
+
+def check_train_schedule(train) -> None:
+    """Rules across the `train` keys of every trainer config (pretraining and fine-tuning)."""
+    if not all(0.0 <= v <= 1.0 for v in train.betas):
+        raise ConfigError("train.betas", f"{train.betas} must lie in [0, 1]")
+    if train.lr_schedule != "wsd" and train.cooldown_steps:
+        raise ConfigError(
+            "train.cooldown_steps",
+            f"{train.cooldown_steps}: a cooldown belongs to train.lr_schedule=wsd (now {train.lr_schedule!r}); "
+            f"set it to 0 or use wsd",
+        )
+    horizon = train.steps * train.schedule_scale
+    if train.cooldown_steps and train.warmup_steps + train.cooldown_steps > horizon:
+        raise ConfigError(
+            "train.cooldown_steps",
+            f"{train.cooldown_steps}: warmup ({train.warmup_steps}) and cooldown together exceed the schedule's "
+            f"horizon train.steps x train.schedule_scale = {horizon:g}",
+        )
 
 
 def check_pretraining_data(cfg: PretrainConfig) -> None:
@@ -307,6 +347,4 @@ def to_dict(cfg: BaseModel) -> dict:
 def save_config(cfg: BaseModel, path: str | Path) -> None:
     """Write the resolved config (what the run actually used) as YAML, atomically: under torchrun other
     ranks may read it while rank 0 writes, and a crash mid-write must not leave a truncated file."""
-    from videojepa.utils.files import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

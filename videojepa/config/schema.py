@@ -1,7 +1,10 @@
 """Typed defaults for every configuration.
 
 A pretraining config is the sections below; YAML presets only list what differs from these
-defaults. Defaults follow the ViT-L recipe of the SALT paper (arXiv 2509.24317), which trains as V-JEPA 2 does.
+defaults. The defaults are the SALT paper's ViT-L recipe (arXiv 2509.24317: RoPE ViT-L/16, 16x224 clips,
+batch 3072, warmup-cosine lr, cosine weight decay 0.04 -> 0.4, AdamW betas (0.9, 0.95), clip 0.02); they
+are not V-JEPA's or V-JEPA 2's recipes, which differ in the optimiser and schedules: use the presets
+`vjepa/*` and `vjepa2/*` for those (`videojepa config PRESET` shows every value and where it was set).
 A *plan* config (top-level `stages:`) strings several pretraining configs together, e.g. the
 two SALT stages, for the FLOPs accountant.
 """
@@ -10,10 +13,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializeAsAny, field_validator
 
 from videojepa.config.base import Section
 from videojepa.data.config import DataConfig
+from videojepa.errors import ConfigError
 
 
 class RunConfig(Section):
@@ -25,10 +29,11 @@ class ModelConfig(Section):
     name: str = Field("vit_large", description="encoder architecture (see `videojepa models`)")
     patch_size: int = Field(16, ge=1)
     tubelet_size: int = Field(2, ge=1, description="frames per token")
-    pos_embed: Literal["sincos", "rope", "rope_vjepa2"] = Field(
+    pos_embed: Literal["sincos", "rope", "rope_vjepa2", "sincos_1d"] = Field(
         "rope",
-        description="3D sin-cos (V-JEPA), 3D RoPE (V-JEPA 2 / SALT), or RoPE in V-JEPA 2's released "
-        "channel layout (for converted V-JEPA 2 checkpoints)",
+        description="3D sin-cos (V-JEPA), 3D RoPE (V-JEPA 2 / SALT), RoPE in V-JEPA 2's released "
+        "channel layout (V-JEPA 2's code and checkpoints), or a 1-D sin-cos table over the flat token index "
+        "(VideoMAE)",
     )
     drop_path: float = Field(0.0, ge=0.0, lt=1.0)
     init: str | None = Field(
@@ -46,6 +51,9 @@ class PredictorConfig(Section):
     embed_dim: int = Field(384, ge=1)
     num_heads: int = Field(12, ge=1)
     mlp_ratio: float = Field(4.0, gt=0)
+    zero_init_mask_tokens: bool = Field(
+        False, description="start the learned mask tokens at 0 (V-JEPA's official configs) instead of N(0, 0.02)"
+    )
 
 
 class MaskConfig(Section):
@@ -63,43 +71,74 @@ def default_masks() -> list[MaskConfig]:
     return [MaskConfig(num_blocks=8, spatial_scale=0.15), MaskConfig(num_blocks=2, spatial_scale=0.7)]
 
 
-class TeacherConfig(Section):
-    """salt_student only: the frozen teacher encoder."""
-
-    checkpoint: str | None = Field(None, description="encoder checkpoint or run directory")
-    model: str | None = Field(None, description="teacher architecture when no checkpoint is given (FLOPs, tests)")
-    shard: bool = Field(
-        False,
-        description="train.parallel=fsdp2: shard the frozen teacher (forward-only FSDP2 "
-        "module) instead of replicating it in bf16",
-    )
+DEFAULT_METHOD = "vjepa"
 
 
-class MethodConfig(Section):
-    """The pretraining method and its own settings; each key says which methods read it."""
+class MethodSection(Section):
+    """The `method` section: `name` picks a registered method, and that method's own section (a subclass of
+    this one, registered with the method: `Method.config_section`) declares the rest of its keys, so a method
+    from outside the package has settings of its own and a misspelt one is an error like any other.
+
+    A key that another registered method declares but this one does not (`method.ema` in a salt_teacher config
+    made from a V-JEPA preset, `method.teacher` in a run's config.yaml saved when every method's keys were in
+    one section) is left out, as those keys were always ignored by the methods that do not read them."""
 
     name: str = Field(
-        "vjepa",
+        DEFAULT_METHOD,
         description="a registered method (see `videojepa models`): vjepa, salt_teacher, "
         "salt_student, videomae, or one registered by a plugin",
     )
-    loss_exponent: float = Field(1.0, gt=0.0, description="vjepa, salt_student: latent loss mean |pred - LN(target)|^p")
-    ema: tuple[float, float] = Field(
-        (0.996, 1.0), description="vjepa: EMA momentum, linear start -> end over the schedule horizon"
-    )
-    teacher: TeacherConfig = TeacherConfig()
-    feature_reg: float = Field(
-        0.0,
-        ge=0.0,
-        description="every masked method: weight of a variance-covariance penalty (VICReg's) on the context "
-        "encoder's features, added to the loss: keeps them from collapsing to a few directions at high lr; "
-        "its statistics span the batch on all ranks, but each micro-batch when train.accum_steps > 1",
-    )
-    pixel_norm: Literal["tubelet", "none"] = Field(
-        "tubelet",
-        description="salt_teacher, videomae: pixel targets normalised by each tubelet's own mean and std per "
-        "channel (tubelet: VideoMAE's norm_pix_loss) or only by the input's mean/std (none)",
-    )
+
+
+# method name -> its section class; filled by `videojepa.methods.register_method` (the built-in methods register
+# when the package is imported). The config knows no method: it validates `method:` with the section the name
+# has here.
+_METHOD_SECTIONS: dict[str, type[MethodSection]] = {}
+
+
+def register_method_section(name: str, section: type[MethodSection]) -> None:
+    if not (isinstance(section, type) and issubclass(section, MethodSection)):
+        raise TypeError(f"method {name!r}: its config section must be a MethodSection subclass, got {section!r}")
+    _METHOD_SECTIONS[name] = section
+
+
+def unregister_method_section(name: str) -> None:
+    _METHOD_SECTIONS.pop(name, None)
+
+
+def method_section(name: str) -> type[MethodSection]:
+    """The section class of method `name`; ConfigError naming method.name when no method has that name."""
+    if name not in _METHOD_SECTIONS:
+        raise ConfigError("method.name", f"unknown method {name!r}; allowed values: {', '.join(_METHOD_SECTIONS)}")
+    return _METHOD_SECTIONS[name]
+
+
+def method_keys(section: dict, name: str) -> dict:
+    """The keys of a raw `method` mapping that method `name` reads: without those only other registered methods
+    declare (what validation leaves out) and, for a known method, every unknown key kept (validation refuses
+    it)."""
+    own = method_section(name).model_fields
+    others = {key for cls in _METHOD_SECTIONS.values() for key in cls.model_fields} - set(own)
+    return {key: value for key, value in section.items() if key not in others}
+
+
+def with_method(cfg: PretrainConfig, name: str) -> PretrainConfig:
+    """`cfg` with method `name` instead of its own: its method keys that `name` has are kept, the others left
+    out (the rest at `name`'s defaults)."""
+    section = build_method_section({**method_keys(cfg.method.model_dump(), name), "name": name})
+    return cfg.model_copy(update={"method": section})
+
+
+def build_method_section(value) -> MethodSection:
+    """A `method` mapping (or section) as the section of the method it names (default vjepa)."""
+    if isinstance(value, MethodSection):
+        if type(value) is _METHOD_SECTIONS.get(value.name):
+            return value
+        value = value.model_dump()
+    if not isinstance(value, dict):
+        raise ConfigError("method", f"must be a mapping of the method's settings, got {value!r}")
+    name = value.get("name", DEFAULT_METHOD)
+    return method_section(name).model_validate(method_keys(value, name))
 
 
 class TrainConfig(Section):
@@ -110,6 +149,24 @@ class TrainConfig(Section):
     start_lr: float = Field(2e-4, ge=0.0)
     final_lr: float = Field(1e-6, ge=0.0)
     warmup_steps: int = Field(10_000, ge=0)
+    lr_schedule: Literal["cosine", "wsd"] = Field(
+        "cosine",
+        description="after the linear warmup start_lr -> lr: cosine, lr -> final_lr over the rest of the horizon "
+        "(V-JEPA, SALT); wsd, lr held constant, then a linear cooldown to final_lr over the last "
+        "train.cooldown_steps of the horizon (V-JEPA 2)",
+    )
+    cooldown_steps: int = Field(
+        0,
+        ge=0,
+        description="wsd: steps at the end of the schedule horizon (steps * schedule_scale) over which lr "
+        "falls linearly to final_lr; 0: lr stays constant after warmup",
+    )
+    lr_base_batch: int | None = Field(
+        None,
+        ge=1,
+        description="when set, lr, start_lr and final_lr are given for this many clips per step and scale "
+        "linearly with train.batch_size (VideoMAE's convention: 256); null: they are used as given",
+    )
     weight_decay: float = Field(0.04, ge=0.0)
     final_weight_decay: float = Field(0.4, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.95)
@@ -161,8 +218,16 @@ class PretrainConfig(Section):
     model: ModelConfig = ModelConfig()
     predictor: PredictorConfig = PredictorConfig()
     masks: list[MaskConfig] = Field(default_factory=default_masks)
-    method: MethodConfig = MethodConfig()
+    method: SerializeAsAny[MethodSection] = Field(
+        default_factory=lambda: build_method_section({}),
+        description="the method (`name`) and its own settings, as its registered section declares them",
+    )
     train: TrainConfig = TrainConfig()
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_section(cls, value) -> MethodSection:
+        return build_method_section(value)
 
 
 class StageConfig(Section):

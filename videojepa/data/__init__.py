@@ -1,5 +1,6 @@
 """Video data pipeline: decode (readers) → sample clip indices (sampling) → augment (transforms),
-wrapped as datasets (datasets), weighted mixtures of them (mixture) and resumable loaders (loader); plus
+wrapped as datasets (datasets), weighted mixtures of them (mixture), built from a config's source (build),
+and resumable loaders (loader); plus
 synthetic data (synth), dataset checks (check), prepared copies with a frame-table manifest (prepare,
 manifest) and the CPU cost per clip (bench).
 
@@ -9,15 +10,9 @@ manifest) and the CPU cost per clip (bench).
     batch = next(iter(loader))  # {"video": B×C×T×H×W, "label": B, "index": B}
 """
 
+from videojepa.data.build import build_dataset, build_mixture
 from videojepa.data.config import DataConfig, DataSource
-from videojepa.data.datasets import (
-    BadInputWarning,
-    Entry,
-    TooManyBadFilesError,
-    VideoDataset,
-    build_dataset,
-    read_entries,
-)
+from videojepa.data.datasets import BadInputWarning, Entry, TooManyBadFilesError, VideoDataset, read_entries
 from videojepa.data.loader import ResumableLoader, ResumableSampler, build_loader
 from videojepa.data.mixture import MixtureDataset
 from videojepa.data.readers import (
@@ -49,6 +44,7 @@ __all__ = [
     "VideoReader",
     "build_dataset",
     "build_loader",
+    "build_mixture",
     "clip_step",
     "open_video",
     "read_entries",

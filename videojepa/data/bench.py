@@ -8,8 +8,8 @@ CPU time barely depends on what else runs on the machine, unlike wall-clock time
 
 One worker process at full use of one core makes 1000 / total_ms clips per second, so a target of R clips/s
 needs ceil(R · total_ms / 1000) workers, plus one core for the training process itself. The target is given,
-or read from a run directory: its logged clips/s divided by (1 - data-wait fraction), the rate the training
-step alone would reach on that machine (medians over the run's "log" records).
+or read from a run directory by the caller (`videojepa.train.logger.step_rate`: its logged clips/s divided by
+(1 - data-wait fraction), the rate the training step alone would reach on that machine).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from videojepa.data.build import build_dataset
 from videojepa.data.config import DataConfig
-from videojepa.data.datasets import build_dataset
 from videojepa.data.readers import BadFileError
 from videojepa.errors import UserError
 
@@ -132,50 +132,26 @@ def measure_source(source: str, cfg: DataConfig, clips: int, seed: int = 0) -> S
     return SourceCost(source, len(total), *ms, bad=bad, manifest=getattr(dataset, "manifest", None) is not None)
 
 
-def target_from_run(run_dir: str) -> tuple[float, dict]:
-    """The clips/s a run's training step reaches without waiting for data, from its metrics.jsonl."""
-    from videojepa.train.logger import read_metrics
-
-    try:
-        records = read_metrics(run_dir, kind="log")
-    except FileNotFoundError:
-        raise UserError(f"--run {run_dir}: no metrics.jsonl there (give a pretrain run directory)") from None
-    records = [r for r in records if r.get("clips_per_s")]
-    if len(records) > 1:
-        records = records[1:]  # the first window holds start-up (worker start, compilation)
-    if not records:
-        raise UserError(f"--run {run_dir}: metrics.jsonl has no logged clips/s yet")
-    rate = statistics.median(r["clips_per_s"] for r in records)
-    wait = statistics.median(r.get("data_wait_fraction", 0.0) for r in records)
-    step_rate = rate / max(1.0 - wait, 1e-3)
-    return step_rate, {
-        "logged_clips_per_s": round(rate, 2),
-        "data_wait_fraction": round(wait, 4),
-        "step_clips_per_s": round(step_rate, 2),
-        "records": len(records),
-    }
-
-
 def bench(
     sources: list[str],
     cfg: DataConfig,
     clips: int = 32,
     target: float | None = None,
-    run_dir: str | None = None,
     weights: list[float] | None = None,
     seed: int = 0,
+    target_from: str | None = None,
+    run_stats: dict | None = None,
 ) -> BenchReport:
+    """`target_from` says where the target rate came from (default "--target"), `run_stats` how a run's rate
+    was read (`videojepa.train.logger.step_rate`, for `--run`)."""
     weights = list(weights) if weights else [1.0] * len(sources)
     if len(weights) != len(sources) or any(w <= 0 for w in weights):
         raise UserError(f"--weights: give one positive weight per source ({len(sources)}), got {weights}")
-    run_stats, target_from = {}, "--target" if target else ""
-    if run_dir is not None:
-        target, run_stats = target_from_run(run_dir)
-        target_from = f"run {run_dir}"
+    target_from = target_from or ("--target" if target else "")
     if target is not None and target <= 0:
         raise UserError(f"--target must be positive, got {target}")
     costs = [measure_source(s, cfg, clips, seed) for s in sources]
-    return BenchReport(costs, weights, target, target_from, run_stats)
+    return BenchReport(costs, weights, target, target_from, run_stats or {})
 
 
 def format_report(report: BenchReport) -> str:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from videojepa.data.config import DataConfig, DataSource
-from videojepa.data.datasets import VideoDataset, build_dataset
+from videojepa.data.datasets import VideoDataset
 from videojepa.data.loader import ResumableSampler
 from videojepa.errors import UserError
 
@@ -122,15 +121,3 @@ class MixtureSampler(ResumableSampler):
                     f"this run has {getattr(self, key)}"
                 )
         super().load_state_dict(state)
-
-
-def build_mixture(sources: list, data_cfg: DataConfig, train: bool, uint8: bool = False) -> MixtureDataset:
-    """A MixtureDataset of `sources` (DataSource, {path, weight} dicts, or paths of weight 1)."""
-    if not sources:
-        raise UserError("data.train: an empty list of sources; give a path or a list of {path, weight}")
-    specs = [
-        s if isinstance(s, DataSource) else DataSource(path=s) if isinstance(s, str) else DataSource(**s)
-        for s in sources
-    ]
-    datasets = [build_dataset(s.path, data_cfg, train, uint8=uint8) for s in specs]
-    return MixtureDataset(datasets, [s.weight for s in specs])

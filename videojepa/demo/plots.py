@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from videojepa.demo.report import PROTOCOL_LABELS
+from videojepa.train.logger import read_metrics
 from videojepa.utils.files import atomic_savefig
 from videojepa.utils.plotting import pyplot
 
@@ -27,8 +29,6 @@ def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
 def plot_loss_curves(run_dirs: dict[str, str | Path], path: str | Path) -> None:
     """Every step's training loss of each run, one panel per run (their losses have different units:
     pixels for the pixel methods, features for the latent ones), with a moving average."""
-    from videojepa.train.logger import read_metrics
-
     plt = pyplot()
     fig, axes = plt.subplots(1, len(run_dirs), figsize=(3.2 * len(run_dirs), 2.8), squeeze=False)
     for ax, (name, run_dir) in zip(axes[0], run_dirs.items()):
@@ -56,7 +56,6 @@ def plot_accuracy_vs_flops(results: dict, path: str | Path) -> None:
     plt = pyplot()
     tasks, protocols = list(results["chance"]), results["protocols"]
     budget, curves = results["budget"]["flops"], results["curves"]
-    from videojepa.demo.report import PROTOCOL_LABELS
 
     fig, axes = plt.subplots(
         len(protocols), len(tasks), figsize=(4.4 * len(tasks), 3.0 * len(protocols)), squeeze=False, sharex=True

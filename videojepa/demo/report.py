@@ -1,4 +1,5 @@
-"""The demo's report: OUT/results.json (schema below) and the Markdown tables of OUT/results.md.
+"""The demo's report: OUT/results.json (the typed `DemoResults`, schema below) and the Markdown tables of
+OUT/results.md.
 
 results.json (schema "videojepa.demo/2"):
 
@@ -27,6 +28,7 @@ results.json (schema "videojepa.demo/2"):
           "wall_s": 41.0,                 # training seconds, summed over the sessions that trained it
           "trained_now": true,            # trained (or resumed) by this invocation, not found finished
           "snapshots": [0, 30, 60],       # steps whose encoder was kept (0: initial weights) for the curves
+          "feature_reg": 1.0,             # method.feature_reg: weight of VICReg's penalty (0: the method as published)
           "health": {"step", "loss", "feature_rank", "feature_std", "target_std", "context_std", "pred_std",
                      "collapse_warning"}  # the run's last full metrics record; feature_rank is RankMe
         }
@@ -44,7 +46,7 @@ results.json (schema "videojepa.demo/2"):
       },
       "rows": [                           # the table below the chance row, top to bottom
         {"name": "random_init" | "salt_teacher" | "salt" | "vjepa" | "videomae",
-         "label": "V-JEPA",
+         "label": "V-JEPA + VICReg",     # "+ VICReg" when a run it sums used method.feature_reg > 0
          "runs": ["vjepa"],               # pretraining runs it sums ([] for random init; SALT: teacher, student)
          "flops": 1.9e13, "steps": [300], "wall_s": 140.0,   # sums over "runs" (steps: one per run)
          "probe": "vjepa",                # the probed encoder (SALT: its student)
@@ -70,35 +72,86 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from videojepa.encoder_io import resolve_encoder_path
+from videojepa.train.logger import read_metrics
+from videojepa.train.run_dir import snapshot_path
+from videojepa.utils.files import write_json_and_markdown
+
 SCHEMA = "videojepa.demo/2"
-TOP_KEYS = (
-    "schema",
-    "created",
-    "settings",
-    "data",
-    "budget",
-    "chance",
-    "protocols",
-    "timing",
-    "runs",
-    "probes",
-    "rows",
-)
-TOP_KEYS += ("curves",)
-RUN_KEYS = (
-    "method",
-    "dir",
-    "steps",
-    "budget",
-    "flops_per_step",
-    "flops",
-    "wall_s",
-    "trained_now",
-    "snapshots",
-    "health",
-)
+
+
+class DemoRun(BaseModel):
+    """One pretraining run of the demo (results.json `runs`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: str
+    dir: str
+    steps: int
+    budget: float  # FLOPs allotted to this run
+    flops_per_step: float
+    flops: float  # steps x flops_per_step <= budget
+    wall_s: float  # training seconds, summed over the sessions that trained it
+    trained_now: bool
+    snapshots: list[int]
+    feature_reg: float = 0.0  # method.feature_reg: weight of VICReg's penalty (0: as published; absent before)
+    health: dict  # the run's last full metrics record
+
+
+class DemoRow(BaseModel):
+    """One row of the table (results.json `rows`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    label: str
+    runs: list[str]
+    flops: float
+    steps: list[int]
+    wall_s: float
+    probe: str
+    top1: dict[str, dict[str, float]]  # protocol -> task -> fraction
+    motion_split: dict[str, dict | None]
+
+
+class DemoResults(BaseModel):
+    """The whole of results.json (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: str = Field(SCHEMA, alias="schema")
+    created: str
+    settings: dict
+    data: dict
+    budget: dict
+    chance: dict[str, float]
+    protocols: list[str]
+    curve_protocols: list[str]
+    timing: dict
+    runs: dict[str, DemoRun]
+    probes: dict[str, dict]
+    rows: list[DemoRow]
+    curves: dict[str, dict]
+    plots: list[str] | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(f"schema must be {SCHEMA!r}, got {value!r}")
+        return value
+
+    def as_json(self) -> dict:
+        data = self.model_dump(mode="json", by_alias=True)
+        if data["plots"] is None:
+            del data["plots"]
+        return data
+
+
+# the keys every results.json has, and every run and row entry
+TOP_KEYS = ("schema", *(k for k, f in DemoResults.model_fields.items() if k != "schema_" and f.is_required()))
+RUN_KEYS = tuple(DemoRun.model_fields)
+ROW_KEYS = tuple(DemoRow.model_fields)
 PROTOCOL_LABELS = {"attentive": "attentive", "linear_frames": "linear (frames)", "knn_frames": "kNN (frames)"}
-ROW_KEYS = ("name", "label", "runs", "flops", "steps", "wall_s", "probe", "top1", "motion_split")
 SPINNING = ("rotate_cw", "rotate_ccw")  # the synthetic motion classes whose label is the rotation sense
 SPLIT_LABELS = {
     "spin_vs_translation": "spinning vs translating",
@@ -159,7 +212,7 @@ def build_results(
         rows.append(
             {
                 "name": name,
-                "label": label,
+                "label": penalty_label(label, [runs[n] for n in names]),
                 "runs": list(names),
                 "flops": sum(runs[n]["flops"] for n in names),
                 "steps": [runs[n]["steps"] for n in names],
@@ -191,6 +244,16 @@ def build_results(
     }
 
 
+PENALTY = "VICReg"
+
+
+def penalty_label(label: str, runs: list[dict]) -> str:
+    """A method's label with "+ VICReg" when one of its runs trained with the variance-covariance penalty
+    (`method.feature_reg` > 0), which none of the published methods uses: the table never calls a penalised
+    run by the plain method's name."""
+    return f"{label} + {PENALTY}" if any(r.get("feature_reg") for r in runs) else label
+
+
 def build_curves(runs: dict, probes: dict) -> dict:
     """Accuracy against training FLOPs for each curve of `CURVES`, from the probed snapshots (schema above)."""
     curves = {}
@@ -209,7 +272,7 @@ def build_curves(runs: dict, probes: dict) -> dict:
                     "drift": weight_drift(runs[run]["dir"], encoder["checkpoint"]),
                 }
             )
-        curves[name] = {"label": label, "points": points}
+        curves[name] = {"label": penalty_label(label, [runs[n] for n in (*before, run)]), "points": points}
     return curves
 
 
@@ -217,9 +280,6 @@ def weight_drift(run_dir: str, encoder: str) -> float | None:
     """How far training moved an encoder: ||W - W0|| / ||W0|| over all its weights, W0 the run's initial
     encoder (its step-0 snapshot; None without one). The V-JEPA encoder is the EMA target, which moves slowly."""
     from safetensors.torch import load_file
-
-    from videojepa.encoder_io import resolve_encoder_path
-    from videojepa.train.trainer import snapshot_path
 
     initial = snapshot_path(run_dir, 0)
     if not initial.exists():
@@ -240,8 +300,6 @@ def curve_scores(probe: dict) -> dict:
 
 def rank_at(run_dir: str, step: int) -> float | None:
     """The RankMe of the run's last full metrics record at or before `step` (None when there is none)."""
-    from videojepa.train.logger import read_metrics
-
     logged = [r for r in read_metrics(run_dir, kind="log") if r["step"] <= step and r.get("feature_rank") is not None]
     return logged[-1]["feature_rank"] if logged else None
 
@@ -262,13 +320,21 @@ def markdown_table(results: dict) -> str:
     """A caption, then the table (chance, random init, then every method at the same budget; one column per
     task and protocol), the motion score's split, and the curves' points."""
     b, tasks, protocols = results["budget"], list(results["chance"]), results["protocols"]
+    penalised = [r for r in results["runs"].values() if r.get("feature_reg")]
+    weights = ", ".join(sorted({f"{r['feature_reg']:g}" for r in penalised}))
     columns = [(t, k) for t in tasks for k in protocols if any(t in r["top1"].get(k, {}) for r in results["rows"])]
     lines = [
         f"Training budget {b['flops']:.3g} FLOPs for every method (= {b['budget_steps']} V-JEPA steps; "
         f"SALT teacher share {b['teacher_share']:g}); probe top-1 (%) on the validation set, best cell of each "
         "probe's grid. attentive: cross-attention pooler over all tokens (the papers' protocol); linear (frames) "
         "and kNN (frames): on each time step's tokens averaged over a coarse grid (they see only what the "
-        "encoder put into the token values).",
+        "encoder put into the token values)."
+        + (
+            f" + {PENALTY}: trained with VICReg's variance-covariance penalty on the context features "
+            f"(method.feature_reg = {weights}), which the published methods do not use."
+            if penalised
+            else ""
+        ),
         "",
         "| method | training FLOPs | steps | wall time | "
         + " | ".join(f"{t} {PROTOCOL_LABELS.get(k, k)}" for t, k in columns)
@@ -336,20 +402,13 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_results(results: dict) -> None:
-    """Raise ValueError if `results` does not follow the documented schema."""
-    if results.get("schema") != SCHEMA:
-        raise ValueError(f"schema must be {SCHEMA!r}, got {results.get('schema')!r}")
-    missing = [k for k in TOP_KEYS if k not in results]
-    missing += [f"runs.{n}.{k}" for n, r in results.get("runs", {}).items() for k in RUN_KEYS if k not in r]
-    missing += [f"rows.{i}.{k}" for i, r in enumerate(results.get("rows", [])) for k in ROW_KEYS if k not in r]
-    if missing:
-        raise ValueError(f"results miss keys: {', '.join(missing)}")
+def check_results(results: dict) -> DemoResults:
+    """The typed results; ValueError (pydantic's ValidationError) if `results` does not follow the schema."""
+    return DemoResults.model_validate(results)
 
 
-def write_results(out: str | Path, results: dict) -> tuple[Path, Path]:
+def write_results(out: str | Path, results: dict | DemoResults) -> tuple[Path, Path]:
     """Write results.json and results.md atomically into `out`; returns their paths."""
-    from videojepa.utils.files import write_json_and_markdown
-
-    check_results(results)
-    return write_json_and_markdown(out, results, markdown_table(results))
+    typed = results if isinstance(results, DemoResults) else check_results(results)
+    data = typed.as_json()
+    return write_json_and_markdown(out, data, markdown_table(data))

@@ -33,8 +33,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from videojepa.config.loader import load_config, to_dict
 from videojepa.config.schema import ModelConfig, PretrainConfig
+from videojepa.data.build import build_dataset
+from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, SynthSpec, write_dataset
+from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves
+from videojepa.demo.report import build_results, penalty_label, write_results
+from videojepa.encoder_io import resolve_encoder_path
 from videojepa.errors import UserError
+from videojepa.eval.config import ProbeConfig
+from videojepa.eval.features import FeatureSource
+from videojepa.eval.runner import run_probe
+from videojepa.masks import build_mask_generators
+from videojepa.masks.build import describe
+from videojepa.masks.plot import draw_masks, sample_masks
+from videojepa.methods import check_config
+from videojepa.methods.accounting import stage_flops, steps_within_budget
+from videojepa.planner import split_budget
+from videojepa.train.checkpoint import PATTERN, list_checkpoints
+from videojepa.train.logger import read_metrics
+from videojepa.train.run_dir import snapshot_path
+from videojepa.train.trainer import Trainer
+from videojepa.utils.files import atomic_write_text
+from videojepa.utils.plotting import pyplot
 
 Log = Callable[[str], None]
 
@@ -115,8 +136,6 @@ class DemoSettings:
 def prepare_data(data_dir: str | Path, size: DemoSize, seed: int, workers: int | None = None, log: Log = print) -> dict:
     """Render the synthetic datasets into `data_dir` unless its synth.json already describes them; returns
     synth.json."""
-    from videojepa.data.synth import APPEARANCES, DEFAULT_MOTIONS, SynthSpec, write_dataset
-
     spec = dataclasses.replace(SynthSpec(), frames=size.frames, size=size.size)
     wanted = {
         "num_videos": size.num_videos,
@@ -162,8 +181,6 @@ def pretrain_config(
     and its architecture is named so that FLOPs can be counted before the teacher exists.
     Set the number of steps with `with_steps`.
     """
-    from videojepa.config.loader import load_config
-
     motion = Path(data_dir) / "motion"
     own = {
         "run.dir": str(run_dir),
@@ -192,9 +209,6 @@ def plan_budget(configs: dict[str, PretrainConfig], budget_steps: int, teacher_s
     "runs": {name: {"name", "method", "budget", "steps", "flops_per_step", "flops", ...}}}; see the module
     docstring for the rule.
     """
-    from videojepa.flops import stage_flops, steps_within_budget
-    from videojepa.planner import split_budget
-
     if budget_steps < 1:
         raise UserError(f"--budget-steps must be at least 1, got {budget_steps}")
     per_step = stage_flops(configs["vjepa"], measured_masks=True)["flops_per_step"]
@@ -227,6 +241,7 @@ def demo_configs(settings: DemoSettings) -> dict[str, PretrainConfig]:
             teacher=configs.get("salt_teacher"),
             overrides=settings.pretrain_overrides,
         )
+        check_config(configs[method])  # the method's rules across sections: before anything is written
     return configs
 
 
@@ -235,8 +250,6 @@ def demo_configs(settings: DemoSettings) -> dict[str, PretrainConfig]:
 
 def completed_steps(run_dir: str | Path) -> int:
     """Steps of the newest checkpoint in `run_dir` (0 when there is none)."""
-    from videojepa.train.checkpoint import PATTERN, list_checkpoints
-
     found = list_checkpoints(Path(run_dir))
     return int(PATTERN.search(found[-1].name).group(1)) if found else 0
 
@@ -247,9 +260,6 @@ def train(cfg: PretrainConfig, log: Log = print) -> dict:
     Returns {"dir", "steps", "wall_s", "trained_now"}: wall_s is the training time summed over every
     session that trained this run (kept in run_dir/wall_time.json, so a resumed run counts its whole cost).
     """
-    from videojepa.train.trainer import Trainer
-    from videojepa.utils.files import atomic_write_text
-
     run_dir = Path(cfg.run.dir)
     timing = run_dir / WALL_TIME_FILE
     seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
@@ -274,8 +284,6 @@ def train(cfg: PretrainConfig, log: Log = print) -> dict:
 
 def last_health(run_dir: str | Path) -> dict:
     """The health monitors of a run's last full metrics record: RankMe, feature/target/prediction std."""
-    from videojepa.train.logger import read_metrics
-
     full = read_metrics(run_dir, kind="log")
     last = full[-1] if full else {}
     return {
@@ -311,9 +319,6 @@ def probe_config(
     """The demo/probe preset on the synthetic `tasks` (default both) for `checkpoint` (a run directory, an
     encoder file, or "none" with the architecture `random_model` for a random-init encoder); `kind` replaces
     the preset's probe.kind, `features_dir` its feature cache folder (probes of one encoder share it)."""
-    from videojepa.config.loader import load_config
-    from videojepa.eval.config import ProbeConfig
-
     own = {
         "run.dir": str(probe_dir),
         "run.seed": seed,
@@ -336,10 +341,6 @@ def probe_config(
 def probe(cfg, log: Log = print, source=None) -> dict:
     """`run_probe(cfg, source=source)`, unless run.dir already holds results of this config, newer than the
     encoder. `source`: a `videojepa.eval.features.FeatureSource` shared by the probes of several encoders."""
-    from videojepa.config.loader import to_dict
-    from videojepa.encoder_io import resolve_encoder_path
-    from videojepa.eval.runner import run_probe
-
     path = Path(cfg.run.dir) / "results.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -362,8 +363,6 @@ def top1(results: dict) -> dict:
 
 def check_settings(out: Path, settings: DemoSettings) -> None:
     """Refuse to mix results of different settings in one folder; record the settings of a new one."""
-    from videojepa.utils.files import atomic_write_text
-
     path, record = out / "settings.json", settings.record()
     if path.exists():
         saved = json.loads(path.read_text())
@@ -379,9 +378,6 @@ def check_settings(out: Path, settings: DemoSettings) -> None:
 
 def run_demo(settings: DemoSettings, log: Log = print) -> dict:
     """The whole demo (module docstring); returns the results.json document."""
-    from videojepa.demo.report import build_results, write_results
-    from videojepa.utils.plotting import pyplot
-
     pyplot()  # fail now if matplotlib is missing, not after the training
     out, size = Path(settings.out), settings.size
     # Configs and budget first: bad settings fail before anything is written.
@@ -411,6 +407,7 @@ def run_demo(settings: DemoSettings, log: Log = print) -> dict:
         runs[name] = {**budget["runs"][name], **train(configs[name], log)}
         runs[name]["health"] = last_health(runs[name]["dir"])
         runs[name]["snapshots"] = configs[name].train.encoder_snapshots
+        runs[name]["feature_reg"] = getattr(configs[name].method, "feature_reg", 0.0)  # a method's own key
     timing = {"pretrain_s": time.perf_counter() - start}
 
     log("[4/5] probes")
@@ -436,8 +433,6 @@ def with_snapshots(cfg: PretrainConfig, size: DemoSize) -> PretrainConfig:
 def encoders_to_probe(out: Path, runs: dict) -> list[dict]:
     """Every encoder the demo probes: {"name", "checkpoint", "run", "step", "final"}; random init first, then
     each run's snapshots and its final encoder, in training order."""
-    from videojepa.train.trainer import snapshot_path
-
     found = [{"name": RANDOM_INIT, "checkpoint": "none", "run": None, "step": 0, "final": True}]
     for name in METHODS:
         for step in [s for s in runs[name]["snapshots"] if s > 0]:  # step 0 is random init: probed once, above
@@ -465,8 +460,6 @@ def probe_all(settings: DemoSettings, configs: dict[str, PretrainConfig], runs: 
     are computed). Returns {encoder name: {"dir", "checkpoint", "run", "step", "final", "top1": {protocol:
     {task: fraction}}, "curve_top1": {...}, "confusion": {protocol: {task: {"classes", "matrix"}}},
     "seconds"}, ..., "chance": {task: fraction}}."""
-    from videojepa.eval.features import FeatureSource
-
     out, size = Path(settings.out), settings.size
     source = FeatureSource(keep_clips=True)  # every encoder is probed on the same videos: decode them once
     curve_subset = (f"features.train_videos={size.curve_videos[0]}", f"features.val_videos={size.curve_videos[1]}")
@@ -513,11 +506,8 @@ def probe_all(settings: DemoSettings, configs: dict[str, PretrainConfig], runs: 
 
 def write_plots(out: Path, results: dict, configs: dict[str, PretrainConfig]) -> list[Path]:
     """loss_curves.png, accuracy_vs_flops.png and masks.png in `out`."""
-    from videojepa.demo.plots import plot_accuracy_vs_flops, plot_loss_curves
-    from videojepa.masks.plot import draw_masks
-
     paths = [out / "loss_curves.png", out / "accuracy_vs_flops.png", out / "masks.png"]
-    plot_loss_curves({name: run["dir"] for name, run in results["runs"].items()}, paths[0])
+    plot_loss_curves({penalty_label(name, [run]): run["dir"] for name, run in results["runs"].items()}, paths[0])
     plot_accuracy_vs_flops(results, paths[1])
     clip, masks = masks_on_a_clip(configs, seed=results["settings"]["seed"])
     cfg = configs["vjepa"]
@@ -529,11 +519,6 @@ def masks_on_a_clip(configs: dict[str, PretrainConfig], seed: int = 0):
     """The first validation clip (T x H x W x 3 in 0..1) and, for each distinct set of masks among the
     configs, one sampled target mask per generator: [(label, bool T' x H' x W' array)]."""
     import torch
-
-    from videojepa.data.datasets import build_dataset
-    from videojepa.masks import build_mask_generators
-    from videojepa.masks.build import describe
-    from videojepa.masks.plot import sample_masks
 
     cfg = configs["vjepa"]
     video = build_dataset(cfg.data.val, cfg.data, train=False)[0]["video"]  # C x T x H x W, normalised

@@ -5,13 +5,17 @@
 Sections (every key has a typed default; unknown keys are errors):
   run       dir (results, resolved config, feature cache), seed (probe init and data order)
   probe     checkpoint: a pretraining run directory, an encoder file `load_encoder` accepts, or `none`
-            for a random-init `model.name`; kind (attentive / attentive3 / linear / linear_frames / knn /
-            knn_frames), heads, queries, encoder layers, frame grid, kNN settings, encoder precision
+            for a random-init `model.name`; kind (a registered probe kind, `videojepa.eval.probes`: attentive,
+            attentive3 = attentive with blocks=3, linear, linear_frames, knn, knn_frames, or a plugin's), heads
+            (default: the encoder's), self-attention blocks, queries, encoder layers, frame grid, kNN settings,
+            encoder precision
   model     the random-init encoder when probe.checkpoint is `none` (ignored otherwise)
   data      the evaluation protocol shared by all tasks (frames_per_clip, frame_step or fps, num_clips,
             num_views, crop_size, ...; see `videojepa.data.config.DataConfig`) and, for ONE task,
             data.train / data.val (a CSV file or a folder)
-  tasks     SEVERAL tasks instead: a list of {name, train, val, num_classes, data: {protocol overrides}}
+  tasks     SEVERAL tasks instead: a list of {name, train, val, num_classes, evaluation, data: {protocol
+            overrides}}; evaluation is a registered evaluation protocol (`videojepa.eval.tasks`, default
+            classification)
   optim     epochs, batch_size, and lists of lr and weight_decay: every (lr, wd) pair is one probe, and
             all of them are trained together in one pass over the data (`videojepa.eval.grid`)
   features  cache the encoder's features once (optionally several augmented copies of the training set)
@@ -27,13 +31,24 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from videojepa.config.base import Section
 from videojepa.config.schema import ModelConfig
 from videojepa.data.config import DataConfig
 from videojepa.errors import ConfigError
+from videojepa.eval.probes import AttentiveProbe, get_probe_kind, list_probe_kinds
+from videojepa.eval.tasks import get_evaluation
+from videojepa.models.registry import list_models
 
-PROBE_KINDS = ("attentive", "attentive3", "linear", "linear_frames", "knn", "knn_frames")
+
+def _registered(name: str, allowed: list[str]) -> str:
+    """A registry name, or the loader's "got ...; allowed values: ..." error (as for a Literal)."""
+    if name not in allowed:
+        quoted = [repr(a) for a in allowed]
+        expected = ", ".join(quoted[:-1]) + f" or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return name
 
 
 class RunSection(Section):
@@ -50,17 +65,29 @@ class ProbeSection(Section):
     checkpoint: str = Field(
         "none", description="pretraining run directory, encoder file, or `none` (random-init model.name)"
     )
-    kind: Literal["attentive", "attentive3", "linear", "linear_frames", "knn", "knn_frames"] = Field(
+    kind: str = Field(
         "attentive",
-        description="attentive: cross-attention pooling (V-JEPA); attentive3: 3 self-attention blocks "
-        "before it (V-JEPA 2); linear: on mean-pooled tokens (no frame order); linear_frames: on each time "
-        "step's tokens averaged over a frame_grid x frame_grid grid, concatenated in time order; knn / "
-        "knn_frames: cosine k-nearest neighbours on the same features as linear / linear_frames",
+        description="a registered probe kind (`videojepa probe --help` lists them): attentive: cross-attention "
+        "pooling (V-JEPA; probe.blocks self-attention blocks first); attentive3: the same with probe.blocks=3 "
+        "(V-JEPA 2's probe); linear: on mean-pooled tokens (no frame order); linear_frames: on each time step's "
+        "tokens averaged over a frame_grid x frame_grid grid, concatenated in time order; knn / knn_frames: cosine "
+        "k-nearest neighbours on the same features as linear / linear_frames",
     )
     frame_grid: int = Field(
         1, ge=1, description="linear_frames / knn_frames: side of the spatial grid each time step is averaged over"
     )
-    heads: int = Field(12, ge=1, description="attention heads of the attentive probes")
+    heads: int | None = Field(
+        None,
+        ge=1,
+        description="attention heads of the attentive probes (default: the encoder's head count, from its card; "
+        "a value that does not divide the feature width is an error)",
+    )
+    blocks: int = Field(
+        0,
+        ge=0,
+        description="attentive: self-attention blocks on the tokens before the cross-attention (V-JEPA 2's "
+        "probe: 3; kind attentive3 sets 3)",
+    )
     queries: int = Field(1, ge=1, description="learnable query tokens of the attentive probes")
     layers: list[int] = Field(
         [-1],
@@ -75,6 +102,11 @@ class ProbeSection(Section):
     knn_temperature: float = Field(0.07, gt=0, description="knn: votes are weighted by exp(cosine / temperature)")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="encoder forward precision (autocast)")
 
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, kind: str) -> str:
+        return _registered(kind, list_probe_kinds())
+
 
 class TaskConfig(Section):
     """One classification task of a multi-task config."""
@@ -83,6 +115,9 @@ class TaskConfig(Section):
     train: str = Field(description="training set: CSV file or folder")
     val: str = Field(description="validation set: CSV file or folder")
     num_classes: int | None = Field(None, ge=2, description="default: read from the data")
+    evaluation: str = Field(
+        "classification", description="the evaluation protocol that scores it (`videojepa.eval.tasks`)"
+    )
     data: dict[str, object] = Field(default_factory=dict, description="protocol overrides for this task (data.* keys)")
 
 
@@ -140,8 +175,6 @@ class ProbeConfig(Section):
 
     def check(self) -> None:
         """Rules across keys; raises ConfigError naming the key."""
-        from videojepa.models.registry import list_models
-
         if self.model.init:
             raise ConfigError("model.init", "is a pretraining key: a probe reads its encoder from probe.checkpoint")
         if isinstance(self.data.train, list):
@@ -162,6 +195,14 @@ class ProbeConfig(Section):
         if not self.tasks and not (self.data.train and self.data.val):
             missing = "data.train" if not self.data.train else "data.val"
             raise ConfigError(missing, "is not set: give a CSV file or a folder (or list several tasks under tasks:)")
+        kind, blocks = get_probe_kind(self.probe.kind), self.probe.blocks
+        fixed = kind.options.get("self_attn_blocks")  # a kind that names its blocks (attentive3: 3)
+        if fixed is not None and blocks not in (0, fixed):
+            raise ConfigError(
+                "probe.blocks", f"{blocks} contradicts probe.kind={kind.name} ({fixed} blocks); use kind=attentive"
+            )
+        if blocks and not issubclass(kind.cls, AttentiveProbe):
+            raise ConfigError("probe.blocks", f"only applies to attentive probes, not probe.kind={kind.name}")
         if self.tasks and self.probe.num_classes is not None:
             raise ConfigError(
                 "probe.num_classes", "only applies to data.train/data.val; set tasks.N.num_classes instead"
@@ -169,8 +210,9 @@ class ProbeConfig(Section):
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ConfigError("tasks", f"task names must be unique, got {names}")
-        for i, _task in enumerate(self.tasks):
+        for i, task in enumerate(self.tasks):
             task_data(self, i)  # validates the overrides
+            get_evaluation(task.evaluation, f"tasks.{i}.evaluation").check(self, i)
         if any(w < 0 for w in self.optim.weight_decay):
             raise ConfigError("optim.weight_decay", f"{self.optim.weight_decay} must be non-negative")
         if not all(0.0 <= b < 1.0 for b in self.optim.betas):

@@ -39,6 +39,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from videojepa.data.datasets import BadInputWarning, Entry, read_entries
+from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, BadFileError, open_video, read_image
+from videojepa.data.sampling import clip_offsets, clip_step
+from videojepa.data.transforms import ClipTransform
 from videojepa.errors import UserError
 from videojepa.eval.features import POOLINGS, encode, pool
 from videojepa.utils.files import atomic_path, atomic_write_text
@@ -93,8 +97,6 @@ class WindowStream(torch.utils.data.IterableDataset):
         self.chunk, self.decoder = chunk, decoder
 
     def __iter__(self):
-        from videojepa.data.readers import BadFileError
-
         info = torch.utils.data.get_worker_info()
         mine = self.todo[info.id :: info.num_workers] if info else self.todo
         for i in mine:
@@ -104,9 +106,6 @@ class WindowStream(torch.utils.data.IterableDataset):
                 yield {"video": i, "error": err.reason}
 
     def windows(self, i: int):
-        from videojepa.data.readers import BadFileError, open_video, read_image
-        from videojepa.data.sampling import clip_offsets, clip_step
-
         entry = self.entries[i]
         if entry.is_image:
             clip = self.transform(read_image(entry.path)[None])[0].expand(-1, self.frames, -1, -1)
@@ -159,9 +158,6 @@ def extract_features(
     encoder_id: dict | None = None,
 ) -> dict:
     """Write features of every window of every file in `source` to `out`; returns the summary (F.json)."""
-    from videojepa.data.datasets import BadInputWarning
-    from videojepa.data.transforms import ClipTransform
-
     out = Path(out)
     layers = check_request(encoder, out, frames, size, stride, layers, pooling)
     entries = input_entries(source)
@@ -244,9 +240,6 @@ def check_request(
 
 def input_entries(source: str) -> list:
     """The files of `source`: one video or image file, or what `videojepa.data.read_entries` lists."""
-    from videojepa.data.datasets import Entry, read_entries
-    from videojepa.data.readers import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
     path = Path(source)
     if path.is_file() and path.name.lower().endswith(IMAGE_EXTENSIONS + VIDEO_EXTENSIONS):
         return [Entry(str(path))]

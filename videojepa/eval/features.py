@@ -31,7 +31,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from videojepa.data.loader import build_loader
 from videojepa.errors import UserError
+from videojepa.utils.files import atomic_path
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 POOLINGS = ("none", "mean", "frame")
@@ -212,8 +214,6 @@ class FeatureSource:
     ) -> FeatureSet:
         """Encode every video of `dataset` `passes` times (pass p uses the data pipeline's epoch-p augmentation);
         `pooling`: see `pool_features`."""
-        from videojepa.data.loader import build_loader
-
         loader = build_loader(dataset, batch_size, dataset.cfg, seed, drop_last=False, shuffle=False)
         n = len(dataset)
         features, indices = None, torch.empty(passes, n, dtype=torch.long)
@@ -325,8 +325,6 @@ def load_or_extract(path: Path | None, key: str, compute: Callable[[], FeatureSe
     Returns (features, whether they came from the cache); `labels` is not stored: see `FeatureSet.label`.
     """
     from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
 
     cached = read_cache(path, key) if path is not None else None
     if cached is not None:

@@ -38,12 +38,13 @@ from videojepa.config.loader import save_config, to_dict
 from videojepa.data.ava import BoxRow
 from videojepa.data.keyframes import KeyframeClips
 from videojepa.eval.ava import evaluate, frame_map
-from videojepa.eval.features import DTYPES, FeatureSet, cache_key, encode, load_or_extract
+from videojepa.eval.encoders import check_protocol, encoder_protocol, load_task_encoder
+from videojepa.eval.features import DTYPES, FeatureSet, cache_key, encode, load_or_extract, prepare_encoder
 from videojepa.eval.localize_config import LocalizeConfig
 from videojepa.eval.localize_report import SCHEMA, draw_keyframes, write_results
 from videojepa.eval.localize_task import BoxSet, LocalizationTask, build_task
 from videojepa.eval.roi import roi_features, token_map
-from videojepa.eval.runner import check_protocol, encoder_protocol, probe_encoder
+from videojepa.utils.device import resolve_device
 from videojepa.utils.files import atomic_path
 
 CHANCE_DRAWS = 5  # random tie-breaks averaged for the chance reference
@@ -201,7 +202,8 @@ def run_localization(cfg: LocalizeConfig, log: Callable[[str], None] | None = pr
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
-    encoder, info, identity = probe_encoder(cfg)
+    encoder, info, identity = load_task_encoder(cfg.probe.checkpoint, cfg.model, cfg.run.seed)
+    encoder = prepare_encoder(encoder, cfg.probe.precision).to(resolve_device(cfg.run.device, "run.device"))
     given = cfg.given_keys()
     data, taken = encoder_protocol(cfg.data, encoder.card, lambda key: f"data.{key}" in given)
     if taken:
@@ -263,7 +265,7 @@ def run_localization(cfg: LocalizeConfig, log: Callable[[str], None] | None = pr
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "checkpoint": p.checkpoint,
-        "encoder": info,
+        "encoder": info.model_dump(),
         "probe": {
             "layers": list(p.layers),
             "feature_dim": int(train_x.shape[1]),

@@ -1,13 +1,16 @@
-"""Probes on a frozen encoder's features.
+"""Probes on a frozen encoder's features, registered by kind (`probe.kind`).
 
     probe = build_probe("attentive", dim=384, num_classes=10)    # tokens (B, N, D) -> logits (B, 10)
     probe = build_probe("linear", dim=384, num_classes=10)       # pooled (B, D)    -> logits (B, 10)
-    probe_input("linear_frames", frame_grid=2)                   # "frames:2": what the features are pooled to
+    get_probe_kind("linear_frames").input(frame_grid=2)           # "frames:2": what the features are pooled to
 
 - `AttentiveProbe`: learnable query token(s) cross-attend to the tokens (one pre-norm cross-attention
   block with an MLP, V-JEPA's attentive pooler), then a linear classifier on the query outputs
-  (concatenated when there are several). `self_attn_blocks=3` puts three standard transformer blocks
-  on the tokens before the cross-attention (V-JEPA 2's probe, kind `attentive3`).
+  (concatenated when there are several). `self_attn_blocks=N` puts N standard transformer blocks on the
+  tokens before the cross-attention (V-JEPA 2's probe has 3; kind `attentive3` is `attentive` with 3).
+  `out_proj=False` leaves out the cross-attention's output projection and `norm_eps` sets the LayerNorm
+  epsilon: the layout of V-JEPA 2's released probes (official: eps 1e-5; Hugging Face: 1e-6), which
+  `videojepa.interop` loads exactly. `probe.arch` holds the constructor arguments (saved with a probe).
 - `LinearProbe`: a linear classifier on pooled features: the tokens' mean (kind `linear`), or each time
   step's tokens averaged over a coarse spatial grid and concatenated in time order (kind `linear_frames`).
 - `KNNClassifier`: cosine k-nearest neighbours on the same pooled features (kinds `knn`, `knn_frames`), votes
@@ -19,16 +22,32 @@ absolute position) where things are, so `linear` and `knn` are blind to the dire
 values: they are read by a linear map or a similarity. The attentive probe learns where to look among all
 tokens and can compute motion itself from well-preserved inputs, even from a random-init encoder's.
 
-A probe's `pooled` attribute says which input it takes: tokens (False) or pooled features (True);
-`probe_input` names the pooling of each kind (`videojepa.eval.features.pool_features`).
+A probe's `pooled` attribute says which input it takes: tokens (False) or pooled features (True).
 The trainable ones are `Probe`s: a parameter-free `prepare` (the same for every probe of one kind and
 shape, so a probe grid computes it once) followed by `classify`; `probe(x)` is the two in a row.
+
+A kind is added with one class and one decorator, from anywhere (`videojepa probe --help` lists them):
+
+    @register_probe("max_linear", pools="none", trains=True)   # what it reads; trained as a lr x wd grid
+    class MaxLinear(Probe):
+        pooled = False
+        def __init__(self, dim, num_classes): ...              # or from_config(dim, num_classes, settings)
+        def classify(self, tokens): ...
+
+`pools` is what its features are pooled to before it sees them (`videojepa.eval.features.pool_features`):
+"none" (the tokens), "mean", or "frames" (each time step's tokens on a probe.frame_grid grid). A kind that
+`trains` is built by `cls.from_config(dim, num_classes, settings)` (settings: the config's `probe` section,
+`heads` resolved by `probe_heads`: the encoder's head count unless probe.heads is set) and trained as a grid
+of lr x wd; one that does not is fit from the training features in one pass by `cls.from_features(features,
+labels, num_classes, settings)` and scores clips by calling it (kNN).
 """
 
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -63,12 +82,12 @@ class CrossAttention(nn.Module):
     width 192, which is most of a probe's training step (tests check it equals the standard form).
     """
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, out_proj: bool = True):
         super().__init__()
         self.num_heads = num_heads
         self.q = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim) if out_proj else nn.Identity()  # V-JEPA 2's pooler has none
 
     def forward(
         self, q: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None = None, shift: torch.Tensor | None = None
@@ -117,11 +136,11 @@ class CrossAttention(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """q + xattn(q, LN(x)), then q + MLP(LN(q)) (V-JEPA's pooler block: the tokens are normed, not q)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_hidden: int):
+    def __init__(self, dim: int, num_heads: int, mlp_hidden: int, norm_eps: float = LN_EPS, out_proj: bool = True):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
-        self.xattn = CrossAttention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.xattn = CrossAttention(dim, num_heads, out_proj)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, mlp_hidden)
 
     def forward(self, q: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
@@ -146,6 +165,78 @@ class CrossAttentionBlock(nn.Module):
         return F.layer_norm(x, x.shape[-1:], eps=self.norm1.eps)
 
 
+# ------------------------------------------------------------------------------------------- the registry
+POOLINGS = ("none", "mean", "frames")
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    """A registered probe kind: its class, what it pools, whether it trains, the options it is built with."""
+
+    name: str
+    cls: type
+    pools: str
+    trains: bool
+    options: dict = field(default_factory=dict)
+
+    def input(self, frame_grid: int = 1) -> str:
+        """The pooling (`videojepa.eval.features.pool_features`) of the features this kind reads."""
+        return f"frames:{frame_grid}" if self.pools == "frames" else self.pools
+
+    def build(self, dim: int, num_classes: int, settings) -> Probe:
+        """A trainable probe (kinds that train) for features of width `dim`."""
+        return self.cls.from_config(dim, num_classes, settings, **self.options)
+
+    def fit(self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, settings):
+        """A scorer fit from the training features in one pass (kinds that do not train)."""
+        return self.cls.from_features(features, labels, num_classes, settings, **self.options)
+
+
+_KINDS: dict[str, ProbeKind] = {}
+
+
+def register_probe(name: str, *, pools: str, trains: bool = True, **options):
+    """Class decorator: make `cls` the probe kind `name` (`probe.kind=name`); see the module docstring.
+    `options` go to the class's builder (e.g. attentive3: three self-attention blocks)."""
+
+    def add(cls: type) -> type:
+        if pools not in POOLINGS:
+            raise TypeError(f"probe kind {name!r}: pools must be one of {POOLINGS}, got {pools!r}")
+        builder = "from_config" if trains else "from_features"
+        if not callable(getattr(cls, builder, None)):
+            raise TypeError(f"probe kind {name!r} ({cls.__qualname__}) needs a classmethod `{builder}`")
+        if getattr(cls, "pooled", pools != "none") != (pools != "none"):
+            raise TypeError(f"probe kind {name!r}: {cls.__qualname__}.pooled disagrees with pools={pools!r}")
+        if name in _KINDS and _KINDS[name].cls is not cls:
+            raise TypeError(f"probe kind {name!r} is already registered by {_KINDS[name].cls.__qualname__}")
+        _KINDS[name] = ProbeKind(name, cls, pools, trains, dict(options))
+        return cls
+
+    return add
+
+
+def unregister_probe(name: str) -> None:
+    _KINDS.pop(name, None)
+
+
+def list_probe_kinds() -> list[str]:
+    return list(_KINDS)
+
+
+def get_probe_kind(name: str) -> ProbeKind:
+    if name not in _KINDS:
+        raise UserError(f"probe.kind: unknown probe kind {name!r}; allowed values: {', '.join(_KINDS)}")
+    return _KINDS[name]
+
+
+def describe_probe_kinds() -> str:
+    """One line per kind, for `videojepa probe --help`."""
+    reads = {"none": "tokens", "mean": "mean-pooled tokens", "frames": "per-frame pooled tokens"}
+    return "; ".join(
+        f"{k.name} ({reads[k.pools]}, {'trained' if k.trains else 'fit in one pass'})" for k in _KINDS.values()
+    )
+
+
 class Probe(nn.Module, metaclass=ABCMeta):
     """A trainable probe: features -> `prepare` (parameter-free) -> `classify` (the parameters) -> logits."""
 
@@ -162,6 +253,11 @@ class Probe(nn.Module, metaclass=ABCMeta):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.prepare(x))
 
+    @classmethod
+    def from_config(cls, dim: int, num_classes: int, settings, **options) -> Probe:
+        """The probe for features of width `dim`; `settings` is the config's `probe` section."""
+        return cls(dim, num_classes, **options)
+
     @staticmethod
     def classify_many(probes: Sequence[Probe], x: torch.Tensor) -> list[torch.Tensor]:
         """Each probe's logits for the same prepared features (a probe grid's cells); probes that can share
@@ -169,6 +265,10 @@ class Probe(nn.Module, metaclass=ABCMeta):
         return [p.classify(x) for p in probes]
 
 
+# (decorators run bottom-up: attentive is registered, and listed, before attentive3, which is attentive with
+# 3 self-attention blocks, kept as a name: probe.blocks=3 is the same probe)
+@register_probe("attentive3", pools="none", self_attn_blocks=3)
+@register_probe("attentive", pools="none")
 class AttentiveProbe(Probe):
     pooled = False
 
@@ -180,8 +280,20 @@ class AttentiveProbe(Probe):
         num_queries: int = 1,
         self_attn_blocks: int = 0,
         mlp_ratio: float = 4.0,
+        norm_eps: float = LN_EPS,
+        out_proj: bool = True,
     ):
         super().__init__()
+        self.arch = dict(
+            dim=dim,
+            num_classes=num_classes,
+            num_heads=num_heads,
+            num_queries=num_queries,
+            self_attn_blocks=self_attn_blocks,
+            mlp_ratio=mlp_ratio,
+            norm_eps=norm_eps,
+            out_proj=out_proj,
+        )
         if dim % num_heads:
             divisors = [h for h in range(1, min(dim, 16) + 1) if dim % h == 0]
             raise UserError(
@@ -189,12 +301,19 @@ class AttentiveProbe(Probe):
                 f"allowed: {', '.join(map(str, divisors))}"
             )
         hidden = int(dim * mlp_ratio)
-        self.blocks = nn.ModuleList(Block(dim, num_heads, hidden) for _ in range(self_attn_blocks))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, hidden, norm_eps=norm_eps) for _ in range(self_attn_blocks))
         self.query = nn.Parameter(torch.zeros(1, num_queries, dim))
-        self.pool = CrossAttentionBlock(dim, num_heads, hidden)
+        self.pool = CrossAttentionBlock(dim, num_heads, hidden, norm_eps, out_proj)
         self.head = nn.Linear(num_queries * dim, num_classes)
         nn.init.trunc_normal_(self.query, std=0.02)
         self.apply(init_weights)
+
+    @classmethod
+    def from_config(cls, dim: int, num_classes: int, settings, self_attn_blocks: int | None = None) -> AttentiveProbe:
+        """settings.heads (resolved: `probe_heads`), .queries and .blocks (probe.blocks), unless the kind fixes the
+        blocks (`attentive3`: 3)."""
+        blocks = settings.blocks if self_attn_blocks is None else self_attn_blocks
+        return cls(dim, num_classes, settings.heads, settings.queries, self_attn_blocks=blocks)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The parameter-free start of the forward pass: the layer-normed tokens when the cross-attention
@@ -222,6 +341,9 @@ class AttentiveProbe(Probe):
         return [p.head(p.pool.finish(p.query, z).flatten(1)) for p, z in zip(probes, pooled)]
 
 
+# (decorators run bottom-up: linear is registered, and listed, before linear_frames)
+@register_probe("linear_frames", pools="frames")
+@register_probe("linear", pools="mean")
 class LinearProbe(Probe):
     pooled = True
 
@@ -234,6 +356,9 @@ class LinearProbe(Probe):
         return self.head(x)
 
 
+# (decorators run bottom-up: knn is registered, and listed, before knn_frames)
+@register_probe("knn_frames", pools="frames", trains=False)
+@register_probe("knn", pools="mean", trains=False)
 class KNNClassifier:
     """Cosine kNN over stored training features; `scores(x)` gives (B, num_classes) vote shares."""
 
@@ -245,6 +370,14 @@ class KNNClassifier:
         self.bank = F.normalize(features.float(), dim=-1)
         self.labels, self.num_classes = labels.long(), num_classes
         self.k, self.temperature = min(k, len(labels)), temperature
+
+    @classmethod
+    def from_features(cls, features, labels, num_classes: int, settings) -> KNNClassifier:
+        return cls(features, labels, num_classes, settings.knn_k, settings.knn_temperature)
+
+    def setting(self) -> dict:
+        """What the result's cell records of it."""
+        return {"k": self.k, "temperature": self.temperature}
 
     @torch.no_grad()
     def scores(self, x: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
@@ -259,32 +392,18 @@ class KNNClassifier:
     __call__ = scores
 
 
-# Probe kind -> the pooling of the features it reads ("frames" gets the spatial grid: `probe_input`).
-PROBE_INPUTS = {
-    "attentive": "none",
-    "attentive3": "none",
-    "linear": "mean",
-    "linear_frames": "frames",
-    "knn": "mean",
-    "knn_frames": "frames",
-}
-KNN_KINDS = ("knn", "knn_frames")
+def probe_heads(settings, encoder) -> int:
+    """probe.heads, or by default the encoder's head count (its card's; the official V-JEPA code's choice), which
+    divides its width and so every concatenation of its layers."""
+    return settings.heads or encoder.num_heads
 
 
-def probe_input(kind: str, frame_grid: int = 1) -> str:
-    """The pooling (`videojepa.eval.features.pool_features`) of the features a probe of `kind` reads."""
-    if kind not in PROBE_INPUTS:
-        raise ValueError(f"unknown probe kind {kind!r}; allowed: {', '.join(PROBE_INPUTS)}")
-    pooling = PROBE_INPUTS[kind]
-    return f"frames:{frame_grid}" if pooling == "frames" else pooling
-
-
-def build_probe(kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1) -> Probe:
-    """A trainable probe by kind name (kNN is built from its training features: `KNNClassifier`)."""
-    if kind == "attentive":
-        return AttentiveProbe(dim, num_classes, num_heads, num_queries)
-    if kind == "attentive3":
-        return AttentiveProbe(dim, num_classes, num_heads, num_queries, self_attn_blocks=3)
-    if kind in ("linear", "linear_frames"):
-        return LinearProbe(dim, num_classes)
-    raise ValueError(f"no trainable probe of kind {kind!r}; allowed: attentive, attentive3, linear, linear_frames")
+def build_probe(
+    kind: str, dim: int, num_classes: int, num_heads: int = 12, num_queries: int = 1, blocks: int = 0
+) -> Probe:
+    """A trainable probe by kind name, with the attentive probes' heads, queries and self-attention blocks
+    (`attentive3` means 3); kNN is fit from its training features: `get_probe_kind(kind).fit`."""
+    probe_kind = get_probe_kind(kind)
+    if not probe_kind.trains:
+        raise ValueError(f"probe kind {kind!r} is not trained: it is fit from the training features")
+    return probe_kind.build(dim, num_classes, SimpleNamespace(heads=num_heads, queries=num_queries, blocks=blocks))

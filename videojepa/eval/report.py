@@ -1,6 +1,7 @@
-"""Probe results: `results.json` and a Markdown table, written into the run directory.
+"""Probe results: `results.json` (the typed `ProbeResults`) and a Markdown table, written into the run directory.
 
-results.json (schema "videojepa.probe/1"):
+results.json (schema "videojepa.probe/1"; each task entry is its evaluation protocol's typed result, and
+`evaluation` names the protocol, `videojepa.eval.tasks`):
 
     {
       "schema": "videojepa.probe/1",
@@ -8,13 +9,13 @@ results.json (schema "videojepa.probe/1"):
       "checkpoint": "runs/vjepa" | "none",
       "encoder": {"name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed",
                   "params", "random_init": bool},
-      "probe": {"kind", "heads", "queries", "layers", "feature_dim", "precision",
+      "probe": {"kind", "heads", "blocks", "queries", "layers", "feature_dim", "precision",
                 "knn_k", "knn_temperature"},                        # kNN keys only for kind knn
       "optim": {"epochs", "batch_size", "lr": [...], "weight_decay": [...], "betas"},   # absent for knn
       "features": {"cache", "augmentations", "dtype"},
       "tasks": [
         {
-          "name": "appearance", "train": path, "val": path,
+          "name": "appearance", "evaluation": "classification", "train": path, "val": path,
           "num_classes": 4, "num_train": 360, "num_val": 120,   # num_val: validation videos scored
           "protocol": {"frames_per_clip", "frame_step", "fps", "num_clips", "num_views", "crop_size"},
           "chance": 0.25,                          # 1 / num_classes
@@ -31,6 +32,8 @@ results.json (schema "videojepa.probe/1"):
           "bad_files": {"train": 0, "val": 0},     # unreadable files: train ones replaced by other files (as
                                                    # found while decoding), val ones excluded from the score
           "val_excluded": [path, ...],             # the excluded validation files
+          "probe_file": path | null,               # the best attentive probe, a classifier with its encoder
+                                                   # (`videojepa evaluate`); null for other kinds, random init
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
           "seconds": {"features", "train", "eval"}
         }
@@ -39,51 +42,64 @@ results.json (schema "videojepa.probe/1"):
       "config": {...}                              # the resolved config
     }
 
-results.md: one row per task (top-1 in %, chance, the best cell's settings, the protocol), then the
-full grid of each task.
+results.md: the encoder and probe, then each protocol's lines for its tasks (classification: one row per task,
+top-1 in %, chance, the best cell's settings, the clip protocol; then the full grid of each task).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+
+from videojepa.eval.encoders import EncoderInfo
+from videojepa.eval.tasks import TaskResult, get_evaluation, task_result
+from videojepa.utils.files import write_json_and_markdown
+
 SCHEMA = "videojepa.probe/1"
-TASK_KEYS = (
-    "name",
-    "train",
-    "val",
-    "num_classes",
-    "num_train",
-    "num_val",
-    "protocol",
-    "chance",
-    "majority",
-    "top1",
-    "top5",
-    "best",
-    "cells",
-    "classes",
-    "confusion",
-    "bad_files",
-    "val_excluded",
-    "cached",
-    "seconds",
-)
-TOP_KEYS = ("schema", "created", "checkpoint", "encoder", "probe", "features", "tasks", "seconds", "config")
 
 
-def _pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
+class ProbeResults(BaseModel):
+    """The whole of results.json (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: str = Field(SCHEMA, alias="schema")
+    created: str  # UTC, ISO 8601
+    checkpoint: str
+    encoder: EncoderInfo
+    probe: dict  # kind, heads, queries, layers, feature_dim, precision (+ frame_grid, input; knn_k, knn_temperature)
+    optim: dict | None = None  # a trained probe's: epochs, batch_size, lr, weight_decay, betas
+    features: dict  # cache, augmentations, dtype
+    tasks: list[SerializeAsAny[TaskResult]]
+    seconds: float
+    config: dict
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(f"schema must be {SCHEMA!r}, got {value!r}")
+        return value
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _typed_tasks(cls, tasks: list) -> list[TaskResult]:
+        return [task_result(t) for t in tasks]
+
+    def as_json(self) -> dict:
+        data = self.model_dump(mode="json", by_alias=True)
+        if data["optim"] is None:
+            del data["optim"]
+        return data
 
 
-def _setting(best: dict) -> str:
-    if "lr" in best:
-        return f"lr {best['lr']:g}, wd {best['weight_decay']:g}"
-    return f"k {best['k']}, T {best['temperature']:g}"
+# the keys every results.json has, and every task entry (its protocol adds its own)
+TOP_KEYS = ("schema", *(k for k, f in ProbeResults.model_fields.items() if k != "schema_" and f.is_required()))
+TASK_KEYS = tuple(TaskResult.model_fields)
 
 
 def markdown_table(results: dict) -> str:
-    """Top-1 per task with the probe settings, then every cell of each task's grid."""
+    """The encoder and probe, then each evaluation protocol's lines for its tasks."""
     enc, probe = results["encoder"], results["probe"]
     name = enc.get("name") or f"vit {enc['embed_dim']}x{enc['depth']}"
     lines = [
@@ -91,62 +107,21 @@ def markdown_table(results: dict) -> str:
         f"probe: {probe['kind']}, layers {probe['layers']}"
         + (f", {probe['heads']} heads" if probe["kind"].startswith("attentive") else "")
         + "\n",
-        "| task | top-1 | chance | probe | best setting | clips x views | frames x step | crop | train / val |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for t in results["tasks"]:
-        p = t["protocol"]
-        step = f"{p['fps']:g} fps" if p.get("fps") else str(p["frame_step"])
-        lines.append(
-            f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
-            f"| {p['num_clips']} x {p['num_views']} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
-            f"| {t['num_train']} / {t['num_val']} |"
-        )
-    for t in results["tasks"]:
-        if t["val_excluded"]:
-            lines += [
-                "",
-                f"{t['name']}: {len(t['val_excluded'])} unreadable validation file(s) excluded from the "
-                f"score: " + ", ".join(t["val_excluded"][:5]) + (", ..." if len(t["val_excluded"]) > 5 else ""),
-            ]
-    for t in results["tasks"]:
-        if len(t["classes"]) <= 20:
-            lines += [
-                "",
-                f"Per-class top-1 for {t['name']} (best cell, validation; %): "
-                + ", ".join(
-                    f"{name} {_pct(row[i] / max(sum(row), 1))}"
-                    for i, (name, row) in enumerate(zip(t["classes"], t["confusion"]))
-                ),
-            ]
-    for t in results["tasks"]:
-        if len(t["cells"]) < 2:
-            continue
-        lines += ["", f"Grid for {t['name']} (validation top-1, %):", ""]
-        lrs = sorted({c["lr"] for c in t["cells"]}, reverse=True)
-        wds = sorted({c["weight_decay"] for c in t["cells"]})
-        top1 = {(c["lr"], c["weight_decay"]): c["top1"] for c in t["cells"]}
-        lines += ["| lr \\ wd | " + " | ".join(f"{wd:g}" for wd in wds) + " |", "|---" * (len(wds) + 1) + "|"]
-        lines += [f"| {lr:g} | " + " | ".join(_pct(top1.get((lr, wd))) for wd in wds) + " |" for lr in lrs]
+    protocols = list(dict.fromkeys(t.get("evaluation", "classification") for t in results["tasks"]))
+    for i, protocol in enumerate(protocols):
+        tasks = [t for t in results["tasks"] if t.get("evaluation", "classification") == protocol]
+        lines += ([""] if i else []) + get_evaluation(protocol).markdown(results, tasks)
     return "\n".join(lines) + "\n"
 
 
-def check_results(results: dict) -> None:
-    """Raise ValueError if `results` does not follow the documented schema."""
-    if results.get("schema") != SCHEMA:
-        raise ValueError(f"schema must be {SCHEMA!r}, got {results.get('schema')!r}")
-    missing = [k for k in TOP_KEYS if k not in results]
-    missing += [f"tasks.{i}.{k}" for i, t in enumerate(results["tasks"]) for k in TASK_KEYS if k not in t]
-    if missing:
-        raise ValueError(f"results miss keys: {', '.join(missing)}")
-    for t in results["tasks"]:
-        if not 0.0 <= t["top1"] <= 1.0 or not t["cells"]:
-            raise ValueError(f"task {t['name']}: top1 must be a fraction and cells non-empty")
+def check_results(results: dict) -> ProbeResults:
+    """The typed results; ValueError (pydantic's ValidationError) if `results` does not follow the schema."""
+    return ProbeResults.model_validate(results)
 
 
-def write_results(run_dir: str | Path, results: dict) -> tuple[Path, Path]:
+def write_results(run_dir: str | Path, results: ProbeResults | dict) -> tuple[Path, Path]:
     """Write results.json and results.md atomically; returns their paths."""
-    from videojepa.utils.files import write_json_and_markdown
-
-    check_results(results)
-    return write_json_and_markdown(run_dir, results, markdown_table(results))
+    typed = results if isinstance(results, ProbeResults) else check_results(results)
+    data = typed.as_json()
+    return write_json_and_markdown(run_dir, data, markdown_table(data))

@@ -29,9 +29,11 @@ from typing import Literal
 from pydantic import Field
 
 from videojepa.config.base import Section
+from videojepa.config.loader import check_train_schedule
 from videojepa.config.schema import ModelConfig, TrainConfig
 from videojepa.data.config import DataConfig
 from videojepa.errors import ConfigError
+from videojepa.models.registry import list_models
 
 
 class RunSection(Section):
@@ -157,7 +159,6 @@ class FinetuneConfig(Section):
             raise ConfigError(
                 "model.init", "is a pretraining key: fine-tuning reads its encoder from finetune.checkpoint"
             )
-        from videojepa.models.registry import list_models
 
         if self.finetune.checkpoint == "none" and self.model.name not in list_models():
             raise ConfigError(
@@ -180,6 +181,8 @@ class FinetuneConfig(Section):
             )
         if not all(0.0 <= b < 1.0 for b in self.train.betas):
             raise ConfigError("train.betas", f"{self.train.betas} must lie in [0, 1)")
+        if self.train.epochs is None:  # else train.steps is known once the data is (resolve_epochs checks then)
+            check_train_schedule(self.train)
 
     def resolve_epochs(self, num_videos: int) -> None:
         """Set train.steps and train.warmup_steps from train.epochs and train.warmup_epochs (in place). A steps
@@ -199,3 +202,4 @@ class FinetuneConfig(Section):
                     f"{num_videos} videos); give one of them",
                 )
             setattr(self.train, steps_key, steps)
+        check_train_schedule(self.train)

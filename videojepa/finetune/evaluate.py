@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import torch
 
-from videojepa.eval.runner import accuracy
+from videojepa.data.loader import build_loader
+from videojepa.eval.encoders import accuracy
 
 
 def multiview_logits(classify: Callable[[torch.Tensor], torch.Tensor], video: torch.Tensor) -> torch.Tensor:
@@ -39,8 +40,6 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
 ) -> dict:
     """top1, top5 (None for 5 classes or fewer), confusion (true x predicted counts), num_val, excluded."""
-    from videojepa.data.loader import build_loader
-
     loader = build_loader(dataset, batch_size, dataset.cfg, seed=0, drop_last=False, shuffle=False)
     device = torch.device(device)
     all_logits, all_labels, excluded = [], [], 0

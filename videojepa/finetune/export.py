@@ -22,6 +22,7 @@ from videojepa.encoder_io import ENCODER_FILE, EncoderCard, load_encoder, load_s
 from videojepa.errors import UserError
 from videojepa.finetune.evaluate import multiview_logits
 from videojepa.finetune.head import ClassifierHead
+from videojepa.utils.files import atomic_path
 
 HEAD_FILE = "head.safetensors"
 HEAD_FORMAT = "videojepa.classifier-head/1"
@@ -31,13 +32,17 @@ def save_classifier(
     folder: str | Path, encoder: nn.Module, head: ClassifierHead, card: EncoderCard, classes: list[str], info: dict
 ) -> None:
     """Write the encoder (with `card`) and the head into `folder`, each atomically."""
-    from safetensors.torch import save_file
-
-    from videojepa.utils.files import atomic_path
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_encoder(encoder, folder / ENCODER_FILE, card=card)
+    save_head(folder, head, classes, info)
+
+
+def save_head(folder: str | Path, head: ClassifierHead, classes: list[str], info: dict) -> None:
+    """`folder`/head.safetensors alone (a converted classifier writes its encoder itself)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
     tensors = {k: v.detach().float().contiguous().cpu() for k, v in head.state_dict().items()}
     metadata = {
         "format": HEAD_FORMAT,
@@ -59,6 +64,10 @@ class Classifier(nn.Module):
 
     def logits(self, video: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(video))
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """Logits of clips (B, C, T, H, W), or of videos given as views (B, S, C, T, H, W), averaged over S."""
+        return multiview_logits(self.logits, video)
 
     @torch.no_grad()
     def predict(self, video: torch.Tensor) -> list[str]:

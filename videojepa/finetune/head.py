@@ -20,7 +20,17 @@ HEAD_KINDS = ("attentive", "linear")
 
 
 class ClassifierHead(nn.Module):
-    def __init__(self, kind: str, dim: int, num_classes: int, heads: int = 12, dropout: float = 0.0):
+    def __init__(
+        self,
+        kind: str,
+        dim: int,
+        num_classes: int,
+        heads: int = 12,
+        dropout: float = 0.0,
+        norm_eps: float | None = None,
+    ):
+        """norm_eps: a LayerNorm on the mean-pooled tokens before the linear layer (linear heads only; VideoMAE's
+        fine-tuned classifiers have one, `fc_norm`, with eps 1e-5)."""
         super().__init__()
         if kind not in HEAD_KINDS:
             raise ConfigError("finetune.head", f"got {kind!r}; allowed values: {', '.join(HEAD_KINDS)}")
@@ -30,9 +40,17 @@ class ClassifierHead(nn.Module):
                 "finetune.heads",
                 f"{heads} does not divide the encoder width {dim}; allowed: {', '.join(map(str, divisors))}",
             )
+        if norm_eps is not None and kind != "linear":
+            raise ValueError("a head's norm on pooled tokens (norm_eps) only applies to linear heads")
         self.arch = dict(kind=kind, dim=dim, num_classes=num_classes, heads=heads, dropout=dropout)
+        if norm_eps is not None:  # recorded only when set: heads saved before it load unchanged
+            self.arch["norm_eps"] = norm_eps
+        self.norm = nn.LayerNorm(dim, eps=norm_eps) if norm_eps is not None else None
         self.probe = AttentiveProbe(dim, num_classes, heads) if kind == "attentive" else LinearProbe(dim, num_classes)
         self.probe.head = nn.Sequential(nn.Dropout(dropout), self.probe.head)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.probe(tokens if not self.probe.pooled else tokens.mean(1))
+        if not self.probe.pooled:
+            return self.probe(tokens)
+        pooled = tokens.mean(1)
+        return self.probe(pooled if self.norm is None else self.norm(pooled))

@@ -4,11 +4,11 @@
     loss, metrics = model(video, target)       # clips (B, C, T, H, W), soft targets (B, classes)
     logits = model.logits(video)
 
-It is a `Method` to the trainer (networks with roles, `export_encoder`, `health_encoder`) that overrides
-the trainer-facing defaults: it names its batch entries (video, target), builds its own training data
-(repeated augmentation, RandAugment, erasing, mixup / cutmix, label smoothing: `finetune.data`) and its own
-optimiser (AdamW with layer-wise lr decay: `finetune.layer_decay`). With `finetune.freeze_encoder` the
-encoder's role is "frozen": outside the optimiser, in eval mode, bitwise unchanged.
+It is a `TrainingTask` to the trainer (`videojepa.train.task`: networks with roles, `export_encoder`,
+`health_encoder`, ...), not a pretraining method: it names its batch entries (video, target), builds its own
+training data (repeated augmentation, RandAugment, erasing, mixup / cutmix, label smoothing: `finetune.data`)
+and its own optimiser (AdamW with layer-wise lr decay: `finetune.layer_decay`). With `finetune.freeze_encoder`
+the encoder's role is "frozen": outside the optimiser, in eval mode, bitwise unchanged.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videojepa.data.build import build_dataset
+from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
 from videojepa.finetune.head import ClassifierHead
 from videojepa.finetune.layer_decay import layer_decay_groups
-from videojepa.methods.base import Method
+from videojepa.finetune.mixup import MixSettings
+from videojepa.flops import StepShape, context_encoder_flops, forward_flops
 from videojepa.models.blocks import DropPath
+from videojepa.models.roles import NetworkRoles
 
 
 def set_drop_path(encoder: nn.Module, rate: float) -> None:
@@ -32,13 +36,14 @@ def set_drop_path(encoder: nn.Module, rate: float) -> None:
         block.drop_path = DropPath(p) if p > 0 else nn.Identity()
 
 
-class Classification(Method):
+class Classification(NetworkRoles):
     name = "finetune"
     batch_keys = ("video", "target")
     networks = {"encoder": "trained", "head": "trained"}
 
     def __init__(self, cfg, encoder: nn.Module, num_classes: int, classes: list[str] | None = None):
-        super().__init__(cfg)
+        super().__init__()
+        self.cfg = cfg
         f = cfg.finetune
         self.encoder = encoder
         set_drop_path(encoder, cfg.model.drop_path)
@@ -60,12 +65,20 @@ class Classification(Method):
         agree = (logits.argmax(-1) == target.argmax(-1)).float().mean()  # against the strongest label of the mix
         return loss, {"train_top1": agree.detach()}
 
-    # --------------------------------------------------------------- what the trainer feeds it (Method defaults)
-    def training_data(self, cfg):
-        from videojepa.data.datasets import build_dataset
-        from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
-        from videojepa.finetune.mixup import MixSettings
+    # --------------------------------------------------------------- what the trainer calls (TrainingTask)
+    def after_step(self, step: int) -> dict:
+        return {}
 
+    def export_encoder(self) -> nn.Module:
+        return self.encoder
+
+    def health_encoder(self) -> nn.Module:
+        return self.encoder
+
+    def shard_frozen(self, cfg) -> bool:
+        return False  # a frozen encoder is replicated like a teacher
+
+    def training_data(self, cfg):
         a = cfg.augment
         augment = ClipAugment(
             tuple(cfg.data.mean),
@@ -104,8 +117,6 @@ class Classification(Method):
 
     def flops_per_clip(self, cfg) -> tuple[float, float]:
         """The encoder over all tokens of a clip, trained (x6 per parameter and token) or frozen (x2)."""
-        from videojepa.flops import StepShape, context_encoder_flops, forward_flops
-
         grid = self.encoder.grid(cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
         tokens = grid[0] * grid[1] * grid[2]
         shape = StepShape(batch=1, tokens_per_clip=tokens, lengths=[(tokens, 0)])

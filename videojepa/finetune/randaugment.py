@@ -9,9 +9,10 @@ every frame with the same parameters, so motion is never distorted. Statistics a
 mean grey, autocontrast's range, equalize's histogram) are taken per frame, as when the ops run frame
 by frame. The ops are the "increasing" set (a larger magnitude is always a stronger change):
 autocontrast, equalize, invert, rotate (30 deg at m=10), posterize (4 -> 0 bits kept), solarize
-(threshold 1 -> 0), solarize_add (+110/255 below 1/2), color / contrast / brightness / sharpness (factor
-1 +- 0.9 m/10), shear_x / shear_y (0.3 m/10), translate_x / translate_y (0.45 m/10 of the side).
-Geometric ops sample bilinearly and fill uncovered pixels with 0.5 grey.
+(threshold 256 -> 0 levels), solarize_add (+110 levels at m=10 below level 128), color / contrast /
+brightness / sharpness (factor 1 +- 0.9 m/10), shear_x / shear_y (0.3 m/10, about the top / left edge as
+PIL's affine), translate_x / translate_y (0.45 m/10 of the side). Geometric ops sample bilinearly and fill
+uncovered pixels with 0.5 grey. tests/test_randaugment_ops.py checks every op against its definition.
 """
 
 from __future__ import annotations
@@ -87,12 +88,15 @@ def posterize(frames, m, sign):
 
 
 def solarize(frames, m, sign):
-    threshold = 1.0 - m / 10
+    """timm's levels: invert levels >= 256 - int(m / 10 * 256); the threshold sits half a level below that level,
+    so decoded uint8 levels / 255 compare exactly."""
+    threshold = (256 - int(m / 10 * 256) - 0.5) / 255.0
     return torch.where(frames >= threshold, 1.0 - frames, frames)
 
 
 def solarize_add(frames, m, sign):
-    return torch.where(frames < 0.5, (frames + 110.0 / 255.0 * m / 10).clamp(max=1.0), frames)
+    """timm's levels: add int(m / 10 * 110) levels to the levels below 128."""
+    return torch.where(frames < 0.5, (frames + int(m / 10 * 110) / 255.0).clamp(max=1.0), frames)
 
 
 def color(frames, m, sign):
@@ -119,13 +123,18 @@ def sharpness(frames, m, sign):
 
 
 def shear_x(frames, m, sign):
+    """PIL's affine (1, f, 0, 0, 1, 0), as timm shears: about the top edge (x_in = x + f y from the top-left
+    corner), so the bottom rows also shift by f * height / 2 relative to a shear about the centre."""
     h, w = frames.shape[-2:]
-    return _affine(frames, [[1.0, 0.3 * m / 10 * sign * h / w, 0.0], [0.0, 1.0, 0.0]])
+    f = 0.3 * m / 10 * sign * h / w  # in normalised coordinates
+    return _affine(frames, [[1.0, f, f], [0.0, 1.0, 0.0]])
 
 
 def shear_y(frames, m, sign):
+    """PIL's affine (1, 0, 0, f, 1, 0): about the left edge."""
     h, w = frames.shape[-2:]
-    return _affine(frames, [[1.0, 0.0, 0.0], [0.3 * m / 10 * sign * w / h, 1.0, 0.0]])
+    f = 0.3 * m / 10 * sign * w / h
+    return _affine(frames, [[1.0, 0.0, 0.0], [f, 1.0, f]])
 
 
 def translate_x(frames, m, sign):

@@ -1,4 +1,5 @@
-"""Fine-tuning results: `results.json` and a Markdown summary, written into the run directory.
+"""Fine-tuning results: `results.json` (the typed `FinetuneResults`) and a Markdown summary, written into the run
+directory.
 
 results.json (schema "videojepa.finetune/1"):
 
@@ -27,19 +28,81 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from videojepa.eval.encoders import EncoderInfo
+from videojepa.utils.files import write_json_and_markdown
+
 SCHEMA = "videojepa.finetune/1"
-TOP_KEYS = (
-    "schema",
-    "created",
-    "checkpoint",
-    "encoder",
-    "num_classes",
-    "classes",
-    "chance",
-    "checkpoints",
-    "seconds",
-    "config",
-)
+
+
+class ViewScores(BaseModel):
+    """One classifier scored with one view protocol (segments x crops)."""
+
+    model_config = ConfigDict(extra="forbid")
+    segments: int
+    crops: int
+    top1: float = Field(ge=0.0, le=1.0)
+    top5: float | None  # None for 5 classes or fewer
+    confusion: list[list[int]] | None = None  # [true][predicted], for 20 classes or fewer
+    num_val: int
+    excluded: int
+    seconds: float
+
+
+class ClassifierScores(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: int
+    protocols: dict[str, ViewScores]  # "1x1", "<segments>x<crops>"
+
+
+class FinetuneResults(BaseModel):
+    """The whole of results.json (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_: str = Field(SCHEMA, alias="schema")
+    created: str
+    checkpoint: str
+    encoder: EncoderInfo
+    train: str
+    val: str
+    num_classes: int
+    classes: list[str]
+    num_train: int
+    num_val: int
+    steps: int
+    protocol: dict  # frames_per_clip, frame_step, fps, crop_size
+    chance: float
+    majority: float
+    checkpoints: dict[str, ClassifierScores]  # best, last
+    seconds: dict[str, float]  # train, total
+    config: dict
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(f"schema must be {SCHEMA!r}, got {value!r}")
+        return value
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _best_and_last(cls, checkpoints: dict) -> dict:
+        missing = [k for k in ("best", "last") if k not in checkpoints]
+        if missing:
+            raise ValueError(f"results miss keys: {', '.join(f'checkpoints.{k}' for k in missing)}")
+        return checkpoints
+
+    def as_json(self) -> dict:
+        data = self.model_dump(mode="json", by_alias=True)
+        for entry in data["checkpoints"].values():  # no confusion matrix for many classes: the key is absent
+            for scores in entry["protocols"].values():
+                if scores["confusion"] is None:
+                    del scores["confusion"]
+        return data
+
+
+TOP_KEYS = ("schema", *(k for k, f in FinetuneResults.model_fields.items() if k != "schema_" and f.is_required()))
 
 
 def _pct(x) -> str:
@@ -80,19 +143,13 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_results(results: dict) -> None:
-    """Raise ValueError if `results` does not follow the documented schema."""
-    if results.get("schema") != SCHEMA:
-        raise ValueError(f"schema must be {SCHEMA!r}, got {results.get('schema')!r}")
-    missing = [k for k in TOP_KEYS if k not in results]
-    missing += [f"checkpoints.{k}" for k in ("best", "last") if k not in results.get("checkpoints", {})]
-    if missing:
-        raise ValueError(f"results miss keys: {', '.join(missing)}")
+def check_results(results: dict) -> FinetuneResults:
+    """The typed results; ValueError (pydantic's ValidationError) if `results` does not follow the schema."""
+    return FinetuneResults.model_validate(results)
 
 
-def write_results(run_dir: str | Path, results: dict) -> tuple[Path, Path]:
+def write_results(run_dir: str | Path, results: FinetuneResults | dict) -> tuple[Path, Path]:
     """Write results.json and results.md atomically; returns their paths."""
-    from videojepa.utils.files import write_json_and_markdown
-
-    check_results(results)
-    return write_json_and_markdown(run_dir, results, markdown_table(results))
+    typed = results if isinstance(results, FinetuneResults) else check_results(results)
+    data = typed.as_json()
+    return write_json_and_markdown(run_dir, data, markdown_table(data))

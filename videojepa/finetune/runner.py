@@ -26,12 +26,18 @@ from pathlib import Path
 
 import torch
 
+from videojepa.config.loader import to_dict
+from videojepa.data.build import build_dataset
 from videojepa.encoder_io import ClipProtocol, EncoderCard
-from videojepa.errors import ConfigError, UserError
+from videojepa.errors import ConfigError
+from videojepa.eval.encoders import EncoderInfo, check_protocol, encoder_protocol, load_task_encoder, task_labels
 from videojepa.finetune.config import FinetuneConfig
 from videojepa.finetune.evaluate import evaluate
-from videojepa.finetune.export import load_classifier, save_classifier
+from videojepa.finetune.export import HEAD_FILE, load_classifier, save_classifier
+from videojepa.finetune.head import ClassifierHead
 from videojepa.finetune.model import Classification
+from videojepa.finetune.report import FinetuneResults, write_results
+from videojepa.train.sources import check_data_sources
 from videojepa.train.trainer import Trainer
 
 log = logging.getLogger("videojepa.train.finetune")  # a child of the trainer's logger: train.log gets it
@@ -39,28 +45,14 @@ log = logging.getLogger("videojepa.train.finetune")  # a child of the trainer's 
 CONFUSION_MAX_CLASSES = 20
 
 
-def finetune_encoder(cfg: FinetuneConfig) -> tuple[torch.nn.Module, dict]:
+def finetune_encoder(cfg: FinetuneConfig) -> tuple[torch.nn.Module, EncoderInfo]:
     """The encoder to fine-tune (fp32, on CPU) and a description of it for the results."""
-    from videojepa.encoder_io import load_encoder
-    from videojepa.models.registry import build_encoder, count_parameters
-
-    if cfg.finetune.checkpoint == "none":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.run.seed)
-            encoder = build_encoder(cfg.model)
-    else:
-        encoder = load_encoder(cfg.finetune.checkpoint)
-    arch = encoder.arch
-    keys = ("name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed")
-    info = {k: arch.get(k) for k in keys}
-    info.update(params=count_parameters(encoder), random_init=cfg.finetune.checkpoint == "none")
+    encoder, info, _ = load_task_encoder(cfg.finetune.checkpoint, cfg.model, cfg.run.seed)
     return encoder, info
 
 
 def resolve_protocol(cfg: FinetuneConfig, encoder) -> dict:
     """Take the clip keys the user left at their defaults from the encoder card (in place); returns them."""
-    from videojepa.eval.runner import check_protocol, encoder_protocol
-
     given = cfg.given_keys()
     data, taken = encoder_protocol(cfg.data, encoder.card, lambda key: f"data.{key}" in given)
     cfg.data = data
@@ -70,24 +62,12 @@ def resolve_protocol(cfg: FinetuneConfig, encoder) -> dict:
 
 def label_count(cfg: FinetuneConfig, train_ds, val_ds) -> tuple[int, list[str]]:
     """Number of classes (finetune.num_classes or read from the data) and their names."""
-    labels = [e.label for ds in (train_ds, val_ds) for e in ds.entries]
-    if not labels or min(labels) < 0:
-        raise UserError(
-            "data.train / data.val: some files have no label (a flat folder or a list without labels); "
-            "fine-tuning needs labelled data: a class-per-folder tree or a list with labels"
-        )
-    found = max(train_ds.num_classes, val_ds.num_classes)
-    wanted = cfg.finetune.num_classes
-    if wanted is not None and max(labels) >= wanted:
-        raise UserError(f"finetune.num_classes={wanted} but the data has label {max(labels)}")
-    count = wanted or found
-    names = train_ds.classes or val_ds.classes
-    return count, list(names) if len(names) == count else [str(i) for i in range(count)]
+    return task_labels(
+        train_ds, val_ds, cfg.finetune.num_classes, "data.train / data.val", "finetune.num_classes", "fine-tuning"
+    )
 
 
 def view_dataset(cfg: FinetuneConfig, segments: int, crops: int):
-    from videojepa.data.datasets import build_dataset
-
     data = cfg.data.model_copy(update={"num_clips": segments, "num_views": crops})
     return build_dataset(cfg.data.val, data, train=False, key="data.val", on_bad="exclude")
 
@@ -118,13 +98,16 @@ class FinetuneTrainer(Trainer):
                 )
             finally:
                 model.train()
-            encoder, head = self.exported_encoder(), self.exported_head()
+            encoder = self.checkpoints.exported_encoder()
+            head = self.checkpoints.gathered(model.head, lambda head: ClassifierHead(**head.arch))
         if not self.dist.is_main:
             return
         if self.metrics:
             self.metrics.write("val", {"step": self.step, "val_top1": scores["top1"], "val_top5": scores["top5"]})
         best = read_info(self.run_dir / "best")
-        info = {"step": self.step, "val_top1": scores["top1"]}
+        # the test protocol, for `videojepa evaluate` / `videojepa.load_classifier` (each clip scored alone)
+        test = {"num_clips": self.cfg.eval.num_segments, "num_views": self.cfg.eval.num_crops, "joint_clips": False}
+        info = {"step": self.step, "val_top1": scores["top1"], "protocol": test}
         clip = ClipProtocol.from_data(self.cfg.data)
         card = EncoderCard.describe(encoder, clip=clip, method=model.name, step=self.step)
         save_classifier(self.run_dir / "last", encoder, head, card, model.classes, info)
@@ -137,28 +120,11 @@ class FinetuneTrainer(Trainer):
             "" if best is None or scores["top1"] > best["val_top1"] else f", best {100 * best['val_top1']:.1f}%",
         )
 
-    def exported_head(self) -> torch.nn.Module:
-        """The head with whole weights (under FSDP2 a plain copy rebuilt from the gathered ones, on rank 0)."""
-        head = self.method.head
-        if not self.sharded:
-            return head
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        from videojepa.finetune.head import ClassifierHead
-
-        weights = get_model_state_dict(head, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        whole = ClassifierHead(**head.arch)
-        if self.dist.is_main:
-            whole.load_state_dict(weights)
-        return whole
-
 
 def read_info(folder: Path) -> dict | None:
     import json
 
     from safetensors import safe_open
-
-    from videojepa.finetune.export import HEAD_FILE
 
     path = folder / HEAD_FILE
     if not path.is_file():
@@ -204,11 +170,6 @@ def test_classifiers(cfg: FinetuneConfig, run_dir: Path, num_classes: int, log_l
 
 def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = print) -> dict:
     """Fine-tune, test, and write results.json / results.md into run.dir; returns the results (rank 0) or {}."""
-    from videojepa.config.loader import to_dict
-    from videojepa.data.datasets import build_dataset
-    from videojepa.finetune.report import SCHEMA, write_results
-    from videojepa.train.sources import check_data_sources
-
     log_line = log_line or (lambda _: None)
     start = time.perf_counter()
     check_data_sources(cfg.data)  # before the run directory exists
@@ -238,29 +199,28 @@ def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = p
     tested = test_classifiers(cfg, run_dir, num_classes, log_line)
     counts = torch.bincount(torch.tensor([e.label for e in val_ds.entries]), minlength=num_classes)
     d = cfg.data
-    results = {
-        "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "checkpoint": cfg.finetune.checkpoint,
-        "encoder": info,
-        "train": str(d.train),
-        "val": str(d.val),
-        "num_classes": num_classes,
-        "classes": classes,
-        "num_train": len(train_ds),
-        "num_val": len(val_ds),
-        "steps": trainer.step,
-        "protocol": {
+    results = FinetuneResults(
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        checkpoint=cfg.finetune.checkpoint,
+        encoder=info,
+        train=str(d.train),
+        val=str(d.val),
+        num_classes=num_classes,
+        classes=classes,
+        num_train=len(train_ds),
+        num_val=len(val_ds),
+        steps=trainer.step,
+        protocol={
             "frames_per_clip": d.frames_per_clip,
             "frame_step": d.frame_step,
             "fps": d.fps,
             "crop_size": d.crop_size,
         },
-        "chance": 1.0 / num_classes,
-        "majority": float(counts.max() / counts.sum()),
-        "checkpoints": tested,
-        "seconds": {"train": round(trained, 3), "total": round(time.perf_counter() - start, 3)},
-        "config": to_dict(cfg),
-    }
+        chance=1.0 / num_classes,
+        majority=float(counts.max() / counts.sum()),
+        checkpoints=tested,
+        seconds={"train": round(trained, 3), "total": round(time.perf_counter() - start, 3)},
+        config=to_dict(cfg),
+    )
     write_results(run_dir, results)
-    return results
+    return results.as_json()

@@ -28,6 +28,7 @@ from videojepa.interop.state import SourceState
 from videojepa.models.blocks import LN_EPS
 from videojepa.models.predictor import Predictor
 from videojepa.models.registry import encoder_from_arch, find_architecture
+from videojepa.utils.files import atomic_path
 
 WEIGHTS = "model.safetensors"
 HF_MASK_INDEX = 1  # VJEPA2PredictorEmbeddings.forward's default
@@ -46,7 +47,11 @@ def read_folder(folder: Path, model_type: str) -> tuple[dict, dict]:
             )
     config = json.loads(config_path.read_text())
     if config.get("model_type") != model_type:
-        raise UserError(f"{config_path}: model_type is {config.get('model_type')!r}, expected {model_type!r}")
+        names = config.get("architectures") or ["a model"]
+        raise UserError(
+            f"{config_path}: {names[0]} (model_type {config.get('model_type')!r}), not a {model_type!r} model; "
+            f"`videojepa convert --from hf` reads every Hugging Face model this project converts"
+        )
     return config, load_file(str(weights))
 
 
@@ -74,6 +79,14 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
     """Our encoder, predictor and the encoder's card from a `VJEPA2Model.save_pretrained` folder."""
     folder = Path(folder)
     config, tensors = read_folder(folder, "vjepa2")
+    return vjepa2_from_tensors(folder, config, tensors)
+
+
+def vjepa2_from_tensors(
+    folder: Path, config: dict, tensors: dict, prefix: str = ""
+) -> tuple[torch.nn.Module, Predictor, EncoderCard]:
+    """`from_hf` from a folder's config and tensors; `prefix`: what the VJEPA2Model's names start with inside
+    a larger model (`vjepa2.` in a VJEPA2ForVideoClassification). Every tensor must be used."""
     c = lambda key, default=None: config.get(key, default)  # noqa: E731 - HF omits keys equal to its defaults
     dim, depth, heads = c("hidden_size", 1024), c("num_hidden_layers", 24), c("num_attention_heads", 16)
     hidden, qkv_bias, eps = int(dim * c("mlp_ratio", 4.0)), c("qkv_bias", True), c("layer_norm_eps", LN_EPS)
@@ -111,7 +124,12 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
     if eps != LN_EPS:  # our predictor's LayerNorms use V-JEPA's 1e-6, as every released V-JEPA 2 does
         raise UserError(f"{folder}/config.json: layer_norm_eps={eps}: only {LN_EPS} is supported for the predictor")
 
-    src = SourceState(tensors, str(folder / WEIGHTS))
+    src = SourceState({k[len(prefix) :]: v for k, v in tensors.items()}, str(folder / WEIGHTS), prefix=prefix)
+    if any(k.startswith(("pooler.", "classifier.", "vjepa2.")) for k in src.tensors):
+        src.hint = (
+            "These are the tensors of a VJEPA2ForVideoClassification (an encoder under vjepa2., an attentive "
+            "pooler and a classifier): `videojepa convert --from hf` converts it into an encoder and a probe"
+        )
     enc = {
         "patch_embed.weight": src.take(
             "encoder.embeddings.patch_embeddings.proj.weight", (dim, chans, tubelet, patch, patch)
@@ -150,10 +168,24 @@ def from_hf(folder: str | Path) -> tuple[torch.nn.Module, Predictor, EncoderCard
 
 def to_hf(encoder: torch.nn.Module, predictor: Predictor, out: str | Path, frames: int, crop: int) -> Path:
     """Write `out`/config.json + model.safetensors that `VJEPA2Model.from_pretrained(out)` loads."""
+    config, tensors = hf_config_and_tensors(encoder, predictor, frames, crop)
+    return write_folder(out, config, tensors)
+
+
+def write_folder(out: str | Path, config: dict, tensors: dict[str, torch.Tensor]) -> Path:
+    """A `save_pretrained`-style folder: config.json + model.safetensors."""
     from safetensors.torch import save_file
 
-    from videojepa.utils.files import atomic_path
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return out
 
+
+def hf_config_and_tensors(encoder: torch.nn.Module, predictor: Predictor, frames: int, crop: int):
+    """The VJEPA2Model config and tensors (names as in its state dict) of our encoder and predictor."""
     a, p = encoder.arch, predictor.arch
     unsupported = [
         f"{k}={a.get(k)!r}"
@@ -197,12 +229,7 @@ def to_hf(encoder: torch.nn.Module, predictor: Predictor, out: str | Path, frame
         for key, value in module.state_dict().items():
             for hf_key, tensor in _to_hf_key(key, value, names):
                 tensors[f"{prefix}.{hf_key}"] = tensor.detach().contiguous().cpu().float()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / WEIGHTS) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return out
+    return config, tensors
 
 
 _ENCODER_NAMES = {"patch_embed": "embeddings.patch_embeddings.proj", "norm": "layernorm", "blocks": "layer"}

@@ -16,12 +16,13 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PATTERNS = ["config.json", "preprocessor_config.json", "*.safetensors"]
 
 
-def resolve_source(src: str | Path, source: str, cache_dir: str | Path | None = None) -> Path:
+def resolve_source(src: str | Path, hub: bool, cache_dir: str | Path | None = None) -> Path:
+    """`src` as a local path; a Hub model id when the format reads Hub models (`hub`), fetched into the cache."""
     path = Path(src)
     if path.exists():
         return path
-    if source == "official" or not HUB_ID.match(str(src)):
-        hint = "" if source == "official" else " (nor a Hub model id like facebook/vjepa2-vitl-fpc64-256)"
+    if not hub or not HUB_ID.match(str(src)):
+        hint = "" if not hub else " (nor a Hub model id like facebook/vjepa2-vitl-fpc64-256)"
         raise UserError(f"{src}: no such file or folder{hint}")
     return hub_folder(str(src), cache_dir)
 

@@ -28,10 +28,13 @@ import torch
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
 from videojepa.errors import UserError
+from videojepa.interop.hf_models import architecture
+from videojepa.interop.registry import CheckpointSource, register_source
 from videojepa.interop.state import SourceState, strip_prefixes
 from videojepa.models.pos_embed import sincos_3d
 from videojepa.models.predictor import Predictor
 from videojepa.models.registry import ARCHITECTURES, RELEASED, encoder_from_arch
+from videojepa.utils.files import safe_load
 
 VJEPA1_CLIP = dict(frames_per_clip=16, crop_size=224)  # V-JEPA 1's pretraining clips, when the user names none
 VJEPA2_PREDICTOR_HEADS = 12
@@ -47,10 +50,17 @@ def from_official(
     frames: int | None = None,
     crop: int | None = None,
 ):
-    from videojepa.train.checkpoint import safe_load
-
     path = Path(path)
+    if path.is_dir():
+        arch, model_type = architecture(path)
+        what = f"a Hugging Face folder ({arch or model_type}): use --from hf" if model_type else "a folder"
+        raise UserError(f"{path}: {what}; --from official reads a V-JEPA .pt / .pth.tar file")
     payload = safe_load(path)
+    if isinstance(payload, dict) and "classifiers" in payload and which not in payload:
+        raise UserError(
+            f"{path}: an official V-JEPA 2 attentive-probe checkpoint (it holds {len(payload['classifiers'])} "
+            f"probe(s), no encoder): use `videojepa convert --from official-probe {path} OUT --encoder ENCODER`"
+        )
     if not isinstance(payload, dict) or which not in payload:
         found = ", ".join(sorted(map(str, payload))) if isinstance(payload, dict) else type(payload).__name__
         raise UserError(
@@ -216,3 +226,13 @@ def _check_table(src: SourceState, key: str, dim: int, encoder, frames: int | No
             f"{src.origin}: {key} differs from the 3D sin-cos table by up to {error:.3g}: not V-JEPA's "
             f"fixed table, refusing to drop it"
         )
+
+
+@register_source
+class Official(CheckpointSource):
+    name = "official"
+    description = "a V-JEPA 1 .pth.tar or V-JEPA 2 .pt checkpoint of the official code"
+    options = ("which", "arch", "heads", "predictor_heads", "frames", "crop")
+
+    def read(self, path: Path, **options):
+        return from_official(path, **options)

@@ -9,9 +9,12 @@ Layout differences handled (HF name under an optional `videomae.` prefix -> ours
   layernorm_before / layernorm_after               -> norm1 / norm2   (eps from config, 1e-12 by default)
   layernorm (only when use_mean_pooling=false)     -> norm; otherwise the encoder has no final norm
 Positions are VideoMAE's fixed 1-D sin-cos table over the flat token index (`pos_embed="sincos_1d"`),
-not a learned tensor. The pixel decoder of a pre-training checkpoint and the classifier head (with its
-`fc_norm`) of a fine-tuned one are not part of the encoder: they are dropped by name and listed in the
-card's source, never silently.
+not a learned tensor. The pixel decoder of a pre-training checkpoint is not part of the encoder: it is
+dropped by name and listed in the card's source, never silently. The classifier of a fine-tuned
+`VideoMAEForVideoClassification` becomes a fine-tuned head beside the encoder (OUT/head.safetensors, what
+`videojepa finetune` writes): HF's mean of the tokens -> `fc_norm` (a LayerNorm with torch's default eps
+1e-5, not the config's) -> `classifier` is our linear `ClassifierHead` with `norm_eps=1e-5`. The class
+names are the config's `id2label`; the protocol recorded is one clip (`num_frames` at `image_size`).
 """
 
 from __future__ import annotations
@@ -24,11 +27,16 @@ import torch
 from videojepa.data.config import IMAGENET_MEAN, IMAGENET_STD
 from videojepa.encoder_io import ClipProtocol, EncoderCard, load_state_strict
 from videojepa.errors import UserError
+from videojepa.finetune.export import save_head
+from videojepa.finetune.head import ClassifierHead
 from videojepa.interop.hf_vjepa2 import WEIGHTS, read_folder
+from videojepa.interop.registry import CheckpointSource, register_source
 from videojepa.interop.state import SourceState
 from videojepa.models.registry import encoder_from_arch
 
-NOT_ENCODER = ("decoder.", "encoder_to_decoder.", "mask_token", "fc_norm.", "classifier.")
+NOT_ENCODER = ("decoder.", "encoder_to_decoder.", "mask_token")
+HEAD_TENSORS = ("fc_norm.", "classifier.")
+FC_NORM_EPS = 1e-5  # VideoMAEForVideoClassification builds fc_norm as nn.LayerNorm(hidden_size)
 
 
 def from_videomae(folder: str | Path):
@@ -70,6 +78,8 @@ def from_videomae(folder: str | Path):
     prefix = "videomae." if any(k.startswith("videomae.") for k in tensors) else ""
     src = SourceState(tensors, str(folder / WEIGHTS))
     dropped = [name for part in NOT_ENCODER for name in src.skip(part)]
+    head_state = {k: src.tensors[k] for k in src.tensors if k.startswith(HEAD_TENSORS)}
+    src.used.update(head_state)  # read below by `_head`, strictly
     state = {
         "patch_embed.weight": src.take(
             f"{prefix}embeddings.patch_embeddings.projection.weight", (dim, chans, tubelet, patch, patch)
@@ -119,4 +129,43 @@ def from_videomae(folder: str | Path):
         method="videomae",
         source=source,
     )
-    return encoder.eval(), None, card
+    if not head_state:
+        return encoder.eval(), None, card
+    write_head = _head(folder, config, head_state, dim, mean_pooling, source)
+    return encoder.eval(), None, card, write_head
+
+
+def _head(folder: Path, config: dict, tensors: dict, dim: int, mean_pooling: bool, source: dict):
+    """The writer of OUT/head.safetensors for the fine-tuned classifier of a VideoMAEForVideoClassification."""
+    if not mean_pooling:
+        raise UserError(
+            f"{folder}/config.json: use_mean_pooling=false: this classifier reads the first token after a "
+            "final norm, which is not supported (fine-tuned VideoMAE classifiers mean-pool)"
+        )
+    src = SourceState(tensors, str(folder / WEIGHTS))
+    weight = tensors.get("classifier.weight")
+    num_classes = weight.shape[0] if weight is not None else 0
+    head = ClassifierHead("linear", dim, num_classes, norm_eps=FC_NORM_EPS)
+    state = {
+        "norm.weight": src.take("fc_norm.weight", (dim,)),
+        "norm.bias": src.take("fc_norm.bias", (dim,)),
+        "probe.head.1.weight": src.take("classifier.weight", (num_classes, dim)),
+        "probe.head.1.bias": src.take("classifier.bias", (num_classes,)),
+    }
+    src.finish()
+    load_state_strict(head, state, str(folder / WEIGHTS))
+    labels = {int(k): v for k, v in (config.get("id2label") or {}).items()}
+    classes = [labels.get(i, str(i)) for i in range(num_classes)]
+    protocol = {"num_clips": 1, "num_views": 1, "joint_clips": False, "average": "logits"}
+    info = {"source": {**source, "head": "fc_norm + classifier"}, "protocol": protocol}
+    return lambda out: save_head(out, head.eval(), classes, info)
+
+
+@register_source
+class VideoMAE(CheckpointSource):
+    name = "videomae"
+    description = "a VideoMAEModel / VideoMAEForPreTraining / VideoMAEForVideoClassification folder or Hub id"
+    hub = True
+
+    def read(self, path: Path, **options):
+        return from_videomae(path, **options)

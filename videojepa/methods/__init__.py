@@ -6,7 +6,14 @@ Importing this package registers the built-in methods; `register_method` adds ot
 from videojepa.methods.base import Method
 from videojepa.methods.masked import LatentPrediction, MaskedPrediction
 from videojepa.methods.pixel import PixelReconstruction, VideoMAE
-from videojepa.methods.registry import build_method, get_method, list_methods, register_method, unregister_method
+from videojepa.methods.registry import (
+    build_method,
+    check_config,
+    get_method,
+    list_methods,
+    register_method,
+    unregister_method,
+)
 from videojepa.methods.salt_student import SALTStudent
 from videojepa.methods.vjepa import VJEPA
 
@@ -19,6 +26,7 @@ __all__ = [
     "get_method",
     "list_methods",
     "build_method",
+    "check_config",
     "VJEPA",
     "PixelReconstruction",
     "VideoMAE",

@@ -1,4 +1,5 @@
-"""What every pretraining method provides to the method-agnostic trainer.
+"""What every pretraining method provides: to the method-agnostic trainer (the `TrainingTask` protocol,
+`videojepa.train.task`), and to the config and the accountants.
 
 A method is an nn.Module that owns its networks and turns one batch into a loss:
 
@@ -7,28 +8,35 @@ A method is an nn.Module that owns its networks and turns one batch into a loss:
 and declares, as class attributes and classmethods, what the rest of the library needs:
 - `name`: its key in the registry (`method.name` in configs);
 - `networks`: attribute -> role, "trained" (in the optimiser), "ema" (a moving average of a trained
-  network, named in `ema_of`) or "frozen" (fixed weights); non-trained networks stay in eval mode, outside
-  the optimiser; the trainer wraps each by its role (DDP, or FSDP2 per block);
-- `check_config(cfg)`: its cross-key config rules (raise ConfigError);
-- `flops_components(cfg, shape)`: what one optimiser step computes, for the FLOPs accountant.
+  network, named in `ema_of`) or "frozen" (fixed weights) (`videojepa.models.roles`); the trainer wraps each
+  by its role (DDP, or FSDP2 per block);
+- `config_section`: the class of its `method:` config section (`name` and its own keys, with their rules);
+- `check_config(cfg)`: its rules across config sections (raise ConfigError), run by the trainer and the CLI;
+- the accounting hooks: `flops_components(cfg, shape)` (what one optimiser step computes),
+  `meta_networks(cfg)` and `target_architecture(cfg)` (its networks' architectures on the meta device).
 
-At run time: `after_step(step)` after every optimiser step (V-JEPA's EMA update; returns metrics to
-log), `export_encoder()` (the network evaluation uses) and `health_encoder()` (the network whose
-features the collapse monitors watch).
-
-What the trainer feeds it, with defaults every pretraining method keeps (a fine-tuning classifier,
-`videojepa.finetune`, overrides them): `batch_keys` (the loader batch entries its forward takes, in
-order), `training_data(cfg)` (the training dataset and its collate function), `build_optimizer(train_cfg)`
-and `flops_per_clip(cfg)` (for the achieved FLOP/s report).
+What the trainer calls (`TrainingTask`), with the defaults every pretraining method keeps: `batch_keys` (the
+loader batch entries its forward takes: video and masks), `training_data(cfg)` (the training dataset and its
+collate function), `build_optimizer(train_cfg)`, `after_step(step)` after every optimiser step (V-JEPA's EMA
+update; returns metrics to log), `export_encoder()` (the network evaluation uses), `health_encoder()` (the
+network whose features the collapse monitors watch), `shard_frozen(cfg)` and `flops_per_clip(cfg)` (for the
+achieved FLOP/s report). `build_method(cfg)` also starts it from `model.init` (`initialize_from`).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from videojepa.config.schema import PretrainConfig
+from videojepa.config.schema import MethodSection, PretrainConfig
+from videojepa.data.build import build_dataset
+from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor, load_state_strict
+from videojepa.errors import UserError
+from videojepa.masks import MaskCollator, build_mask_generators
+from videojepa.methods import accounting
 from videojepa.models.predictor import PixelDecoder, Predictor
 from videojepa.models.registry import build_encoder
+from videojepa.models.roles import NetworkRoles
+from videojepa.optim import adamw
 
 
 def build_method_encoder(cfg: PretrainConfig) -> nn.Module:
@@ -46,17 +54,17 @@ def build_head(cfg: PretrainConfig, in_dim: int, out_dim: int | None = None) -> 
         num_mask_tokens=len(cfg.masks),
         pos_embed=cfg.model.pos_embed,
         activation_checkpointing=cfg.train.activation_checkpointing,
+        zero_init_mask_tokens=p.zero_init_mask_tokens,
     )
     if out_dim is None:
         return PixelDecoder(in_dim, cfg.model.tubelet_size, cfg.model.patch_size, **kwargs)
     return Predictor(in_dim, out_dim, **kwargs)
 
 
-class Method(nn.Module):
+class Method(NetworkRoles):
     name: str = ""
-    networks: dict[str, str] = {}
     head_attr = "head"  # the attribute holding the network after the encoder
-    ema_of: dict[str, str] = {}  # EMA network -> the trained network it follows (they must be sharded alike)
+    config_section: type[MethodSection] = MethodSection  # its `method:` keys (a subclass adds its own)
 
     def __init__(self, cfg: PretrainConfig):
         super().__init__()
@@ -64,23 +72,8 @@ class Method(nn.Module):
 
     @classmethod
     def check_config(cls, cfg: PretrainConfig) -> None:
-        """Rules across config keys that only this method has; raise ConfigError naming the key."""
-
-    def modules_with_role(self, *roles: str) -> list[nn.Module]:
-        return [getattr(self, attr) for attr, role in self.networks.items() if role in roles]
-
-    def frozen_modules(self) -> list[nn.Module]:
-        """Networks outside the optimiser (EMA targets and frozen teachers): always in eval mode."""
-        return self.modules_with_role("ema", "frozen")
-
-    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
-        return [
-            (f"{attr}.{n}", p)
-            for attr, role in self.networks.items()
-            if role == "trained"
-            for n, p in getattr(self, attr).named_parameters()
-            if p.requires_grad
-        ]
+        """Rules of this method across config sections (its own keys are its section's); raise ConfigError
+        naming the key."""
 
     @classmethod
     def shard_frozen(cls, cfg: PretrainConfig) -> bool:
@@ -91,8 +84,6 @@ class Method(nn.Module):
     def meta_networks(cls, cfg: PretrainConfig) -> tuple[nn.Module, nn.Module]:
         """(encoder, head): the networks that run with gradients, built on the meta device by the method's own
         builders (for the FLOPs and memory accountants)."""
-        from videojepa.errors import UserError
-
         raise UserError(
             f"method {cls.name!r} declares no meta_networks(cfg): the accountants need the "
             f"architectures of the networks it trains"
@@ -108,9 +99,6 @@ class Method(nn.Module):
     def training_data(self, cfg: PretrainConfig):
         """(dataset, collate_fn) of the training loader: data.train as uint8 items (the trainer flips and
         normalises them on the device) and a MaskCollator over the config's mask generators."""
-        from videojepa.data.datasets import build_dataset
-        from videojepa.masks import MaskCollator, build_mask_generators
-
         return (
             build_dataset(cfg.data.train, cfg.data, train=True, uint8=True),
             MaskCollator(build_mask_generators(cfg), seed=cfg.run.seed),
@@ -118,15 +106,11 @@ class Method(nn.Module):
 
     def build_optimizer(self, train_cfg):
         """AdamW over the trained networks with V-JEPA's weight-decay groups."""
-        from videojepa.train.optim import build_optimizer
-
-        return build_optimizer(self.trainable_parameters(), train_cfg)
+        return adamw.build_optimizer(self.trainable_parameters(), train_cfg)
 
     def flops_per_clip(self, cfg: PretrainConfig) -> tuple[float, float]:
         """Training FLOPs per clip by the paper's rule and with attention (UserError when not countable)."""
-        from videojepa.flops import stage_flops
-
-        flops = stage_flops(cfg, measured_masks=True)
+        flops = accounting.stage_flops(cfg, measured_masks=True)
         batch = cfg.train.batch_size
         return flops["flops_per_step"] / batch, flops["flops_per_step_with_attention"] / batch
 
@@ -136,9 +120,6 @@ class Method(nn.Module):
         `predictor`. Strict: an architecture other than the config's is a one-line error naming model.init.
         Returns the networks loaded."""
         from pathlib import Path
-
-        from videojepa.encoder_io import PREDICTOR_FILE, load_encoder, load_predictor, load_state_strict
-        from videojepa.errors import UserError
 
         def check(loaded: nn.Module, own: nn.Module, what: str) -> None:
             theirs = {k: v for k, v in loaded.arch.items() if k != "name"}
@@ -174,9 +155,3 @@ class Method(nn.Module):
 
     def health_encoder(self) -> nn.Module:
         return self.export_encoder()
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self.frozen_modules():
-            module.eval()
-        return self

@@ -10,8 +10,11 @@ Subclasses say only what the targets are, what the loss is, and which networks p
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from videojepa.config.schema import MethodSection
+from videojepa.flops import context_encoder_flops, forward_flops, head_flops
 from videojepa.methods.base import Method
 from videojepa.methods.losses import (
     channel_std,
@@ -22,8 +25,27 @@ from videojepa.methods.losses import (
 )
 
 
+class MaskedConfig(MethodSection):
+    """The `method:` keys of every masked-prediction method."""
+
+    feature_reg: float = Field(
+        0.0,
+        ge=0.0,
+        description="weight of a variance-covariance penalty (VICReg's) on the context encoder's features, added "
+        "to the loss: keeps them from collapsing to a few directions at high lr; its statistics span the batch on "
+        "all ranks, but each micro-batch when train.accum_steps > 1",
+    )
+
+
+class LatentConfig(MaskedConfig):
+    """The `method:` keys of the methods that predict another network's features."""
+
+    loss_exponent: float = Field(1.0, gt=0.0, description="latent loss mean |pred - LN(target)|^p")
+
+
 class MaskedPrediction(Method):
     head_attr = "predictor"
+    config_section = MaskedConfig
 
     @property
     def head(self) -> nn.Module:
@@ -65,8 +87,6 @@ class MaskedPrediction(Method):
     @classmethod
     def flops_components(cls, cfg, shape):
         """The encoder on context tokens and the head on context + target tokens, both trained."""
-        from videojepa.flops import context_encoder_flops, head_flops
-
         encoder, head = cls.meta_networks(cfg)
         return [context_encoder_flops(encoder, shape), head_flops(cls.head_attr, head, shape)]
 
@@ -75,6 +95,7 @@ class LatentPrediction(MaskedPrediction):
     """Predict another network's layer-normed features of the masked tokens (V-JEPA, SALT student)."""
 
     target_attr = "target_encoder"
+    config_section = LatentConfig
 
     @property
     def target_network(self) -> nn.Module:
@@ -90,8 +111,6 @@ class LatentPrediction(MaskedPrediction):
     @classmethod
     def flops_components(cls, cfg, shape):
         """Encoder and predictor trained, plus one forward of the target network over the full clip."""
-        from videojepa.flops import forward_flops
-
         with torch.device("meta"):
             target = cls.target_architecture(cfg)
         return [*super().flops_components(cfg, shape), forward_flops(cls.target_attr, target, shape)]

@@ -8,12 +8,23 @@ teacher-to-be) is the one to watch. `pixel_norm: none` regresses the pixels as t
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 
 from videojepa.methods.base import build_head, build_method_encoder
 from videojepa.methods.losses import pixel_loss, pixel_targets
-from videojepa.methods.masked import MaskedPrediction
+from videojepa.methods.masked import MaskedConfig, MaskedPrediction
 from videojepa.methods.registry import register_method
+
+
+class PixelConfig(MaskedConfig):
+    pixel_norm: Literal["tubelet", "none"] = Field(
+        "tubelet",
+        description="pixel targets normalised by each tubelet's own mean and std per channel (tubelet: "
+        "VideoMAE's norm_pix_loss) or only by the input's mean/std (none)",
+    )
 
 
 @register_method
@@ -21,6 +32,7 @@ class PixelReconstruction(MaskedPrediction):
     name = "salt_teacher"
     networks = {"encoder": "trained", "decoder": "trained"}
     head_attr = "decoder"
+    config_section = PixelConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)

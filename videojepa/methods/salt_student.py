@@ -10,13 +10,46 @@ from __future__ import annotations
 import warnings
 
 import torch
+from pydantic import Field, model_validator
 
+from videojepa.config.base import Section
 from videojepa.encoder_io import load_encoder, read_card
 from videojepa.errors import ConfigError, UserError
 from videojepa.methods.base import build_head, build_method_encoder
-from videojepa.methods.masked import LatentPrediction
+from videojepa.methods.masked import LatentConfig, LatentPrediction
 from videojepa.methods.registry import register_method
 from videojepa.models.registry import create_model, encoder_from_arch, list_models
+
+
+class TeacherConfig(Section):
+    """The frozen teacher encoder."""
+
+    checkpoint: str | None = Field(None, description="encoder checkpoint or run directory")
+    model: str | None = Field(None, description="teacher architecture when no checkpoint is given (FLOPs, tests)")
+    shard: bool = Field(
+        False,
+        description="train.parallel=fsdp2: shard the frozen teacher (forward-only FSDP2 "
+        "module) instead of replicating it in bf16",
+    )
+
+
+class SALTStudentConfig(LatentConfig):
+    teacher: TeacherConfig = TeacherConfig()
+
+    @model_validator(mode="after")
+    def _needs_a_teacher(self):
+        teacher = self.teacher
+        if not (teacher.checkpoint or teacher.model):
+            raise ConfigError(
+                "method.teacher.checkpoint",
+                "salt_student needs a frozen teacher: set "
+                "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)",
+            )
+        if teacher.model is not None and teacher.model not in list_models():
+            raise ConfigError(
+                "method.teacher.model", f"unknown model {teacher.model!r}; allowed values: {', '.join(list_models())}"
+            )
+        return self
 
 
 def random_teacher(cfg) -> torch.nn.Module:
@@ -51,26 +84,13 @@ class SALTStudent(LatentPrediction):
     name = "salt_student"
     networks = {"encoder": "trained", "predictor": "trained", "teacher": "frozen"}
     target_attr = "teacher"
+    config_section = SALTStudentConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.encoder = build_method_encoder(cfg)
         self.teacher = build_teacher(cfg)
         self.predictor = build_head(cfg, self.encoder.embed_dim, self.teacher.embed_dim)
-
-    @classmethod
-    def check_config(cls, cfg):
-        teacher = cfg.method.teacher
-        if not (teacher.checkpoint or teacher.model):
-            raise ConfigError(
-                "method.teacher.checkpoint",
-                "salt_student needs a frozen teacher: set "
-                "method.teacher.checkpoint (or method.teacher.model for FLOPs accounting)",
-            )
-        if teacher.model is not None and teacher.model not in list_models():
-            raise ConfigError(
-                "method.teacher.model", f"unknown model {teacher.model!r}; allowed values: {', '.join(list_models())}"
-            )
 
     @classmethod
     def shard_frozen(cls, cfg) -> bool:

@@ -9,13 +9,27 @@ from __future__ import annotations
 import copy
 
 import torch
+from pydantic import Field, field_validator
 
 from videojepa.errors import ConfigError
 from videojepa.methods.base import build_head, build_method_encoder
-from videojepa.methods.masked import LatentPrediction
+from videojepa.methods.masked import LatentConfig, LatentPrediction
 from videojepa.methods.registry import register_method
-from videojepa.train.schedules import linear
+from videojepa.optim.schedules import linear
 from videojepa.utils.dtensor import local_tensors
+
+
+class VJEPAConfig(LatentConfig):
+    ema: tuple[float, float] = Field(
+        (0.996, 1.0), description="EMA momentum, linear start -> end over the schedule horizon"
+    )
+
+    @field_validator("ema")
+    @classmethod
+    def _momenta(cls, ema: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= v <= 1.0 for v in ema):
+            raise ConfigError("method.ema", f"{list(ema)} must lie in [0, 1]")
+        return ema
 
 
 @register_method
@@ -23,17 +37,13 @@ class VJEPA(LatentPrediction):
     name = "vjepa"
     networks = {"encoder": "trained", "predictor": "trained", "target_encoder": "ema"}
     ema_of = {"target_encoder": "encoder"}
+    config_section = VJEPAConfig
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.encoder = build_method_encoder(cfg)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = build_head(cfg, self.encoder.embed_dim, self.encoder.embed_dim)
-
-    @classmethod
-    def check_config(cls, cfg):
-        if not all(0.0 <= v <= 1.0 for v in cfg.method.ema):
-            raise ConfigError("method.ema", f"{list(cfg.method.ema)} must lie in [0, 1]")
 
     def momentum(self, step: int) -> float:
         return linear(*self.cfg.method.ema, self.cfg.train, step)

@@ -32,7 +32,10 @@ class Predictor(nn.Module):
         pos_embed: str = "rope",
         activation_checkpointing: bool = False,
         default_mask_index: int = 0,
+        zero_init_mask_tokens: bool = False,
     ):
+        """zero_init_mask_tokens: start the mask tokens at 0 (V-JEPA's and V-JEPA 2's official configs) instead of
+        a truncated normal (std 0.02); an initialisation choice only, so it is not part of `arch`."""
         super().__init__()
         if not 0 <= default_mask_index < num_mask_tokens:
             raise ValueError(
@@ -59,7 +62,8 @@ class Predictor(nn.Module):
         if default_mask_index:
             self.arch["default_mask_index"] = default_mask_index
         self.apply(init_weights)
-        nn.init.trunc_normal_(self.mask_tokens, std=0.02)
+        if not zero_init_mask_tokens:
+            nn.init.trunc_normal_(self.mask_tokens, std=0.02)
         rescale_residual_init(self.blocks)
 
     def forward(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from videojepa.errors import UserError
+from videojepa.models.frames import FrameEncoder
 from videojepa.models.vit import VisionTransformer
 
 ARCHITECTURES: dict[str, dict] = {
@@ -81,11 +83,11 @@ def build_encoder(model_cfg, **overrides) -> VisionTransformer:
 
 def encoder_from_arch(arch: dict) -> VisionTransformer:
     """The encoder an architecture dict describes (an encoder card's `arch`, or a converter's reading of
-    another format's weights); `name` is carried along, not a constructor argument."""
-    from videojepa.errors import UserError
-
+    another format's weights); `name` is carried along, not a constructor argument. `kind: frames` is an image
+    model applied to every frame (`videojepa.models.frames`)."""
+    kind = FrameEncoder if arch.get("kind") == "frames" else VisionTransformer
     try:
-        encoder = VisionTransformer(**{k: v for k, v in arch.items() if k != "name"})
+        encoder = kind(**{k: v for k, v in arch.items() if k not in ("name", "kind")})
     except (TypeError, ValueError) as err:
         raise UserError(f"architecture {arch} cannot be built: {err}") from None
     encoder.arch["name"] = arch.get("name")

@@ -4,39 +4,31 @@
     Trainer(load_config("my_run.yaml")).fit()     # `videojepa pretrain CONFIG`
 
 `checkpoint` (atomic, rotated checkpoints that resume exactly), `distributed` (torchrun),
-`logger` (metrics.jsonl), `monitors` (collapse monitors: RankMe, feature std), `optim` (AdamW with
-V-JEPA's parameter groups), `schedules` (the optimiser's schedules as functions of the step).
-
-The names below are imported on first use: the methods import parts of this package, and the trainer
-imports the methods, so importing them all here would make `import videojepa.methods` circular.
+`logger` (metrics.jsonl), `monitors` (collapse monitors: RankMe, feature std); the optimiser and its
+schedules are `videojepa.optim`.
 """
 
-from __future__ import annotations
+from videojepa.optim.adamw import build_optimizer
+from videojepa.optim.schedules import learning_rate, weight_decay
+from videojepa.train.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from videojepa.train.distributed import DistInfo, init_distributed
+from videojepa.train.logger import MetricsWriter, read_metrics
+from videojepa.train.monitors import CollapseWatch, rankme
+from videojepa.train.trainer import Trainer, TrainingError
 
-import importlib
-
-# public name -> the module that defines it
-_EXPORTS = {
-    "Trainer": "trainer",
-    "TrainingError": "trainer",
-    "save_checkpoint": "checkpoint",
-    "load_latest": "checkpoint",
-    "list_checkpoints": "checkpoint",
-    "DistInfo": "distributed",
-    "init_distributed": "distributed",
-    "MetricsWriter": "logger",
-    "read_metrics": "logger",
-    "CollapseWatch": "monitors",
-    "rankme": "monitors",
-    "build_optimizer": "optim",
-    "learning_rate": "schedules",
-    "weight_decay": "schedules",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'videojepa.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"videojepa.train.{_EXPORTS[name]}"), name)
+__all__ = [
+    "CollapseWatch",
+    "DistInfo",
+    "MetricsWriter",
+    "Trainer",
+    "TrainingError",
+    "build_optimizer",
+    "init_distributed",
+    "learning_rate",
+    "list_checkpoints",
+    "load_latest",
+    "rankme",
+    "read_metrics",
+    "save_checkpoint",
+    "weight_decay",
+]

@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from videojepa.errors import UserError
-from videojepa.utils.files import atomic_write_text
+from videojepa.utils.files import atomic_write_text, safe_load
 
 log = logging.getLogger("videojepa.train")
 PATTERN = re.compile(r"step_(\d{8})(\.pt)?$")
@@ -338,22 +338,6 @@ def read_checkpoint(path: Path, map_location="cpu") -> dict:
         load_tensors(path, template)
         return join_state(state, template)
     return state
-
-
-def safe_load(path: Path, map_location="cpu"):
-    """torch.load(weights_only=True), with a one-line UserError for a refused or damaged file."""
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:  # weights_only met something other than tensors and plain containers
-        blocked = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
-        if blocked:
-            raise UserError(
-                f"{path}: refused: loading it would import or call code ({blocked[0]}); only tensors and "
-                f"plain containers are read (torch.load weights_only=True)"
-            ) from None
-        raise UserError(f"{path}: unreadable: not a torch.save file of tensors and plain containers") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:  # torn or damaged file
-        raise UserError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
 
 
 def read_legacy(path: Path, map_location="cpu") -> dict:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import sys
 from pathlib import Path
 
+from videojepa.errors import UserError
 from videojepa.utils.files import atomic_write_text
 
 log = logging.getLogger("videojepa.train")
@@ -78,3 +80,26 @@ def read_metrics(run_dir: str | Path, kind: str | None = None) -> list[dict]:
     for record in records:  # files written before records carried their kind
         record.setdefault("kind", "step" if set(record) == {"step", "loss"} else "log")
     return records if kind is None else [r for r in records if r["kind"] == kind]
+
+
+def step_rate(run_dir: str | Path) -> tuple[float, dict]:
+    """The clips/s a run's training step reaches without waiting for data, from its metrics.jsonl: the logged
+    clips/s divided by (1 - data-wait fraction), medians over its "log" records (`videojepa data bench --run`)."""
+    try:
+        records = read_metrics(run_dir, kind="log")
+    except FileNotFoundError:
+        raise UserError(f"--run {run_dir}: no metrics.jsonl there (give a pretrain run directory)") from None
+    records = [r for r in records if r.get("clips_per_s")]
+    if len(records) > 1:
+        records = records[1:]  # the first window holds start-up (worker start, compilation)
+    if not records:
+        raise UserError(f"--run {run_dir}: metrics.jsonl has no logged clips/s yet")
+    rate = statistics.median(r["clips_per_s"] for r in records)
+    wait = statistics.median(r.get("data_wait_fraction", 0.0) for r in records)
+    step_rate = rate / max(1.0 - wait, 1e-3)
+    return step_rate, {
+        "logged_clips_per_s": round(rate, 2),
+        "data_wait_fraction": round(wait, 4),
+        "step_clips_per_s": round(step_rate, 2),
+        "records": len(records),
+    }

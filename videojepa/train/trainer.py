@@ -2,12 +2,14 @@
 
     Trainer(cfg).fit()
 
-knows optimisers, schedules, precision, accumulation, checkpoints, logging, monitors and
-torchrun - and nothing about any method: a method turns the batch entries it names (video and masks for
-pretraining; clips and soft targets for the fine-tuning classifier, which also brings its own data and
-optimiser) into (loss, metrics).
+knows optimisers, schedules, precision, accumulation, logging, monitors and torchrun - and nothing about any
+method: it trains a `TrainingTask` (`task`: a pretraining method, or the fine-tuning classifier, which also
+brings its own data and optimiser), which turns the batch entries it names into (loss, metrics). Its run
+directory (`run_dir.RunDirectory`: config check, exclusive lock) and its checkpoints and exported encoders
+(`checkpoint_manager.CheckpointManager`) are kept by their own objects.
 Starting on a run directory that holds a checkpoint resumes it exactly (same losses, same
-weights as an uninterrupted run); a config that conflicts with the saved one is refused.
+weights as an uninterrupted run); a config that conflicts with the saved one is refused, and so is a
+directory another launch is training in.
 """
 
 from __future__ import annotations
@@ -18,96 +20,51 @@ import signal
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+from tqdm import tqdm
 
-from videojepa.config.loader import migrate_moved_keys, save_config, to_dict
+from videojepa.config.loader import save_config, to_dict
 from videojepa.config.schema import PretrainConfig
-from videojepa.encoder_io import ENCODER_FILE, ClipProtocol, EncoderCard, save_encoder
+from videojepa.data.build import build_dataset
+from videojepa.data.loader import build_loader
+from videojepa.data.transforms import normalization_constants, normalize_clips
+from videojepa.encoder_io import ClipProtocol
 from videojepa.errors import UserError
-from videojepa.methods import Method, build_method
-from videojepa.methods.registry import ROLES
-from videojepa.models.registry import encoder_from_arch
-from videojepa.train import checkpoint as ckpt
+from videojepa.methods import build_method, check_config
+from videojepa.models.roles import ROLES
+from videojepa.optim.adamw import set_hyperparameters
+from videojepa.optim.schedules import learning_rate, weight_decay
 from videojepa.train.batches import split_entries, to_device
+from videojepa.train.checkpoint_manager import CheckpointManager
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
-from videojepa.train.optim import set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
-from videojepa.train.schedules import learning_rate, weight_decay
+from videojepa.train.run_dir import RunDirectory
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
+from videojepa.train.task import TrainingTask
 from videojepa.utils.dtensor import full_value
 
 log = logging.getLogger("videojepa.train")
-
-# Keys that may differ when resuming: they change neither the weights nor the data order.
-RESUME_FREE_KEYS = {
-    "run.dir",
-    "train.steps",
-    "train.log_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoints",
-    "train.encoder_snapshots",
-    "train.max_nonfinite_steps",
-    "data.num_workers",
-    "data.worker_timeout",
-    "data.decode_threads",
-    "train.compile",
-    "train.compile_backend",
-    "train.activation_checkpointing",
-    "train.collapse_std",
-    "train.collapse_rank",
-}
-
-
-def snapshot_path(run_dir: str | Path, step: int) -> Path:
-    """Where `train.encoder_snapshots` keeps the encoder of `step`."""
-    return Path(run_dir) / "encoders" / f"step_{step:08d}.safetensors"
 
 
 class TrainingError(UserError):
     """Training cannot go on (e.g. too many non-finite steps in a row)."""
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def config_conflicts(saved: dict, current: dict, defaults: dict | None = None) -> list[str]:
-    """The differences between a run's saved config and the current one that forbid resuming it. A key the
-    saved config lacks (added to the schema after the run was made) counts as its default from `defaults`:
-    the run behaved that way."""
-    a, b = _flatten(saved), _flatten(current)
-    if defaults is not None:
-        a = {**{k: v for k, v in _flatten(defaults).items() if k not in a and k in b}, **a}
-    return [
-        f"{k}: run has {a.get(k)!r}, now {b.get(k)!r}"
-        for k in sorted(set(a) | set(b))
-        if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k)
-    ]
-
-
 def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def check_networks_declared(method: Method) -> None:
-    """Every network a method holds has a declared role, so none is trained, frozen or saved by accident."""
-    undeclared = [name for name, _ in method.named_children() if name not in method.networks]
+def check_networks_declared(task: TrainingTask) -> None:
+    """Every network a task holds has a declared role, so none is trained, frozen or saved by accident."""
+    undeclared = [name for name, _ in task.named_children() if name not in task.networks]
     if undeclared:
         raise TypeError(
-            f"method {method.name!r} holds networks without a role: {', '.join(undeclared)}; "
+            f"method {task.name!r} holds networks without a role: {', '.join(undeclared)}; "
             f"add them to its `networks` (roles: trained, ema, frozen)"
         )
 
@@ -131,21 +88,22 @@ class Window:
 
 
 class Trainer:
-    def __init__(self, cfg: PretrainConfig, method: Method | None = None, dist_info: DistInfo | None = None):
+    def __init__(self, cfg: PretrainConfig, method: TrainingTask | None = None, dist_info: DistInfo | None = None):
         self.cfg, self.train_cfg = cfg, cfg.train
         self.dist = dist_info or init_distributed()
         self.device = self.dist.device
-        self.run_dir = Path(cfg.run.dir)
+        self.run = RunDirectory(cfg.run.dir)
+        self.run_dir = self.run.path
         if cfg.train.batch_size % (self.dist.world_size * cfg.train.accum_steps):
             raise UserError(
                 f"train.batch_size={cfg.train.batch_size} must divide evenly into "
                 f"{self.dist.world_size} processes x train.accum_steps={cfg.train.accum_steps}"
             )
         torch.manual_seed(cfg.run.seed)  # the same initial weights on every rank (FSDP2 shards what each rank built)
-        self.method = method or build_method(cfg)
-        if cfg.model.init:  # a checkpoint found in run.dir later replaces these weights on resume
-            log.info("model.init: %s from %s", ", ".join(self.method.initialize_from(cfg.model.init)), cfg.model.init)
-        self.method = self.method.to(self.device)
+        if method is None:
+            check_config(cfg)  # the method's rules across config sections
+            method = build_method(cfg)  # (from model.init's weights when set)
+        self.method = method.to(self.device)
         torch.manual_seed(cfg.run.seed + self.dist.rank)
         check_networks_declared(self.method)
         if cfg.train.compile:
@@ -157,17 +115,24 @@ class Trainer:
         self.optimizer = self.method.build_optimizer(cfg.train)
         self.autocast_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[cfg.train.precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
+        self.checkpoints = CheckpointManager(
+            self.run_dir,
+            self.method,
+            self.optimizer,
+            self.scaler,
+            self.dist,
+            self.sharded,
+            ClipProtocol.from_data(cfg.data),
+            to_dict(cfg),
+        )
         self.step, self.skipped, self.nonfinite_in_row = 0, 0, 0
         self.collapse = CollapseWatch(cfg.train.collapse_std, cfg.train.collapse_rank)
-        self.loader, self.health_video, self.metrics = None, None, None
+        self.loader, self.health_video, self.metrics, self.bar = None, None, None, None
         self._stop_signal = None
         self.saved_steps = None  # train.steps of the run found in run.dir, if any
 
     # ----------------------------------------------------------------- setup
     def build_data(self) -> None:
-        from videojepa.data.datasets import build_dataset
-        from videojepa.data.loader import build_loader
-
         cfg = self.cfg
         check_data_sources(cfg.data)
         dataset, collate = self.method.training_data(cfg)
@@ -177,6 +142,7 @@ class Trainer:
         self.loader = build_loader(
             dataset, per_rank, cfg.data, cfg.run.seed, collate_fn=collate, distributed=self.dist.enabled
         )
+        self.checkpoints.loader = self.loader
         # A fixed held-out batch for the health monitors: validation clips if any, else training
         # clips without augmentation.
         if not cfg.data.val:
@@ -191,51 +157,42 @@ class Trainer:
         self.health_video = torch.stack([held_out[i]["video"] for i in range(count)]).to(self.device)
 
     def prepare_run_dir(self) -> None:
-        """Create the run directory, or check that the one there is this run (config, no foreign files)."""
-        run_dir, current = self.run_dir, to_dict(self.cfg)
-        saved_path = run_dir / "config.yaml"
-        if not saved_path.exists() and (ckpt.list_checkpoints(run_dir) or (run_dir / ENCODER_FILE).exists()):
-            # a run without its config, or a `videojepa convert` folder: training here would overwrite it
-            raise UserError(
-                f"{run_dir} holds checkpoints or an encoder but no config.yaml, so it is not a run this "
-                f"command can resume; use another run.dir"
-            )
-        if saved_path.exists():
-            saved = migrate_moved_keys(yaml.safe_load(saved_path.read_text()), str(saved_path))
-            conflicts = config_conflicts(saved, current, to_dict(type(self.cfg)()))
-            if conflicts:
-                raise UserError(
-                    f"{run_dir} holds a run with a different config; use another run.dir or the same "
-                    f"settings. Differences: {'; '.join(conflicts)}"
-                )
-            self.saved_steps = saved["train"]["steps"]
+        """Check that run.dir is this run's or new (config, no foreign files), then create it."""
+        self.saved_steps = self.run.check(self.cfg)
         if self.dist.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> bool:
+        """Run directory (checked, then locked), logging, data and resume; False when the run has already
+        reached train.steps."""
+        self.prepare_run_dir()
+        self.run.lock(self.dist)  # before anything is written: a second launch leaves the first's files alone
+        setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
+        self.build_data()
+        resumed = self.resume()
+        if self.dist.is_main:  # after a successful resume (or none): a run that cannot resume keeps its files
+            save_config(self.cfg, self.run_dir / "config.yaml")
+        if self.step >= self.train_cfg.steps:
+            log.info("%s already trained for %d steps", self.run_dir, self.step)
+            return False
+        self.metrics = (
+            MetricsWriter(self.run_dir / "metrics.jsonl", self.step if resumed else None) if self.dist.is_main else None
+        )
+        self.method.train()
+        return True
 
     # ------------------------------------------------------------ state I/O
-    def checkpoint_state(self) -> dict:
-        """Everything an exact resume needs, the tensors as this rank holds them (its shards under FSDP2)."""
-        from torch.distributed.checkpoint.state_dict import get_state_dict
-
-        method, optimizer = get_state_dict(self.method, self.optimizer)
-        return {
-            "step": self.step,
-            "method": method,
-            "optimizer": optimizer,
-            "scaler": self.scaler.state_dict(),
-            "loader": self.loader.state_dict() if self.loader is not None else None,
-            "skipped": self.skipped,
-            "nonfinite_in_row": self.nonfinite_in_row,
-            "config": to_dict(self.cfg),
-            "world_size": self.dist.world_size,
-        }
+    def counters(self) -> dict:
+        return {"step": self.step, "skipped": self.skipped, "nonfinite_in_row": self.nonfinite_in_row}
 
     def resume(self) -> bool:
         """Load the newest checkpoint that reads into the live state (an older one if the newest is damaged);
         False when the run has none. Raises CheckpointError, listing each, when none reads."""
-        found = ckpt.latest(self.run_dir, self.restore)
+        found = self.checkpoints.resume()
         if found is None:
             return False
+        path, record = found
+        self.step, self.skipped, self.nonfinite_in_row = record["step"], record["skipped"], record["nonfinite_in_row"]
         if self.saved_steps not in (None, self.train_cfg.steps):
             warnings.warn(
                 f"train.steps changed from {self.saved_steps} to {self.train_cfg.steps}: schedules are "
@@ -246,97 +203,22 @@ class Trainer:
             "resumed %s at step %d (saved on %s rank(s), now %d)",
             self.run_dir,
             self.step,
-            found[1].get("world_size", 1),
+            record.get("world_size", 1),
             self.dist.world_size,
         )
         return True
 
-    def restore(self, path: Path) -> dict:
-        """Checkpoint `path` into the model, optimiser, scaler, data cursor and counters; returns its record.
-        DCP reads each rank's part in the layout it has now, whatever the world size the run was saved on."""
-        from torch.distributed.checkpoint.state_dict import set_state_dict
-
-        if path.is_file():
-            return self.restore_previous_format(path)
-        record = ckpt.read_record(path)
-        template = self.checkpoint_state()
-        template = {"method": template["method"], "optimizer": template["optimizer"]}
-        skeleton, tensors = ckpt.split_state(template)
-        ckpt.load_tensors(path, tensors)
-        loaded = ckpt.join_state(skeleton, tensors)
-        optimizer = {"state": loaded["optimizer"]["state"], "param_groups": record["optimizer"]["param_groups"]}
-        set_state_dict(self.method, self.optimizer, model_state_dict=loaded["method"], optim_state_dict=optimizer)
-        self.restore_record(record)
-        return record
-
-    def restore_previous_format(self, path: Path) -> dict:
-        """A single-file checkpoint written before checkpoints were sharded (whole tensors, optimiser state by
-        parameter position); it resumes as it was saved, on one process or under DDP."""
-        state = ckpt.read_legacy(path)
-        missing = [
-            k for k in ("step", "method", "optimizer", "scaler", "skipped", "nonfinite_in_row") if k not in state
-        ]
-        if missing:
-            raise UserError(f"{path}: the checkpoint lacks {', '.join(missing)}; it was not written by this trainer")
-        if self.sharded:
-            raise UserError(
-                f"{path}: a checkpoint of the previous format resumes without FSDP2 only; resume it "
-                f"with train.parallel=ddp once, then switch"
-            )
-        self.method.load_state_dict(state["method"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.restore_record(state)
-        return state
-
-    def restore_record(self, record: dict) -> None:
-        self.scaler.load_state_dict(record["scaler"])
-        if self.loader is not None and record.get("loader") is not None:
-            self.loader.load_state_dict(record["loader"])
-        self.step, self.skipped = record["step"], record["skipped"]
-        self.nonfinite_in_row = record["nonfinite_in_row"]
-
     def save(self) -> None:
         """The checkpoint (every rank writes its part) and the exported encoder with its card (rank 0)."""
-        ckpt.save_checkpoint(self.run_dir, self.step, self.checkpoint_state(), self.train_cfg.keep_checkpoints)
-        encoder = self.exported_encoder()
-        if not self.dist.is_main:
-            return
-        clip = ClipProtocol.from_data(self.cfg.data)
-        save_encoder(
-            encoder,
-            self.run_dir / ENCODER_FILE,
-            card=EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step),
-        )
-
-    def save_snapshot(self) -> Path:
-        """The exported encoder at this step, kept beside the run's latest (`train.encoder_snapshots`)."""
-        path = snapshot_path(self.run_dir, self.step)
-        encoder = self.exported_encoder()
-        if self.dist.is_main:
-            clip = ClipProtocol.from_data(self.cfg.data)
-            card = EncoderCard.describe(encoder, clip=clip, method=self.method.name, step=self.step)
-            save_encoder(encoder, path, card=card)
-        return path
+        self.checkpoints.save(self.counters(), self.train_cfg.keep_checkpoints)
 
     def exported_encoder(self) -> torch.nn.Module:
-        """The network evaluation uses; under FSDP2 a plain copy rebuilt from the gathered weights (rank 0)."""
-        encoder = self.method.export_encoder()
-        if not self.sharded:
-            return encoder
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        weights = get_model_state_dict(encoder, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        if not self.dist.is_main:
-            return encoder
-        whole = encoder_from_arch(encoder.arch)
-        whole.load_state_dict(weights)
-        return whole
+        """The network evaluation uses, with whole weights (gathered onto rank 0 under FSDP2)."""
+        return self.checkpoints.exported_encoder()
 
     def video_to_device(self, batch: dict) -> torch.Tensor:
         """The batch's uint8 clips, copied to the device (non-blocking from pinned memory on CUDA), then flipped
         and normalised there: the workers send 4x fewer bytes and do no float work."""
-        from videojepa.data.transforms import normalization_constants, normalize_clips
-
         video = batch["video"].to(self.device, non_blocking=True)
         return normalize_clips(
             video,
@@ -436,88 +318,84 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self) -> dict:
         """Train to `train.steps`, resuming the run directory's newest checkpoint; returns the last full record."""
-        from tqdm import tqdm
+        tc, last, self.saved_at_boundary = self.train_cfg, {}, False
+        try:
+            if not self.start():
+                return {"step": self.step}
+            flops_per_clip, window, batches = self.flops_per_clip(), Window(), self.batches()
+            self.bar = self.progress_bar()
+            self._install_signal_handlers()
+            if self.step == 0 and 0 in tc.encoder_snapshots:  # the initial weights, before any step
+                self.checkpoints.save_snapshot(0)
+            while self.step < tc.steps:
+                started = time.perf_counter()
+                entries = next(batches)
+                waited = time.perf_counter() - started
+                record = self.train_step(*entries)
+                clips = entries[0].shape[0] * self.dist.world_size
+                window.add(clips, time.perf_counter() - started, waited, record["clipped"])
+                if self.metrics:
+                    self.metrics.write("step", {"step": self.step, "loss": record["loss"]})
+                if self.step % tc.log_every == 0 or self.step == tc.steps:
+                    last, window = self.log_record(record, window, *flops_per_clip), Window()
+                    self.show(record, last)
+                self.bar.update(1)
+                if self.save_or_stop():
+                    break
+        except KeyboardInterrupt:
+            if not self.saved_at_boundary:
+                # a second Ctrl-C, or one outside our handler, lands mid-step: the loader has moved on and the
+                # optimiser may have stepped, so saving now would put an off-trajectory state under a step's name
+                log.warning("interrupted mid-step: nothing saved; the run resumes from its last checkpoint")
+            raise
+        finally:
+            self.finish()
+        return last
 
+    def save_or_stop(self) -> bool:
+        """After a step: the periodic checkpoint and snapshots, and a stop signal's (every rank stops after the
+        same step, so all save it together); True when training stops here."""
         tc = self.train_cfg
-        if not self.start():
-            return {"step": self.step}
-        flops_per_clip = self.flops_per_clip()
-        window, last = Window(), {}
-        batches = self.batches()
-        bar = tqdm(
-            total=tc.steps,
+        stop = self.agreed_stop()
+        if stop or self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
+            self.save()
+        if self.step in tc.encoder_snapshots:
+            self.checkpoints.save_snapshot(self.step)
+        if stop:  # a step boundary: the saved state is on the uninterrupted trajectory
+            log.warning("received signal %d: checkpoint saved at step %d, stopping", stop, self.step)
+            if stop == signal.SIGINT:
+                self.saved_at_boundary = True
+                raise KeyboardInterrupt
+        return bool(stop)
+
+    def progress_bar(self) -> tqdm:
+        return tqdm(
+            total=self.train_cfg.steps,
             initial=self.step,
             disable=not self.dist.is_main,
             dynamic_ncols=True,
             desc=f"{self.method.name}",
             unit="step",
         )
-        self._install_signal_handlers()
-        if self.step == 0 and 0 in tc.encoder_snapshots:  # the initial weights, before any step
-            self.save_snapshot()
-        saved_at_boundary = False
-        try:
-            while self.step < tc.steps:
-                started = time.perf_counter()
-                entries = next(batches)
-                waited = time.perf_counter() - started
-                record = self.train_step(*entries)
-                window.add(
-                    entries[0].shape[0] * self.dist.world_size, time.perf_counter() - started, waited, record["clipped"]
-                )
-                if self.metrics:
-                    self.metrics.write("step", {"step": self.step, "loss": record["loss"]})
-                if self.step % tc.log_every == 0 or self.step == tc.steps:
-                    last = self.log_record(record, window, *flops_per_clip)
-                    window = Window()
-                    bar.set_postfix(
-                        loss=f"{record['loss']:.4f}",
-                        lr=f"{record['lr']:.2e}",
-                        clips_s=f"{last['clips_per_s']:.1f}",
-                        rank=f"{last['feature_rank']:.1f}",
-                        data_wait=f"{last['data_wait_fraction']:.0%}",
-                    )
-                bar.update(1)
-                stop = self.agreed_stop()  # every rank stops after the same step, so all save it together
-                if stop or self.step % tc.checkpoint_every == 0 or self.step == tc.steps:
-                    self.save()
-                if self.step in tc.encoder_snapshots:
-                    self.save_snapshot()
-                if stop:  # a step boundary: the saved state is on the uninterrupted trajectory
-                    log.warning("received signal %d: checkpoint saved at step %d, stopping", stop, self.step)
-                    if stop == signal.SIGINT:
-                        saved_at_boundary = True
-                        raise KeyboardInterrupt
-                    break
-        except KeyboardInterrupt:
-            if not saved_at_boundary:
-                # a second Ctrl-C, or one outside our handler, lands mid-step: the loader has moved on and the
-                # optimiser may have stepped, so saving now would put an off-trajectory state under a step's name
-                log.warning("interrupted mid-step: nothing saved; the run resumes from its last checkpoint")
-            raise
-        finally:
-            self._restore_signal_handlers()
-            bar.close()
-            if self.metrics:
-                self.metrics.close()
-        return last
 
-    def start(self) -> bool:
-        """Run directory, logging, data and resume; False when the run has already reached train.steps."""
-        self.prepare_run_dir()
-        setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
-        self.build_data()
-        resumed = self.resume()
-        if self.dist.is_main:  # after a successful resume (or none): a run that cannot resume keeps its files
-            save_config(self.cfg, self.run_dir / "config.yaml")
-        if self.step >= self.train_cfg.steps:
-            log.info("%s already trained for %d steps", self.run_dir, self.step)
-            return False
-        self.metrics = (
-            MetricsWriter(self.run_dir / "metrics.jsonl", self.step if resumed else None) if self.dist.is_main else None
+    def show(self, record: dict, full: dict) -> None:
+        """The progress bar's figures after a full log record."""
+        self.bar.set_postfix(
+            loss=f"{record['loss']:.4f}",
+            lr=f"{record['lr']:.2e}",
+            clips_s=f"{full['clips_per_s']:.1f}",
+            rank=f"{full['feature_rank']:.1f}",
+            data_wait=f"{full['data_wait_fraction']:.0%}",
         )
-        self.method.train()
-        return True
+
+    def finish(self) -> None:
+        """Signal handlers back, progress bar and metrics file closed, the run directory unlocked."""
+        self._restore_signal_handlers()
+        if self.bar is not None:
+            self.bar.close()
+        if self.metrics:
+            self.metrics.close()
+        self.run.unlock()
 
     def batches(self):
         """The task's batch entries (pretraining: video, masks) on the training device, epoch after epoch."""

@@ -3,14 +3,20 @@
 Every file the project writes as a whole goes through `atomic_path` (configs, metrics files rewritten on
 resume, results, synthetic data lists, pictures, checkpoints, feature caches, encoder files): the content
 is written to a hidden temporary file beside the target, fsynced and renamed over it. A crash or an
-exception mid-write leaves the previous file (or none) and no temporary file behind.
+exception mid-write leaves the previous file (or none) and no temporary file behind. Reading: `safe_load`
+reads a torch.save file without running code (a checkpoint of the previous format, an official one).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from pathlib import Path
+
+import torch
+
+from videojepa.errors import UserError
 
 
 @contextlib.contextmanager
@@ -59,3 +65,19 @@ def write_json_and_markdown(
     atomic_write_text(json_path, json.dumps(document, indent=2) + "\n")
     atomic_write_text(md_path, markdown)
     return json_path, md_path
+
+
+def safe_load(path: Path, map_location="cpu"):
+    """torch.load(weights_only=True), with a one-line UserError for a refused or damaged file."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only met something other than tensors and plain containers
+        blocked = [line.strip() for line in str(err).splitlines() if "GLOBAL" in line]
+        if blocked:
+            raise UserError(
+                f"{path}: refused: loading it would import or call code ({blocked[0]}); only tensors and "
+                f"plain containers are read (torch.load weights_only=True)"
+            ) from None
+        raise UserError(f"{path}: unreadable: not a torch.save file of tensors and plain containers") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as err:  # torn or damaged file
+        raise UserError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None

@@ -10,9 +10,12 @@ The fused AdamW kernel is used wherever torch has one (CPU and CUDA floating-poi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from videojepa.config.schema import TrainConfig
+if TYPE_CHECKING:  # the optimiser package is a leaf: the type is named, never imported at run time
+    from videojepa.config.schema import TrainConfig
 
 
 def build_optimizer(named_params: list[tuple[str, torch.nn.Parameter]], train: TrainConfig) -> torch.optim.AdamW:

@@ -1,0 +1,451 @@
+"""Classification: the evaluation protocol of `videojepa probe` for labelled tasks (`tasks[].evaluation:
+classification`, the default).
+
+Per task: build the train and val datasets with the task's protocol, extract the validation features
+once (pooled as the probe kind reads them; pooled features are made from a cached token file of the same
+encoder and data when one is there, so the attentive probe and the cheap ones share one encoder pass), then
+either fit a kind that does not train (kNN) or train the whole lr x wd grid of probes in one pass
+(`grid.ProbeGrid`) on cached training features (optionally several augmented copies) or on features
+computed batch by batch with fresh random crops and flips. Every cell is scored on validation with
+the multi-view protocol (`protocol`); the best cell's top-1 is the task's score (`ClassificationResult`).
+The best cell's attentive probe is saved as RUN/probes/TASK.safetensors with its card (`probe_file`): with
+its encoder it is a classifier (`videojepa evaluate`, `videojepa.load_classifier`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from videojepa.data.build import build_dataset
+from videojepa.data.config import DataConfig
+from videojepa.data.datasets import VideoDataset
+from videojepa.data.loader import build_loader
+from videojepa.eval.config import TaskConfig
+from videojepa.eval.encoders import accuracy, check_protocol, task_labels
+from videojepa.eval.features import (
+    FeatureSet,
+    cache_key,
+    dataset_contents,
+    encode_batches,
+    load_or_extract,
+    pool_features,
+    read_cache,
+)
+from videojepa.eval.grid import ProbeGrid, fit, grid_cells
+from videojepa.eval.probe_file import ClassifierProtocol, ProbeCard, save_probe
+from videojepa.eval.probes import AttentiveProbe, get_probe_kind, probe_heads
+from videojepa.eval.protocol import eval_logits, training_batch
+from videojepa.eval.tasks import Evaluation, TaskContext, TaskResult, register_evaluation
+
+SCORES = ("top1", "top5", "val_loss", "train_loss")  # what a cell measures (the rest of it is its setting)
+
+
+class ClassificationResult(TaskResult):
+    """A classification task's entry in results.json (`videojepa.eval.report` documents every key)."""
+
+    num_classes: int
+    chance: float  # 1 / num_classes
+    majority: float  # share of the most frequent class in val
+    top1: float = Field(ge=0.0, le=1.0)  # the best cell's validation top-1 (a fraction)
+    top5: float | None  # None when num_classes <= 5
+    best: dict  # the best cell's setting: {lr, weight_decay}, or a fitted kind's (kNN: {k, temperature})
+    cells: list[dict] = Field(min_length=1)  # every probe of the grid, lr-major: its setting and scores
+    classes: list[str]  # label names in label order (numbers when the data has none)
+    confusion: list[list[int]]  # the best cell, validation videos: [true label][predicted label]
+    bad_files: dict[str, int]  # unreadable files: train ones replaced, val ones excluded from the score
+    val_excluded: list[str]  # the excluded validation files
+    cached: dict[str, bool]  # features read from an existing cache file
+    probe_file: str | None = None  # the best attentive probe with its card (`videojepa evaluate`); None for other
+    # kinds, a random-init encoder, and files written before probes were saved
+
+
+def first_videos(dataset, count: int):
+    """A dataset of the first `count` files of `dataset`'s list, with the same settings."""
+    return VideoDataset(
+        dataset.entries[:count],
+        dataset.cfg,
+        dataset.train,
+        classes=dataset.classes,
+        source=dataset.source,
+        on_bad=dataset.on_bad,
+        manifest=dataset.manifest,
+        uint8=dataset.uint8,
+    )
+
+
+def cut_to_prefix(features: FeatureSet, count: int, on_bad: str) -> FeatureSet:
+    """The rows of a whole list's features that belong to its first `count` files: the first `count` rows
+    when every file has a row (bad ones replaced), else the rows of files numbered below `count`."""
+    if on_bad == "exclude":
+        keep = (features.indices < count).all(0)
+        return FeatureSet(features.features[:, keep], features.indices[:, keep])
+    return FeatureSet(features.features[:, :count], features.indices[:, :count])
+
+
+def prepare_features(grid: ProbeGrid, feats: FeatureSet, chunk: int = 64) -> FeatureSet:
+    """Fixed features through the grid's parameter-free `prepare` (the attentive probe's layer norm) once,
+    instead of once per batch of every epoch; float32, in place when they already are (one copy in memory).
+    The result is what `grid.step` and `grid.logits` take."""
+    x = feats.features
+    device = next(grid.parameters()).device
+    with torch.no_grad():
+        sample = x[0, :1].to(device).float()
+        if grid.prepare(sample) is sample:  # nothing to prepare (linear probes, self-attention blocks first)
+            return feats
+        out = x if x.dtype == torch.float32 else torch.empty(x.shape, dtype=torch.float32)
+        for p in range(x.shape[0]):
+            for i in range(0, x.shape[1], chunk):
+                out[p, i : i + chunk] = grid.prepare(x[p, i : i + chunk].to(device).float()).cpu()
+    return FeatureSet(out, feats.indices, feats.labels)
+
+
+@register_evaluation
+class Classification(Evaluation):
+    """A classification task scored by the configured probe kind; see the module docstring."""
+
+    name = "classification"
+    result = ClassificationResult
+
+    def __init__(self, context: TaskContext, task: TaskConfig, data: DataConfig):
+        super().__init__(context, task, data)
+        cfg, encoder = self.cfg, self.encoder
+        self.identity, self.source = context.identity, context.source
+        check_protocol(encoder, data, task.name)
+        self.kind, feat = get_probe_kind(cfg.probe.kind), cfg.features
+        # the probe section the kind is built from: heads resolved (the encoder card's by default)
+        self.settings = cfg.probe.model_copy(update={"heads": probe_heads(cfg.probe, encoder)})
+        self.pooling = self.kind.input(cfg.probe.frame_grid)
+        self.knn = not self.kind.trains
+        self.augment = self.kind.trains and (not feat.cache or feat.augmentations > 0)
+        where = f"tasks.{[t.name for t in cfg.tasks].index(task.name)}" if cfg.tasks else "data"
+        self.train_ds = build_dataset(task.train, data, train=self.augment, key=f"{where}.train")
+        # Validation never substitutes a bad file by another one (that would count a video twice): bad files
+        # are excluded from the score and reported.
+        self.val_ds = build_dataset(task.val, data, train=False, key=f"{where}.val", on_bad="exclude")
+        self.val_excluded: list[str] = []
+        named = f"task {task.name}"
+        self.num_classes, self.classes = task_labels(
+            self.train_ds, self.val_ds, task.num_classes, named, f"{named}: num_classes", "probing"
+        )
+        # features.train_videos / val_videos: probe a prefix of each list; the whole list stays known so that
+        # its cached features can be cut to the prefix
+        self.whole = {}
+        for split, limit in (("train", feat.train_videos), ("val", feat.val_videos)):
+            dataset = self.train_ds if split == "train" else self.val_ds
+            if limit is not None and limit < len(dataset):
+                self.whole[split] = dataset
+                setattr(self, f"{split}_ds", first_videos(dataset, limit))
+        self.K, self.V = data.num_clips, data.num_views
+        self.cache_dir = Path(feat.dir or Path(cfg.run.dir) / "features")
+        self.seconds = {"features": 0.0, "train": 0.0, "eval": 0.0}
+        self.cached = {"train": False, "val": False}
+
+    def feature_key(self, dataset, passes: int, pooling: str) -> str:
+        cfg = self.cfg
+        return cache_key(
+            encoder=self.identity,
+            **dataset_contents(dataset),
+            train=dataset.train,
+            passes=passes,
+            layers=cfg.probe.layers,
+            precision=cfg.probe.precision,
+            pooling=pooling,
+            dtype=cfg.features.dtype,
+            seed=cfg.run.seed if dataset.train else None,
+        )
+
+    def features(self, split: str, dataset, passes: int, to_disk: bool) -> FeatureSet:
+        cfg = self.cfg
+        key = self.feature_key(dataset, passes, self.pooling)
+        path = self.cache_dir / f"{split}-{key}.safetensors" if to_disk else None
+        start = time.perf_counter()
+
+        def extract() -> FeatureSet:
+            reused = self.reuse_cached(split, dataset, passes) if to_disk else None
+            if reused is not None:
+                return reused
+            return self.source.extract(
+                self.encoder,
+                dataset,
+                cfg.features.batch_size,
+                cfg.probe.layers,
+                cfg.probe.precision,
+                self.pooling,
+                passes,
+                cfg.run.seed,
+                cfg.features.dtype,
+                desc=f"{self.task.name} {split}",
+            )
+
+        result, hit = load_or_extract(path, key, extract)
+        # row indices point into the whole list when the features were cut from it (a bad training file may
+        # have been replaced by one past the prefix); a prefix's own indices agree with the whole list's
+        result.label([e.label for e in self.whole.get(split, dataset).entries])
+        self.seconds["features"] += time.perf_counter() - start
+        self.cached[split] = hit
+        self.log(
+            f"  {split}: {len(dataset)} videos x {self.K * self.V} clips, features {tuple(result.features.shape[2:])}"
+            + (" (from cache)" if hit else "")
+        )
+        return result
+
+    def reuse_cached(self, split: str, dataset, passes: int) -> FeatureSet | None:
+        """These features made from a cached file of this encoder instead of its forward passes: the tokens
+        of the same videos (an attentive probe's) pooled, or, for a prefix of a list (features.train_videos /
+        val_videos), the whole list's features or tokens cut to the prefix. None when there is none. Equal to
+        extracting them: `encode_batches` rounds the tokens to the storage dtype before pooling."""
+        whole = self.whole.get(split)
+        sources = [(dataset, "none")] if self.pooling != "none" else []
+        if whole is not None:
+            sources += [(whole, self.pooling)] + ([(whole, "none")] if self.pooling != "none" else [])
+        for source, pooling in sources:
+            key = self.feature_key(source, passes, pooling)
+            found = read_cache(self.cache_dir / f"{split}-{key}.safetensors", key)
+            if found is not None and pooling != self.pooling:
+                found = self.pool_tokens(found)
+            if found is None:
+                continue
+            if source is not dataset:
+                found = cut_to_prefix(found, len(dataset), dataset.on_bad)
+            what = "tokens" if pooling == "none" else "features"
+            whose = "of the whole list " if source is not dataset else ""
+            self.log(f"  {split}: from the cached {what} {whose}of this encoder")
+            return found
+        return None
+
+    def pool_tokens(self, tokens: FeatureSet) -> FeatureSet | None:
+        """Cached tokens pooled as this probe reads them (None if they are not plain clips of the protocol)."""
+        d = self.data
+        grid = self.encoder.grid(d.frames_per_clip, d.crop_size, d.crop_size)
+        if tokens.features.shape[-2] != math.prod(grid):
+            return None
+        pooled = pool_features(tokens.features.float(), self.pooling, grid).to(tokens.features.dtype)
+        return FeatureSet(pooled, tokens.indices)
+
+    def run(self) -> ClassificationResult:
+        cfg = self.cfg
+        self.log(f"task {self.task.name}: {self.num_classes} classes, probe {cfg.probe.kind}")
+        val = self.features("val", self.val_ds, 1, cfg.features.cache)
+        scored = set(val.indices[0].tolist())
+        self.val_excluded = [e.path for i, e in enumerate(self.val_ds.entries) if i not in scored]
+        if self.val_excluded:
+            self.log(
+                f"  val: {len(self.val_excluded)} unreadable file(s) excluded from the score, e.g. "
+                f"{self.val_excluded[0]}; scoring the other {len(val)}"
+            )
+        cells, predictions = self.run_knn(val) if self.knn else self.run_grid(val)
+        score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
+        best = max(cells, key=score)
+        labels = val.labels[0]
+        counts = torch.bincount(labels, minlength=self.num_classes)
+        C = self.num_classes
+        confusion = torch.bincount(labels * C + predictions[cells.index(best)], minlength=C * C).view(C, C)
+        d = self.data
+        setting = ("lr", "weight_decay") if self.kind.trains else [k for k in best if k not in SCORES]
+        saved = self.save_best_probe(cells.index(best))
+        return ClassificationResult(
+            name=self.task.name,
+            evaluation=self.name,
+            train=str(self.task.train),
+            val=str(self.task.val),
+            num_classes=self.num_classes,
+            num_train=len(self.train_ds),
+            num_val=len(val),
+            protocol={
+                "frames_per_clip": d.frames_per_clip,
+                "frame_step": d.frame_step,
+                "fps": d.fps,
+                "num_clips": d.num_clips,
+                "num_views": d.num_views,
+                "crop_size": d.crop_size,
+            },
+            chance=1.0 / self.num_classes,
+            majority=float(counts.max() / counts.sum()),
+            top1=best["top1"],
+            top5=best["top5"],
+            best={k: best[k] for k in setting},
+            cells=cells,
+            classes=self.classes,
+            confusion=confusion.tolist(),
+            bad_files={"train": self.train_ds.num_bad, "val": len(self.val_excluded)},
+            val_excluded=list(self.val_excluded),
+            cached=dict(self.cached),
+            seconds={k: round(v, 3) for k, v in self.seconds.items()},
+            probe_file=saved,
+        )
+
+    def save_best_probe(self, cell: int) -> str | None:
+        """The best cell's attentive probe as RUN/probes/TASK.safetensors with its card (the encoder it reads,
+        the protocol, the class names): a classifier for `videojepa evaluate` / `videojepa.load_classifier`.
+        None for other kinds and for a random-init encoder (no file to name)."""
+        encoder_file = self.identity.get("file")
+        if self.knn or self.kind.cls is not AttentiveProbe or encoder_file is None:
+            return None
+        d, probe = self.data, self.grid.probes[cell]
+        protocol = ClassifierProtocol(
+            frames=d.frames_per_clip,
+            frame_step=None if d.fps else d.frame_step,
+            fps=d.fps,
+            crop=d.crop_size,
+            mean=tuple(d.mean),
+            std=tuple(d.std),
+            resize_ratio=d.eval_resize_ratio,
+            num_clips=d.num_clips,
+            num_views=d.num_views,
+            average="logits",  # `eval_logits`: the views' logits averaged
+        )
+        card = ProbeCard(
+            arch=probe.arch,
+            layers=list(self.cfg.probe.layers),
+            protocol=protocol,
+            classes=self.classes,
+            source={"format": "videojepa probe", "task": self.task.name, **self.grid.cells[cell]},
+            encoder=encoder_file,
+        )
+        path = Path(self.cfg.run.dir) / "probes" / f"{self.task.name}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_probe(probe, path, card)
+        return str(path)
+
+    def scores(self, logits: torch.Tensor, labels: torch.Tensor) -> dict:
+        top5 = accuracy(logits, labels, 5).tolist() if self.num_classes > 5 else None
+        return {"top1": accuracy(logits, labels, 1).tolist(), "top5": top5}
+
+    def run_knn(self, val: FeatureSet) -> tuple[list[dict], torch.Tensor]:
+        """A kind fit from the training features in one pass (kNN): its cell and validation predictions (1, B)."""
+        train = self.features("train", self.train_ds, 1, self.cfg.features.cache)
+        start = time.perf_counter()
+        bank, labels = training_batch(train.features[0].float(), train.labels[0], self.K, self.V)
+        scorer = self.kind.fit(bank, labels, self.num_classes, self.settings)
+        scores = eval_logits(scorer, val.features[0].float(), self.K, self.V)
+        s = self.scores(scores, val.labels[0])
+        self.seconds["eval"] += time.perf_counter() - start
+        cells = [{**scorer.setting(), "top1": s["top1"], "top5": s["top5"]}]
+        return cells, scores.argmax(-1)[None]
+
+    def run_grid(self, val: FeatureSet) -> tuple[list[dict], torch.Tensor]:
+        """Every cell of the lr x wd grid and the cells' validation predictions (cells, B)."""
+        cfg, opt = self.cfg, self.cfg.optim
+        dim = val.features.shape[-1]
+        make = lambda: self.kind.build(dim, self.num_classes, self.settings)  # noqa: E731
+        steps = opt.epochs * math.ceil(len(self.train_ds) / opt.batch_size)
+        device = next(self.encoder.parameters()).device
+        grid = ProbeGrid(make, grid_cells(opt.lr, opt.weight_decay), cfg.run.seed, steps, opt.betas).to(device)
+        self.grid = grid  # its best cell's probe is saved (`save_best_probe`)
+        if cfg.features.cache:
+            train = prepare_features(
+                grid, self.features("train", self.train_ds, max(1, cfg.features.augmentations), True)
+            )
+
+            def epoch_batches(epoch: int):
+                g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
+                for x, y in train.batches(opt.batch_size, epoch % train.passes, g):  # prepared above
+                    yield training_batch(x.to(device, non_blocking=True), y.to(device), self.K, self.V)
+        else:
+            loader = build_loader(self.train_ds, opt.batch_size, self.data, cfg.run.seed, drop_last=False)
+
+            def epoch_batches(epoch: int):
+                loader.set_epoch(epoch)
+                for x, y, _ in encode_batches(
+                    self.encoder,
+                    loader,
+                    cfg.probe.layers,
+                    cfg.probe.precision,
+                    self.pooling,
+                    f"{self.task.name} epoch {epoch + 1}",
+                ):
+                    x, y = training_batch(x.to(device), y.to(device), self.K, self.V)
+                    yield grid.prepare(x), y
+
+        self.log(f"  training {len(grid)} probe(s) for {opt.epochs} epochs ({steps} steps)")
+        start = time.perf_counter()
+        train_loss = fit(grid, opt.epochs, epoch_batches)
+        self.seconds["train"] += time.perf_counter() - start
+
+        start = time.perf_counter()
+        val = prepare_features(grid, val)
+        logits = torch.cat(
+            [
+                eval_logits(grid.logits, x.to(device), self.K, self.V).cpu()
+                for x, _ in val.batches(cfg.features.batch_size)
+            ],
+            dim=1,
+        )  # (cells, B, C)
+        labels = val.labels[0]
+        s = self.scores(logits, labels)
+        val_loss = [F.cross_entropy(cell_logits, labels).item() for cell_logits in logits]
+        self.seconds["eval"] += time.perf_counter() - start
+        cells = [
+            {
+                **cell,
+                "top1": s["top1"][i],
+                "top5": None if s["top5"] is None else s["top5"][i],
+                "val_loss": val_loss[i],
+                "train_loss": float(train_loss[i]),
+            }
+            for i, cell in enumerate(grid.cells)
+        ]
+        return cells, logits.argmax(-1)
+
+    @classmethod
+    def markdown(cls, results: dict, tasks: list[dict]) -> list[str]:
+        """Top-1 per task with the probe's settings and the protocol, then each task's excluded files, per-class
+        top-1 and grid."""
+        probe = results["probe"]
+        lines = [
+            "| task | top-1 | chance | probe | best setting | clips x views | frames x step | crop | train / val |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in tasks:
+            p = t["protocol"]
+            step = f"{p['fps']:g} fps" if p.get("fps") else str(p["frame_step"])
+            lines.append(
+                f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
+                f"| {p['num_clips']} x {p['num_views']} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
+                f"| {t['num_train']} / {t['num_val']} |"
+            )
+        for t in tasks:
+            if t["val_excluded"]:
+                lines += [
+                    "",
+                    f"{t['name']}: {len(t['val_excluded'])} unreadable validation file(s) excluded from the "
+                    f"score: " + ", ".join(t["val_excluded"][:5]) + (", ..." if len(t["val_excluded"]) > 5 else ""),
+                ]
+        for t in tasks:
+            if len(t["classes"]) <= 20:
+                lines += [
+                    "",
+                    f"Per-class top-1 for {t['name']} (best cell, validation; %): "
+                    + ", ".join(
+                        f"{name} {_pct(row[i] / max(sum(row), 1))}"
+                        for i, (name, row) in enumerate(zip(t["classes"], t["confusion"]))
+                    ),
+                ]
+        for t in tasks:
+            if len(t["cells"]) < 2:
+                continue
+            lines += ["", f"Grid for {t['name']} (validation top-1, %):", ""]
+            lrs = sorted({c["lr"] for c in t["cells"]}, reverse=True)
+            wds = sorted({c["weight_decay"] for c in t["cells"]})
+            top1 = {(c["lr"], c["weight_decay"]): c["top1"] for c in t["cells"]}
+            lines += ["| lr \\ wd | " + " | ".join(f"{wd:g}" for wd in wds) + " |", "|---" * (len(wds) + 1) + "|"]
+            lines += [f"| {lr:g} | " + " | ".join(_pct(top1.get((lr, wd))) for wd in wds) + " |" for lr in lrs]
+        return lines
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _setting(best: dict) -> str:
+    if "lr" in best:
+        return f"lr {best['lr']:g}, wd {best['weight_decay']:g}"
+    if "k" in best:
+        return f"k {best['k']}, T {best['temperature']:g}"
+    return ", ".join(f"{key} {value}" for key, value in best.items())
