@@ -228,7 +228,7 @@ def test_eval_ava_preset_has_table_7():
     assert (o.epochs, o.batch_size, o.lr, o.weight_decay, o.warmup_epochs, o.warmup_lr, o.min_lr, o.eps) == (
         30, 64, 1e-4, 0.05, 2, 1e-6, 1e-6, 1e-8
     )  # fmt: skip
-    assert o.betas[0] == 0.9 and cfg.data.detection_threshold == 0.8 and cfg.data.unmapped_labels == "skip"
+    assert o.betas[0] == 0.9 and cfg.data.detection_threshold == 0.9 and cfg.data.unmapped_labels == "skip"
     # Table 7's 1-based out_layers are these 0-based blocks of ViT-L (24 blocks) and ViT-H (32)
     for name, table7 in (("vit_large", [18, 20, 22, 24]), ("vit_huge", [26, 28, 30, 32])):
         depth = ARCHITECTURES[name]["depth"]

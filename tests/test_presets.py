@@ -263,7 +263,7 @@ SOURCES = {
         "roi.resolution": 7,
         "roi.sampling_ratio": 0,
         "roi.aligned": True,
-        "data.detection_threshold": 0.8,
+        "data.detection_threshold": 0.9,
         "data.labelmap": "ava/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt",
         "optim.epochs": 30,
         "optim.batch_size": 64,

@@ -76,10 +76,11 @@ class LocalizeData(Section):
     train_excluded: str | None = Field(None, description="excluded timestamps of the training set (video_id,timestamp)")
     val_excluded: str | None = Field(None, description="excluded timestamps of the validation set")
     detection_threshold: float = Field(
-        0.8,
+        0.9,
         ge=0.0,
         le=1.0,
-        description="proposals scored below this are not evaluated (SlowFast's AVA configs: 0.8)",
+        description="proposals scored below this are not evaluated (0.9: SlowFast's default and the AVA config of "
+        "Feichtenhofer et al. 2021, the protocol V-JEPA follows; SlowFast's supervised AVA configs use 0.8)",
     )
     unmapped_labels: Literal["error", "skip"] = Field(
         "error",
