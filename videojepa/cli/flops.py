@@ -105,7 +105,6 @@ MEMORY_ROWS = [  # (key in the report, label)
     ("adamw_states", "AdamW states (2 x fp32)"),
     ("ema", "EMA copy (fp32)"),
     ("frozen", "frozen networks"),
-    ("ddp_gradient_buckets", "DDP gradient buckets"),
     ("autocast_weight_copies", "autocast weight copies"),
     ("fsdp2_unsharded", "FSDP2 unsharded blocks"),
     ("activations", "activations (peak)"),
