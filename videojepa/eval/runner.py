@@ -45,6 +45,7 @@ from videojepa.eval.probes import KNN_KINDS, KNNClassifier, build_probe, probe_i
 from videojepa.eval.protocol import eval_logits, training_batch
 from videojepa.eval.report import SCHEMA, write_results
 from videojepa.utils.device import resolve_device
+from videojepa.utils.precision import resolve_precision
 
 
 def probe_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, dict, dict]:
@@ -464,6 +465,8 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
     start = time.perf_counter()
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # auto: measured on this machine, then recorded (config.yaml, results, feature cache keys) as resolved
+    cfg.probe.precision = resolve_precision(cfg.probe.precision, resolve_device(cfg.run.device, "run.device"))
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = probe_encoder(cfg)
     source = source or FeatureSource()

@@ -39,6 +39,7 @@ from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.optim import set_hyperparameters
 from videojepa.train.parallel import gradient_sync, wrap_for_training
+from videojepa.train.precision import resolve_train_precision
 from videojepa.train.schedules import learning_rate, weight_decay
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
 from videojepa.utils.dtensor import full_value
@@ -142,9 +143,10 @@ class Window:
 
 class Trainer:
     def __init__(self, cfg: PretrainConfig, method: Method | None = None, dist_info: DistInfo | None = None):
-        self.cfg, self.train_cfg = cfg, cfg.train
         self.dist = dist_info or init_distributed()
         self.device = self.dist.device
+        cfg = resolve_train_precision(cfg, self.device)  # `auto`: measured here, or the run's recorded one
+        self.cfg, self.train_cfg = cfg, cfg.train
         self.run_dir = Path(cfg.run.dir)
         if cfg.train.batch_size % (self.dist.world_size * cfg.train.accum_steps):
             raise UserError(
