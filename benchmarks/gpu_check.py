@@ -44,6 +44,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_train, imported once the preflight passed
 
 GIB = 2**30
+# --plan: the memory torch reports for these cards (bytes) and their dense bf16 datasheet peak (FLOP/s)
+PLAN_CARDS = {"H100": (85_045_870_592, 989e12), "H200": (150_119_219_200, 989e12)}
 HEAD_DIMS = (64, 32, 88)  # ViT-L (1024 / 16), the predictor (384 / 12), ViT-g (1408 / 16)
 
 
@@ -88,9 +90,10 @@ class Sizes:
             self.giant = ["model.name=vit_nano"]
             self.teacher = "vit_pico"
             self.batch, self.giant_batch, self.max_batch = 4, 2, 16
-            self.warmup, self.min_timed_s = 1, 0.3
+            self.warmup, self.min_timed_s, self.min_steps = 1, 0.0, 2
             self.compile_backend = "aot_eager"  # inductor's C++ code generation takes minutes on a small CPU
             self.fit_seconds, self.fit_videos, self.fit_frames, self.fit_size = 8, 24, 16, 32
+            self.log_every = 2
             self.compile_steps = 4
             self.fit_extra = ["data.frames_per_clip=8", "data.frame_step=1", "train.batch_size=4"]
         else:
@@ -98,9 +101,10 @@ class Sizes:
             self.giant = ["model.name=vit_giant"]
             self.teacher = "vit_large"
             self.batch, self.giant_batch, self.max_batch = 24, 8, 512
-            self.warmup, self.min_timed_s = 2, 4.0
+            self.warmup, self.min_timed_s, self.min_steps = 2, 4.0, 3
             self.compile_backend = "inductor"
             self.fit_seconds, self.fit_videos, self.fit_frames, self.fit_size = 60, 128, 64, 224
+            self.log_every = 10
             self.compile_steps = 20
             self.fit_extra = ["train.batch_size=24"]
 
@@ -143,9 +147,8 @@ def fixed_batch(cfg, device, seed: int = 0):
     from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 
     batch = cfg.train.batch_size
-    generator = torch.Generator().manual_seed(seed)
     shape = (batch, 3, cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
-    video = torch.randn(shape, generator=generator).to(device)
+    video = torch.randn(shape, generator=torch.Generator(device).manual_seed(seed), device=device)
     masks = [
         MaskIndices(m.context.to(device), m.target.to(device))
         for m in MaskCollator(build_mask_generators(cfg), seed=0).sample(batch, seed=seed)
@@ -171,26 +174,35 @@ def memory_estimate(cfg, lengths, checkpointing: bool) -> dict:
 
 def largest_batch(cfg_for, usable: float, limit: int) -> int:
     """The largest batch (<= limit, >= 1) whose estimate fits in `usable` bytes, at the sampler's mean mask
-    lengths. The estimate is affine in the batch (states + batch x activations per clip): two points fix it."""
+    lengths for that batch. Those depend on the batch up to 64 clips (the collator cuts every clip's context
+    to the batch's shortest, and the sampler's statistics use min(batch, 64) clips); from 64 clips on they are
+    fixed and the estimate is affine in the batch (states + batch x activations per clip)."""
     from videojepa.flops import mask_lengths
     from videojepa.memory import stage_memory
 
-    lengths = mask_lengths(cfg_for(8), measured=True)
-
-    def total(batch: int) -> float:
+    def total(batch: int, lengths=None) -> float:
         cfg = cfg_for(batch)
         key = "checkpointing" if cfg.train.activation_checkpointing else "no_checkpointing"
         return stage_memory(cfg, 1, lengths=lengths)["ddp"][key]["total"]
 
-    at8, at16 = total(8), total(16)
-    per_clip = (at16 - at8) / 8
-    batch = max(1, min(limit, int((usable - (at8 - 8 * per_clip)) // per_clip)))
-    while batch > 1 and total(batch) > usable:  # rounding
-        batch -= 1
-    return batch
+    if limit >= 64 and total(64) <= usable:
+        lengths = mask_lengths(cfg_for(64), measured=True)
+        at64, at128 = total(64, lengths), total(128, lengths)
+        per_clip = (at128 - at64) / 64
+        batch = max(64, min(limit, int((usable - (at64 - 64 * per_clip)) // per_clip)))
+        while batch > 64 and total(batch, lengths) > usable:  # rounding
+            batch -= 1
+        return batch
+    low, high = 1, min(limit, 64)
+    if total(high) <= usable:
+        return high
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if total(mid) <= usable else (low, mid)
+    return low
 
 
-def time_steps(trainer, video, masks, warmup: int, device, min_s: float, min_steps: int = 3, max_steps: int = 8):
+def time_steps(trainer, video, masks, warmup: int, device, min_s: float, min_steps: int, max_steps: int = 8):
     """Step times after `warmup` steps: at least `min_steps` and `min_s` seconds, at most `max_steps`."""
     for _ in range(warmup):
         trainer.train_step(video, masks)
@@ -207,9 +219,9 @@ def time_steps(trainer, video, masks, warmup: int, device, min_s: float, min_ste
     return times
 
 
-def steps_for(step_s: float, warmup: int, min_s: float) -> float:
+def steps_for(step_s: float, warmup: int, min_s: float, min_steps: int) -> float:
     """How many steps `time_steps` runs (warmup included) when a step takes `step_s`."""
-    return warmup + max(3, min(8, math.ceil(min_s / max(step_s, 1e-9))))
+    return warmup + max(min_steps, min(8, math.ceil(min_s / max(step_s, 1e-9))))
 
 
 class Check:
@@ -384,6 +396,8 @@ class Check:
 
         if self.dry:  # a pretend 1 GiB card: the search runs, the batch stays small
             return 1 * GIB - RESERVE / 4
+        if self.args.plan:
+            return PLAN_CARDS[self.args.plan][0] - RESERVE
         return torch.cuda.get_device_properties(0).total_memory - RESERVE
 
     def estimate(self, rows) -> None:
@@ -399,7 +413,8 @@ class Check:
                 step_flops(cfg, mask_lengths_of(cfg))[0] * (4 / 3 if cfg.train.activation_checkpointing else 1) / rate
             )
             params = sum(n.params for n in method_networks(cfg)[0])
-            est[name] = steps_for(step, self.sizes.warmup, self.sizes.min_timed_s) * step + 2.0 + 4.0 * params / 1e9
+            steps = steps_for(step, self.sizes.warmup, self.sizes.min_timed_s, self.sizes.min_steps)
+            est[name] = steps * step + 2.0 + 4.0 * params / 1e9
         vitl = rows[0][1]()
         step = step_flops(vitl, mask_lengths_of(vitl))[0] / rate
         est[rows[0][0]] += 2 * step + 3  # the sync-debug and profiled steps
@@ -422,7 +437,8 @@ class Check:
         trainer = quiet_trainer(cfg, self.device, build_on_device=True)
         build = time.perf_counter() - build
         video, masks, lengths = fixed_batch(cfg, self.device)
-        times = time_steps(trainer, video, masks, self.sizes.warmup, self.device, self.sizes.min_timed_s)
+        s = self.sizes
+        times = time_steps(trainer, video, masks, s.warmup, self.device, s.min_timed_s, s.min_steps)
         step = statistics.median(times)
         flops, flops_attn = step_flops(cfg, lengths)
         batch = cfg.train.batch_size
@@ -509,10 +525,10 @@ class Check:
                 current_end = max(current_end, end)
         if current_end is not None:
             busy += current_end - current_start
-        sort = "self_cuda_time_total" if kernels else "self_cpu_time_total"
+        sort = "self_device_time_total" if kernels else "self_cpu_time_total"
         top = [
-            {"op": a.key, "self_us": getattr(a, sort.replace("_total", "") + "_total", None), "calls": a.count}
-            for a in sorted(prof.key_averages(), key=lambda a: -getattr(a, sort, 0))[:12]
+            {"op": a.key, "self_us": getattr(a, sort, None), "calls": a.count}
+            for a in sorted(prof.key_averages(), key=lambda a: -(getattr(a, sort, 0) or 0))[:12]
         ]
         return {
             "span_us": span_end - span_start,
@@ -573,7 +589,7 @@ class Check:
             "data.random_resize_scale=[0.3,1.0]",
             *s.fit_extra,
             "train.steps=1000000",
-            "train.log_every=5",
+            f"train.log_every={s.log_every}",
             "train.checkpoint_every=1000000",
             "train.precision=bf16",
             f"run.dir={run}",
@@ -763,13 +779,28 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=None, help="skip rows that would end after this")
     parser.add_argument("--only", type=lambda s: s.split(","), help="comma-separated row names (a second try)")
     parser.add_argument("--card-peak", type=float, help="the card's dense bf16 FLOP/s (default: by its name)")
+    parser.add_argument(
+        "--plan", choices=sorted(PLAN_CARDS), help="print the rows and the time estimate for this card, run nothing"
+    )
     args = parser.parse_args()
-    args.budget_s = args.budget_s or (150.0 if args.dry_run else 380.0)
+    args.budget_s = args.budget_s or (160.0 if args.dry_run else 380.0)
+    if args.dry_run:  # tiny tensors: one thread is faster, and steadier on a shared CPU
+        torch.set_num_threads(1)
     os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in the log
+    if args.plan:
+        args.out = args.work = tempfile.mkdtemp(prefix="videojepa_gpu_plan_")
     check = Check(args)
+    if args.plan:  # the rows and their estimate for a card, computed here on the CPU
+        check.device, check.datasheet = torch.device("cpu"), PLAN_CARDS[args.plan][1]
+        rows = check.model_rows()
+        print(json.dumps(check.doc["largest_batch_by_estimate"]))
+        check.estimate(rows)
+        return
     import logging
 
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.WARNING)  # the trainer logs its own INFO lines; warnings of the rest still show
+    logging.getLogger().addHandler(handler)
     check.preflight()
     check.measure_peak()
     rows = check.model_rows()
