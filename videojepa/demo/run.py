@@ -338,8 +338,9 @@ def probe(cfg, log: Log = print, source=None) -> dict:
     encoder. `source`: a `videojepa.eval.features.FeatureSource` shared by the probes of several encoders."""
     from videojepa.config.loader import to_dict
     from videojepa.encoder_io import resolve_encoder_path
-    from videojepa.eval.runner import run_probe
+    from videojepa.eval.runner import resolve_probe_precision, run_probe
 
+    resolve_probe_precision(cfg)  # results record the resolved precision, not `auto`
     path = Path(cfg.run.dir) / "results.json"
     if path.exists():
         old = json.loads(path.read_text())

@@ -455,6 +455,12 @@ class TaskRunner:
         return cells, logits.argmax(-1)
 
 
+def resolve_probe_precision(cfg: ProbeConfig) -> None:
+    """`probe.precision: auto` replaced, in place, by what it is on `run.device` here (bf16 on CUDA, the measured
+    choice on a CPU), so that config.yaml, results.json and the feature cache keys record the precision used."""
+    cfg.probe.precision = resolve_precision(cfg.probe.precision, resolve_device(cfg.run.device, "run.device"))
+
+
 def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, source: FeatureSource | None = None) -> dict:
     """Evaluate the configured encoder on every task; writes results into run.dir and returns them.
     `source` reads and encodes the clips (default: a fresh `FeatureSource`; pass one made with
@@ -465,8 +471,7 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
     start = time.perf_counter()
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # auto: measured on this machine, then recorded (config.yaml, results, feature cache keys) as resolved
-    cfg.probe.precision = resolve_precision(cfg.probe.precision, resolve_device(cfg.run.device, "run.device"))
+    resolve_probe_precision(cfg)
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = probe_encoder(cfg)
     source = source or FeatureSource()
