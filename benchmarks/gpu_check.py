@@ -142,13 +142,15 @@ def quiet_trainer(cfg, device, build_on_device: bool = False):
         return Trainer(cfg, dist_info=DistInfo(device=device))
 
 
-def fixed_batch(cfg, device, seed: int = 0):
-    """Random clips and one mask sample for `train.batch_size` clips, on the device, and their lengths."""
+def fixed_batch(cfg, device, seed: int = 0, drawn_on=None):
+    """Random clips and one mask sample for `train.batch_size` clips, on the device, and their lengths. The
+    clips are drawn on `drawn_on` (default: the device itself; the CPU where two devices must see one batch)."""
     from videojepa.masks import MaskCollator, MaskIndices, build_mask_generators
 
     batch = cfg.train.batch_size
     shape = (batch, 3, cfg.data.frames_per_clip, cfg.data.crop_size, cfg.data.crop_size)
-    video = torch.randn(shape, generator=torch.Generator(device).manual_seed(seed), device=device)
+    drawn_on = torch.device(drawn_on or device)
+    video = torch.randn(shape, generator=torch.Generator(drawn_on).manual_seed(seed), device=drawn_on).to(device)
     masks = [
         MaskIndices(m.context.to(device), m.target.to(device))
         for m in MaskCollator(build_mask_generators(cfg), seed=0).sample(batch, seed=seed)
@@ -290,17 +292,17 @@ class Check:
             "python": platform.python_version(),
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
-            "cpu": __import__("videojepa.utils.precision", fromlist=["cpu_model"]).cpu_model(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         }
         for module in ("numpy", "yaml", "pydantic", "pydantic_core", "safetensors", "tqdm", "av", "videojepa"):
             try:
                 imported = __import__(module)
-            except ImportError as err:
-                raise SystemExit(
-                    f"preflight: cannot import {module} ({err}); the bootstrap did not install it"
-                ) from None
+            except Exception as err:  # noqa: BLE001 - missing, or broken on import: one line either way
+                raise SystemExit(f"preflight: cannot import {module} ({type(err).__name__}: {err})") from None
             info[f"{module}_version"] = getattr(imported, "__version__", "?")
+        from videojepa.utils.precision import cpu_model
+
+        info["cpu"] = cpu_model()
         if not self.dry:
             if not torch.cuda.is_available():
                 raise SystemExit(f"preflight: torch {torch.__version__} sees no CUDA device")
@@ -419,7 +421,7 @@ class Check:
         step = step_flops(vitl, mask_lengths_of(vitl))[0] / rate
         est[rows[0][0]] += 2 * step + 3  # the sync-debug and profiled steps
         est["gpu_vs_cpu"] = 3.0 if self.dry else 8.0
-        est["fit"] = self.sizes.fit_seconds + (15.0 if self.dry else 30.0)
+        est["fit"] = self.sizes.fit_seconds + (15.0 if self.dry else 45.0)  # + videos, a ViT-L checkpoint
         est["compile"] = (15.0 if self.dry else 100.0) + self.sizes.compile_steps * step
         self.doc["estimate_s"] = {k: round(v, 1) for k, v in est.items()}
         self.doc["estimate_total_s"] = round(sum(est.values()) + self.elapsed(), 1)
@@ -558,7 +560,7 @@ class Check:
         for name, device, precision in (("cpu_fp32", "cpu", "fp32"), ("device_bf16", self.device, "bf16")):
             cfg = load_config("vjepa/vitl16", tiny + [f"train.precision={precision}", f"run.dir={self.work}/tiny"])
             trainer = quiet_trainer(cfg, torch.device(device))
-            video, masks, _ = fixed_batch(cfg, torch.device(device))
+            video, masks, _ = fixed_batch(cfg, torch.device(device), drawn_on="cpu")  # the same clips on both
             losses[name] = [trainer.train_step(video, masks)["loss"] for _ in range(3)]
         diffs = [abs(a - b) / abs(a) for a, b in zip(losses["cpu_fp32"], losses["device_bf16"])]
         return {**losses, "relative_differences": diffs, "within_bf16_tolerance": max(diffs) < 2e-2}

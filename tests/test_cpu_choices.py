@@ -103,6 +103,7 @@ def test_a_run_records_the_resolved_precision_and_keeps_it_on_resume(probe, tmp_
     assert cfg.train.precision == "auto"  # the default
     trainer = Trainer(cfg, dist_info=DistInfo())
     assert trainer.cfg.train.precision == "fp32" and trainer.autocast_dtype is None
+    assert trainer.precision_note.startswith("train.precision fp32 (auto: bf16 matmul 0.50x the fp32 speed")
     assert cfg.train.precision == "auto"  # the caller's config is left as given
     trainer.prepare_run_dir()
     save_config(trainer.cfg, run / "config.yaml")  # what start() saves
@@ -113,7 +114,7 @@ def test_a_run_records_the_resolved_precision_and_keeps_it_on_resume(probe, tmp_
     probe["matmul"] = {"fp32": 2.0, "bf16": 1.0}
     assert precision.resolve_precision("auto", "cpu") == "bf16"
     resumed = Trainer(tiny_config(run, "auto"), dist_info=DistInfo())
-    assert resumed.cfg.train.precision == "fp32"
+    assert resumed.cfg.train.precision == "fp32" and "recorded in" in resumed.precision_note
     resumed.prepare_run_dir()  # no conflict
     fresh = Trainer(tiny_config(tmp_path / "new", "auto"), dist_info=DistInfo())
     assert fresh.cfg.train.precision == "bf16" and fresh.autocast_dtype == torch.bfloat16

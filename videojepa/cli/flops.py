@@ -130,7 +130,8 @@ def print_memory(cfg, world_size: int, as_json: bool) -> int:
             frozen = f"; frozen networks {'sharded' if s['frozen_sharded'] else 'replicated'} under FSDP2"
         print(
             f"{s['name']} ({s['method']}): {s['batch_per_rank']} clips per rank x {s['tokens_per_clip']} tokens, "
-            f"{s['precision']}, world size {s['world_size']}; {nets}{frozen}"
+            f"{s['precision']}{' (bf16 on CUDA)' if s['precision'] == 'auto' else ''}, world size {s['world_size']}; "
+            f"{nets}{frozen}"
         )
         columns = [(p, ac) for p in ("ddp", "fsdp2") for ac in ("no_checkpointing", "checkpointing")]
         print(

@@ -10,15 +10,19 @@ start a new run directory. Under torchrun on CPUs every rank takes rank 0's choi
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
 import yaml
 
-from videojepa.utils.precision import cpu_attention, cpu_choices, resolve_precision, set_cpu_attention
-
-log = logging.getLogger("videojepa.train")
+from videojepa.utils.precision import (
+    BF16_MIN_SPEEDUP,
+    cache_file,
+    cpu_attention,
+    cpu_choices,
+    resolve_precision,
+    set_cpu_attention,
+)
 
 
 def recorded_precision(run_dir: Path) -> str | None:
@@ -35,31 +39,38 @@ def recorded_precision(run_dir: Path) -> str | None:
 
 
 def resolve_train_precision(cfg, device: torch.device):
-    """`cfg` with `train.precision: auto` replaced by the precision this run trains in (a copy; `cfg` is
-    returned unchanged when its precision is explicit)."""
-    if cfg.train.precision != "auto":
-        if device.type == "cpu" and cfg.train.precision == "bf16":
-            cpu_attention()  # the kernel probe (first use on this machine) runs now, not inside a step
-        return cfg
-    recorded = recorded_precision(cfg.run.dir)
-    if recorded is not None:
-        precision = recorded
-        log.info(
-            "train.precision auto: %s, as recorded in %s/config.yaml (a run keeps its precision)", recorded, cfg.run.dir
-        )
+    """(`cfg` with `train.precision: auto` replaced by the precision this run trains in, a line that says how it
+    was chosen). `cfg` is copied when it changes, returned as it is when its precision is explicit."""
+    requested = cfg.train.precision
+    if requested != "auto":
+        precision, how = requested, "as set"
+    elif (recorded := recorded_precision(cfg.run.dir)) is not None:
+        precision, how = recorded, f"auto: recorded in {cfg.run.dir}/config.yaml (a run keeps its precision)"
     else:
         precision = resolve_precision("auto", device)
-        log.info("train.precision auto: %s on %s", precision, device)
+        how = "auto: bf16 on CUDA" if device.type == "cuda" else f"auto: {cpu_summary()}"
     dist = torch.distributed
-    if device.type == "cpu" and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    grouped = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if requested == "auto" and device.type == "cpu" and grouped:
         attention = cpu_choices()["attention"] if precision == "bf16" else None
         shared = [precision, attention]
         dist.broadcast_object_list(shared, src=0)  # rank 0's choices for every rank
         precision, attention = shared
         if attention is not None:
             set_cpu_attention(attention)
-    elif device.type == "cpu" and precision == "bf16":
-        cpu_attention()
+    if device.type == "cpu" and precision == "bf16":  # the kernel probe (first use here) runs now, not in a step
+        how += f"; bf16 attention on this CPU: {cpu_attention()}"
+    note = f"train.precision {precision} ({how})"
+    if precision == requested:
+        return cfg, note
     cfg = cfg.model_copy(deep=True)
     cfg.train.precision = precision
-    return cfg
+    return cfg, note
+
+
+def cpu_summary() -> str:
+    choices = cpu_choices()
+    return (
+        f"bf16 matmul {choices['bf16_over_fp32_speed']:.2f}x the fp32 speed on {choices['machine']} "
+        f"(bf16 needs {BF16_MIN_SPEEDUP}x; measured once, cached in {cache_file()})"
+    )

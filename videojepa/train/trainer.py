@@ -145,7 +145,8 @@ class Trainer:
     def __init__(self, cfg: PretrainConfig, method: Method | None = None, dist_info: DistInfo | None = None):
         self.dist = dist_info or init_distributed()
         self.device = self.dist.device
-        cfg = resolve_train_precision(cfg, self.device)  # `auto`: measured here, or the run's recorded one
+        # `auto`: measured here, or the run's recorded one
+        cfg, self.precision_note = resolve_train_precision(cfg, self.device)
         self.cfg, self.train_cfg = cfg, cfg.train
         self.run_dir = Path(cfg.run.dir)
         if cfg.train.batch_size % (self.dist.world_size * cfg.train.accum_steps):
@@ -521,6 +522,7 @@ class Trainer:
         """Run directory, logging, data and resume; False when the run has already reached train.steps."""
         self.prepare_run_dir()
         setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
+        log.info("%s", self.precision_note)
         self.build_data()
         resumed = self.resume()
         if self.dist.is_main:  # after a successful resume (or none): a run that cannot resume keeps its files
