@@ -11,9 +11,10 @@ default settings and with the same precision on both sides:
   12 x 384, no feature_reg penalty), `Trainer.train_step` on one fixed batch;
 - feature extraction as `bench_extract.py` times it (ViT-S with 3D RoPE, 16x112x112, batch 8,
   `prepare_encoder` + `encode`, the path of `videojepa extract` and the probes).
-On a shared CPU contention only adds time: every setting runs once per round, the sides alternate which goes
-first, and the JSON keeps every time; ratios are after / before of the medians and of the best rounds
-(> 1: the new code is slower).
+On a shared CPU contention only adds time and comes and goes: the two sides alternate call by call (which
+goes first alternates too), so each pair of calls sees about the same load; the ratio reported is the median
+over pairs of after / before (with its quartiles), beside the ratio of the best calls (> 1: the new code is
+slower). The JSON keeps every time.
 """
 
 from __future__ import annotations
@@ -157,31 +158,33 @@ def main() -> None:
             "after": settings[f"extract {choices['precision']}"]["after"],
         }
     calls = {name: (args.train_steps if name.startswith("train") else args.extract_calls) for name in settings}
-    times = {name: {"before": [], "after": []} for name in settings}
-    unique = {}  # settings shared between names run once per round
+    # settings shared by two names (a default that resolves to one of the explicit precisions) run once
+    distinct = {}
     for name, pair in settings.items():
-        for side, (fn, _) in pair.items():
-            unique.setdefault(id(fn), (fn, side, []))
-            times[name][side] = unique[id(fn)][2]
-    for fn, side, _ in unique.values():  # warm-up
-        with on(sides[side]):
-            fn()
+        key = (id(pair["before"][0]), id(pair["after"][0]))
+        distinct.setdefault(key, (name, pair, []))
+    for _, pair, _ in distinct.values():  # warm-up
+        for side in ("before", "after"):
+            with on(sides[side]):
+                pair[side][0]()
     for r in range(args.rounds):
-        order = ("before", "after") if r % 2 == 0 else ("after", "before")
-        for name in settings:
-            for side in order:
-                fn, _, series = unique[id(settings[name][side][0])]
-                if len(series) > (r + 1) * calls[name] - 1:  # already timed this round under another name
-                    continue
-                with on(sides[side]):
-                    for _ in range(calls[name]):
+        for name, pair, samples in distinct.values():
+            for i in range(calls[name]):  # one call of each side in turn: both see the same load
+                order = ("before", "after") if (r + i) % 2 == 0 else ("after", "before")
+                sample = {}
+                for side in order:
+                    with on(sides[side]):
                         start = time.perf_counter()
-                        fn()
-                        series.append(time.perf_counter() - start)
+                        pair[side][0]()
+                        sample[side] = time.perf_counter() - start
+                samples.append(sample)
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     rows = {}
     for name, pair in settings.items():
-        before, after = times[name]["before"], times[name]["after"]
+        samples = distinct[(id(pair["before"][0]), id(pair["after"][0]))][2]
+        before, after = [x["before"] for x in samples], [x["after"] for x in samples]
+        paired = sorted(x["after"] / x["before"] for x in samples)
+        quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
         rows[name] = {
             "precision_before": pair["before"][1],
             "precision_after": pair["after"][1],
@@ -189,16 +192,18 @@ def main() -> None:
             "after_s": after,
             "before_median_s": statistics.median(before),
             "after_median_s": statistics.median(after),
-            "after_over_before_median": statistics.median(after) / statistics.median(before),
+            "after_over_before_paired_median": statistics.median(paired),
+            "after_over_before_paired_quartiles": [quartiles[0], quartiles[2]],
             "after_over_before_best": min(after) / min(before),
             "before_range_s": [min(before), max(before)],
             "after_range_s": [min(after), max(after)],
         }
+        row = rows[name]
         print(
-            f"{name:16} {pair['before'][1]:>5} -> {pair['after'][1]:<5} median {rows[name]['before_median_s']:.3f} -> "
-            f"{rows[name]['after_median_s']:.3f} s (x{rows[name]['after_over_before_median']:.3f}; best "
-            f"x{rows[name]['after_over_before_best']:.3f}); ranges {min(before):.3f}-{max(before):.3f} / "
-            f"{min(after):.3f}-{max(after):.3f} s",
+            f"{name:16} {pair['before'][1]:>5} -> {pair['after'][1]:<5} median {row['before_median_s']:.3f} -> "
+            f"{row['after_median_s']:.3f} s; after/before paired median x{row['after_over_before_paired_median']:.3f} "
+            f"(quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}), best x{row['after_over_before_best']:.3f}; ranges "
+            f"{min(before):.3f}-{max(before):.3f} / {min(after):.3f}-{max(after):.3f} s",
             flush=True,
         )
     doc = {

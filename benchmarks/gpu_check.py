@@ -803,7 +803,12 @@ def main() -> None:
     handler = logging.StreamHandler()
     handler.setLevel(logging.WARNING)  # the trainer logs its own INFO lines; warnings of the rest still show
     logging.getLogger().addHandler(handler)
-    check.preflight()
+    try:
+        check.preflight()
+    except SystemExit as stop:  # the one line, also in the JSON that comes back
+        check.doc["stopped"] = str(stop)
+        check.write()
+        raise
     check.measure_peak()
     rows = check.model_rows()
     check.estimate(rows)
