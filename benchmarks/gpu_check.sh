@@ -1,55 +1,44 @@
 #!/usr/bin/env bash
-# One GPU, about 8 minutes: the figures BENCHMARKS.md reports for a card. JSON files go to ${OUT:-gpu_check}/.
-#   bash benchmarks/gpu_check.sh                 # needs torch with CUDA and this package installed
-# 1. matmul peak (inside every bench_train run) and V-JEPA ViT-L 16x224x224 three ways: B24, B32 + activation
-#    checkpointing, B24 compiled; 2. the SALT student of a bf16 ViT-L teacher; 3. ViT-g at B8 with AC off/on,
-#    peak memory beside the `videojepa flops --memory` estimate; 4. FSDP2 on one GPU (torchrun, 1 process) vs
-#    plain; 5. decode throughput of this box's cores (bench_data.py).
+# Every GPU figure BENCHMARKS.md needs, in one short run on one GPU (<= 7 minutes), from a bare image that has
+# python3 with a CUDA torch and nothing else of ours. What it measures: benchmarks/gpu_check.py.
+#
+#   python3 benchmarks/wheels.py fetch --python 3.12   # first, where registries are reachable: wheels/cp312-linux_x86_64
+#   bash benchmarks/gpu_check.sh                        # on the GPU machine, the wheel folder carried along
+#   bash benchmarks/gpu_check.sh --dry-run              # here: tiny sizes on the CPU, the same rows and JSON
+#
+# Results go to $OUT (default ./gpu_check_out): results.json (rewritten after every row), check.log (all output),
+# nvidia-smi.txt; three files, nothing else (scratch runs and videos live in a temporary folder).
+# The project is not pip-installed (pip would try to satisfy `torch>=...` from the network): the wheels the
+# interpreter lacks go into a temporary site, and the repository is put on PYTHONPATH.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-gpu_check}
-PY=${PY:-python}
+DRY=()
+if [ "${1:-}" = "--dry-run" ]; then DRY=(--dry-run); shift; fi
+OUT=${OUT:-gpu_check_out}
+PY=${PYTHON:-python3}
 mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/nvidia-smi.csv" 2>&1
-bench() {  # name, then bench_train arguments
-  local name=$1; shift
-  timeout 240 "$@" --steps 10 --warmup 3 --precisions bf16 --out "$OUT/$name.json" > /dev/null 2> "$OUT/$name.log" \
-    || echo "$name failed (see $OUT/$name.log)"
-  tail -n 1 "$OUT/$name.log"
-}
-TRAIN="$PY benchmarks/bench_train.py --device cuda"
-bench vitl_b24          $TRAIN --config vitl224 --methods vjepa --batch 24
-bench vitl_b32_ac       $TRAIN --config vitl224 --methods vjepa --batch 32 --ac
-bench vitl_b24_compile  $TRAIN --config vitl224 --methods vjepa --batch 24 --compile
-bench salt_student_vitl $TRAIN --config vitl224 --methods salt_student --batch 24
-bench vitg_b8           $TRAIN --config vitg224 --methods vjepa --batch 8
-bench vitg_b8_ac        $TRAIN --config vitg224 --methods vjepa --batch 8 --ac
-bench vitl_b24_fsdp2    $PY -m torch.distributed.run --standalone --nproc_per_node 1 benchmarks/bench_train.py \
-                        --device cuda --config vitl224 --methods vjepa --batch 24 --parallel fsdp2
-# the memory estimate of the two ViT-g runs (one process: no DDP buckets)
-$PY - "$OUT" <<'PYEOF' > "$OUT/vitg_memory.json"
-import json, sys
-from videojepa.config import load_config
-from videojepa.memory import stage_memory
-sys.path.insert(0, "benchmarks")
-from bench_train import CONFIGS, PRESETS
-out = sys.argv[1]
-rows = []
-for name, key in (("vitg_b8", "no_checkpointing"), ("vitg_b8_ac", "checkpointing")):
-    cfg = load_config(PRESETS["vjepa"], CONFIGS["vitg224"] + ["train.batch_size=8", "train.precision=bf16",
-                                                            f"train.activation_checkpointing={key == 'checkpointing'}"])
-    estimate = stage_memory(cfg, 1)["ddp"][key]
-    try:
-        measured = json.load(open(f"{out}/{name}.json"))["results"][0]["peak_memory_bytes"]
-    except (OSError, KeyError, IndexError, ValueError):
-        measured = None
-    total = estimate["total"] - estimate.get("ddp_gradient_buckets", 0)
-    rows.append({"run": name, "estimate_bytes": total, "measured_peak_bytes": measured,
-                 "estimate_over_measured": total / measured if measured else None})
-print(json.dumps(rows, indent=2))
-PYEOF
-cat "$OUT/vitg_memory.json"
-cores=$(nproc)
-timeout 150 $PY benchmarks/bench_data.py --sizes 224 --workers 1 $((cores / 2)) $cores --clips 256 --out "$OUT/data.json" \
-  > /dev/null 2> "$OUT/data.log" || echo "bench_data failed (see $OUT/data.log)"
-echo "results in $OUT/"
+exec > >(tee "$OUT/check.log") 2>&1
+fail() { echo "gpu_check: STOPPED: $*"; exit 1; }
+
+command -v "$PY" > /dev/null || fail "no $PY on PATH (set PYTHON=...)"
+"$PY" -c "import torch" 2> /dev/null || fail "$PY cannot import torch"
+TAG=$("$PY" benchmarks/wheels.py tag) || fail "$PY cannot run benchmarks/wheels.py"
+WHEELS=wheels/$TAG
+if [ ${#DRY[@]} -gt 0 ] && [ ! -f "$WHEELS/manifest.json" ]; then
+  echo "gpu_check: fetching the wheels for $TAG into $WHEELS (as for the GPU image's Python)"
+  "$PY" benchmarks/wheels.py fetch --dest "$WHEELS" || fail "pip download of the wheels for $TAG failed"
+fi
+[ -f "$WHEELS/manifest.json" ] \
+  || fail "no wheels for $TAG in $WHEELS: run 'python3 benchmarks/wheels.py fetch --python ${TAG:2:1}.${TAG:3:2}' where the registries are reachable, and carry $WHEELS"
+SITE=$(mktemp -d "${TMPDIR:-/tmp}/videojepa_site.XXXXXX")
+trap 'rm -rf "$SITE"' EXIT
+"$PY" benchmarks/wheels.py install --wheels "$WHEELS" --target "$SITE" || fail "installing the wheels of $WHEELS failed"
+export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if [ ${#DRY[@]} -eq 0 ]; then
+  nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || fail "nvidia-smi failed: no usable GPU driver ($(head -n 1 "$OUT/nvidia-smi.txt"))"
+fi
+# the check keeps to its own budget (390 s on a GPU, rows that would overrun are skipped); this is the backstop
+timeout -k 10 420 "$PY" benchmarks/gpu_check.py "${DRY[@]}" --out "$OUT" "$@"
+rc=$?
+[ $rc -eq 124 ] && echo "gpu_check: the check ran past 420 s and was stopped; results.json holds every finished row"
+exit $rc

@@ -145,6 +145,8 @@ def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
         6,
         "--workers",
         0,
+        "--precision",
+        "fp32",  # compared with an fp32 forward (the default, auto, may take bf16 on this CPU)
         "--no-progress",
     )
     assert code == 0, err
@@ -177,6 +179,8 @@ def test_extracted_tokens_equal_a_direct_forward(media, tmp_path, cli):
         "--no-progress",
         "--pooling",
         "none",
+        "--precision",
+        "fp32",
     )
     assert code == 0, err
     assert read_index(tmp_path / "fps.index.csv") == rows
@@ -200,6 +204,8 @@ def test_folder_with_an_image_a_short_video_and_a_bad_file(media, tmp_path, cli)
             "frame",
             "--workers",
             0,
+            "--precision",
+            "fp32",
             "--no-progress",
         )
     assert code == 0, err

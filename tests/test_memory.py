@@ -182,7 +182,8 @@ def test_layout_by_hand():
     ema = sum(n["params"] for n in report["networks"] if n["role"] == "ema")
     ddp, fsdp = report["ddp"]["no_checkpointing"], report["fsdp2"]["no_checkpointing"]
     assert report["batch_per_rank"] == 2
-    assert ddp["parameters"] == ddp["gradients"] == ddp["ddp_gradient_buckets"] == 4 * trained
+    # DDP's buckets are the gradients (gradient_as_bucket_view=True): no second copy is counted
+    assert ddp["parameters"] == ddp["gradients"] == 4 * trained and "ddp_gradient_buckets" not in ddp
     assert ddp["adamw_states"] == 8 * trained and ddp["ema"] == 4 * ema
     assert fsdp["parameters"] * 4 == ddp["parameters"] and fsdp["ema"] * 4 == ddp["ema"]
     assert fsdp["fsdp2_unsharded"] > 0 and "ddp_gradient_buckets" not in fsdp

@@ -3,16 +3,16 @@
 Built from the architectures alone (on the meta device, like the FLOPs accountant) and the method's
 declared networks (`Method.networks`: attribute -> "trained" / "ema" / "frozen"); it never names a method.
 
-Precision assumptions (`train.precision`):
+Precision assumptions (`train.precision`; `auto` counts as bf16, what it resolves to on CUDA):
 - trained networks keep fp32 master weights, fp32 gradients and two fp32 AdamW moments (16 bytes per
   parameter); bf16/fp16 autocast only changes the dtype the matmuls run in;
 - an EMA copy is fp32 (4 bytes per parameter) and is placed like the network it follows;
 - a frozen teacher is held in bf16 (2 bytes; 4 under fp32) and replicated on every rank, or sharded
   like the trained networks when `method.teacher.shard` is true (issue 14, item 1).
 
-Per rank, DDP replicates everything and adds its gradient buckets (a second fp32 copy of the
-gradients: DDP's default `gradient_as_bucket_view=False`) and, under autocast, the bf16 copies of the
-trained weights that autocast caches through the forward (autograd keeps them into backward without
+Per rank, DDP replicates everything (its gradient buckets are the gradients themselves: the trainer
+wraps with `gradient_as_bucket_view=True`, so there is no second fp32 copy) and adds, under autocast, the
+bf16 copies of the trained weights that autocast caches through the forward (autograd keeps them into backward without
 checkpointing). FSDP2's bf16 parameters need no such copies. FSDP2 (bf16 parameters, fp32 reduction)
 divides weights, gradients, AdamW states and the EMA by the world size and adds an unsharded working
 set: each sharded network's root parameters, the largest block gathered twice (current + prefetched)
@@ -40,11 +40,11 @@ mask's context tokens, the head on each mask's context + target tokens. With act
 c*d per token) and, during backward, one block's recomputed activations: the peak adds the largest
 block's set. The attention kernel is the fused one (flash / memory-efficient SDPA) that accelerators run:
 no seq x seq matrix is saved. Left out: the transient gradients of activations in backward, allocator
-fragmentation, the CUDA context (~0.5-1 GB), communication buffers other than DDP's buckets, the
+fragmentation, the CUDA context (~0.5-1 GB), communication buffers, the
 no-grad target network's per-block buffers (freed before the trained networks run). The total adds the
 gradients to the activation peak: exact with gradient accumulation (they live across micro-steps), an upper
 bound by up to the gradients' size otherwise (the trainer frees them between steps, and backward allocates
-them as it frees activations). A single process without torchrun has no DDP buckets.
+them as it frees activations).
 Validated on CPU against `torch.autograd.graph.saved_tensors_hooks` (tests/test_memory.py).
 """
 
@@ -297,7 +297,6 @@ def layout(
         "frozen": frozen_bytes * sum(n.params for n in frozen) / (shard if shard_frozen else 1),
     }
     if parallel == "ddp":
-        out["ddp_gradient_buckets"] = FP32 * n_trained
         # autocast caches a bf16 copy of every trained weight until the forward's autocast region ends (with
         # or without checkpointing), at the moment the saved activations peak; without checkpointing
         # autograd keeps them into backward as well
@@ -321,13 +320,17 @@ def fits(total: float) -> dict[str, bool]:
     return {f"{gb} GB": total <= usable_bytes(gb) for gb in CARDS_GB}
 
 
-def stage_memory(cfg: PretrainConfig, world_size: int = 1, name: str | None = None) -> dict:
-    """The per-rank memory document of one pretraining config (see the module docstring)."""
+def stage_memory(
+    cfg: PretrainConfig, world_size: int = 1, name: str | None = None, lengths: list[tuple[float, float]] | None = None
+) -> dict:
+    """The per-rank memory document of one pretraining config (see the module docstring). `lengths`:
+    (context, target) tokens per clip for each mask generator, e.g. those of a batch being measured
+    (default: the mask sampler's mean lengths)."""
     networks, encoder, head = method_networks(cfg)
     batch = per_rank_batch(cfg, world_size)
     c = compute_bytes(cfg)
     copies = loss_saved_copies(cfg)
-    shape = StepShape(batch, math.prod(token_grid(cfg)), mask_lengths(cfg, measured=True))
+    shape = StepShape(batch, math.prod(token_grid(cfg)), lengths or mask_lengths(cfg, measured=True))
     kept = inputs_and_targets(cfg, encoder, head, shape)
     result = {
         "name": name or cfg.method.name,

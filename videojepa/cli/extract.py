@@ -52,7 +52,13 @@ def register(subparsers) -> None:
         help="none: every token; mean: one vector per window; frame: one per time step (default: mean)",
     )
     p.add_argument("--batch-size", type=int, default=8, help="windows per encoder forward (default: 8)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="encoder forward precision (default: auto = bf16 on CUDA; on a CPU bf16 only where a matmul probe "
+        "measured it faster than fp32, cached per machine)",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--workers", type=int, default=2, help="decoding worker processes (default: 2; 0 = main process)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output or unfinished run")
@@ -67,10 +73,12 @@ def run(args) -> int:
     from videojepa.eval.extract import extract_features
     from videojepa.eval.features import prepare_encoder
     from videojepa.utils.device import resolve_device
+    from videojepa.utils.precision import resolve_precision
 
     if args.batch_size < 1 or args.workers < 0:
         raise UserError("--batch-size must be at least 1 and --workers at least 0")
     device = resolve_device(args.device or "auto", "--device")
+    args.precision = resolve_precision(args.precision, device)  # recorded resolved in the output's settings
     path = resolve_encoder_path(args.checkpoint)
     encoder = prepare_encoder(load_encoder(path, device=device), args.precision)
     stat = path.stat()

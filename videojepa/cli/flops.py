@@ -108,7 +108,6 @@ MEMORY_ROWS = [  # (key in the report, label)
     ("adamw_states", "AdamW states (2 x fp32)"),
     ("ema", "EMA copy (fp32)"),
     ("frozen", "frozen networks"),
-    ("ddp_gradient_buckets", "DDP gradient buckets"),
     ("autocast_weight_copies", "autocast weight copies"),
     ("fsdp2_unsharded", "FSDP2 unsharded blocks"),
     ("activations", "activations (peak)"),
@@ -134,7 +133,8 @@ def print_memory(cfg, world_size: int, as_json: bool) -> int:
             frozen = f"; frozen networks {'sharded' if s['frozen_sharded'] else 'replicated'} under FSDP2"
         print(
             f"{s['name']} ({s['method']}): {s['batch_per_rank']} clips per rank x {s['tokens_per_clip']} tokens, "
-            f"{s['precision']}, world size {s['world_size']}; {nets}{frozen}"
+            f"{s['precision']}{' (bf16 on CUDA)' if s['precision'] == 'auto' else ''}, world size {s['world_size']}; "
+            f"{nets}{frozen}"
         )
         columns = [(p, ac) for p in ("ddp", "fsdp2") for ac in ("no_checkpointing", "checkpointing")]
         print(

@@ -175,7 +175,11 @@ class TrainConfig(Section):
     schedule_scale: float = Field(
         1.0, ge=1.0, description="schedules run over steps*scale and stop at steps (V-JEPA: 1.25)"
     )
-    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="autocast dtype; auto: bf16 on CUDA, on a CPU bf16 only where a matmul probe measured it "
+        "faster than fp32 (cached per machine); the run records the resolved one and a resumed run keeps it",
+    )
     parallel: Literal["ddp", "fsdp2"] = Field(
         "ddp", description="under torchrun: DDP replicates the method; FSDP2 shards each network per block"
     )

@@ -7,10 +7,21 @@ only for the health monitors' held-out batch. Evaluation (`videojepa probe`) rea
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
+
+
+def default_workers() -> int:
+    """DataLoader workers when data.num_workers is not set: the cores this process may run on (its CPU
+    affinity), shared by the ranks torchrun starts on this node (LOCAL_WORLD_SIZE), less one for the
+    training process itself. A GPU needs several decoding cores per rank (`videojepa data bench`)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, cores // ranks - 1)
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -78,7 +89,12 @@ class DataConfig(BaseModel):
     max_bad_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="abort when more than this fraction of the files turn out unreadable"
     )
-    num_workers: int = Field(2, ge=0, description="DataLoader worker processes (0 = load in the main process)")
+    num_workers: int = Field(
+        default_factory=default_workers,
+        ge=0,
+        description="DataLoader worker processes (0 = load in the main process); default: the cores this "
+        "process may use, divided by the ranks on this node, less one",
+    )
     decoder: str = Field("pyav", description="video decoding backend (see videojepa.data.readers.register_backend)")
     decode_threads: int = Field(
         1, ge=0, description="FFmpeg threads per decoder (0 = automatic); the workers already run in parallel"

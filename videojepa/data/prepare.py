@@ -33,13 +33,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-import av
 import numpy as np
 import torch
 
 from videojepa.data.datasets import Entry, read_entries
 from videojepa.data.manifest import FORMAT, encode_index, manifest_path
-from videojepa.data.readers import BadFileError, PyAVReader, scan_index
+from videojepa.data.readers import BadFileError, PyAVReader, pyav, scan_index
 from videojepa.data.sampling import clip_step, grid_frames, grid_range
 from videojepa.data.transforms import resize
 from videojepa.errors import UserError
@@ -67,7 +66,7 @@ def output_size(height: int, width: int, short_side: int) -> tuple[int, int]:
 
 
 def _open_encoder(container, rate: fractions.Fraction, height: int, width: int, settings: PrepareSettings):
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    codec = "libx264" if "libx264" in pyav().codecs_available else "mpeg4"
     stream = container.add_stream(codec, rate=rate)
     stream.height, stream.width, stream.pix_fmt = height, width, "yuv420p"
     gop = max(1, int(round(float(rate) * settings.gop_seconds)))
@@ -88,6 +87,7 @@ def _open_encoder(container, rate: fractions.Fraction, height: int, width: int, 
 
 def prepare_video(source: str, output: str, settings: PrepareSettings) -> dict:
     """Re-encode one video; returns its manifest record (paths filled in by the caller). Raises BadFileError."""
+    av = pyav()
     with PyAVReader(source) as reader:
         n, src_fps = reader.num_frames, reader.fps
         if settings.fps is None:
@@ -146,6 +146,7 @@ def prepare_video(source: str, output: str, settings: PrepareSettings) -> dict:
 
 def _job(args) -> dict:
     key, source, output, settings = args
+    av = pyav()
     torch.set_num_threads(1)
     base = {"key": key, "source_bytes": os.path.getsize(source) if os.path.isfile(source) else -1}
     try:

@@ -27,13 +27,21 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-import av
 import numpy as np
 import torch
-from av.video.reformatter import VideoReformatter
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
+
+
+def pyav():
+    """PyAV, imported when a file is first decoded or encoded, so that `import videojepa` (configs, models,
+    training on tensors) works where it is not installed; a one-line error says what is missing."""
+    try:
+        import av
+    except ImportError as err:
+        raise ImportError(f"decoding or writing video needs PyAV (`pip install av`): {err}") from None
+    return av
 
 
 class BadFileError(Exception):
@@ -80,6 +88,7 @@ class FrameIndex:
 
 def scan_index(container, stream, path: str) -> FrameIndex:
     """Demux every packet of `stream` (no decoding) into its frame table; raises `BadFileError`."""
+    av = pyav()
     rate = stream.average_rate or stream.guessed_rate
     pts, keys = [], []
     try:
@@ -117,6 +126,9 @@ class PyAVReader(VideoReader):
     """
 
     def __init__(self, path: str, threads: int = 1, index: FrameIndex | None = None):
+        av = pyav()
+        from av.video.reformatter import VideoReformatter
+
         self.path = str(path)
         self.frames_decoded = 0
         self._rgb = VideoReformatter()  # reused, single-threaded: skips a per-frame setup and thread start
@@ -156,7 +168,7 @@ class PyAVReader(VideoReader):
         i = int(np.searchsorted(self._pts, pts))
         return i if i < len(self._pts) and self._pts[i] == pts else default
 
-    def _decode_from(self, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    def _decode_from(self, start: int) -> Iterator[tuple[int, object]]:
         """Seek to keyframe `start` and yield (frame index, frame) in presentation order."""
         self._container.seek(int(self._pts[start]), stream=self._stream, backward=True, any_frame=False)
         prev, first = -1, True
@@ -171,6 +183,7 @@ class PyAVReader(VideoReader):
             yield index, frame
 
     def read(self, indices: Sequence[int]) -> torch.Tensor:
+        av = pyav()
         indices = [int(i) for i in indices]
         if not indices:
             raise ValueError("read() needs at least one frame index")

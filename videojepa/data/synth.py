@@ -46,7 +46,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
 from videojepa.errors import UserError
@@ -213,6 +212,9 @@ def write_mp4(
 
     `gop` is the keyframe interval and `bframes` the number of B-frames (encoder defaults when None).
     """
+    from videojepa.data.readers import pyav
+
+    av = pyav()
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(path, "w") as container:
         stream = container.add_stream(codec, rate=fractions.Fraction(fps).limit_denominator(1001))

@@ -43,7 +43,7 @@ from videojepa.encoder_io import resolve_encoder_path
 from videojepa.errors import UserError
 from videojepa.eval.config import ProbeConfig
 from videojepa.eval.features import FeatureSource
-from videojepa.eval.runner import run_probe
+from videojepa.eval.runner import resolve_probe_precision, run_probe
 from videojepa.masks import build_mask_generators
 from videojepa.masks.build import describe
 from videojepa.masks.plot import draw_masks, sample_masks
@@ -341,6 +341,7 @@ def probe_config(
 def probe(cfg, log: Log = print, source=None) -> dict:
     """`run_probe(cfg, source=source)`, unless run.dir already holds results of this config, newer than the
     encoder. `source`: a `videojepa.eval.features.FeatureSource` shared by the probes of several encoders."""
+    resolve_probe_precision(cfg)  # results record the resolved precision, not `auto`
     path = Path(cfg.run.dir) / "results.json"
     if path.exists():
         old = json.loads(path.read_text())

@@ -100,7 +100,11 @@ class ProbeSection(Section):
     )
     knn_k: int = Field(20, ge=1, description="knn: neighbours that vote")
     knn_temperature: float = Field(0.07, gt=0, description="knn: votes are weighted by exp(cosine / temperature)")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="encoder forward precision (autocast)")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="encoder forward precision; auto: bf16 on CUDA, on a CPU bf16 only where a matmul probe "
+        "measured it faster than fp32 (cached per machine); results record the resolved one",
+    )
 
     @field_validator("kind")
     @classmethod

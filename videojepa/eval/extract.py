@@ -267,7 +267,7 @@ def window_features(encoder, clips: torch.Tensor, layers: list[int], pooling: st
     tokens = encode(encoder, clips, layers=layers, precision=precision)
     if len(layers) > 1:  # (B, N, L*D) -> (B, L, N, D)
         tokens = tokens.view(*tokens.shape[:2], len(layers), encoder.embed_dim).transpose(1, 2)
-    return pool(tokens, pooling, clips.shape[2] // encoder.tubelet_size).numpy()
+    return pool(tokens, pooling, clips.shape[2] // encoder.tubelet_size).cpu().numpy()  # the encoder may run on a GPU
 
 
 class PartWriter:

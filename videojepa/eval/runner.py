@@ -30,6 +30,7 @@ from videojepa.eval.probes import get_probe_kind, probe_heads
 from videojepa.eval.report import ProbeResults, write_results
 from videojepa.eval.tasks import TaskContext, get_evaluation
 from videojepa.utils.device import resolve_device
+from videojepa.utils.precision import resolve_precision
 
 
 def probe_encoder(cfg: ProbeConfig) -> tuple[torch.nn.Module, EncoderInfo, dict]:
@@ -59,6 +60,12 @@ def probe_settings(cfg: ProbeConfig, encoder) -> dict:
     return probe
 
 
+def resolve_probe_precision(cfg: ProbeConfig) -> None:
+    """`probe.precision: auto` replaced, in place, by what it is on `run.device` here (bf16 on CUDA, the measured
+    choice on a CPU), so that config.yaml, results.json and the feature cache keys record the precision used."""
+    cfg.probe.precision = resolve_precision(cfg.probe.precision, resolve_device(cfg.run.device, "run.device"))
+
+
 def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, source: FeatureSource | None = None) -> dict:
     """Evaluate the configured encoder on every task; writes results into run.dir and returns them.
     `source` reads and encodes the clips (default: a fresh `FeatureSource`; pass one made with
@@ -67,6 +74,7 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
     start = time.perf_counter()
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    resolve_probe_precision(cfg)
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = probe_encoder(cfg)
     context = TaskContext(cfg, encoder, identity, source or FeatureSource(), log)

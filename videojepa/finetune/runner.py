@@ -190,6 +190,7 @@ def run_finetune(cfg: FinetuneConfig, log_line: Callable[[str], None] | None = p
     torch.manual_seed(cfg.run.seed)  # the head's initial weights
     model = Classification(cfg, encoder, num_classes, classes)
     trainer = FinetuneTrainer(cfg, model)
+    cfg = trainer.cfg  # train.precision resolved (`auto`)
     trained = time.perf_counter()
     trainer.fit()
     trained = time.perf_counter() - trained

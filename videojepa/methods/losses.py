@@ -39,9 +39,9 @@ def pixel_targets(video: torch.Tensor, tubelet: int, patch: int, mean, std, norm
         return patchify(video.float(), tubelet, patch).flatten(2)
     if norm != "tubelet":
         raise ValueError(f"pixel target norm must be tubelet or none, got {norm!r}")
-    mean = torch.as_tensor(mean, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
-    std = torch.as_tensor(std, dtype=torch.float32, device=video.device).view(1, -1, 1, 1, 1)
-    pixels = patchify(video.float() * std + mean, tubelet, patch)
+    # per channel with Python numbers: a tensor of them would be copied to the device (a host sync) every step
+    pixels = torch.stack([video[:, c].float() * s + m for c, (m, s) in enumerate(zip(mean, std))], dim=1)
+    pixels = patchify(pixels, tubelet, patch)
     pixels = (pixels - pixels.mean(dim=2, keepdim=True)) / (
         pixels.var(dim=2, unbiased=True, keepdim=True).sqrt() + 1e-6
     )
@@ -62,7 +62,7 @@ def variance_covariance(x: torch.Tensor) -> torch.Tensor:
     that gradients flow back through), so N ranks give one process's loss and gradients. Micro-batches of
     gradient accumulation each have their own statistics."""
     z = x.float().flatten(0, -2)
-    count = torch.tensor(float(len(z)), device=z.device)
+    count = z.new_full((), len(z))  # filled on the device: no host-to-device copy
     total, products = z.sum(0), z.T @ z
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         from torch.distributed.nn.functional import all_reduce

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from videojepa.models.pos_embed import apply_rope
+from videojepa.utils.precision import cpu_attention
 
 LN_EPS = 1e-6
 
@@ -46,11 +47,12 @@ class Attention(nn.Module):
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v.
 
-    On CPU in bf16, PyTorch's fused SDPA kernel was measured 2-3x slower (forward + backward)
-    than two bf16 matmuls and a softmax at these sequence lengths (150-400 tokens), with the
-    same error against fp32; elsewhere the fused kernel wins.
+    On CPU in bf16, two bf16 matmuls and a softmax or PyTorch's fused SDPA kernel, whichever a probe measured
+    faster on this machine (`videojepa.utils.precision.cpu_attention`; on one AMD EPYC the fused kernel was
+    2-3x slower, forward + backward, at 150-400 tokens, with the same error against fp32); elsewhere the
+    fused kernel.
     """
-    if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+    if q.device.type == "cpu" and q.dtype == torch.bfloat16 and cpu_attention() == "matmul":
         scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
         return scores.softmax(dim=-1) @ v
     return F.scaled_dot_product_attention(q, k, v)

@@ -69,10 +69,18 @@ class Rope3D:
             raise ValueError(f"RoPE needs a head dimension of at least 6, got {head_dim}")
         half = self.axis_dim // 2
         self.omega = 1.0 / base ** (torch.arange(half, dtype=torch.float64) / half)
+        self._omega_on: dict[torch.device, torch.Tensor] = {}  # the frequencies already copied to each device
+
+    def omega_on(self, device: torch.device) -> torch.Tensor:
+        """The frequency list on `device`, copied there once (a copy per forward is a host-to-device transfer,
+        which waits for the GPU, in every step)."""
+        if device not in self._omega_on:
+            self._omega_on[device] = self.omega.to(device)
+        return self._omega_on[device]
 
     def tables(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """coords (B, N, 3) -> cos, signed sin (B, 1, N, head_dim) in fp32, once per forward."""
-        omega = self.omega.to(coords.device)
+        omega = self.omega_on(coords.device)
         parts = []
         for axis in range(3):
             angle = coords[..., axis, None].double() * omega

@@ -26,6 +26,13 @@ class DistInfo:
         return self.world_size > 1
 
 
+def use_tf32() -> None:
+    """fp32 matmuls and convolutions on CUDA run on the tensor cores in TF32 (10-bit mantissa inputs, fp32
+    accumulation): what `train.precision=fp32` gets on a GPU. CPU matmuls are left as they are."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
 def init_distributed() -> DistInfo:
     """Read torchrun's environment; a plain `python` launch is a world of one."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -33,10 +40,14 @@ def init_distributed() -> DistInfo:
     if torch.cuda.is_available():
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
+        use_tf32()
     else:
         device = torch.device("cpu")
     if (world > 1 or "TORCHELASTIC_RUN_ID" in os.environ) and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":  # bound to its GPU: NCCL connects eagerly and never guesses the device
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
     return DistInfo(rank, world, local, device, dist.is_initialized())
 
 

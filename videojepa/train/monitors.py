@@ -17,10 +17,27 @@ from videojepa.methods.losses import channel_std
 log = logging.getLogger("videojepa.train")
 
 
+def singular_values(z: torch.Tensor) -> torch.Tensor:
+    """Singular values of a (tokens x channels) matrix, in float64 on the CPU, descending.
+
+    Taken as the square roots of the eigenvalues of the smaller Gram matrix (z^T z or z z^T), formed in
+    float64 where z lives: one (D x D) product on the GPU and a symmetric eigensolver on a D x D CPU matrix,
+    instead of an SVD of the whole (e.g. 12544 x 1024) matrix on the GPU at every log step. The eigensolver
+    of a symmetric matrix always converges, also on the degenerate (collapsed) features RankMe is there to
+    report; rounding can leave tiny negative eigenvalues, clamped to 0 (the guard).
+    """
+    z = z.double()
+    gram = z.T @ z if z.shape[0] >= z.shape[1] else z @ z.T
+    eigenvalues = torch.linalg.eigvalsh(gram.cpu())
+    return eigenvalues.clamp(min=0).sqrt().flip(0)
+
+
 def rankme(features: torch.Tensor, eps: float = 1e-7) -> float:
-    """features (..., D) -> effective rank in [1, min(tokens, D)]."""
+    """features (..., D) -> effective rank in [1, min(tokens, D)]; 0 for all-zero features, NaN for non-finite."""
     z = features.detach().float().flatten(0, -2)
-    s = torch.linalg.svdvals(z)
+    if not bool(torch.isfinite(z).all()):  # NaN features: the watch reads NaN as collapsed
+        return float("nan")
+    s = singular_values(z)
     if s.sum() <= eps * s.numel():  # all-zero features use no dimension at all
         return 0.0
     p = s / s.sum() + eps

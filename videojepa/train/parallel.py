@@ -104,7 +104,8 @@ def wrap_for_training(method, cfg, dist_info) -> nn.Module:
             return method
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(method)
+        # the gradients are views into DDP's all-reduce buckets: no second fp32 copy of them, no copy in and out
+        return DistributedDataParallel(method, gradient_as_bucket_view=True)
     mesh = device_mesh(dist_info.world_size, cfg.train.replicas, dist_info.device.type)
     for attr, role in method.networks.items():
         if role != "frozen" or method.shard_frozen(cfg):

@@ -43,6 +43,7 @@ from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distribu
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.parallel import gradient_sync, wrap_for_training
+from videojepa.train.precision import resolve_train_precision
 from videojepa.train.run_dir import RunDirectory
 from videojepa.train.sources import HELD_OUT_CLIPS, check_data_sources
 from videojepa.train.task import TrainingTask
@@ -72,6 +73,16 @@ def check_networks_declared(task: TrainingTask) -> None:
 STD_METRICS = ("target_std", "context_std", "pred_std")
 
 
+def host_values(record: dict) -> dict:
+    """`record` with its tensor values read as Python numbers, all in one device-to-host copy."""
+    keys = [k for k, v in record.items() if torch.is_tensor(v)]
+    if not keys:
+        return dict(record)
+    tensors = [record[k].detach().float().reshape(()) for k in keys]
+    values = torch.stack([t.to(tensors[0].device) for t in tensors]).tolist()
+    return {**record, **dict(zip(keys, values))}
+
+
 @dataclass
 class Window:
     """Throughput counters between two full log records."""
@@ -89,9 +100,11 @@ class Window:
 
 class Trainer:
     def __init__(self, cfg: PretrainConfig, method: TrainingTask | None = None, dist_info: DistInfo | None = None):
-        self.cfg, self.train_cfg = cfg, cfg.train
         self.dist = dist_info or init_distributed()
         self.device = self.dist.device
+        # `auto`: measured here, or the run's recorded one
+        cfg, self.precision_note = resolve_train_precision(cfg, self.device)
+        self.cfg, self.train_cfg = cfg, cfg.train
         self.run = RunDirectory(cfg.run.dir)
         self.run_dir = self.run.path
         if cfg.train.batch_size % (self.dist.world_size * cfg.train.accum_steps):
@@ -168,6 +181,7 @@ class Trainer:
         self.prepare_run_dir()
         self.run.lock(self.dist)  # before anything is written: a second launch leaves the first's files alone
         setup_logging(self.run_dir if self.dist.is_main else None, self.dist.is_main)
+        log.info("%s", self.precision_note)
         self.build_data()
         resumed = self.resume()
         if self.dist.is_main:  # after a successful resume (or none): a run that cannot resume keeps its files
@@ -253,14 +267,17 @@ class Trainer:
             loss = loss / tc.accum_steps
             self.scaler.scale(loss).backward()
             loss_sum += loss.detach().float()
-            for k, value in metrics.items():
-                metric_sums[k] = metric_sums.get(k, 0.0) + float(value) / tc.accum_steps
+            for k, value in metrics.items():  # kept on the device: reading them here would wait for the GPU
+                value = value.detach() if torch.is_tensor(value) else value
+                metric_sums[k] = metric_sums.get(k, 0.0) + value / tc.accum_steps
         self.scaler.unscale_(self.optimizer)
         max_norm = tc.grad_clip if tc.grad_clip is not None else float("inf")
         # foreach: CPU's default is a slow per-tensor loop; under FSDP2 the norm is a DTensor over the shards
         grad_norm = full_value(torch.nn.utils.clip_grad_norm_(self.params, max_norm, foreach=True))
-        loss_value = float(all_reduce_mean(torch.as_tensor(loss_sum), self.dist))
-        applied, reason = self._optimizer_step(loss_value, grad_norm)
+        loss_mean = all_reduce_mean(torch.as_tensor(loss_sum), self.dist)
+        # the step's one host sync: whether it is applied depends on the loss and the norm being finite
+        loss_value, norm_value = torch.stack([loss_mean.float(), grad_norm.float().to(loss_mean.device)]).tolist()
+        applied, reason = self._optimizer_step(loss_value, norm_value)
         if applied:
             method_metrics = self.method.after_step(step)
             self.nonfinite_in_row = 0
@@ -278,19 +295,19 @@ class Trainer:
                     f"Try a lower train.lr, train.grad_clip, or train.precision=fp32"
                 )
         self.step += 1
-        return {
+        return {  # the method's metrics are 0-d tensors (on the device) until `host_values` reads them
             "step": self.step,
             "loss": loss_value,
             "lr": lr,
             "wd": wd,
-            "grad_norm": float(grad_norm),
-            "clipped": float(grad_norm) > max_norm,
+            "grad_norm": norm_value,
+            "clipped": norm_value > max_norm,
             "skipped": self.skipped,
             **metric_sums,
             **method_metrics,
         }
 
-    def _optimizer_step(self, loss_value: float, grad_norm: torch.Tensor) -> tuple[bool, str]:
+    def _optimizer_step(self, loss_value: float, grad_norm: float) -> tuple[bool, str]:
         """Apply the unscaled gradients unless the loss or a gradient is non-finite; returns (applied, why not).
 
         fp16: the GradScaler skips the optimiser step itself when a gradient overflowed and then lowers its
@@ -301,8 +318,8 @@ class Trainer:
                 self.scaler.update()  # closes this step's unscale_(); the next step may unscale again
             return False, f"non-finite loss ({loss_value})"
         if not self.scaler.is_enabled():
-            if not bool(torch.isfinite(grad_norm)):
-                return False, f"non-finite gradient norm ({float(grad_norm)})"
+            if not math.isfinite(grad_norm):
+                return False, f"non-finite gradient norm ({grad_norm})"
             self.optimizer.step()
             return True, ""
         scale = self.scaler.get_scale()
@@ -310,7 +327,7 @@ class Trainer:
         self.scaler.update()
         if self.scaler.get_scale() < scale:
             return False, (
-                f"fp16 gradient overflow (norm {float(grad_norm)}): the scaler skipped the optimiser step "
+                f"fp16 gradient overflow (norm {grad_norm}): the scaler skipped the optimiser step "
                 f"and lowered its scale from {scale:g} to {self.scaler.get_scale():g}"
             )
         return True, ""
@@ -424,6 +441,7 @@ class Trainer:
         return signum
 
     def log_record(self, record: dict, window: Window, flops_per_clip: float, flops_attn_per_clip: float) -> dict:
+        record = host_values(record)  # the metrics' one read from the device, at a log step
         health = feature_health(self.method.health_encoder(), self.health_video)
         seconds = max(window.time, 1e-9)
         clips_per_s = window.clips / seconds
