@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from videojepa.data.readers import pyav
 from videojepa.errors import UserError
 from videojepa.utils.files import atomic_write_text
 
@@ -212,8 +213,6 @@ def write_mp4(
 
     `gop` is the keyframe interval and `bframes` the number of B-frames (encoder defaults when None).
     """
-    from videojepa.data.readers import pyav
-
     av = pyav()
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(path, "w") as container:

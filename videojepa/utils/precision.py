@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from videojepa.utils.files import atomic_write_text
+
 log = logging.getLogger("videojepa")
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -130,8 +132,6 @@ def _read_cache() -> dict:
 
 
 def _write_cache(key: str, entry: dict) -> None:
-    from videojepa.utils.files import atomic_write_text
-
     try:
         cache = _read_cache()
         cache[key] = entry
