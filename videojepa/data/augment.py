@@ -1,4 +1,4 @@
-"""Augmentation after the crop and flip: RandAugment and random erasing on normalised clips.
+"""Augmentation after the crop and flip: RandAugment (or AutoAugment) and random erasing on normalised clips.
 
     augment = ClipAugment(mean, std, randaugment_n=4, randaugment_m=7.0, erase_prob=0.25)
     clip = augment(clip, rng)            # one normalised clip (C, T, H, W) -> augmented, normalised
@@ -6,7 +6,8 @@
     dataset = AugmentedDataset(build_dataset(...), augment)   # a dataset's items, augmented
 
 
-Per clip: RandAugment (`randaugment`: one plan for all frames of a clip) on pixel values in [0, 1] (the
+Per clip: RandAugment (`randaugment`: one plan for all frames of a clip), or AutoAugment's ImageNet policy
+(`autoaugment`, `auto_augment=True`), on pixel values in [0, 1] (the
 normalised clip is mapped back with `mean` / `std`, augmented and normalised again), then random erasing
 (`erasing`: one box, the same in every frame). The official V-JEPA and VideoMAE pipelines apply
 RandAugment to the whole frames before the random-resized crop; here it follows the crop (both apply one
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from videojepa.data.autoaugment import apply_autoaugment, draw_autoaugment
 from videojepa.data.erasing import random_erase
 from videojepa.data.randaugment import apply_plan, draw_plan
 
@@ -36,14 +38,19 @@ class ClipAugment:
     randaugment_m: float = 7.0
     randaugment_mstd: float = 0.5
     erase_prob: float = 0.25
+    auto_augment: bool = False  # AutoAugment's ImageNet policy (`autoaugment`) in place of RandAugment
 
     @property
     def active(self) -> bool:
-        return self.randaugment_n > 0 or self.erase_prob > 0
+        return self.randaugment_n > 0 or self.erase_prob > 0 or self.auto_augment
 
     def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """A normalised clip (C, T, H, W) -> the augmented, normalised clip."""
-        if self.randaugment_n > 0:
+        if self.auto_augment:
+            plan = draw_autoaugment(rng)
+            if plan:
+                clip = self.in_pixels(clip, lambda pixels: apply_autoaugment(pixels, plan))
+        elif self.randaugment_n > 0:
             plan = draw_plan(rng, self.randaugment_n, self.randaugment_m, self.randaugment_mstd)
             if plan:
                 clip = self.in_pixels(clip, lambda pixels: apply_plan(pixels, plan))

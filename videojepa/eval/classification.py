@@ -356,6 +356,8 @@ class Classification(Evaluation):
         if not self.kind.trains:
             return "features of the evaluation clips"
         clips = "random clips (crop, flip)" if self.augment else "evaluation clips"
+        if self.clip_augment is not None and aug.auto_augment:
+            clips += " + AutoAugment (ImageNet policy)"
         if self.clip_augment is not None and aug.randaugment_n:
             clips += f" + RandAugment n{aug.randaugment_n} m{aug.randaugment_m:g}"
         if self.clip_augment is not None and aug.erase_prob:

@@ -94,6 +94,11 @@ class ProbeSection(Section):
         "probe: 3; kind attentive3 sets 3)",
     )
     queries: int = Field(1, ge=1, description="learnable query tokens of the attentive probes")
+    out_proj: bool = Field(
+        True,
+        description="attentive: an output projection after the cross-attention (V-JEPA's probe; V-JEPA 2's has "
+        "none, and a probe without it converts to Hugging Face's VJEPA2ForVideoClassification)",
+    )
     layers: list[int] = Field(
         [-1],
         min_length=1,
@@ -226,6 +231,11 @@ class AugmentSection(Section):
         description="random erasing on training clips: probability of one box per clip (the same box in every "
         "frame) filled with normal noise (the official probes: 0.25)",
     )
+    auto_augment: bool = Field(
+        False,
+        description="AutoAugment's ImageNet policy on training clips, in place of RandAugment (V-JEPA's image "
+        "probes: timm's `original`)",
+    )
 
     def clip_augment(self, data: DataConfig):
         """The per-clip augmentation after the crop (`videojepa.data.augment.ClipAugment`), or None."""
@@ -236,6 +246,7 @@ class AugmentSection(Section):
             self.randaugment_m,
             self.randaugment_mstd,
             self.erase_prob,
+            self.auto_augment,
         )
         return augment if augment.active else None
 
@@ -280,6 +291,12 @@ class ProbeConfig(Section):
             )
         if blocks and not issubclass(kind.cls, AttentiveProbe):
             raise ConfigError("probe.blocks", f"only applies to attentive probes, not probe.kind={kind.name}")
+        if self.augment.auto_augment and self.augment.randaugment_n:
+            raise ConfigError(
+                "augment.auto_augment", "replaces RandAugment: set augment.randaugment_n=0 (or auto_augment=false)"
+            )
+        if not self.probe.out_proj and not issubclass(kind.cls, AttentiveProbe):
+            raise ConfigError("probe.out_proj", f"only applies to attentive probes, not probe.kind={kind.name}")
         if self.tasks and self.probe.num_classes is not None:
             raise ConfigError(
                 "probe.num_classes", "only applies to data.train/data.val; set tasks.N.num_classes instead"

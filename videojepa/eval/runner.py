@@ -48,6 +48,7 @@ def probe_settings(cfg: ProbeConfig, encoder) -> dict:
         "heads": probe_heads(p, encoder),
         "blocks": kind.options.get("self_attn_blocks", p.blocks),
         "queries": p.queries,
+        "out_proj": p.out_proj,
         "layers": list(p.layers),
         "feature_dim": encoder.embed_dim * len(p.layers),
         "precision": p.precision,
