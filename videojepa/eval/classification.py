@@ -43,6 +43,7 @@ from videojepa.eval.features import (
     read_cache,
 )
 from videojepa.eval.grid import ProbeGrid, fit, grid_cells
+from videojepa.eval.lowshot import balanced_subset, mean_std, split_seed
 from videojepa.eval.probe_file import ClassifierProtocol, ProbeCard, save_probe
 from videojepa.eval.probes import AttentiveProbe, get_probe_kind, probe_heads
 from videojepa.eval.protocol import eval_logits, training_batch, with_test_views
@@ -68,12 +69,19 @@ class ClassificationResult(TaskResult):
     cached: dict[str, bool]  # features read from an existing cache file
     probe_file: str | None = None  # the best attentive probe with its card (`videojepa evaluate`); None for other
     # kinds, a random-init encoder, and files written before probes were saved
+    top1_std: float | None = None  # low-shot: the best setting's top-1 standard deviation over the splits
+    low_shot: dict | None = None  # low-shot: fraction, splits, seeds, num_train, per-split top1, top1_mean, top1_std
 
 
 def first_videos(dataset, count: int):
     """A dataset of the first `count` files of `dataset`'s list, with the same settings."""
+    return some_videos(dataset, range(count))
+
+
+def some_videos(dataset, rows):
+    """A dataset of the files `rows` of `dataset`'s list, in that order, with the same settings."""
     return VideoDataset(
-        dataset.entries[:count],
+        [dataset.entries[i] for i in rows],
         dataset.cfg,
         dataset.train,
         classes=dataset.classes,
@@ -134,7 +142,8 @@ class Classification(Evaluation):
         fresh = self.kind.trains and (self.stream or feat.augmentations > 0)  # training views drawn, not cached once
         self.augment = fresh and cfg.augment.random_clips
         self.clip_augment = cfg.augment.clip_augment(data) if fresh else None
-        self.average = "softmax" if cfg.probe.test_views == "official" else "logits"
+        # how the views' scores are combined: kNN's are vote shares (averaged as they are)
+        self.average = "votes" if self.knn else "softmax" if cfg.probe.test_views == "official" else "logits"
         train_data = data.model_copy(update={"num_views": cfg.augment.views or data.num_views})
         where = f"tasks.{[t.name for t in cfg.tasks].index(task.name)}" if cfg.tasks else "data"
         self.train_ds = build_dataset(task.train, train_data, train=self.augment, key=f"{where}.train")
@@ -158,6 +167,9 @@ class Classification(Evaluation):
         self.cache_dir = Path(feat.dir or Path(cfg.run.dir) / "features")
         self.seconds = {"features": 0.0, "train": 0.0, "eval": 0.0}
         self.cached = {"train": False, "val": False}
+        self.train_rows: list[int] | None = None  # low-shot: the current split's videos (rows of the training list)
+        self.prepared: dict[str, FeatureSet] = {}  # features through the grid's `prepare`, once for all splits
+        self.num_scored = 0  # validation videos scored
         self.check_cache_size()
 
     def feature_width(self) -> int:
@@ -295,9 +307,12 @@ class Classification(Evaluation):
         if not self.stream:  # streamed validation is scored batch by batch after training
             val = self.features("val", self.val_ds, 1, cfg.features.cache)
             self.note_excluded(val.indices[0].tolist())
-        cells, predictions, labels = self.run_knn(val) if self.knn else self.run_grid(val)
-        score = lambda c: (c["top1"], -c.get("val_loss", 0.0))  # noqa: E731 - ties go to the lower loss
-        best = max(cells, key=score)
+        low_shot = None
+        if cfg.features.train_fraction is None:
+            cells, predictions, labels = self.run_knn(val) if self.knn else self.run_grid(val)
+        else:
+            cells, predictions, labels, low_shot = self.run_splits(val)
+        best = max(cells, key=_score)
         counts = torch.bincount(labels, minlength=self.num_classes)
         C = self.num_classes
         confusion = torch.bincount(labels * C + predictions[cells.index(best)], minlength=C * C).view(C, C)
@@ -310,8 +325,8 @@ class Classification(Evaluation):
             train=str(self.task.train),
             val=str(self.task.val),
             num_classes=self.num_classes,
-            num_train=len(self.train_ds),
-            num_val=len(labels),
+            num_train=len(self.train_ds) if self.train_rows is None else len(self.train_rows),
+            num_val=self.num_scored,
             protocol={
                 "frames_per_clip": d.frames_per_clip,
                 "frame_step": d.frame_step,
@@ -328,6 +343,8 @@ class Classification(Evaluation):
             chance=1.0 / self.num_classes,
             majority=float(counts.max() / counts.sum()),
             top1=best["top1"],
+            top1_std=None if low_shot is None else low_shot["top1_std"],
+            low_shot=low_shot,
             top5=best["top5"],
             best={k: best[k] for k in setting},
             cells=cells,
@@ -340,9 +357,50 @@ class Classification(Evaluation):
             probe_file=saved,
         )
 
+    def run_splits(self, val: FeatureSet | None) -> tuple[list[dict], torch.Tensor, torch.Tensor, dict]:
+        """Low-shot (`lowshot`): the grid (or kNN) on each class-balanced split of the training list; every cell's
+        scores averaged over the splits (each cell also lists its per-split top-1), the best setting's top-1 mean
+        and standard deviation, and the predictions and labels of all splits one after the other (so that the
+        confusion matrix sums over them)."""
+        feat, n = self.cfg.features, len(self.train_ds)
+        labels_of = [e.label for e in self.train_ds.entries]
+        runs = []
+        for k in range(feat.splits):
+            seed = split_seed(self.cfg.run.seed, k)
+            self.train_rows = balanced_subset(labels_of, feat.train_fraction, seed)
+            self.log(f"  split {k + 1}/{feat.splits}: {len(self.train_rows)} of {n} training videos, class-balanced")
+            runs.append((seed, *(self.run_knn(val) if self.knn else self.run_grid(val))))
+        cells = []
+        for i, cell in enumerate(runs[0][1]):
+            per_split = [run[1][i] for run in runs]
+            merged = {key: value for key, value in cell.items() if key not in SCORES}
+            for key in SCORES:
+                values = [c.get(key) for c in per_split]
+                if values and all(v is not None for v in values):
+                    merged[key] = mean_std(values)[0]
+                elif key in cell:
+                    merged[key] = None
+            merged["top1_splits"] = [c["top1"] for c in per_split]
+            cells.append(merged)
+        best = max(cells, key=_score)
+        mean, std = mean_std(best["top1_splits"])
+        low_shot = {
+            "fraction": feat.train_fraction,
+            "splits": feat.splits,
+            "seeds": [run[0] for run in runs],
+            "num_train": len(self.train_rows),
+            "top1": best["top1_splits"],
+            "top1_mean": mean,
+            "top1_std": std,
+        }
+        predictions = torch.cat([run[2] for run in runs], dim=1)
+        labels = torch.cat([run[3] for run in runs])
+        return cells, predictions, labels, low_shot
+
     def note_excluded(self, scored: list[int]) -> None:
         """Record (and log) the validation files that could not be read: they are left out of the score."""
         scored = set(scored)
+        self.num_scored = len(scored)
         self.val_excluded = [e.path for i, e in enumerate(self.val_ds.entries) if i not in scored]
         if self.val_excluded:
             self.log(
@@ -408,7 +466,9 @@ class Classification(Evaluation):
     def run_knn(self, val: FeatureSet) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
         """A kind fit from the training features in one pass (kNN): its cell, validation predictions (1, B) and
         labels (B,)."""
-        train = self.features("train", self.train_ds, 1, self.cfg.features.cache)
+        if "knn_train" not in self.prepared:  # once for all low-shot splits
+            self.prepared["knn_train"] = self.features("train", self.train_ds, 1, self.cfg.features.cache)
+        train = select_rows(self.prepared["knn_train"], self.train_rows)
         start = time.perf_counter()
         bank, labels = training_batch(train.features[0].float(), train.labels[0], self.K, self.V_train)
         scorer = self.kind.fit(bank, labels, self.num_classes, self.settings)
@@ -425,7 +485,8 @@ class Classification(Evaluation):
         cfg, opt = self.cfg, self.cfg.optim
         dim = val.features.shape[-1] if val is not None else self.feature_width()
         make = lambda: self.kind.build(dim, self.num_classes, self.settings)  # noqa: E731
-        steps = opt.epochs * math.ceil(len(self.train_ds) / opt.batch_size)
+        num_train = len(self.train_ds) if self.train_rows is None else len(self.train_rows)
+        steps = opt.epochs * math.ceil(num_train / opt.batch_size)
         device = next(self.encoder.parameters()).device
         grid = ProbeGrid(
             make,
@@ -466,7 +527,10 @@ class Classification(Evaluation):
     def cached_batches(self, grid: ProbeGrid):
         """Training batches read from cached features (epoch e: pass e mod passes), prepared once."""
         cfg, opt, device = self.cfg, self.cfg.optim, next(grid.parameters()).device
-        train = prepare_features(grid, self.features("train", self.train_ds, max(1, cfg.features.augmentations), True))
+        if "train" not in self.prepared:  # prepared once, for every low-shot split
+            passes = max(1, cfg.features.augmentations)
+            self.prepared["train"] = prepare_features(grid, self.features("train", self.train_ds, passes, True))
+        train = select_rows(self.prepared["train"], self.train_rows)
 
         def epoch_batches(epoch: int):
             g = torch.Generator().manual_seed(cfg.run.seed * 100_003 + epoch)
@@ -480,7 +544,8 @@ class Classification(Evaluation):
         clips afresh (their draws are a function of (video, seed, epoch)), and the encoder runs once per clip
         for every probe of the grid."""
         cfg, opt, device = self.cfg, self.cfg.optim, next(grid.parameters()).device
-        dataset = self.training_clips(self.train_ds)
+        subset = self.train_ds if self.train_rows is None else some_videos(self.train_ds, self.train_rows)
+        dataset = self.training_clips(subset)
         loader = build_loader(dataset, opt.batch_size, self.data, cfg.run.seed * 100_003, drop_last=False, shuffle=True)
 
         def epoch_batches(epoch: int):
@@ -506,7 +571,9 @@ class Classification(Evaluation):
         cfg, device = self.cfg, next(grid.parameters()).device
         bs = cfg.features.batch_size
         if val is not None:
-            val = prepare_features(grid, val)
+            if "val" not in self.prepared:  # prepared once, for every low-shot split
+                self.prepared["val"] = prepare_features(grid, val)
+            val = self.prepared["val"]
             batches = ((x.to(device), y) for x, y in val.batches(bs))
             logits = [eval_logits(grid.logits, x, self.K, self.V, self.average).cpu() for x, _ in batches]
             return torch.cat(logits, dim=1), val.labels[0]
@@ -546,11 +613,23 @@ class Classification(Evaluation):
             p = t["protocol"]
             step = f"{p['fps']:g} fps" if p.get("fps") else str(p["frame_step"])
             views = f"{p['num_clips']} x {p['num_views']}" + (f", {p['average']}" if p.get("average") else "")
+            top1 = _pct(t["top1"]) + (f" ± {_pct(t['top1_std'])}" if t.get("top1_std") is not None else "")
             lines.append(
-                f"| {t['name']} | {_pct(t['top1'])} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
+                f"| {t['name']} | {top1} | {_pct(t['chance'])} | {probe['kind']} | {_setting(t['best'])} "
                 f"| {views} | {p['frames_per_clip']} x {step} | {p['crop_size']} "
                 f"| {t['num_train']} / {t['num_val']} |"
             )
+        for t in tasks:
+            shot = t.get("low_shot")
+            if shot:
+                per_split = ", ".join(_pct(x) for x in shot["top1"])
+                std = "" if shot["top1_std"] is None else f" ± {_pct(shot['top1_std'])}"
+                lines += [
+                    "",
+                    f"{t['name']}: low-shot, {shot['fraction']:g} of each class's training videos (rounded up), "
+                    f"{shot['num_train']} videos, {shot['splits']} random split(s): top-1 {per_split} "
+                    f"(mean {_pct(shot['top1_mean'])}{std}, the best setting's)",
+                ]
         for t in tasks:
             p = t["protocol"]
             if "test_views" in p:  # files written before the test protocol was recorded have none
@@ -596,6 +675,19 @@ def protocol_line(p: dict) -> str:
         f"training on {p.get('training', '?')}, {p.get('train_views', 1)} view(s) per clip; test ({p['test_views']}): "
         f"{segments}{test}, {p['average']} averaged over views"
     )
+
+
+def _score(cell: dict) -> tuple:
+    """How cells are ranked: top-1, ties to the lower validation loss."""
+    return cell["top1"], -(cell.get("val_loss") or 0.0)
+
+
+def select_rows(features: FeatureSet, rows: list[int] | None) -> FeatureSet:
+    """The rows of a feature set that belong to these videos of its list (all when `rows` is None)."""
+    if rows is None:
+        return features
+    labels = None if features.labels is None else features.labels[:, rows]
+    return FeatureSet(features.features[:, rows], features.indices[:, rows], labels)
 
 
 def _pct(x) -> str:

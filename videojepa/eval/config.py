@@ -194,6 +194,19 @@ class FeaturesSection(Section):
         "intermediate points of a curve); cached features of the whole list are cut instead of computed",
     )
     val_videos: int | None = Field(None, ge=1, description="the same for each task's validation list")
+    train_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="low-shot: train on this fraction of each class's training videos (rounded up: every class "
+        "keeps at least one), a random class-balanced split; see features.splits",
+    )
+    splits: int = Field(
+        1,
+        ge=1,
+        description="low-shot: random splits of features.train_fraction (each seeded by run.seed and its number); "
+        "top-1 is reported as the mean and standard deviation over them, the features computed once",
+    )
     max_cache_gb: float = Field(
         50.0,
         gt=0,
@@ -311,6 +324,13 @@ class ProbeConfig(Section):
             raise ConfigError("optim.weight_decay", f"{self.optim.weight_decay} must be non-negative")
         if not all(0.0 <= b < 1.0 for b in self.optim.betas):
             raise ConfigError("optim.betas", f"{self.optim.betas} must lie in [0, 1)")
+        feat = self.features
+        if feat.splits > 1 and feat.train_fraction is None:
+            raise ConfigError("features.splits", f"{feat.splits} splits of what? set features.train_fraction too")
+        if feat.train_fraction is not None and feat.train_videos is not None:
+            raise ConfigError(
+                "features.train_fraction", "takes a class-balanced random share; drop features.train_videos (a prefix)"
+            )
         given = self.given_keys()
         resized = "data.eval_resize_ratio" in given or any("eval_resize_ratio" in t.data for t in self.tasks)
         if self.probe.test_views == "official" and resized:

@@ -40,6 +40,11 @@ results.json (schema "videojepa.probe/1"; each task entry is its evaluation prot
           "probe_file": path | null,               # the best attentive probe, a classifier with its encoder
                                                    # (`videojepa evaluate`); null for other kinds, random init
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
+          "top1_std": float | null,                # low-shot: the best setting's std over the splits
+          "low_shot": {"fraction", "splits", "seeds", "num_train", "top1": [per split], "top1_mean",
+                       "top1_std"} | null,         # with features.train_fraction: then top1 and every cell's
+                                                   # scores are means over the splits, cells list "top1_splits",
+                                                   # and the confusion matrix sums the splits
           "seconds": {"features", "train", "eval"}
         }
       ],
