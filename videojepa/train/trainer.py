@@ -9,7 +9,8 @@ directory (`run_dir.RunDirectory`: config check, exclusive lock) and its checkpo
 (`checkpoint_manager.CheckpointManager`) are kept by their own objects.
 Starting on a run directory that holds a checkpoint resumes it exactly (same losses, same
 weights as an uninterrupted run); a config that conflicts with the saved one is refused, and so is a
-directory another launch is training in.
+directory another launch is training in. Step hooks (`hooks`, e.g. the online probe) run between steps without
+touching the training.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import math
 import signal
 import time
 import warnings
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +43,7 @@ from videojepa.train.batches import split_entries, to_device
 from videojepa.train.checkpoint_manager import CheckpointManager
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
+from videojepa.train.hooks import StepHook, untouched
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.parallel import gradient_sync, wrap_for_training
@@ -88,8 +92,22 @@ class Window:
 
 
 class Trainer:
-    def __init__(self, cfg: PretrainConfig, method: TrainingTask | None = None, dist_info: DistInfo | None = None):
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        method: TrainingTask | None = None,
+        dist_info: DistInfo | None = None,
+        hooks: Sequence[StepHook] = (),
+    ):
         self.cfg, self.train_cfg = cfg, cfg.train
+        self.hooks = list(hooks)
+        if cfg.train.online_probe is not None and not any(
+            getattr(h, "key", None) == "train.online_probe" for h in hooks
+        ):
+            raise UserError(
+                "train.online_probe is set but no online probe was given to the trainer: run `videojepa pretrain`, "
+                "or pass hooks=[videojepa.eval.online.OnlineProbe(cfg)] to Trainer"
+            )
         self.dist = dist_info or init_distributed()
         self.device = self.dist.device
         self.run = RunDirectory(cfg.run.dir)
@@ -126,6 +144,8 @@ class Trainer:
             to_dict(cfg),
         )
         self.step, self.skipped, self.nonfinite_in_row = 0, 0, 0
+        self.hook_seconds: dict[str, float] = defaultdict(float)
+        self.fit_started = time.perf_counter()
         self.collapse = CollapseWatch(cfg.train.collapse_std, cfg.train.collapse_rank)
         self.loader, self.health_video, self.metrics, self.bar = None, None, None, None
         self._stop_signal = None
@@ -323,6 +343,7 @@ class Trainer:
             if not self.start():
                 return {"step": self.step}
             flops_per_clip, window, batches = self.flops_per_clip(), Window(), self.batches()
+            self.fit_started = time.perf_counter()
             self.bar = self.progress_bar()
             self._install_signal_handlers()
             if self.step == 0 and 0 in tc.encoder_snapshots:  # the initial weights, before any step
@@ -340,6 +361,7 @@ class Trainer:
                     last, window = self.log_record(record, window, *flops_per_clip), Window()
                     self.show(record, last)
                 self.bar.update(1)
+                self.run_hooks()
                 if self.save_or_stop():
                     break
         except KeyboardInterrupt:
@@ -351,6 +373,35 @@ class Trainer:
         finally:
             self.finish()
         return last
+
+    def run_hooks(self) -> None:
+        """The step hooks due after this step (`hooks`): each on the exported encoder, on rank 0, untouched."""
+        for hook in self.hooks:
+            if self.step % hook.every and self.step != self.train_cfg.steps:
+                continue
+            started = time.perf_counter()
+            with untouched(self.method):
+                encoder = self.exported_encoder()  # every rank takes part (under FSDP2 a gather onto rank 0)
+                record = hook(self.step, encoder) if self.dist.is_main else None
+            if self.dist.enabled:
+                torch.distributed.barrier()  # the other ranks wait for rank 0's probe
+            seconds = time.perf_counter() - started
+            self.hook_seconds[hook.name] += seconds
+            if record is None:
+                continue
+            share = self.hook_seconds[hook.name] / max(time.perf_counter() - self.fit_started, 1e-9)
+            record = {"step": self.step, **record, f"{hook.name}/seconds": seconds, f"{hook.name}/time_share": share}
+            if self.metrics:
+                self.metrics.write("probe", record)
+            scores = " ".join(f"{k.split('/', 1)[-1]} {v:.4g}" for k, v in record.items() if k.endswith("top1"))
+            log.info(
+                "step %d %s: %s (%.1f s; %.1f%% of this launch's time so far)",
+                self.step,
+                hook.name.replace("_", " "),
+                scores,
+                seconds,
+                100 * share,
+            )
 
     def save_or_stop(self) -> bool:
         """After a step: the periodic checkpoint and snapshots, and a stop signal's (every rank stops after the
