@@ -43,7 +43,7 @@ def probe_run(cli, run_dir, pico, data, *overrides):
                     "frame_step": 2,
                     "num_workers": 0,
                 },
-                "features": {"batch_size": 8},
+                "features": {"batch_size": 3},  # training batches of 4 are encoded in chunks of 3 and 1
                 "optim": {"epochs": 2, "batch_size": 4, "lr": [3e-3, 1e-3]},
             }
         )
@@ -204,6 +204,14 @@ def test_results_and_the_saved_probe_name_the_test_protocol(pico, tiny_synth, tm
     )
     saved = load_classifier(results["tasks"][0]["probe_file"]).protocol  # what `videojepa evaluate` reproduces
     assert (saved.num_views, saved.resize_ratio, saved.average) == (3, 1.0, "softmax")
+    code, _, err = cli(
+        "evaluate", results["tasks"][0]["probe_file"], "--data", f"{tiny_synth}/motion/val.csv",
+        "--out", tmp_path / "eval", "--workers", "0", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert evaluated["protocol"]["average"] == "softmax" and evaluated["protocol"]["eval_resize_ratio"] == 1.0
+    assert evaluated["confusion"] == results["tasks"][0]["confusion"]  # the same predictions, video by video
 
     earlier = ["data.num_views=3", "optim.epochs=1", "probe.test_views=resized", "data.eval_resize_ratio=1.25"]
     resized = probe_run(cli, tmp_path / "resized", pico, tiny_synth, *earlier)

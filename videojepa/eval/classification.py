@@ -558,6 +558,7 @@ class Classification(Evaluation):
                 self.pooling,
                 f"{self.task.name} epoch {epoch + 1}",
                 total=len(loader),
+                chunk=cfg.features.batch_size,  # videos per encoder forward: a batch may hold thousands of clips
             ):
                 x, y = training_batch(x.to(device), y.to(device), self.K, self.V_train)
                 yield grid.prepare(x), y

@@ -186,7 +186,12 @@ class FeaturesSection(Section):
         description="feature cache folder (default: <run.dir>/features); reused by "
         "later runs with the same encoder, data and protocol",
     )
-    batch_size: int = Field(16, ge=1, description="clips per encoder forward")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="videos per encoder forward (each with its clips x views): extraction, validation, and the "
+        "chunks a streamed training batch is encoded in",
+    )
     train_videos: int | None = Field(
         None,
         ge=1,
