@@ -1,15 +1,21 @@
 """Classification: the evaluation protocol of `videojepa probe` for labelled tasks (`tasks[].evaluation:
 classification`, the default).
 
-Per task: build the train and val datasets with the task's protocol, extract the validation features
-once (pooled as the probe kind reads them; pooled features are made from a cached token file of the same
-encoder and data when one is there, so the attentive probe and the cheap ones share one encoder pass), then
-either fit a kind that does not train (kNN) or train the whole lr x wd grid of probes in one pass
-(`grid.ProbeGrid`) on cached training features (optionally several augmented copies) or on features
-computed batch by batch with fresh random crops and flips. Every cell is scored on validation with
-the multi-view protocol (`protocol`); the best cell's top-1 is the task's score (`ClassificationResult`).
-The best cell's attentive probe is saved as RUN/probes/TASK.safetensors with its card (`probe_file`): with
-its encoder it is a classifier (`videojepa evaluate`, `videojepa.load_classifier`).
+Per task: build the train and val datasets with the task's protocol (the test views as probe.test_views says,
+`protocol.with_test_views`) and refuse, before any work, features that would be held beyond
+features.max_cache_gb. Then either fit a kind that does not train (kNN) or train the whole lr x wd grid of
+probes in one pass (`grid.ProbeGrid`), either on cached features (the validation features extracted once,
+pooled as the probe kind reads them, from a cached token file of the same encoder and data when there is one, so
+the attentive probe and the cheap ones share one encoder pass; the training features once, optionally several
+augmented copies) or streamed (features.cache=false): every epoch's training clips drawn afresh (random clips,
+RandAugment / AutoAugment, erasing: the `augment` section) and encoded batch by batch, once for every cell, and
+the validation videos encoded and scored batch by batch after training. Both paths visit the training videos in
+the same order. Every cell is scored on validation with the multi-view protocol (`protocol`: softmax or logits
+averaged over views); the best cell's top-1 is the task's score (`ClassificationResult`). With
+features.train_fraction the grid runs on each low-shot split (`lowshot`) and the scores are means over them.
+The best cell's attentive probe is saved as RUN/probes/TASK.safetensors with its card (`probe_file`: the
+protocol, test views and averaging included): with its encoder it is a classifier (`videojepa evaluate`,
+`videojepa.load_classifier`); with low-shot splits it is the last split's.
 """
 
 from __future__ import annotations
