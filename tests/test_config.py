@@ -13,10 +13,13 @@ from videojepa.errors import ConfigError, UserError
 def test_every_preset_loads(preset):
     from videojepa.config.loader import read_yaml, resolve_config_path
     from videojepa.eval.config import ProbeConfig
+    from videojepa.eval.localize_config import LocalizeConfig
     from videojepa.finetune.config import FinetuneConfig
 
     data = read_yaml(resolve_config_path(preset))
     schema = ProbeConfig if "probe" in data else FinetuneConfig if "finetune" in data else None
+    if "labelmap" in (data.get("data") or {}):  # `videojepa localize` presets name the AVA label map
+        schema = LocalizeConfig
     cfg = load_config(preset, schema=schema) if schema else load_config(preset)
     assert isinstance(cfg, schema or (PretrainConfig, PlanConfig))
 

@@ -22,6 +22,7 @@ LOAD_EVERY_PRESET = textwrap.dedent(
     import videojepa
     from videojepa.config.loader import PRESET_DIR, list_presets, load_config
     from videojepa.eval.config import ProbeConfig
+    from videojepa.eval.localize_config import LocalizeConfig
     from videojepa.finetune.config import FinetuneConfig
 
     site = Path(sys.argv[1]).resolve()
@@ -30,7 +31,7 @@ LOAD_EVERY_PRESET = textwrap.dedent(
     names = list_presets()
     for name in names:
         errors = []
-        for schema in (None, FinetuneConfig, ProbeConfig):  # a preset is one of these kinds
+        for schema in (None, FinetuneConfig, ProbeConfig, LocalizeConfig):  # a preset is one of these kinds
             try:
                 load_config(name) if schema is None else load_config(name, schema=schema)
                 break

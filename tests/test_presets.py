@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from test_eval_presets import SOURCES as EVAL_SOURCES
 
 from videojepa.config.loader import PRESET_DIR
 
@@ -256,9 +257,30 @@ SOURCES = {
     },
     "finetune/vjepa_k400": FINETUNE_K400,
     "finetune/vjepa_ssv2": FINETUNE_SSV2,
+    # the V-JEPA paper's Table 7 (out_layers 18/20/22/24 of ViT-L's 24 blocks, 1-based: blocks 17..23 from 0, the
+    # last and the 2nd, 4th, 6th before it) and SlowFast's AVA head and proposals threshold
+    "eval/ava": {
+        "probe.layers": [-7, -5, -3, -1],
+        "roi.resolution": 7,
+        "roi.sampling_ratio": 0,
+        "roi.aligned": True,
+        "data.detection_threshold": 0.9,
+        "data.labelmap": "ava/annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt",
+        "optim.epochs": 30,
+        "optim.batch_size": 64,
+        "optim.lr": 1e-4,
+        "optim.weight_decay": 0.05,
+        "optim.warmup_epochs": 2.0,
+        "optim.warmup_lr": 1e-6,
+        "optim.min_lr": 1e-6,
+        "optim.eps": 1e-8,
+    },
 }
 
-PAPER_FOLDERS = ("vjepa", "vjepa2", "videomae", "salt", "paper", "finetune")
+# the frozen-evaluation presets (eval/k400, ..., eval/ssv2_vjepa2), their sources cited in tests/test_eval_presets.py
+SOURCES.update(EVAL_SOURCES)
+
+PAPER_FOLDERS = ("vjepa", "vjepa2", "videomae", "salt", "paper", "finetune", "eval")
 
 
 def mismatches(cli, preset: str, *overrides: str) -> dict:

@@ -7,8 +7,13 @@ import json
 from videojepa.cli.common import add_config_arguments, presets_epilog
 
 # The config kinds and the top-level section that tells each apart (a pretraining config has none of them).
-KINDS = ("pretrain", "probe", "finetune", "plan")
-MARKERS = {"plan": ("stages",), "probe": ("probe", "tasks", "features", "optim"), "finetune": ("finetune", "augment")}
+KINDS = ("pretrain", "probe", "localize", "finetune", "plan")
+MARKERS = {
+    "plan": ("stages",),
+    "localize": ("roi",),
+    "probe": ("probe", "tasks", "features", "optim"),
+    "finetune": ("finetune", "augment"),
+}
 
 
 def register(subparsers) -> None:
@@ -18,7 +23,7 @@ def register(subparsers) -> None:
         description="Resolve a config as the command that runs it would (preset or YAML file, its `base:` chain, "
         "typed defaults, key=value overrides; the same checks) and print every key with its value and where it "
         "was set: a preset's name or a file's path, `override`, or `default`. The kind (pretraining, probe, "
-        "fine-tuning, or a plan of stages) is read from the config's sections unless --kind names it.",
+        "localisation, fine-tuning, or a plan of stages) is read from the config's sections unless --kind names it.",
         epilog=presets_epilog(),
     )
     add_config_arguments(p)
@@ -41,12 +46,14 @@ def resolve(source: str, overrides: list, kind: str) -> dict:
 
     if kind == "probe":
         from videojepa.eval.config import ProbeConfig as schema
+    elif kind == "localize":
+        from videojepa.eval.localize_config import LocalizeConfig as schema
     elif kind == "finetune":
         from videojepa.finetune.config import FinetuneConfig as schema
     else:
         from videojepa.config.schema import PretrainConfig as schema
     cfg = load_config(source, overrides, schema=schema)
-    if kind not in ("probe", "finetune"):  # a pretraining config, or a plan's stage
+    if kind not in ("probe", "localize", "finetune"):  # a pretraining config, or a plan's stage
         from videojepa.methods import check_config
 
         check_config(cfg)  # the method's rules across sections, as `videojepa pretrain` runs them

@@ -18,6 +18,9 @@ def run_synth(args) -> int:
     from videojepa.data.synth import SynthSpec, write_dataset
 
     spec = SynthSpec(clutter=args.clutter)
+    count = args.num_videos // 4 if args.localization_videos is None else args.localization_videos
+    if count < 0 or args.localization_objects < 2:
+        raise UserError("--localization-videos must be >= 0 and --localization-objects >= 2")
     info = write_dataset(
         args.out,
         num_videos=args.num_videos,
@@ -40,7 +43,33 @@ def run_synth(args) -> int:
         classes = info[f"{task}_classes"]
         print(f"  {task:<10} {len(classes)} classes (chance {1 / len(classes):.1%}): {', '.join(classes)}")
         print(f"             {os.path.join(args.out, task, 'train.csv')}, {os.path.join(args.out, task, 'val.csv')}")
+    if count:
+        run_synth_localization(args, max(2, count), spec)
     return 0
+
+
+def run_synth_localization(args, count: int, spec) -> None:
+    from videojepa.data.synth_localization import write_localization
+
+    info = write_localization(
+        args.out,
+        num_videos=count,
+        frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        workers=args.workers,
+        val_fraction=args.val_fraction,
+        motions=_names(args.motions),
+        max_objects=args.localization_objects,
+        spec=spec,
+        force=args.force,
+    )
+    boxes = info["boxes"]
+    print(
+        f"  localization {info['num_train']} train / {info['num_val']} val videos, {boxes['train']} / {boxes['val']} "
+        f"boxes of {len(info['classes'])} motion classes, {info['val_proposals']} val proposals "
+        f"({info['seconds']:.1f} s): {os.path.join(args.out, 'localization')}"
+    )
 
 
 def run_check(args) -> int:
@@ -146,7 +175,10 @@ def register(subparsers) -> None:
         help="write a synthetic labelled video dataset (mp4 + CSV)",
         description="Write moving-object videos labelled two ways: 'motion' (needs temporal modelling) and "
         "'appearance' (shape/texture). Layout: OUT/videos/*.mp4, OUT/{motion,appearance}/{train,val}.csv "
-        "(V-JEPA 'path label' format) and classes.txt, OUT/scenes.csv, OUT/synth.json.",
+        "(V-JEPA 'path label' format) and classes.txt, OUT/scenes.csv, OUT/synth.json. Plus an action-localisation "
+        "task in AVA's layout (2-3 objects per video, each box labelled with its own motion class): "
+        "OUT/localization/{train,val}.csv, labelmap.pbtxt, val_proposals.csv, tracks.csv, videos/ "
+        "(`videojepa localize demo/localize`).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     synth.add_argument("--out", required=True, help="output folder")
@@ -164,6 +196,16 @@ def register(subparsers) -> None:
     )
     synth.add_argument("--appearances", default=",".join(APPEARANCES), help="appearance classes, comma separated")
     synth.add_argument("--clutter", type=float, default=0.1, help="strength of the background texture")
+    synth.add_argument(
+        "--localization-videos",
+        type=int,
+        default=None,
+        help="videos of the action-localisation task in AVA's layout under OUT/localization "
+        "(default: a quarter of --num-videos; 0: none)",
+    )
+    synth.add_argument(
+        "--localization-objects", type=int, default=3, help="at most this many moving objects per localisation video"
+    )
     synth.add_argument("--force", action="store_true", help="replace videos already in OUT")
     synth.set_defaults(func=run_synth)
 

@@ -22,6 +22,7 @@ COMMANDS = [
     "pretrain",
     "finetune",
     "probe",
+    "localize",
     "evaluate",
     "extract",
     "convert",
