@@ -90,7 +90,7 @@ def test_streamed_probe_training_sees_fresh_augmented_views_and_equals_the_cache
         # the same batches in the same order; only the encoder's batch composition differs (float rounding)
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
-    assert plain["tasks"][0]["protocol"]["training"] == "streamed: evaluation clips, fresh every epoch"
+    assert plain["tasks"][0]["protocol"]["training"] == "streamed: evaluation clips, encoded every epoch"
 
     # streamed with random clips, RandAugment and erasing: every video looks different in each epoch
     training_clips.clear()

@@ -427,7 +427,8 @@ class Classification(Evaluation):
         if self.clip_augment is not None and aug.erase_prob:
             clips += f" + erasing p{aug.erase_prob:g}"
         if self.stream:
-            return f"streamed: {clips}, fresh every epoch"
+            fresh = self.augment or self.clip_augment is not None
+            return f"streamed: {clips}, " + ("fresh every epoch" if fresh else "encoded every epoch")
         if feat.augmentations:
             return f"cached: {feat.augmentations} copies of {clips}"
         return "cached: evaluation clips"
