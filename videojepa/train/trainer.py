@@ -20,7 +20,6 @@ import math
 import signal
 import time
 import warnings
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,7 +42,7 @@ from videojepa.train.batches import split_entries, to_device
 from videojepa.train.checkpoint_manager import CheckpointManager
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
-from videojepa.train.hooks import StepHook, untouched
+from videojepa.train.hooks import HookRunner, StepHook
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.parallel import gradient_sync, wrap_for_training
@@ -100,10 +99,8 @@ class Trainer:
         hooks: Sequence[StepHook] = (),
     ):
         self.cfg, self.train_cfg = cfg, cfg.train
-        self.hooks = list(hooks)
-        if cfg.train.online_probe is not None and not any(
-            getattr(h, "key", None) == "train.online_probe" for h in hooks
-        ):
+        self.hooks = HookRunner(hooks)
+        if cfg.train.online_probe is not None and not self.hooks.has("train.online_probe"):
             raise UserError(
                 "train.online_probe is set but no online probe was given to the trainer: run `videojepa pretrain`, "
                 "or pass hooks=[videojepa.eval.online.OnlineProbe(cfg)] to Trainer"
@@ -144,8 +141,6 @@ class Trainer:
             to_dict(cfg),
         )
         self.step, self.skipped, self.nonfinite_in_row = 0, 0, 0
-        self.hook_seconds: dict[str, float] = defaultdict(float)
-        self.fit_started = time.perf_counter()
         self.collapse = CollapseWatch(cfg.train.collapse_std, cfg.train.collapse_rank)
         self.loader, self.health_video, self.metrics, self.bar = None, None, None, None
         self._stop_signal = None
@@ -343,7 +338,7 @@ class Trainer:
             if not self.start():
                 return {"step": self.step}
             flops_per_clip, window, batches = self.flops_per_clip(), Window(), self.batches()
-            self.fit_started = time.perf_counter()
+            self.hooks.start()
             self.bar = self.progress_bar()
             self._install_signal_handlers()
             if self.step == 0 and 0 in tc.encoder_snapshots:  # the initial weights, before any step
@@ -375,33 +370,8 @@ class Trainer:
         return last
 
     def run_hooks(self) -> None:
-        """The step hooks due after this step (`hooks`): each on the exported encoder, on rank 0, untouched."""
-        for hook in self.hooks:
-            if self.step % hook.every and self.step != self.train_cfg.steps:
-                continue
-            started = time.perf_counter()
-            with untouched(self.method):
-                encoder = self.exported_encoder()  # every rank takes part (under FSDP2 a gather onto rank 0)
-                record = hook(self.step, encoder) if self.dist.is_main else None
-            if self.dist.enabled:
-                torch.distributed.barrier()  # the other ranks wait for rank 0's probe
-            seconds = time.perf_counter() - started
-            self.hook_seconds[hook.name] += seconds
-            if record is None:
-                continue
-            share = self.hook_seconds[hook.name] / max(time.perf_counter() - self.fit_started, 1e-9)
-            record = {"step": self.step, **record, f"{hook.name}/seconds": seconds, f"{hook.name}/time_share": share}
-            if self.metrics:
-                self.metrics.write("probe", record)
-            scores = " ".join(f"{k.split('/', 1)[-1]} {v:.4g}" for k, v in record.items() if k.endswith("top1"))
-            log.info(
-                "step %d %s: %s (%.1f s; %.1f%% of this launch's time so far)",
-                self.step,
-                hook.name.replace("_", " "),
-                scores,
-                seconds,
-                100 * share,
-            )
+        """The step hooks due after this step, on the exported encoder (every rank exports; rank 0 runs them)."""
+        self.hooks.run(self.step, self.train_cfg.steps, self.method, self.exported_encoder, self.dist, self.metrics)
 
     def save_or_stop(self) -> bool:
         """After a step: the periodic checkpoint and snapshots, and a stop signal's (every rank stops after the
