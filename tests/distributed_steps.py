@@ -181,8 +181,11 @@ def jobs(specs: list[str]) -> None:
             from videojepa.finetune import FinetuneConfig, run_finetune
 
             run_finetune(load_config(spec.split("=", 1)[1], schema=FinetuneConfig))
-        else:
-            Trainer(load_config(spec)).fit()
+        else:  # with its online probe, as `videojepa pretrain` runs it
+            from videojepa.eval.online import OnlineProbe
+
+            cfg = load_config(spec)
+            Trainer(cfg, hooks=[OnlineProbe(cfg)] if cfg.train.online_probe else []).fit()
     shutdown_distributed()
     end_worker()
 

@@ -64,7 +64,12 @@ def resumed(tiny_synth, tmp_path_factory):
             )
             save_config(cfg, root / f"{parallel}-{name}.yaml")
             (second if name == "resume" else first).append(root / f"{parallel}-{name}.yaml")
-    torchrun_jobs(*first)
+    # the FSDP2 6-step run again with the online probe (rank 0 probes the gathered encoder, rank 1 waits)
+    probed = resumable_config(tiny_synth, root / "fsdp2-probed", "fsdp2", 6)
+    probed.train.online_probe = {"train": f"{tiny_synth}/motion/train.csv", "val": f"{tiny_synth}/motion/val.csv"}
+    probed.train.online_probe.every, probed.train.online_probe.epochs = 3, 2
+    save_config(probed, root / "fsdp2-probed.yaml")
+    torchrun_jobs(*first, root / "fsdp2-probed.yaml")
     for parallel in ("ddp", "fsdp2"):
         out[f"{parallel}-steps after 4"] = [r["step"] for r in read_metrics(root / f"{parallel}-run", kind="step")]
         out[f"{parallel}-latest after 4"] = ckpt.load_latest(root / f"{parallel}-run")["step"]
@@ -77,6 +82,14 @@ def resumed(tiny_synth, tmp_path_factory):
     out["resume stderr"] = torchrun_jobs(*second, f"restore={root / 'single.yaml'}={root / 'r.pt'}").stderr
     out["root"] = root
     return out
+
+
+def test_the_online_probe_under_torchrun_leaves_the_training_unchanged(resumed):
+    root = resumed["root"]
+    losses = [[r["loss"] for r in read_metrics(root / run, kind="step")] for run in ("fsdp2-probed", "fsdp2-straight")]
+    assert len(losses[0]) == 6 and losses[0] == losses[1]  # bit for bit
+    records = read_metrics(root / "fsdp2-probed", kind="probe")  # rank 0's only
+    assert [r["step"] for r in records] == [3, 6] and all(0 <= r["online_probe/knn_top1"] <= 1 for r in records)
 
 
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])

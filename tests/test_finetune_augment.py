@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from videojepa.finetune.erasing import random_erase
+from videojepa.data.erasing import random_erase
+from videojepa.data.randaugment import OPS, apply_plan, draw_plan
 from videojepa.finetune.layer_decay import layer_decay_groups
 from videojepa.finetune.mixup import MixSettings, mix_batch, smooth_one_hot
-from videojepa.finetune.randaugment import OPS, apply_plan, draw_plan
 
 
 # ------------------------------------------------------------------ layer-wise lr decay

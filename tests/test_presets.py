@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+from test_eval_presets import SOURCES as EVAL_SOURCES
 
 from videojepa.config.loader import PRESET_DIR
 
@@ -275,6 +276,9 @@ SOURCES = {
         "optim.eps": 1e-8,
     },
 }
+
+# the frozen-evaluation presets (eval/k400, ..., eval/ssv2_vjepa2), their sources cited in tests/test_eval_presets.py
+SOURCES.update(EVAL_SOURCES)
 
 PAPER_FOLDERS = ("vjepa", "vjepa2", "videomae", "salt", "paper", "finetune", "eval")
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from videojepa.finetune.randaugment import OPS, apply_plan
+from videojepa.data.randaugment import OPS, apply_plan
 
 GREY = 0.5  # our fill for uncovered pixels (timm fills with its img_mean, 128 grey by default)
 H, W = 24, 20  # not square, so that height and width cannot be swapped unnoticed

@@ -16,7 +16,10 @@ def register(subparsers) -> None:
         "(its lock, RUN/.lock, names the holder's host and pid; a killed run's lock goes with it). "
         "data.train is required; data.val is used only "
         "for the health monitors' held-out batch (unset: un-augmented training clips, logged; set but "
-        "missing: an error before any work). Launch with torchrun for several processes.",
+        "missing: an error before any work). train.online_probe={train: LIST, val: LIST, every: N} probes the "
+        "encoder every N steps on a small labelled pair (top-1 of a linear probe on per-time-step features and of "
+        "kNN, with its share of the run's time, in metrics.jsonl, TensorBoard and the log; the training is "
+        "unchanged). Launch with torchrun for several processes (rank 0 probes, the others wait).",
     )
     add_config_arguments(p)
     p.set_defaults(func=run)
@@ -34,8 +37,13 @@ def run(args) -> int:
     if not isinstance(cfg, PretrainConfig):
         raise UserError(f"{args.config} is a plan of several stages; pretrain each stage's config in turn")
     check_data_sources(cfg.data)  # before the run directory exists
+    hooks = []
+    if cfg.train.online_probe is not None:  # its data read and checked before any training
+        from videojepa.eval.online import OnlineProbe
+
+        hooks.append(OnlineProbe(cfg))
     try:
-        last = Trainer(cfg).fit()
+        last = Trainer(cfg, hooks=hooks).fit()
     except BaseException:
         shutdown_distributed(wait_for_all=False)
         raise

@@ -17,7 +17,13 @@ def register(subparsers) -> None:
         "run.dir (gets results.json, results.md, config.yaml, and probes/TASK.safetensors: the best attentive "
         "probe, which `videojepa evaluate` scores again), probe.kind, probe.heads (default: the encoder's head "
         "count), probe.blocks (self-attention blocks before the cross-attention), optim.lr and "
-        "optim.weight_decay (lists: every pair is one probe, all trained in one pass).",
+        "optim.weight_decay (lists: every pair is one probe, all trained in one pass), features.cache (true: "
+        "encode the training clips once and train from the cache; false: stream every epoch's freshly augmented "
+        "clips through the encoder, validation too, nothing stored; a cache above features.max_cache_gb is "
+        "refused before any work), augment.* (the training views: random clips, RandAugment, erasing), "
+        "probe.test_views (official: the official code's test views, softmax averaged; resized: short side at "
+        "crop x data.eval_resize_ratio, logits averaged). The papers' protocols are presets: eval/k400, eval/ssv2, "
+        "eval/in1k, eval/places205, eval/inat21 (V-JEPA), eval/k400_vjepa2, eval/ssv2_vjepa2 (V-JEPA 2).",
         epilog=f"probe kinds (probe.kind): {describe_probe_kinds()}. Evaluation protocols (tasks.N.evaluation): "
         f"{', '.join(list_evaluations())}. "
         "Example: videojepa probe demo/probe probe.checkpoint=runs/demo/runs/vjepa run.dir=runs/probe",

@@ -141,6 +141,28 @@ def build_method_section(value) -> MethodSection:
     return method_section(name).model_validate(method_keys(value, name))
 
 
+class OnlineProbeConfig(Section):
+    """A cheap probe of the encoder during pretraining (`videojepa.eval.online`); it never changes the training."""
+
+    train: str = Field(description="a small labelled training set (CSV list or class folders), encoded at each probe")
+    val: str = Field(description="its labelled validation set")
+    every: int = Field(1000, ge=1, description="probe after every N optimiser steps (and after the last one)")
+    kinds: list[str] = Field(
+        ["linear_frames", "knn"],
+        min_length=1,
+        description="probe kinds that read pooled features (`videojepa probe --help`): linear_frames (a linear "
+        "classifier on each time step's mean token, concatenated in time order), linear, knn, knn_frames",
+    )
+    frame_grid: int = Field(
+        1, ge=1, description="*_frames kinds: side of the spatial grid each time step is averaged over"
+    )
+    epochs: int = Field(20, ge=1, description="linear kinds: epochs on the probe set's features")
+    lr: float = Field(1e-3, gt=0, description="linear kinds: AdamW peak lr (cosine to 0)")
+    weight_decay: float = Field(0.01, ge=0)
+    batch_size: int = Field(16, ge=1, description="clips per encoder forward and per linear-probe step")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="the encoder's forward (autocast)")
+
+
 class TrainConfig(Section):
     steps: int = Field(240_000, ge=1)
     batch_size: int = Field(3072, ge=1, description="clips per optimiser step, all devices together")
@@ -202,6 +224,12 @@ class TrainConfig(Section):
     log_every: int = Field(50, ge=1)
     checkpoint_every: int = Field(1000, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
+    online_probe: OnlineProbeConfig | None = Field(
+        None,
+        description="a small labelled train/val pair probed every N steps on the exported encoder (top-1 to "
+        "metrics.jsonl, TensorBoard and the log, with its share of the run's time); it never changes the "
+        "training, and adding or removing it does not block a resume",
+    )
     encoder_snapshots: list[int] = Field(
         default_factory=list,
         description="steps after which the exported encoder is also kept, as encoders/step_XXXXXXXX.safetensors "

@@ -4,7 +4,7 @@ Extension points: probe kinds (`probes.register_probe`), evaluation protocols (`
 classification is `classification`); `encoders` holds what evaluation and fine-tuning share (loading the
 encoder, fitting a task's clip protocol to its card, labels, accuracy); `probe_file` is a trained attentive
 probe on disk (with its card: what `videojepa.load_classifier` joins to an encoder); `evaluate` scores a
-classifier as it is (`videojepa evaluate`).
+classifier as it is (`videojepa evaluate`); `lowshot` draws class-balanced low-shot splits.
 
 from videojepa.eval import ProbeConfig, run_probe          # `videojepa probe CONFIG`
 from videojepa.eval import extract_features                # `videojepa extract ...`

@@ -17,9 +17,13 @@ Sections (every key has a typed default; unknown keys are errors):
             overrides}}; evaluation is a registered evaluation protocol (`videojepa.eval.tasks`, default
             classification)
   optim     epochs, batch_size, and lists of lr and weight_decay: every (lr, wd) pair is one probe, and
-            all of them are trained together in one pass over the data (`videojepa.eval.grid`)
+            all of them are trained together in one pass over the data (`videojepa.eval.grid`); gradient
+            clipping, a weight-decay schedule and which parameters decay (the official probes differ there)
   features  cache the encoder's features once (optionally several augmented copies of the training set)
-            or run the encoder on every training batch with fresh random crops and flips
+            or stream every training batch through the encoder with fresh augmented views (nothing stored,
+            validation streamed too); a cache larger than features.max_cache_gb is refused before any work
+  augment   the probes' training views: random clips (crop, flip) or the evaluation ones, views per clip,
+            RandAugment and random erasing
 
 The number of classes of a task is read from its data (class names or the largest label) unless given.
 """
@@ -35,6 +39,7 @@ from pydantic_core import PydanticCustomError
 
 from videojepa.config.base import Section
 from videojepa.config.schema import ModelConfig
+from videojepa.data.augment import ClipAugment
 from videojepa.data.config import DataConfig
 from videojepa.errors import ConfigError
 from videojepa.eval.probes import AttentiveProbe, get_probe_kind, list_probe_kinds
@@ -89,6 +94,11 @@ class ProbeSection(Section):
         "probe: 3; kind attentive3 sets 3)",
     )
     queries: int = Field(1, ge=1, description="learnable query tokens of the attentive probes")
+    out_proj: bool = Field(
+        True,
+        description="attentive: an output projection after the cross-attention (V-JEPA's probe; V-JEPA 2's has "
+        "none, and a probe without it converts to Hugging Face's VJEPA2ForVideoClassification)",
+    )
     layers: list[int] = Field(
         [-1],
         min_length=1,
@@ -104,6 +114,14 @@ class ProbeSection(Section):
         "auto",
         description="encoder forward precision; auto: bf16 on CUDA, on a CPU bf16 only where a matmul probe "
         "measured it faster than fp32 (cached per machine); results record the resolved one",
+    )
+    test_views: Literal["official", "resized"] = Field(
+        "official",
+        description="how validation videos are viewed and scored: official (V-JEPA's evaluation code): with several "
+        "views (data.num_views) the short side is resized to the crop and the views span the long side, with one "
+        "the short side is resized to crop x 256/224 and centre-cropped, and the views' softmax probabilities are "
+        "averaged; resized (this project's earlier protocol): the short side resized to crop x "
+        "data.eval_resize_ratio for any number of views, and the views' logits averaged",
     )
 
     @field_validator("kind")
@@ -133,6 +151,20 @@ class OptimSection(Section):
     )
     weight_decay: list[float] = Field([0.01], min_length=1, description="AdamW weight decays (grid axis)")
     betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = Field(
+        None, gt=0, description="max gradient norm of each probe (V-JEPA's probe: 1.0); null: no clipping"
+    )
+    final_weight_decay: float | None = Field(
+        None,
+        ge=0,
+        description="weight decay follows a cosine from each probe's weight_decay to this value over the run "
+        "(V-JEPA's probe: 1e-6); null: constant",
+    )
+    decay_norms_and_biases: bool = Field(
+        False,
+        description="weight decay on every parameter (V-JEPA 2's probe); false: on weights only, not on biases, "
+        "norms or other 1-D tensors (V-JEPA's)",
+    )
 
     @field_validator("lr", "weight_decay", mode="before")
     @classmethod
@@ -158,7 +190,12 @@ class FeaturesSection(Section):
         description="feature cache folder (default: <run.dir>/features); reused by "
         "later runs with the same encoder, data and protocol",
     )
-    batch_size: int = Field(16, ge=1, description="clips per encoder forward")
+    batch_size: int = Field(
+        16,
+        ge=1,
+        description="videos per encoder forward (each with its clips x views): extraction, validation, and the "
+        "chunks a streamed training batch is encoded in",
+    )
     train_videos: int | None = Field(
         None,
         ge=1,
@@ -166,6 +203,74 @@ class FeaturesSection(Section):
         "intermediate points of a curve); cached features of the whole list are cut instead of computed",
     )
     val_videos: int | None = Field(None, ge=1, description="the same for each task's validation list")
+    train_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="low-shot: train on this fraction of each class's training videos (rounded up: every class "
+        "keeps at least one), a random class-balanced split; see features.splits",
+    )
+    splits: int = Field(
+        1,
+        ge=1,
+        description="low-shot: random splits of features.train_fraction (each seeded by run.seed and its number); "
+        "top-1 is reported as the mean and standard deviation over them, the features computed once",
+    )
+    max_cache_gb: float = Field(
+        50.0,
+        gt=0,
+        description="largest feature cache (training and validation features together, in GB of 1e9 bytes, on disk "
+        "and in memory) a task may make; a larger one is refused before any work, naming its size: stream "
+        "instead (features.cache=false) or pool the tokens (a linear or kNN probe)",
+    )
+
+
+class AugmentSection(Section):
+    random_clips: bool = Field(
+        True,
+        description="training clips drawn at random: segment starts, random-resized crops (data.random_resize_*) "
+        "and flips (data.horizontal_flip); false: the evaluation clips (centred), as cached features without "
+        "features.augmentations are",
+    )
+    views: int | None = Field(
+        None,
+        ge=1,
+        description="training views per clip (independent random crops, each one sample); default: "
+        "data.num_views. The official probes train on 1 and test on data.num_views",
+    )
+    randaugment_n: int = Field(
+        0,
+        ge=0,
+        description="RandAugment on training clips: ops per clip, each applied with probability 1/2 to every frame "
+        "alike (the official video probes: 4); 0 disables",
+    )
+    randaugment_m: float = Field(7.0, ge=0.0, le=10.0, description="RandAugment magnitude (0..10)")
+    randaugment_mstd: float = Field(0.5, ge=0.0, description="RandAugment: std of the magnitude's noise per op")
+    erase_prob: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="random erasing on training clips: probability of one box per clip (the same box in every "
+        "frame) filled with normal noise (the official probes: 0.25)",
+    )
+    auto_augment: bool = Field(
+        False,
+        description="AutoAugment's ImageNet policy on training clips, in place of RandAugment (V-JEPA's image "
+        "probes: timm's `original`)",
+    )
+
+    def clip_augment(self, data: DataConfig):
+        """The per-clip augmentation after the crop (`videojepa.data.augment.ClipAugment`), or None."""
+        augment = ClipAugment(
+            tuple(data.mean),
+            tuple(data.std),
+            self.randaugment_n,
+            self.randaugment_m,
+            self.randaugment_mstd,
+            self.erase_prob,
+            self.auto_augment,
+        )
+        return augment if augment.active else None
 
 
 class ProbeConfig(Section):
@@ -176,6 +281,7 @@ class ProbeConfig(Section):
     tasks: list[TaskConfig] = Field(default_factory=list)
     optim: OptimSection = OptimSection()
     features: FeaturesSection = FeaturesSection()
+    augment: AugmentSection = AugmentSection()
 
     def check(self) -> None:
         """Rules across keys; raises ConfigError naming the key."""
@@ -207,6 +313,12 @@ class ProbeConfig(Section):
             )
         if blocks and not issubclass(kind.cls, AttentiveProbe):
             raise ConfigError("probe.blocks", f"only applies to attentive probes, not probe.kind={kind.name}")
+        if self.augment.auto_augment and self.augment.randaugment_n:
+            raise ConfigError(
+                "augment.auto_augment", "replaces RandAugment: set augment.randaugment_n=0 (or auto_augment=false)"
+            )
+        if not self.probe.out_proj and not issubclass(kind.cls, AttentiveProbe):
+            raise ConfigError("probe.out_proj", f"only applies to attentive probes, not probe.kind={kind.name}")
         if self.tasks and self.probe.num_classes is not None:
             raise ConfigError(
                 "probe.num_classes", "only applies to data.train/data.val; set tasks.N.num_classes instead"
@@ -221,6 +333,21 @@ class ProbeConfig(Section):
             raise ConfigError("optim.weight_decay", f"{self.optim.weight_decay} must be non-negative")
         if not all(0.0 <= b < 1.0 for b in self.optim.betas):
             raise ConfigError("optim.betas", f"{self.optim.betas} must lie in [0, 1)")
+        feat = self.features
+        if feat.splits > 1 and feat.train_fraction is None:
+            raise ConfigError("features.splits", f"{feat.splits} splits of what? set features.train_fraction too")
+        if feat.train_fraction is not None and feat.train_videos is not None:
+            raise ConfigError(
+                "features.train_fraction", "takes a class-balanced random share; drop features.train_videos (a prefix)"
+            )
+        given = self.given_keys()
+        resized = "data.eval_resize_ratio" in given or any("eval_resize_ratio" in t.data for t in self.tasks)
+        if self.probe.test_views == "official" and resized:
+            raise ConfigError(
+                "data.eval_resize_ratio",
+                "applies to probe.test_views=resized; probe.test_views=official resizes the short side to the crop "
+                "(several views) or to crop x 256/224 (one view), as V-JEPA's evaluation code does",
+            )
 
     def task_list(self) -> list[tuple[TaskConfig, DataConfig]]:
         """Every task with its resolved protocol (the shared data section plus the task's overrides)."""

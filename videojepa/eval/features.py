@@ -142,19 +142,24 @@ def encode_batches(
     desc: str = "",
     total: int | None = None,
     round_to: torch.dtype | None = None,
+    chunk: int | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(features (B, S, N, D) or pooled (B, S, F), labels, file indices) for every batch of a dataset loader
     (or any iterable of its batches; `total`: how many, for the progress bar). `pooling`: see
     `pool_features` (True means "mean"). `round_to`: the tokens are rounded to this dtype before pooling,
-    so that features pooled now equal those pooled later from tokens stored in it."""
+    so that features pooled now equal those pooled later from tokens stored in it. `chunk`: encode at most this
+    many videos per forward (a large training batch of many clips each), their features joined."""
     pooling = pooling_of(pooling)
     for batch in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", total=total):
         clips = as_clips(batch["video"])
-        tokens = encode(encoder, clips, layers, precision)
-        if round_to is not None and pooling != "none":
-            tokens = tokens.to(round_to).float()
         grid = encoder.grid(*clips.shape[-3:]) if pooling.startswith("frames") else None
-        yield pool_features(tokens, pooling, grid), batch["label"], batch["index"]
+        parts = []
+        for part in clips.split(chunk or len(clips)):
+            tokens = encode(encoder, part, layers, precision)
+            if round_to is not None and pooling != "none":
+                tokens = tokens.to(round_to).float()
+            parts.append(pool_features(tokens, pooling, grid))
+        yield torch.cat(parts) if len(parts) > 1 else parts[0], batch["label"], batch["index"]
 
 
 @dataclass

@@ -12,8 +12,11 @@ per batch, or once for a whole set of fixed features (`videojepa probe` on cache
 
 Each cell is an ordinary probe module. All cells start from the SAME initialisation (the probe built
 under `seed`), see the same batches in the same order, and own their AdamW parameter groups: the
-cell's lr and weight decay (decay on weights only, as V-JEPA: not on biases or other 1-D tensors),
-with a cosine schedule from the cell's lr to 0 over `total_steps` and no warmup. One backward pass
+cell's lr and weight decay (decay on weights only, as V-JEPA: not on biases or other 1-D tensors; on every
+parameter with `decay_all`, as V-JEPA 2), with a cosine schedule from the cell's lr to 0 over `total_steps`
+and no warmup; with `final_weight_decay` the decay follows the same cosine from the cell's value to it (V-JEPA's
+probe: to 1e-6), else it is constant; with `grad_clip` each cell's gradient norm is clipped on its own (V-JEPA's
+probe: 1.0). One backward pass
 through the sum of the cells' losses gives every cell the gradient it gets alone, and the optimiser
 updates each group independently, so a cell follows the trajectory of training it alone with the same
 seed (`ProbeGrid` with that single cell): bit for bit for linear probes; for attentive probes up to the
@@ -54,6 +57,9 @@ class ProbeGrid(nn.Module):
         seed: int,
         total_steps: int,
         betas: tuple[float, float] = (0.9, 0.999),
+        grad_clip: float | None = None,
+        final_weight_decay: float | None = None,
+        decay_all: bool = False,
     ):
         super().__init__()
         if not cells:
@@ -69,15 +75,17 @@ class ProbeGrid(nn.Module):
         for cell, probe in zip(self.cells, self.probes):
             decay, no_decay = [], []
             for name, p in probe.named_parameters():
-                (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+                (no_decay if not decay_all and (p.ndim <= 1 or name.endswith(".bias")) else decay).append(p)
+            base = {"lr": cell["lr"], "base_lr": cell["lr"]}
             groups.append(
-                {"params": decay, "lr": cell["lr"], "weight_decay": cell["weight_decay"], "base_lr": cell["lr"]}
+                {"params": decay, **base, "weight_decay": cell["weight_decay"], "base_wd": cell["weight_decay"]}
             )
-            groups.append({"params": no_decay, "lr": cell["lr"], "weight_decay": 0.0, "base_lr": cell["lr"]})
+            groups.append({"params": no_decay, **base, "weight_decay": 0.0, "base_wd": 0.0})
         # fused: one pass over each tensor instead of ~10 (the per-parameter loop was a fifth of a probe step on
         # CPU); it is elementwise, so a cell's update still does not depend on the other cells
         self.optimizer = torch.optim.AdamW(groups, betas=betas, fused=True)
         self.total_steps, self.step_count = total_steps, 0
+        self.grad_clip, self.final_weight_decay = grad_clip, final_weight_decay
 
     def __len__(self) -> int:
         return len(self.probes)
@@ -89,9 +97,14 @@ class ProbeGrid(nn.Module):
         factor = cosine_factor(self.step_count, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
+            if self.final_weight_decay is not None and group["base_wd"] > 0:
+                group["weight_decay"] = self.final_weight_decay + (group["base_wd"] - self.final_weight_decay) * factor
         losses = torch.stack([F.cross_entropy(logits, y) for logits in self.forward(x)])
         self.optimizer.zero_grad(set_to_none=True)
         losses.sum().backward()
+        if self.grad_clip is not None:
+            for probe in self.probes:  # each cell's own norm: its gradient is what it gets alone
+                torch.nn.utils.clip_grad_norm_(list(probe.parameters()), self.grad_clip, foreach=True)
         self.optimizer.step()
         self.step_count += 1
         return losses.detach().cpu()

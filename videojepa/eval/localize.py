@@ -46,6 +46,7 @@ from videojepa.eval.localize_task import BoxSet, LocalizationTask, build_task
 from videojepa.eval.roi import roi_features, token_map
 from videojepa.utils.device import resolve_device
 from videojepa.utils.files import atomic_path
+from videojepa.utils.precision import resolve_precision
 
 CHANCE_DRAWS = 5  # random tie-breaks averaged for the chance reference
 
@@ -201,6 +202,8 @@ def run_localization(cfg: LocalizeConfig, log: Callable[[str], None] | None = pr
     start = time.perf_counter()
     run_dir = Path(cfg.run.dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # `auto` resolved here, so that config.yaml, results.json and the feature cache keys record what was used
+    cfg.probe.precision = resolve_precision(cfg.probe.precision, resolve_device(cfg.run.device, "run.device"))
     save_config(cfg, run_dir / "config.yaml")
     encoder, info, identity = load_task_encoder(cfg.probe.checkpoint, cfg.model, cfg.run.seed)
     encoder = prepare_encoder(encoder, cfg.probe.precision).to(resolve_device(cfg.run.device, "run.device"))

@@ -47,7 +47,11 @@ class ProbeSection(Section):
         description="encoder blocks (0-based; negative counts from the end) whose normed token maps are "
         "concatenated along channels",
     )
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="encoder forward precision")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="encoder forward precision; auto: bf16 on CUDA, on a CPU bf16 only where a matmul probe "
+        "measured it faster than fp32 (cached per machine); results record the resolved one",
+    )
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout on the pooled box feature before the linear layer")
 
 

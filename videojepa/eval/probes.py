@@ -310,10 +310,11 @@ class AttentiveProbe(Probe):
 
     @classmethod
     def from_config(cls, dim: int, num_classes: int, settings, self_attn_blocks: int | None = None) -> AttentiveProbe:
-        """settings.heads (resolved: `probe_heads`), .queries and .blocks (probe.blocks), unless the kind fixes the
-        blocks (`attentive3`: 3)."""
+        """settings.heads (resolved: `probe_heads`), .queries, .out_proj and .blocks (probe.blocks), unless the kind
+        fixes the blocks (`attentive3`: 3)."""
         blocks = settings.blocks if self_attn_blocks is None else self_attn_blocks
-        return cls(dim, num_classes, settings.heads, settings.queries, self_attn_blocks=blocks)
+        out_proj = getattr(settings, "out_proj", True)
+        return cls(dim, num_classes, settings.heads, settings.queries, self_attn_blocks=blocks, out_proj=out_proj)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The parameter-free start of the forward pass: the layer-normed tokens when the cross-attention

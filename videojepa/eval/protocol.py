@@ -7,7 +7,13 @@ A video gives K clips (temporal segments) x V views (spatial crops). Their featu
 - Per view, the K clips' tokens are concatenated along the token axis -> (B*V, K*N, D); pooled
   features are averaged over the clips, which equals mean-pooling the concatenated tokens.
 - Training: every view is one sample carrying its video's label (so the loss averages over views).
-- Test: the probe scores every view and the LOGITS are averaged over views -> (B, num_classes).
+- Test: the probe scores every view and the views are combined -> (B, num_classes): their softmax
+  probabilities averaged (`average="softmax"`, returned as log-probabilities, V-JEPA's and V-JEPA 2's
+  evaluation code: segments concatenated per view, softmax averaged over views only) or their logits
+  averaged (`"logits"`, this project's earlier protocol). Either way the result ranks classes like logits.
+- Test views (`with_test_views`): "official" resizes the short side to the crop when there are several
+  views (which then span the long side) and to crop x 256/224 for one centre crop, as the official code's
+  evaluation transforms do; "resized" keeps data.eval_resize_ratio for any number of views.
 Images are still clips (the dataset repeats the frame), so they go through the same path with K = V = 1.
 """
 
@@ -16,6 +22,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from videojepa.data.config import DataConfig
+
+OFFICIAL_SINGLE_VIEW_RATIO = 256 / 224  # the official transforms' one centre crop: short side int(crop * 256 / 224)
+
+
+def with_test_views(data: DataConfig, test_views: str) -> DataConfig:
+    """The clip protocol with the short side of the test views set as `test_views` says (module docstring)."""
+    if test_views == "resized":
+        return data
+    if test_views != "official":
+        raise ValueError(f"test_views must be 'official' or 'resized', got {test_views!r}")
+    ratio = 1.0 if data.num_views > 1 else OFFICIAL_SINGLE_VIEW_RATIO
+    return data.model_copy(update={"eval_resize_ratio": ratio})
 
 
 def per_view(features: torch.Tensor, num_clips: int, num_views: int) -> torch.Tensor:
@@ -35,11 +55,20 @@ def training_batch(features: torch.Tensor, labels: torch.Tensor, num_clips: int,
 
 
 def eval_logits(
-    probe: Callable[[torch.Tensor], torch.Tensor], features: torch.Tensor, num_clips: int, num_views: int
+    probe: Callable[[torch.Tensor], torch.Tensor],
+    features: torch.Tensor,
+    num_clips: int,
+    num_views: int,
+    average: str = "logits",
 ) -> torch.Tensor:
-    """(..., B, num_classes): the probe's logits for each view, averaged over views.
+    """(..., B, num_classes): the probe's scores of each view combined over views: logits averaged, or with
+    `average="softmax"` the log of the averaged softmax probabilities.
 
     The probe may add leading axes (a probe grid returns (cells, B*V, num_classes)).
     """
-    logits = probe(per_view(features, num_clips, num_views))
-    return logits.unflatten(-2, (features.shape[0], num_views)).mean(-2)
+    logits = probe(per_view(features, num_clips, num_views)).unflatten(-2, (features.shape[0], num_views))
+    if average == "softmax":
+        return logits.float().softmax(-1).mean(-2).clamp_min(torch.finfo(torch.float32).tiny).log()
+    if average != "logits":
+        raise ValueError(f"average must be 'logits' or 'softmax', got {average!r}")
+    return logits.mean(-2)

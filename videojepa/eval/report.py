@@ -9,15 +9,20 @@ results.json (schema "videojepa.probe/1"; each task entry is its evaluation prot
       "checkpoint": "runs/vjepa" | "none",
       "encoder": {"name", "embed_dim", "depth", "num_heads", "patch_size", "tubelet_size", "pos_embed",
                   "params", "random_init": bool},
-      "probe": {"kind", "heads", "blocks", "queries", "layers", "feature_dim", "precision",
+      "probe": {"kind", "heads", "blocks", "queries", "layers", "feature_dim", "precision", "test_views",
                 "knn_k", "knn_temperature"},                        # kNN keys only for kind knn
-      "optim": {"epochs", "batch_size", "lr": [...], "weight_decay": [...], "betas"},   # absent for knn
+      "optim": {"epochs", "batch_size", "lr": [...], "weight_decay": [...], "betas", "grad_clip",
+                "final_weight_decay", "decay_norms_and_biases"},    # absent for knn
       "features": {"cache", "augmentations", "dtype"},
+      "augment": {"random_clips", "views", "randaugment_n", ...},   # the training views; absent for knn
       "tasks": [
         {
           "name": "appearance", "evaluation": "classification", "train": path, "val": path,
           "num_classes": 4, "num_train": 360, "num_val": 120,   # num_val: validation videos scored
-          "protocol": {"frames_per_clip", "frame_step", "fps", "num_clips", "num_views", "crop_size"},
+          "protocol": {"frames_per_clip", "frame_step", "fps", "num_clips", "num_views", "crop_size",
+                       "test_views": "official" | "resized", "eval_resize_ratio",  # the test views' short side
+                       "average": "softmax" | "logits",        # how the views' scores are combined
+                       "train_views", "training"},             # training views per clip; how they were drawn
           "chance": 0.25,                          # 1 / num_classes
           "majority": 0.27,                        # share of the most frequent class in val
           "top1": 0.93,                            # best cell's validation top-1 (fraction, 0..1)
@@ -35,6 +40,11 @@ results.json (schema "videojepa.probe/1"; each task entry is its evaluation prot
           "probe_file": path | null,               # the best attentive probe, a classifier with its encoder
                                                    # (`videojepa evaluate`); null for other kinds, random init
           "cached": {"train": bool, "val": bool},  # features read from an existing cache file
+          "top1_std": float | null,                # low-shot: the best setting's std over the splits
+          "low_shot": {"fraction", "splits", "seeds", "num_train", "top1": [per split], "top1_mean",
+                       "top1_std"} | null,         # with features.train_fraction: then top1 and every cell's
+                                                   # scores are means over the splits, cells list "top1_splits",
+                                                   # and the confusion matrix sums the splits
           "seconds": {"features", "train", "eval"}
         }
       ],
@@ -70,6 +80,7 @@ class ProbeResults(BaseModel):
     probe: dict  # kind, heads, queries, layers, feature_dim, precision (+ frame_grid, input; knn_k, knn_temperature)
     optim: dict | None = None  # a trained probe's: epochs, batch_size, lr, weight_decay, betas
     features: dict  # cache, augmentations, dtype
+    augment: dict | None = None  # a trained probe's training views (the config's augment section)
     tasks: list[SerializeAsAny[TaskResult]]
     seconds: float
     config: dict
@@ -88,8 +99,9 @@ class ProbeResults(BaseModel):
 
     def as_json(self) -> dict:
         data = self.model_dump(mode="json", by_alias=True)
-        if data["optim"] is None:
-            del data["optim"]
+        for optional in ("optim", "augment"):
+            if data[optional] is None:
+                del data[optional]
         return data
 
 

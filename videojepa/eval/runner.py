@@ -49,9 +49,11 @@ def probe_settings(cfg: ProbeConfig, encoder) -> dict:
         "heads": probe_heads(p, encoder),
         "blocks": kind.options.get("self_attn_blocks", p.blocks),
         "queries": p.queries,
+        "out_proj": p.out_proj,
         "layers": list(p.layers),
         "feature_dim": encoder.embed_dim * len(p.layers),
         "precision": p.precision,
+        "test_views": p.test_views,
     }
     if kind.pools == "frames":
         probe.update(frame_grid=p.frame_grid, input=kind.input(p.frame_grid))
@@ -100,12 +102,16 @@ def run_probe(cfg: ProbeConfig, log: Callable[[str], None] | None = print, sourc
             "lr": list(o.lr),
             "weight_decay": list(o.weight_decay),
             "betas": list(o.betas),
+            "grad_clip": o.grad_clip,
+            "final_weight_decay": o.final_weight_decay,
+            "decay_norms_and_biases": o.decay_norms_and_biases,
         },
         features={
             "cache": cfg.features.cache,
             "augmentations": cfg.features.augmentations,
             "dtype": cfg.features.dtype,
         },
+        augment=to_dict(cfg.augment) if get_probe_kind(cfg.probe.kind).trains else None,
         tasks=task_results,
         seconds=round(time.perf_counter() - start, 3),
         config=to_dict(cfg),

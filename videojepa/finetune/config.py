@@ -160,6 +160,11 @@ class FinetuneConfig(Section):
                 "model.init", "is a pretraining key: fine-tuning reads its encoder from finetune.checkpoint"
             )
 
+        if self.train.online_probe is not None:
+            raise ConfigError(
+                "train.online_probe",
+                "is a pretraining key: fine-tuning scores data.val itself (train.checkpoint_every)",
+            )
         if self.finetune.checkpoint == "none" and self.model.name not in list_models():
             raise ConfigError(
                 "model.name", f"unknown model {self.model.name!r}; allowed values: {', '.join(list_models())}"

@@ -17,37 +17,12 @@ crops after RandAugment; both apply one transform to all frames).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from videojepa.finetune.erasing import random_erase
+from videojepa.data.augment import ClipAugment
 from videojepa.finetune.mixup import MixSettings, mix_batch, smooth_one_hot
-from videojepa.finetune.randaugment import apply_plan, draw_plan
 from videojepa.masks.collator import batch_seed
-
-
-@dataclass(frozen=True)
-class ClipAugment:
-    """Per-clip augmentation after the base dataset's crop and flip."""
-
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    randaugment_n: int = 4
-    randaugment_m: float = 7.0
-    randaugment_mstd: float = 0.5
-    erase_prob: float = 0.25
-
-    def __call__(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """A normalised clip (C, T, H, W) -> the augmented, normalised clip."""
-        if self.randaugment_n > 0:
-            plan = draw_plan(rng, self.randaugment_n, self.randaugment_m, self.randaugment_mstd)
-            if plan:
-                mean = torch.tensor(self.mean, dtype=clip.dtype).view(-1, 1, 1, 1)
-                std = torch.tensor(self.std, dtype=clip.dtype).view(-1, 1, 1, 1)
-                clip = (apply_plan((clip * std + mean).clamp(0.0, 1.0), plan) - mean) / std
-        return random_erase(clip, self.erase_prob, rng)
 
 
 class AugmentedClips(torch.utils.data.Dataset):

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from videojepa.data.augment import ClipAugment
 from videojepa.data.build import build_dataset
-from videojepa.finetune.data import AugmentedClips, ClipAugment, MixingCollate
+from videojepa.finetune.data import AugmentedClips, MixingCollate
 from videojepa.finetune.head import ClassifierHead
 from videojepa.finetune.layer_decay import layer_decay_groups
 from videojepa.finetune.mixup import MixSettings

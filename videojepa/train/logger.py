@@ -30,8 +30,9 @@ def setup_logging(run_dir: Path | None, is_main: bool) -> None:
 
 
 # Record kinds in metrics.jsonl: "step" ({"kind", "step", "loss"}) after every optimiser step, "log" (every
-# metric and monitor) every train.log_every steps, "val" (fine-tuning: validation scores) at each checkpoint.
-KINDS = ("step", "log", "val")
+# metric and monitor) every train.log_every steps, "val" (fine-tuning: validation scores) at each checkpoint,
+# "probe" (a step hook's results, e.g. the online probe's top-1 and its cost) at the hook's steps.
+KINDS = ("step", "log", "val", "probe")
 
 
 class MetricsWriter:
@@ -62,7 +63,7 @@ class MetricsWriter:
             raise ValueError(f"metric record kind must be one of {KINDS}, got {kind!r}")
         self.file.write(json.dumps({"kind": kind, **record}) + "\n")
         self.file.flush()
-        if self.tensorboard is not None and kind == "log":
+        if self.tensorboard is not None and kind in ("log", "probe"):
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):
                     self.tensorboard.add_scalar(key, value, record["step"])

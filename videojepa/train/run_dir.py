@@ -60,6 +60,8 @@ RESUME_FREE_KEYS = {
     "train.collapse_std",
     "train.collapse_rank",
 }
+# Sections that may differ when resuming, every key under them (the online probe only reads the encoder).
+RESUME_FREE_SECTIONS = ("train.online_probe",)
 
 
 class RunLockedError(UserError):
@@ -86,8 +88,13 @@ def config_conflicts(saved: dict, current: dict, defaults: dict | None = None) -
     return [
         f"{k}: run has {a.get(k)!r}, now {b.get(k)!r}"
         for k in sorted(set(a) | set(b))
-        if k not in RESUME_FREE_KEYS and a.get(k) != b.get(k)
+        if not resume_free(k) and a.get(k) != b.get(k)
     ]
+
+
+def resume_free(key: str) -> bool:
+    """A key that may differ when resuming (`RESUME_FREE_KEYS`, `RESUME_FREE_SECTIONS`)."""
+    return key in RESUME_FREE_KEYS or any(key == s or key.startswith(f"{s}.") for s in RESUME_FREE_SECTIONS)
 
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:

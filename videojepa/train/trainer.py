@@ -9,7 +9,8 @@ directory (`run_dir.RunDirectory`: config check, exclusive lock) and its checkpo
 (`checkpoint_manager.CheckpointManager`) are kept by their own objects.
 Starting on a run directory that holds a checkpoint resumes it exactly (same losses, same
 weights as an uninterrupted run); a config that conflicts with the saved one is refused, and so is a
-directory another launch is training in.
+directory another launch is training in. Step hooks (`hooks`, e.g. the online probe) run between steps without
+touching the training.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import signal
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +42,7 @@ from videojepa.train.batches import split_entries, to_device
 from videojepa.train.checkpoint_manager import CheckpointManager
 from videojepa.train.compile import compile_blocks
 from videojepa.train.distributed import DistInfo, all_reduce_mean, init_distributed
+from videojepa.train.hooks import HookRunner, StepHook
 from videojepa.train.logger import MetricsWriter, setup_logging
 from videojepa.train.monitors import CollapseWatch, feature_health
 from videojepa.train.parallel import gradient_sync, wrap_for_training
@@ -99,7 +102,20 @@ class Window:
 
 
 class Trainer:
-    def __init__(self, cfg: PretrainConfig, method: TrainingTask | None = None, dist_info: DistInfo | None = None):
+    def __init__(
+        self,
+        cfg: PretrainConfig,
+        method: TrainingTask | None = None,
+        dist_info: DistInfo | None = None,
+        hooks: Sequence[StepHook] = (),
+    ):
+        self.cfg, self.train_cfg = cfg, cfg.train
+        self.hooks = HookRunner(hooks)
+        if cfg.train.online_probe is not None and not self.hooks.has("train.online_probe"):
+            raise UserError(
+                "train.online_probe is set but no online probe was given to the trainer: run `videojepa pretrain`, "
+                "or pass hooks=[videojepa.eval.online.OnlineProbe(cfg)] to Trainer"
+            )
         self.dist = dist_info or init_distributed()
         self.device = self.dist.device
         # `auto`: measured here, or the run's recorded one
@@ -340,6 +356,7 @@ class Trainer:
             if not self.start():
                 return {"step": self.step}
             flops_per_clip, window, batches = self.flops_per_clip(), Window(), self.batches()
+            self.hooks.start()
             self.bar = self.progress_bar()
             self._install_signal_handlers()
             if self.step == 0 and 0 in tc.encoder_snapshots:  # the initial weights, before any step
@@ -357,6 +374,7 @@ class Trainer:
                     last, window = self.log_record(record, window, *flops_per_clip), Window()
                     self.show(record, last)
                 self.bar.update(1)
+                self.run_hooks()
                 if self.save_or_stop():
                     break
         except KeyboardInterrupt:
@@ -368,6 +386,10 @@ class Trainer:
         finally:
             self.finish()
         return last
+
+    def run_hooks(self) -> None:
+        """The step hooks due after this step, on the exported encoder (every rank exports; rank 0 runs them)."""
+        self.hooks.run(self.step, self.train_cfg.steps, self.method, self.exported_encoder, self.dist, self.metrics)
 
     def save_or_stop(self) -> bool:
         """After a step: the periodic checkpoint and snapshots, and a stop signal's (every rank stops after the

@@ -80,18 +80,26 @@ def rotate(frames, m, sign):
     return _affine(frames, [[c, -s * h / w, 0.0], [s * w / h, c, 0.0]])
 
 
-def posterize(frames, m, sign):
-    keep = 4 - int(m / 10 * 4)  # "increasing": fewer bits kept as m grows (4 at m < 2.5, 0 at m = 10)
-    shift = 8 - keep
+def keep_bits(frames: torch.Tensor, bits: int) -> torch.Tensor:
+    """PIL's ImageOps.posterize: keep the `bits` most significant bits of every 8-bit level."""
+    shift = 8 - bits
     levels = (frames * 255).round().to(torch.int32)
     return ((levels >> shift) << shift).to(frames.dtype) / 255.0
 
 
+def solarize_from(frames: torch.Tensor, level: int) -> torch.Tensor:
+    """PIL's ImageOps.solarize: invert the 8-bit levels >= `level`; the threshold sits half a level below it, so
+    decoded uint8 levels / 255 compare exactly."""
+    return torch.where(frames >= (level - 0.5) / 255.0, 1.0 - frames, frames)
+
+
+def posterize(frames, m, sign):
+    return keep_bits(frames, 4 - int(m / 10 * 4))  # "increasing": fewer bits as m grows (4 at m < 2.5, 0 at 10)
+
+
 def solarize(frames, m, sign):
-    """timm's levels: invert levels >= 256 - int(m / 10 * 256); the threshold sits half a level below that level,
-    so decoded uint8 levels / 255 compare exactly."""
-    threshold = (256 - int(m / 10 * 256) - 0.5) / 255.0
-    return torch.where(frames >= threshold, 1.0 - frames, frames)
+    """timm's levels: invert levels >= 256 - int(m / 10 * 256)."""
+    return solarize_from(frames, 256 - int(m / 10 * 256))
 
 
 def solarize_add(frames, m, sign):
@@ -99,13 +107,34 @@ def solarize_add(frames, m, sign):
     return torch.where(frames < 0.5, (frames + int(m / 10 * 110) / 255.0).clamp(max=1.0), frames)
 
 
+def enhance_color(frames: torch.Tensor, factor: float) -> torch.Tensor:
+    """PIL's ImageEnhance.Color: blend with the luma image."""
+    return _blend(frames, _grey(frames).expand_as(frames), factor)
+
+
+def enhance_contrast(frames: torch.Tensor, factor: float) -> torch.Tensor:
+    """PIL's ImageEnhance.Contrast: blend with the mean luma."""
+    mean = _grey(frames).mean(dim=(-3, -2, -1), keepdim=True)
+    return _blend(frames, mean.expand_as(frames), factor)
+
+
+def enhance_sharpness(frames: torch.Tensor, factor: float) -> torch.Tensor:
+    """PIL's ImageEnhance.Sharpness: blend with the SMOOTH kernel (1 1 1 / 1 5 1 / 1 1 1) / 13 inside, the border
+    kept."""
+    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], dtype=frames.dtype) / 13
+    channels = frames.shape[1]
+    smooth = F.conv2d(frames, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
+    smooth[..., 0, :], smooth[..., -1, :] = frames[..., 0, :], frames[..., -1, :]
+    smooth[..., :, 0], smooth[..., :, -1] = frames[..., :, 0], frames[..., :, -1]
+    return _blend(frames, smooth, factor)
+
+
 def color(frames, m, sign):
-    return _blend(frames, _grey(frames).expand_as(frames), 1.0 + 0.9 * m / 10 * sign)
+    return enhance_color(frames, 1.0 + 0.9 * m / 10 * sign)
 
 
 def contrast(frames, m, sign):
-    mean = _grey(frames).mean(dim=(-3, -2, -1), keepdim=True)
-    return _blend(frames, mean.expand_as(frames), 1.0 + 0.9 * m / 10 * sign)
+    return enhance_contrast(frames, 1.0 + 0.9 * m / 10 * sign)
 
 
 def brightness(frames, m, sign):
@@ -113,13 +142,7 @@ def brightness(frames, m, sign):
 
 
 def sharpness(frames, m, sign):
-    """PIL's SMOOTH kernel (1 1 1 / 1 5 1 / 1 1 1) / 13 inside, the border kept."""
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]], dtype=frames.dtype) / 13
-    channels = frames.shape[1]
-    smooth = F.conv2d(frames, kernel.expand(channels, 1, 3, 3), padding=1, groups=channels)
-    smooth[..., 0, :], smooth[..., -1, :] = frames[..., 0, :], frames[..., -1, :]
-    smooth[..., :, 0], smooth[..., :, -1] = frames[..., :, 0], frames[..., :, -1]
-    return _blend(frames, smooth, 1.0 + 0.9 * m / 10 * sign)
+    return enhance_sharpness(frames, 1.0 + 0.9 * m / 10 * sign)
 
 
 def shear_x(frames, m, sign):
