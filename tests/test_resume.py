@@ -195,7 +195,8 @@ def test_a_run_saved_before_a_config_key_existed_resumes_as_its_default(tiny_syn
     del saved["method"]["loss_exponent"], saved["train"]["encoder_snapshots"]  # as if made before these keys existed
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     resumed = make_trainer(tiny_synth, run, **{"train.steps": 4})
-    resumed.fit()
+    with pytest.warns(UserWarning, match="train.steps changed from 2 to 4"):
+        resumed.fit()
     assert resumed.step == 4
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     with pytest.raises(Exception, match=r"method\.loss_exponent: run has 1\.0, now 2\.0"):
@@ -215,5 +216,6 @@ def test_a_run_saved_with_every_methods_keys_in_one_section_resumes(tiny_synth, 
     (run / "config.yaml").write_text(yaml.safe_dump(saved))
     assert load_config(run / "config.yaml").method == load_config("demo/vjepa", tiny_overrides(tiny_synth, run)).method
     resumed = make_trainer(tiny_synth, run, **{"train.steps": 3})
-    resumed.fit()
+    with pytest.warns(UserWarning, match="train.steps changed from 2 to 3"):
+        resumed.fit()
     assert resumed.step == 3

@@ -78,7 +78,8 @@ def test_a_second_launch_is_refused_and_a_killed_run_still_resumes(tiny_synth, t
     assert RunDirectory(run).holder()["pid"] == killed.pid
     saved = ckpt.load_latest(run)["step"]
     trainer = Trainer(load_config(tmp_path / "cfg.yaml", [f"train.steps={saved + 2}"]))
-    trainer.fit()  # not refused: the killed run's lock is gone with its processes
+    with pytest.warns(UserWarning, match=rf"train.steps changed from \d+ to {saved + 2}"):
+        trainer.fit()  # not refused: the killed run's lock is gone with its processes
     assert trainer.step == saved + 2 and steps(run)[-2:] == [saved + 1, saved + 2]
     assert RunDirectory(run).holder()["pid"] == os.getpid()
 

@@ -65,10 +65,13 @@ def variance_covariance(x: torch.Tensor) -> torch.Tensor:
     count = z.new_full((), len(z))  # filled on the device: no host-to-device copy
     total, products = z.sum(0), z.T @ z
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        from torch.distributed.nn.functional import all_reduce
+        # the functional all-reduce: its backward all-reduces the gradients (torch >= 2.13)
+        from torch.distributed._functional_collectives import all_reduce, wait_tensor
 
+        world = torch.distributed.group.WORLD
         torch.distributed.all_reduce(count)
-        total, products = all_reduce(total), all_reduce(products)
+        total = wait_tensor(all_reduce(total, "sum", world))
+        products = wait_tensor(all_reduce(products, "sum", world))
     mean = total / count
     cov = (products - count * torch.outer(mean, mean)) / (count - 1).clamp(min=1)
     var = cov.diagonal()
