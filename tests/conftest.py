@@ -1,8 +1,11 @@
 import sys
 
 import pytest
+import torch
 
 from videojepa.cli.main import main
+from videojepa.encoder_io import save_encoder
+from videojepa.models import create_model
 
 
 @pytest.fixture
@@ -26,6 +29,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def pico(tmp_path):
+    """A saved vit_pico (width 64, 2 heads: 12 heads do not divide it) whose card says 4 frames at 32 px."""
+    torch.manual_seed(0)
+    encoder = create_model("vit_pico", patch_size=8)
+    save_encoder(encoder, tmp_path / "pico" / "encoder.safetensors", data={"frames_per_clip": 4, "crop_size": 32})
+    return tmp_path / "pico"
 
 
 @pytest.fixture(scope="session")

@@ -16,17 +16,6 @@ from videojepa.eval.probes import AttentiveProbe
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def pico(tmp_path):
-    """A saved encoder of width 64 and 2 heads: 12 heads do not divide its width."""
-    from videojepa.models import create_model
-
-    torch.manual_seed(0)
-    encoder = create_model("vit_pico", patch_size=8)
-    save_encoder(encoder, tmp_path / "pico" / "encoder.safetensors", data={"frames_per_clip": 4, "crop_size": 32})
-    return tmp_path / "pico"
-
-
 def probe_folder(encoder_dir, out, protocol: ClassifierProtocol, classes, seed=0):
     """A classifier folder: the encoder and a probe saved beside it."""
     encoder = load_encoder(encoder_dir)

@@ -9,20 +9,7 @@ import pytest
 import torch
 import yaml
 
-from videojepa.encoder_io import save_encoder
-
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def pico(tmp_path):
-    """A saved encoder of width 64 and 2 heads: 12 heads do not divide its width."""
-    from videojepa.models import create_model
-
-    torch.manual_seed(0)
-    encoder = create_model("vit_pico", patch_size=8)
-    save_encoder(encoder, tmp_path / "pico" / "encoder.safetensors", data={"frames_per_clip": 4, "crop_size": 32})
-    return tmp_path / "pico"
 
 
 def test_probe_defaults_follow_the_encoder_card(pico, tiny_synth, tmp_path, cli):

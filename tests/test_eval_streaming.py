@@ -12,22 +12,10 @@ import torch
 import yaml
 
 from videojepa.data.config import DataConfig
-from videojepa.encoder_io import save_encoder
 from videojepa.eval import classification
 from videojepa.eval.protocol import eval_logits, with_test_views
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def pico(tmp_path):
-    """A saved vit_pico (width 64, 2 heads) whose card says 4 frames at 32 px: probes of it are saved."""
-    from videojepa.models import create_model
-
-    torch.manual_seed(0)
-    encoder = create_model("vit_pico", patch_size=8)
-    save_encoder(encoder, tmp_path / "pico" / "encoder.safetensors", data={"frames_per_clip": 4, "crop_size": 32})
-    return tmp_path / "pico"
 
 
 def probe_run(cli, run_dir, pico, data, *overrides):
