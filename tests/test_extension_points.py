@@ -132,12 +132,17 @@ def test_a_checkpoint_source_from_outside_converts_and_is_listed(npz_source, tmp
     assert listed in capsys.readouterr().err
 
 
-def test_a_checkpoint_source_must_subclass_and_name_itself():
+def test_a_checkpoint_source_must_subclass_name_itself_and_read():
     class Nameless(CheckpointSource):
         pass
 
+    class Unreadable(CheckpointSource):
+        name = "unreadable"
+
     with pytest.raises(TypeError, match="non-empty class attribute `name`"):
         register_source(Nameless)
+    with pytest.raises(TypeError, match="Unreadable: a checkpoint source defines read"):
+        register_source(Unreadable)
     with pytest.raises(TypeError, match="subclasses CheckpointSource"):
         register_source(MaxLinear)
 

@@ -21,6 +21,7 @@ keyword options `read` takes (the CLI's source-specific flags, refused for the o
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,7 +31,7 @@ from videojepa.encoder_io import EncoderCard
 from videojepa.errors import UserError
 
 
-class CheckpointSource:
+class CheckpointSource(ABC):
     """A format `convert` reads (module docstring)."""
 
     name: ClassVar[str] = ""
@@ -38,21 +39,21 @@ class CheckpointSource:
     hub: ClassVar[bool] = False  # SRC may be a Hugging Face Hub model id
     options: ClassVar[tuple[str, ...]] = ()  # keyword options `read` takes
 
+    @abstractmethod
     def read(self, path: Path, **options) -> tuple[nn.Module, nn.Module | None, EncoderCard] | tuple:
         """(encoder, predictor or None, the encoder's card) from the file or folder `path`, and for a classifier
         a writer `write(out)` of its probe or head (module docstring)."""
-        raise NotImplementedError
 
 
-class CheckpointTarget:
+class CheckpointTarget(ABC):
     """A format `export` writes (module docstring)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
+    @abstractmethod
     def write(self, folder: Path, out: Path) -> Path:
         """Write the encoder folder `folder` (a `convert` output) into `out` in this format; returns `out`."""
-        raise NotImplementedError
 
 
 _SOURCES: dict[str, type[CheckpointSource]] = {}
@@ -64,6 +65,8 @@ def _register(table: dict, cls: type, base: type, what: str) -> type:
         raise TypeError(f"{cls!r}: a checkpoint {what} subclasses {base.__name__}")
     if not cls.name:
         raise TypeError(f"{cls.__qualname__}: a checkpoint {what} needs a non-empty class attribute `name`")
+    if cls.__abstractmethods__:  # refused here, not when `convert` first instantiates it
+        raise TypeError(f"{cls.__qualname__}: a checkpoint {what} defines {', '.join(sorted(cls.__abstractmethods__))}")
     if cls.name in table and table[cls.name] is not cls:
         raise TypeError(f"checkpoint {what} {cls.name!r} is already registered by {table[cls.name].__qualname__}")
     table[cls.name] = cls
